@@ -1,0 +1,168 @@
+"""Settings from ``WXBOT_*`` environment variables, validated with messages that say what to set."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEMO_TOKEN = "wxbot-demo-token"
+DEMO_APPID = "wx0000000000demo"
+DEFAULT_WELCOME = (
+    "欢迎关注！我是问答机器人，直接发问题给我就好。\n"
+    "试试：天气 北京、点歌 晴天、绑定手机；随时发「取消」退出当前步骤，发「人工」转人工客服。"
+)
+_AES_KEY_RE = re.compile(r"^[A-Za-z0-9]{43}$")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message says which variable to fix and how."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    token: str = DEMO_TOKEN
+    appid: str = DEMO_APPID
+    encoding_aes_key: str | None = None
+    previous_aes_key: str | None = None
+    database_url: str | None = None  # None: SQLite file in the instance folder
+    admin_token: str | None = None
+    admin_openids: frozenset[str] = field(default_factory=frozenset)
+    teach_policy: str = "admins"
+    session_ttl: int = 600
+    max_sessions: int = 100_000
+    max_rounds: int = 10
+    max_attempts: int = 3
+    history_rounds: int = 10
+    timestamp_skew: int = 300
+    max_body_bytes: int = 64 * 1024
+    reply_max_bytes: int = 2000
+    welcome: str = DEFAULT_WELCOME
+    weather_url: str = "https://api.open-meteo.com"
+    geocoding_url: str = "https://geocoding-api.open-meteo.com"
+    music_url: str = "https://itunes.apple.com"
+    appsecret: str | None = None
+    api_url: str = "https://api.weixin.qq.com"
+    sms_backend: str = "console"
+    sms_webhook_url: str | None = None
+    http_timeout: float = 3.0
+    reply_deadline: float = 4.0  # seconds a request may spend before WeChat's 5 s limit bites
+    seen_ttl: int = 86_400
+
+    @property
+    def demo_credentials(self) -> bool:
+        return self.token == DEMO_TOKEN or self.appid == DEMO_APPID
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+_ENV: dict[str, tuple[str, type]] = {
+    "WXBOT_TOKEN": ("token", str),
+    "WXBOT_APPID": ("appid", str),
+    "WXBOT_ENCODING_AES_KEY": ("encoding_aes_key", str),
+    "WXBOT_PREVIOUS_AES_KEY": ("previous_aes_key", str),
+    "WXBOT_DATABASE_URL": ("database_url", str),
+    "WXBOT_ADMIN_TOKEN": ("admin_token", str),
+    "WXBOT_ADMIN_OPENIDS": ("admin_openids", frozenset),
+    "WXBOT_TEACH_POLICY": ("teach_policy", str),
+    "WXBOT_SESSION_TTL": ("session_ttl", int),
+    "WXBOT_MAX_SESSIONS": ("max_sessions", int),
+    "WXBOT_MAX_ROUNDS": ("max_rounds", int),
+    "WXBOT_MAX_ATTEMPTS": ("max_attempts", int),
+    "WXBOT_HISTORY_ROUNDS": ("history_rounds", int),
+    "WXBOT_TIMESTAMP_SKEW": ("timestamp_skew", int),
+    "WXBOT_WELCOME": ("welcome", str),
+    "WXBOT_WEATHER_URL": ("weather_url", str),
+    "WXBOT_GEOCODING_URL": ("geocoding_url", str),
+    "WXBOT_MUSIC_URL": ("music_url", str),
+    "WXBOT_APPSECRET": ("appsecret", str),
+    "WXBOT_API_URL": ("api_url", str),
+    "WXBOT_SMS_BACKEND": ("sms_backend", str),
+    "WXBOT_SMS_WEBHOOK_URL": ("sms_webhook_url", str),
+    "WXBOT_HTTP_TIMEOUT": ("http_timeout", float),
+    "WXBOT_REPLY_DEADLINE": ("reply_deadline", float),
+}
+_FIELD_TYPES = {f.name: f for f in fields(Settings)}
+
+
+def _convert(var: str, raw: str, kind: type) -> Any:
+    if kind is frozenset:
+        return frozenset(p.strip() for p in raw.split(",") if p.strip())
+    if kind in (int, float):
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{var}={raw!r} is not a number; set it to e.g. {var}=10") from None
+        if value < 0:
+            raise ConfigError(f"{var}={raw!r} must not be negative")
+        return value
+    return raw.strip()
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Build Settings from the environment (plus ``overrides`` by field name) and validate them."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for var, (name, kind) in _ENV.items():
+        raw = environ.get(var)
+        if raw is not None and raw.strip() != "":
+            values[name] = _convert(var, raw, kind)
+    for name, value in (overrides or {}).items():
+        if name not in _FIELD_TYPES:
+            raise ConfigError(f"unknown setting {name!r}")
+        values[name] = frozenset(value) if name == "admin_openids" else value
+    settings = Settings(**values)
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    for var, key in (
+        ("WXBOT_ENCODING_AES_KEY", settings.encoding_aes_key),
+        ("WXBOT_PREVIOUS_AES_KEY", settings.previous_aes_key),
+    ):
+        if key is not None and not _AES_KEY_RE.match(key):
+            raise ConfigError(
+                f"{var} must be the 43-character EncodingAESKey from the WeChat console "
+                f"(letters and digits only); got {len(key)} characters"
+            )
+    if settings.previous_aes_key and not settings.encoding_aes_key:
+        raise ConfigError("WXBOT_PREVIOUS_AES_KEY is set but WXBOT_ENCODING_AES_KEY is not")
+    if settings.teach_policy not in ("admins", "everyone"):
+        raise ConfigError(
+            f"WXBOT_TEACH_POLICY must be 'admins' or 'everyone', not {settings.teach_policy!r}"
+        )
+    if settings.database_url is not None:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(settings.database_url)
+        except ArgumentError:
+            raise ConfigError(
+                "WXBOT_DATABASE_URL is not a SQLAlchemy URL; use e.g. "
+                "mysql+pymysql://user:password@host/db?charset=utf8mb4 or sqlite:////path/wxbot.db"
+            ) from None
+    for name in ("session_ttl", "max_sessions", "max_rounds", "history_rounds", "max_attempts"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"WXBOT_{name.upper()} must be at least 1")
+    if settings.sms_backend not in ("console", "webhook"):
+        raise ConfigError("WXBOT_SMS_BACKEND must be 'console' or 'webhook'")
+    if settings.sms_backend == "webhook" and not settings.sms_webhook_url:
+        raise ConfigError("WXBOT_SMS_BACKEND=webhook needs WXBOT_SMS_WEBHOOK_URL")
+
+
+def warn_about_demo(settings: Settings) -> None:
+    if settings.demo_credentials:
+        log.warning(
+            "wxbot is running with demo credentials (WXBOT_TOKEN / WXBOT_APPID unset): "
+            "fine for trying it out, set both from the WeChat console before going live"
+        )

@@ -1,0 +1,1 @@
+"""The conversation engine. Nothing in this package knows about HTTP or XML."""

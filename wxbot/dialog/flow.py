@@ -1,0 +1,84 @@
+"""The vocabulary of the dialogue table: what a handler sees (Turn) and returns (Outcome).
+
+Handlers are plain functions ``Turn -> Outcome``. They may read and write the database through
+``turn.db`` (a SQLAlchemy Core connection inside the per-message transaction: never commit it)
+and call outbound services through ``turn.deps``; everything they decide about the dialogue is
+in the returned Outcome, which the engine applies and saves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from wxbot.dialog.inbound import Inbound
+from wxbot.dialog.replies import Reply
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from wxbot.config import Settings
+
+WAIT_QUERY = "WAIT_QUERY"
+
+
+@dataclass
+class Deps:
+    """What handlers may use besides the database: settings, the knowledge base, services."""
+
+    settings: Settings
+    kb: Any = None  # wxbot.qa.KnowledgeBase
+    services: Any = None  # wxbot.services.Services
+
+
+@dataclass
+class Turn:
+    msg: Inbound
+    state: str
+    slots: dict[str, Any]
+    attempts: int  # failed attempts at the current step
+    rounds: int  # messages spent inside the current unfinished flow
+    now: float  # epoch seconds from the engine's clock (controllable in tests)
+    db: Connection
+    deps: Deps
+    can_teach: bool = False
+
+    @property
+    def text(self) -> str:
+        return self.msg.text.strip()
+
+
+@dataclass
+class Outcome:
+    """A handler's decision. ``slots`` replaces the stored slots wholesale (None = empty)."""
+
+    reply: Reply
+    state: str = WAIT_QUERY
+    slots: dict[str, Any] | None = None
+    failed: bool = False  # the input did not satisfy this step: counts toward the attempt limit
+    deferred: Deferred | None = None  # slow work to finish outside the transaction
+
+
+Handler = Callable[[Turn], Outcome]
+# A router looks at a message in WAIT_QUERY and either claims it (returns an Outcome, usually
+# entering a waiting state) or returns None so the next router (finally the knowledge base) sees it.
+Router = Callable[[Turn], "Outcome | None"]
+# Deletes everything a module stored about a user (on unsubscribe).
+Forgetter = Callable[["Connection", str], None]
+
+
+@dataclass
+class Deferred:
+    """Slow outbound work (an HTTP call) that must not hold the user's lock or WeChat's 5 s.
+
+    The engine saves the Outcome's state/slots and a *pending* dedup record, commits, then runs
+    ``work()`` in a thread pool (no database access there). When it finishes, ``resume(turn,
+    result)`` runs under the user's lock in a new transaction; ``result`` is whatever ``work``
+    returned, or the exception it raised. The resumed Outcome is applied only if no other
+    message of the user changed the context meanwhile; its reply is always recorded under the
+    message's dedup key (and delivered late if WeChat's retries ran out: see engine.py).
+    """
+
+    work: Callable[[], Any]
+    resume: Callable[[Turn, Any], Outcome]

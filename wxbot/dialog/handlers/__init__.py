@@ -1,0 +1,1 @@
+"""One small module per family of dialogue: query, learn, weather, music, phone."""

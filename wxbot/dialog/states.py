@@ -1,0 +1,59 @@
+"""The dialogue table, assembled from the handler modules and validated at start-up.
+
+Each module in ``wxbot.dialog.handlers`` listed in HANDLER_MODULES may define:
+
+- ``STATES: dict[str, Handler]`` — the waiting states it owns and their handlers;
+- ``ROUTERS: list[Router]`` — functions that may claim a message in WAIT_QUERY (keywords
+  such as 天气 / 点歌 / 学习), tried in module order before the knowledge base answers;
+- ``forget_user(conn, openid)`` — delete what it stored about a user (on unsubscribe).
+
+WAIT_QUERY itself is served by ``handlers.query.answer`` after every router declined.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from wxbot.dialog.flow import WAIT_QUERY, Forgetter, Handler, Router
+
+HANDLER_MODULES = ("learn", "weather", "music", "phone")
+
+
+class DialogueTableError(RuntimeError):
+    pass
+
+
+@dataclass
+class DialogueTable:
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    routers: list[Router] = field(default_factory=list)
+    forgetters: list[Forgetter] = field(default_factory=list)
+
+    def is_known(self, state: str) -> bool:
+        return state in self.handlers
+
+    def check_next_state(self, state: str) -> None:
+        if state not in self.handlers:
+            raise DialogueTableError(f"a handler returned the unknown state {state!r}")
+
+
+def build_table(module_names: tuple[str, ...] = HANDLER_MODULES) -> DialogueTable:
+    from wxbot.dialog.handlers import query
+
+    table = DialogueTable(handlers={WAIT_QUERY: query.answer})
+    modules: list[ModuleType] = [
+        importlib.import_module(f"wxbot.dialog.handlers.{name}") for name in module_names
+    ]
+    for module in (*modules, query):
+        for state, handler in getattr(module, "STATES", {}).items():
+            if state in table.handlers and table.handlers[state] is not handler:
+                raise DialogueTableError(f"state {state!r} is defined twice")
+            if not callable(handler):
+                raise DialogueTableError(f"the handler of {state!r} is not callable")
+            table.handlers[state] = handler
+        table.routers.extend(getattr(module, "ROUTERS", ()))
+        if hasattr(module, "forget_user"):
+            table.forgetters.append(module.forget_user)
+    return table

@@ -1,0 +1,54 @@
+"""Typed SQLAlchemy models shared by the whole app.
+
+Timestamps are epoch seconds (DOUBLE) so the engine's clock can be replaced in tests and
+comparisons stay cheap. Strings have explicit lengths for MySQL; MySQL tables are utf8mb4.
+JSON data is stored as TEXT holding JSON (portable, and we never query inside it).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Double, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+OPENID_LEN = 64
+STATE_LEN = 32
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Context(Base):
+    """One user's conversation context: the row every message of that user locks."""
+
+    __tablename__ = "contexts"
+
+    openid: Mapped[str] = mapped_column(String(OPENID_LEN), primary_key=True)
+    state: Mapped[str] = mapped_column(String(STATE_LEN), default="WAIT_QUERY")
+    slots: Mapped[str] = mapped_column(Text, default="{}")  # JSON object
+    history: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of [role, text, ts]
+    rounds: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[float] = mapped_column(Double)
+    expires_at: Mapped[float] = mapped_column(Double, index=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SeenMessage(Base):
+    """A processed message's dedup key and the reply it got, so WeChat's retries (which may
+    reach any container) get the identical reply and change nothing."""
+
+    __tablename__ = "seen_messages"
+
+    dedup_key: Mapped[str] = mapped_column(String(191), primary_key=True)
+    openid: Mapped[str] = mapped_column(String(OPENID_LEN))
+    reply: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON of Reply.to_dict
+    status: Mapped[str] = mapped_column(String(16), default="done")  # done | pending
+    attempts: Mapped[int] = mapped_column(Integer, default=1)  # deliveries seen (WeChat retries)
+    created_at: Mapped[float] = mapped_column(Double)
+
+    __table_args__ = (
+        Index("ix_seen_messages_created_at", "created_at"),
+        Index("ix_seen_messages_openid", "openid"),
+    )
