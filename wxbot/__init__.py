@@ -1,0 +1,87 @@
+"""wxbot: a WeChat Official Account bot backend. ``create_app`` builds the Flask app."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, jsonify
+
+from wxbot.config import Settings, load_settings, warn_about_demo
+
+log = logging.getLogger(__name__)
+
+INSTANCE_CONFIG = "wxbot.cfg"  # optional; WXBOT_* = "value" lines, overridden by the environment
+BLUEPRINT_MODULES = ("wxbot.wechat", "wxbot.admin")
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. ``test_config`` maps Settings field names to values (plus ``clock``, a
+    callable returning epoch seconds); otherwise settings come from WXBOT_* variables."""
+    app = Flask(__name__, instance_relative_config=True)
+    overrides = dict(test_config or {})
+    clock = overrides.pop("clock", time.time)
+    settings = _load_settings(app, overrides)
+    if test_config is None:
+        warn_about_demo(settings)
+
+    from wxbot.db import default_sqlite_url, make_engine
+    from wxbot.dialog.engine import Bot
+    from wxbot.dialog.flow import Deps
+    from wxbot.qa import build_knowledge_base
+    from wxbot.services import build_services
+
+    url = settings.database_url or default_sqlite_url(app.instance_path)
+    engine = make_engine(url)
+    deps = Deps(
+        settings=settings,
+        kb=build_knowledge_base(settings, engine),
+        services=build_services(settings, engine),
+    )
+    app.extensions["wxbot.settings"] = settings
+    app.extensions["wxbot.engine"] = engine
+    app.extensions["wxbot.clock"] = clock
+    app.extensions["wxbot.bot"] = Bot(engine, settings, deps, clock=clock)
+
+    for name in BLUEPRINT_MODULES:
+        module = importlib.import_module(name)
+        if hasattr(module, "init_app"):
+            module.init_app(app)
+    _add_health_check(app)
+    return app
+
+
+def _load_settings(app: Flask, overrides: dict[str, Any]) -> Settings:
+    environ: dict[str, str] = {}
+    path = os.path.join(app.instance_path, INSTANCE_CONFIG)
+    if os.path.exists(path):
+        app.config.from_pyfile(path)
+        environ.update(
+            {k: str(v) for k, v in app.config.items() if k.startswith("WXBOT_") and v is not None}
+        )
+    environ.update({k: v for k, v in os.environ.items() if k.startswith("WXBOT_")})
+    return load_settings(environ, overrides)
+
+
+def _add_health_check(app: Flask) -> None:
+    @app.get("/healthz")
+    def healthz():  # type: ignore[no-untyped-def]
+        from sqlalchemy import text
+
+        from wxbot.db import current_revision
+
+        engine = app.extensions["wxbot.engine"]
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            revision = current_revision(engine)
+        except Exception as exc:  # the database does not answer: say so, don't 500
+            log.warning("health check failed: %s", exc)
+            return jsonify(status="error", reason="database unreachable"), 503
+        if revision is None:
+            return jsonify(status="error", reason="schema missing: run `wxbot init-db`"), 503
+        return jsonify(status="ok", schema=revision)

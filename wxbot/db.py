@@ -45,8 +45,15 @@ def make_engine(url: str) -> Engine:
         query = dict(parsed.query)
         query.setdefault("charset", "utf8mb4")
         parsed = parsed.set(query=query)
+        # READ COMMITTED: a locking read of a missing row takes no gap lock, so two first
+        # messages of new users cannot deadlock on their inserts.
         return create_engine(
-            parsed, pool_pre_ping=True, pool_recycle=3600, pool_size=10, max_overflow=20
+            parsed,
+            isolation_level="READ COMMITTED",
+            pool_pre_ping=True,
+            pool_recycle=3600,
+            pool_size=10,
+            max_overflow=20,
         )
     return create_engine(parsed, pool_pre_ping=True)
 
@@ -88,7 +95,7 @@ def alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "heads") -> None:
     """Create or upgrade the schema to the newest migration (idempotent)."""
     from alembic import command
 
@@ -96,7 +103,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The applied revision(s), comma-separated; None when the schema was never created."""
     from alembic.migration import MigrationContext
 
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        heads = MigrationContext.configure(conn).get_current_heads()
+    return ",".join(sorted(heads)) or None

@@ -58,6 +58,7 @@ class Outcome:
     slots: dict[str, Any] | None = None
     failed: bool = False  # the input did not satisfy this step: counts toward the attempt limit
     deferred: Deferred | None = None  # slow work to finish outside the transaction
+    counts: bool = True  # False: this message does not count as a round of the flow
 
 
 Handler = Callable[[Turn], Outcome]

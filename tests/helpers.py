@@ -1,0 +1,59 @@
+"""Small builders for driving the engine directly with Inbound messages."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from wxbot.dialog.inbound import Inbound
+from wxbot.dialog.replies import Reply
+
+_ids = itertools.count(10_000_000)
+
+
+def text(openid: str, content: str, msg_id: str | None = None, create_time: int = 0) -> Inbound:
+    msg_id = msg_id or str(next(_ids))
+    return Inbound(
+        openid=openid,
+        kind="text",
+        text=content,
+        msg_id=msg_id,
+        create_time=create_time,
+        dedup_key=f"{openid}:{msg_id}",
+    )
+
+
+def event(openid: str, name: str, key: str = "", create_time: int | None = None, **extra: Any) -> Inbound:
+    create_time = create_time if create_time is not None else next(_ids)
+    return Inbound(
+        openid=openid,
+        kind="event",
+        event=name,
+        event_key=key,
+        create_time=create_time,
+        dedup_key=f"{openid}:{create_time}:{name}:{key}",
+        **extra,
+    )
+
+
+def location(openid: str, lat: float, lon: float, label: str = "") -> Inbound:
+    msg_id = str(next(_ids))
+    return Inbound(
+        openid=openid,
+        kind="location",
+        latitude=lat,
+        longitude=lon,
+        label=label,
+        msg_id=msg_id,
+        dedup_key=f"{openid}:{msg_id}",
+    )
+
+
+def say(bot: Any, openid: str, content: str) -> Reply:
+    return bot.handle(text(openid, content))
+
+
+def content(reply: Reply) -> str:
+    """The text of a Text reply (fails loudly on other kinds)."""
+    assert reply.kind == "text", f"expected a text reply, got {reply!r}"
+    return reply.content  # type: ignore[attr-defined]

@@ -1,0 +1,78 @@
+"""The ``wxbot`` command: a Flask/click group (init-db, serve, sessions, kb, chat)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from wxbot.config import ConfigError
+
+# (module, attribute) of commands that live with their feature
+FEATURE_COMMANDS = (("wxbot.qa.cli", "kb"), ("wxbot.wechat.chat", "chat"))
+
+
+def _create_app():  # type: ignore[no-untyped-def]
+    from wxbot import create_app
+
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration error: {exc}") from None
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
+             add_version_option=False, load_dotenv=False)
+def cli() -> None:
+    """wxbot: a WeChat Official Account bot backend."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command("init-db")
+@with_appcontext
+def init_db() -> None:
+    """Create or upgrade the database schema (safe to run again)."""
+    from wxbot.db import current_revision, upgrade
+
+    engine = current_app.extensions["wxbot.engine"]
+    upgrade(engine)
+    click.echo(f"database ready at {engine.url.render_as_string(hide_password=True)} "
+               f"(schema {current_revision(engine)})")
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@with_appcontext
+def serve(host: str, port: int) -> None:
+    """Run the bot with a threaded development-grade server (use gunicorn in production)."""
+    click.echo(f"wxbot listening on http://{host}:{port}/wechat")
+    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+@cli.group("sessions")
+def sessions() -> None:
+    """Conversation contexts."""
+
+
+@sessions.command("cleanup")
+@click.option("--batch", default=1000, show_default=True, type=int)
+@with_appcontext
+def sessions_cleanup(batch: int) -> None:
+    """Delete expired contexts and day-old dedup records, in batches."""
+    contexts, seen = current_app.extensions["wxbot.bot"].clean_up(batch)
+    click.echo(f"deleted {contexts} expired contexts and {seen} old dedup records")
+
+
+for module_name, attribute in FEATURE_COMMANDS:
+    try:
+        cli.add_command(getattr(importlib.import_module(module_name), attribute))
+    except (ImportError, AttributeError):  # a feature not installed in this build
+        pass
+
+
+def main() -> None:
+    cli(prog_name="wxbot")

@@ -1,0 +1,224 @@
+"""Loading, locking and saving conversation contexts and seen-message records.
+
+Query helpers take a Core connection inside the caller's transaction and never commit.
+The hot path (an existing user asking a question) costs one SELECT that locks the context
+row and looks up the dedup key at once, then one INSERT and one UPDATE.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.dialects import mysql, sqlite
+
+from wxbot.db import is_mysql
+from wxbot.dialog.flow import WAIT_QUERY
+from wxbot.models import Context, SeenMessage
+
+contexts = Context.__table__
+seen = SeenMessage.__table__
+
+
+@dataclass
+class SeenRecord:
+    reply: str | None
+    status: str  # done | pending | late
+    attempts: int
+
+
+@dataclass
+class ContextRow:
+    openid: str
+    state: str = WAIT_QUERY
+    slots: dict[str, Any] = field(default_factory=dict)
+    history: list[list[Any]] = field(default_factory=list)
+    rounds: int = 0
+    attempts: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    expires_at: float = 0.0
+    version: int = 0
+
+    def reset(self) -> None:
+        """Back to a fresh WAIT_QUERY context (history is kept)."""
+        self.state = WAIT_QUERY
+        self.slots = {}
+        self.rounds = 0
+        self.attempts = 0
+
+
+def _row_to_context(row: Any) -> ContextRow:
+    return ContextRow(
+        openid=row.openid,
+        state=row.state,
+        slots=json.loads(row.slots or "{}"),
+        history=json.loads(row.history or "[]"),
+        rounds=row.rounds,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        expires_at=row.expires_at,
+        version=row.version,
+    )
+
+
+def lock_context(
+    conn: Connection, openid: str, dedup_key: str | None = None
+) -> tuple[ContextRow | None, SeenRecord | None]:
+    """Lock the user's context row (FOR UPDATE; on SQLite the transaction's BEGIN IMMEDIATE
+    already holds the write lock) and fetch the dedup record in the same round trip."""
+    stmt = (
+        select(contexts, seen.c.reply, seen.c.status, seen.c.attempts.label("seen_attempts"))
+        .select_from(
+            contexts.outerjoin(seen, seen.c.dedup_key == (dedup_key or ""))
+        )
+        .where(contexts.c.openid == openid)
+        .with_for_update()
+    )
+    row = conn.execute(stmt).first()
+    if row is None:
+        return None, (find_seen(conn, dedup_key) if dedup_key else None)
+    record = (
+        SeenRecord(row.reply, row.status, row.seen_attempts) if row.status is not None else None
+    )
+    return _row_to_context(row), record
+
+
+def find_seen(conn: Connection, dedup_key: str, lock: bool = False) -> SeenRecord | None:
+    stmt = select(seen.c.reply, seen.c.status, seen.c.attempts).where(
+        seen.c.dedup_key == dedup_key
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).first()
+    return SeenRecord(row.reply, row.status, row.attempts) if row else None
+
+
+def create_context(conn: Connection, openid: str, now: float, ttl: float) -> None:
+    """Insert a fresh context, tolerating a concurrent insert of the same OpenID (the first
+    message of a new user may reach two containers at once)."""
+    values = {
+        "openid": openid,
+        "state": WAIT_QUERY,
+        "slots": "{}",
+        "history": "[]",
+        "rounds": 0,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+        "expires_at": now + ttl,
+        "version": 0,
+    }
+    if is_mysql(conn):
+        stmt = mysql.insert(contexts).values(values).prefix_with("IGNORE")
+    elif conn.dialect.name == "sqlite":
+        stmt = sqlite.insert(contexts).values(values).on_conflict_do_nothing()
+    else:  # pragma: no cover - other backends: plain insert inside the lock-holding transaction
+        stmt = insert(contexts).values(values)
+    conn.execute(stmt)
+
+
+def save_context(conn: Connection, ctx: ContextRow, now: float, ttl: float) -> None:
+    ctx.version += 1
+    conn.execute(
+        update(contexts)
+        .where(contexts.c.openid == ctx.openid)
+        .values(
+            state=ctx.state,
+            slots=json.dumps(ctx.slots, ensure_ascii=False),
+            history=json.dumps(ctx.history, ensure_ascii=False),
+            rounds=ctx.rounds,
+            attempts=ctx.attempts,
+            updated_at=now,
+            expires_at=now + ttl,
+            version=ctx.version,
+        )
+    )
+
+
+def record_seen(
+    conn: Connection,
+    dedup_key: str,
+    openid: str,
+    reply_json: str | None,
+    now: float,
+    status: str = "done",
+) -> None:
+    conn.execute(
+        insert(seen).values(
+            dedup_key=dedup_key,
+            openid=openid,
+            reply=reply_json,
+            status=status,
+            attempts=1,
+            created_at=now,
+        )
+    )
+
+
+def update_seen(conn: Connection, dedup_key: str, **values: Any) -> None:
+    conn.execute(update(seen).where(seen.c.dedup_key == dedup_key).values(**values))
+
+
+def bump_seen_attempts(conn: Connection, dedup_key: str) -> None:
+    conn.execute(
+        update(seen).where(seen.c.dedup_key == dedup_key).values(attempts=seen.c.attempts + 1)
+    )
+
+
+def count_live(conn: Connection, now: float) -> int:
+    return conn.execute(
+        select(func.count()).select_from(contexts).where(contexts.c.expires_at > now)
+    ).scalar_one()
+
+
+def delete_expired(conn: Connection, now: float, limit: int = 1000) -> int:
+    """Delete up to ``limit`` expired contexts; returns how many went."""
+    victims = (
+        conn.execute(
+            select(contexts.c.openid).where(contexts.c.expires_at <= now).limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    if not victims:
+        return 0
+    conn.execute(
+        delete(contexts).where(contexts.c.openid.in_(victims), contexts.c.expires_at <= now)
+    )
+    return len(victims)
+
+
+def prune_seen(conn: Connection, older_than: float, limit: int = 5000) -> int:
+    keys = (
+        conn.execute(select(seen.c.dedup_key).where(seen.c.created_at < older_than).limit(limit))
+        .scalars()
+        .all()
+    )
+    if keys:
+        conn.execute(delete(seen).where(seen.c.dedup_key.in_(keys)))
+    return len(keys)
+
+
+def forget_user(conn: Connection, openid: str) -> None:
+    conn.execute(delete(contexts).where(contexts.c.openid == openid))
+    conn.execute(delete(seen).where(seen.c.openid == openid))
+
+
+def list_contexts(conn: Connection, now: float, limit: int = 100, offset: int = 0) -> list[ContextRow]:
+    rows = conn.execute(
+        select(contexts)
+        .where(contexts.c.expires_at > now)
+        .order_by(contexts.c.updated_at.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return [_row_to_context(r) for r in rows]
+
+
+def get_context(conn: Connection, openid: str) -> ContextRow | None:
+    row = conn.execute(select(contexts).where(contexts.c.openid == openid)).first()
+    return _row_to_context(row) if row else None

@@ -1,0 +1,417 @@
+"""handle(inbound) -> reply: one locked transaction per message.
+
+The order inside the transaction is what makes the bot safe across containers: lock the
+user's context row, look up the dedup key (a retry gets the stored reply and changes nothing),
+expire a stale context, run global interrupts then the current state's handler, apply limits,
+store history, the reply and the new state, commit. Every message of one user serialises on
+that row, so neither dedup nor state changes can race, whichever container each reaches.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from wxbot.config import Settings
+from wxbot.db import transaction
+from wxbot.dialog import context as store
+from wxbot.dialog import words
+from wxbot.dialog.context import ContextRow
+from wxbot.dialog.flow import WAIT_QUERY, Deferred, Deps, Outcome, Turn
+from wxbot.dialog.inbound import Inbound
+from wxbot.dialog.paging import MORE_WORDS, paginate
+from wxbot.dialog.replies import Reply, Silent, Text, TransferToHuman, reply_from_dict
+from wxbot.dialog.states import DialogueTable, build_table
+
+log = logging.getLogger(__name__)
+
+PAGES = "_pages"  # engine-private slot: the unread pages of a long answer
+OUTBOX = "_outbox"  # engine-private slot: late results to deliver on the next message
+_PRIVATE = (PAGES, OUTBOX)
+_RETRYABLE_MYSQL_ERRORS = {1205, 1213}  # lock wait timeout, deadlock: retry the message
+POLL_SECONDS = 0.05
+HOLD_SECONDS = 15.0  # how long a request holds on to slow work nobody will answer otherwise
+
+
+@dataclass
+class _NextPage(Outcome):
+    """继续: the next page of a long answer; the rest stays stored."""
+
+    pages: list[str] | None = None
+
+
+@dataclass
+class _Pending:
+    """Phase one ended with slow work under way (or found a retry of such a message)."""
+
+    future: Future[Reply] | None
+    attempts: int
+
+
+class Bot:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        deps: Deps | None = None,
+        table: DialogueTable | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.deps = deps or Deps(settings=settings)
+        self.table = table or build_table()
+        self.clock = clock
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="wxbot-deferred")
+        self._messages = 0
+        self._count_lock = threading.Lock()
+
+    # ----------------------------------------------------------------- public entry point
+
+    def handle(self, msg: Inbound) -> Reply:
+        """Answer one message. Never raises: a failure rolls back and apologises."""
+        started = time.monotonic()
+        try:
+            result = self._with_retries(lambda: self._phase_one(msg))
+        except Exception:
+            log.exception("message %s from %s failed; rolled back", msg.dedup_key, msg.openid)
+            return Text(words.APOLOGY)
+        self._maybe_clean_up()
+        if isinstance(result, Reply):
+            return result
+        return self._await_pending(msg, result, started)
+
+    # ------------------------------------------------------------------- phase one
+
+    def _phase_one(self, msg: Inbound) -> Reply | _Pending:
+        settings = self.settings
+        with transaction(self.engine) as conn:
+            now = self.clock()
+            ctx, seen = store.lock_context(conn, msg.openid, msg.dedup_key)
+            if seen is not None:
+                store.bump_seen_attempts(conn, msg.dedup_key)
+                if seen.status == "done" and seen.reply is not None:
+                    return reply_from_dict(json.loads(seen.reply))
+                return _Pending(future=None, attempts=seen.attempts + 1)
+            if msg.is_event and msg.event == "unsubscribe":
+                self._forget(conn, msg.openid)
+                return Silent()
+            if ctx is None:
+                if not self._has_room(conn, now):
+                    return Text(words.BUSY)
+                store.create_context(conn, msg.openid, now, settings.session_ttl)
+                ctx, _ = store.lock_context(conn, msg.openid)
+                assert ctx is not None
+            notice = self._expire_if_stale(ctx, now)
+            outcome = self._dispatch(conn, msg, ctx, now)
+            reply = self._apply(ctx, msg, outcome, notice=notice)
+            store.save_context(conn, ctx, now, settings.session_ttl)
+            if outcome.deferred is None:
+                store.record_seen(conn, msg.dedup_key, msg.openid, _dump(reply), now)
+                return reply
+            store.record_seen(conn, msg.dedup_key, msg.openid, None, now, status="pending")
+            saved_version = ctx.version
+        # committed: only now may the slow work start (it must find the pending record)
+        future = self._pool.submit(
+            self._finish_deferred, msg, outcome.deferred, saved_version
+        )
+        return _Pending(future=future, attempts=1)
+
+    def _has_room(self, conn: Connection, now: float) -> bool:
+        if store.count_live(conn, now) < self.settings.max_sessions:
+            return True
+        store.delete_expired(conn, now)
+        return store.count_live(conn, now) < self.settings.max_sessions
+
+    def _expire_if_stale(self, ctx: ContextRow, now: float) -> str:
+        if ctx.expires_at > now:
+            return ""
+        was_waiting = ctx.state != WAIT_QUERY
+        ctx.reset()
+        ctx.history = []
+        return words.TIMED_OUT if was_waiting else ""
+
+    # ------------------------------------------------------------------- dispatch
+
+    def _turn(self, conn: Connection, msg: Inbound, ctx: ContextRow, now: float) -> Turn:
+        public_slots = {k: v for k, v in ctx.slots.items() if k not in _PRIVATE}
+        return Turn(
+            msg=msg,
+            state=ctx.state,
+            slots=public_slots,
+            attempts=ctx.attempts,
+            rounds=ctx.rounds,
+            now=now,
+            db=conn,
+            deps=self.deps,
+            can_teach=self._can_teach(msg.openid),
+        )
+
+    def _can_teach(self, openid: str) -> bool:
+        return self.settings.teach_policy == "everyone" or openid in self.settings.admin_openids
+
+    def _dispatch(self, conn: Connection, msg: Inbound, ctx: ContextRow, now: float) -> Outcome:
+        """Global interrupts first, then the current state's handler."""
+        state = ctx.state
+        keep = {k: v for k, v in ctx.slots.items() if k not in _PRIVATE}
+        if msg.is_event:
+            if msg.event in ("subscribe", "subscribe_scan"):
+                return Outcome(Text(self.settings.welcome), WAIT_QUERY)
+            if msg.event == "click" and msg.event_key:
+                msg = _as_text(msg, msg.event_key)
+            elif msg.event != "location":
+                return Outcome(Silent(), state, slots=keep, counts=False)
+        command = words.normalise_command(msg.text)
+        if command in words.CANCEL_WORDS:
+            text = words.CANCELLED if state != WAIT_QUERY else words.NOTHING_TO_CANCEL
+            return Outcome(Text(text), WAIT_QUERY)
+        if command in words.HUMAN_WORDS:
+            return Outcome(TransferToHuman(), WAIT_QUERY)
+        if command in MORE_WORDS and ctx.slots.get(PAGES):
+            pages = list(ctx.slots[PAGES])
+            return _NextPage(Text(pages.pop(0)), state, slots=keep, counts=False, pages=pages)
+        turn = self._turn(conn, msg, ctx, now)
+        if state == WAIT_QUERY:
+            for router in self.table.routers:
+                claimed = router(turn)
+                if claimed is not None:
+                    return claimed
+            if msg.is_event:  # e.g. LOCATION reports nobody asked for
+                return Outcome(Silent(), WAIT_QUERY, counts=False)
+            if not turn.text:
+                return Outcome(Text(words.NON_TEXT), WAIT_QUERY)
+        handler = self.table.handlers.get(state)
+        if handler is None:  # a state from an older release: start over rather than fail
+            log.warning("context of %s was in unknown state %r; reset", msg.openid, state)
+            ctx.reset()
+            handler = self.table.handlers[WAIT_QUERY]
+            turn = self._turn(conn, msg, ctx, now)
+        return handler(turn)
+
+    # ------------------------------------------------------------------- applying
+
+    def _apply(self, ctx: ContextRow, msg: Inbound, outcome: Outcome, notice: str = "") -> Reply:
+        """Apply an Outcome to the context: limits, paging, outbox, history. Returns the reply."""
+        self.table.check_next_state(outcome.state)
+        settings = self.settings
+        previous = ctx.state
+        reply = outcome.reply if outcome.reply is not None else Silent()
+        slots = dict(outcome.slots or {})
+        if outcome.state == WAIT_QUERY:
+            ctx.rounds, ctx.attempts = 0, 0
+        elif outcome.counts:
+            ctx.rounds = ctx.rounds + 1 if previous != WAIT_QUERY else 1
+            if outcome.failed:
+                ctx.attempts = ctx.attempts + 1 if previous == outcome.state else 1
+            elif previous != outcome.state:
+                ctx.attempts = 0
+        ctx.state = outcome.state
+        if ctx.state != WAIT_QUERY and (
+            ctx.rounds >= settings.max_rounds or ctx.attempts >= settings.max_attempts
+        ):
+            log.info("hand-off of %s after %d rounds, %d attempts", msg.openid, ctx.rounds, ctx.attempts)
+            reply, slots = TransferToHuman(), {}
+            ctx.reset()
+        pages = outcome.pages if isinstance(outcome, _NextPage) else None
+        if isinstance(reply, Text):
+            text = f"{notice}\n{reply.content}" if notice else reply.content
+            if pages is None:
+                text, pages = self._deliver_outbox(ctx, text)
+                all_pages = paginate(text, settings.reply_max_bytes)
+                text, pages = all_pages[0], all_pages[1:]
+            reply = Text(text)
+        elif ctx.slots.get(OUTBOX):
+            reply = self._outbox_first(ctx, reply)
+        if pages:
+            slots[PAGES] = pages
+        if ctx.slots.get(OUTBOX):
+            slots[OUTBOX] = ctx.slots[OUTBOX]
+        ctx.slots = slots
+        self._remember(ctx, msg, reply)
+        return reply
+
+    def _deliver_outbox(self, ctx: ContextRow, text: str) -> tuple[str, None]:
+        outbox = ctx.slots.pop(OUTBOX, None) or []
+        late = [reply_from_dict(d) for d in outbox]
+        late_texts = [r.content for r in late if isinstance(r, Text)]
+        if late_texts:
+            text = "\n\n".join([words.LATE_RESULT, *late_texts, "——", text])
+        leftover = [r.to_dict() for r in late if not isinstance(r, Text)]
+        if leftover:
+            ctx.slots[OUTBOX] = leftover
+        return text, None
+
+    def _outbox_first(self, ctx: ContextRow, reply: Reply) -> Reply:
+        outbox = ctx.slots.get(OUTBOX) or []
+        if not outbox:
+            return reply
+        first, rest = reply_from_dict(outbox[0]), outbox[1:]
+        if rest:
+            ctx.slots[OUTBOX] = rest
+        else:
+            ctx.slots.pop(OUTBOX)
+        return first
+
+    def _remember(self, ctx: ContextRow, msg: Inbound, reply: Reply) -> None:
+        said = msg.text or (f"[{msg.event or msg.kind}]")
+        answered = reply.content if isinstance(reply, Text) else f"[{reply.kind}]"
+        keep = self.settings.history_rounds * 2
+        ctx.history = [*ctx.history, ["user", said], ["bot", answered]][-keep:]
+
+    # ------------------------------------------------------------------- slow work
+
+    def _finish_deferred(self, msg: Inbound, deferred: Deferred, saved_version: int) -> Reply:
+        try:
+            result = deferred.work()
+        except Exception as exc:  # handed to resume, which turns it into a friendly reply
+            log.warning("deferred work for %s failed: %r", msg.dedup_key, exc)
+            result = exc
+        try:
+            return self._with_retries(lambda: self._resume(msg, deferred, result, saved_version))
+        except Exception:
+            log.exception("resuming %s failed", msg.dedup_key)
+            reply = Text(words.APOLOGY)
+            with transaction(self.engine) as conn:
+                store.update_seen(conn, msg.dedup_key, reply=_dump(reply), status="done")
+            return reply
+
+    def _resume(self, msg: Inbound, deferred: Deferred, result: object, saved_version: int) -> Reply:
+        with transaction(self.engine) as conn:
+            now = self.clock()
+            ctx, seen = store.lock_context(conn, msg.openid, msg.dedup_key)
+            if ctx is None or seen is None:  # the user unsubscribed meanwhile
+                return Silent()
+            turn = self._turn(conn, msg, ctx, now)
+            outcome = deferred.resume(turn, result)
+            if ctx.version == saved_version:
+                reply = self._apply(ctx, msg, outcome)
+            else:  # another message moved the dialogue on: keep its state, deliver the answer
+                reply = outcome.reply or Silent()
+            late = seen.status == "late"
+            if late and not self._push(msg.openid, reply):
+                ctx.slots.setdefault(OUTBOX, []).append(reply.to_dict())
+            store.save_context(conn, ctx, now, self.settings.session_ttl)
+            store.update_seen(conn, msg.dedup_key, reply=_dump(reply), status="done")
+            return reply
+
+    def _push(self, openid: str, reply: Reply) -> bool:
+        push = getattr(self.deps.services, "push", None)
+        if push is None:
+            return False
+        try:
+            return bool(push(openid, reply))
+        except Exception:
+            log.exception("customer-service push to %s failed", openid)
+            return False
+
+    def _await_pending(self, msg: Inbound, pending: _Pending, started: float) -> Reply:
+        """Wait for slow work within WeChat's window.
+
+        Not finished by the deadline: on WeChat's last delivery (the third), say we are still
+        working and mark the record *late* so the result is pushed or kept for the next
+        message; on earlier deliveries, hold the connection: WeChat gives up after 5 s and
+        retries, and the retry is answered from the dedup record.
+        """
+        deadline = started + self.settings.reply_deadline
+        if pending.future is not None:
+            try:
+                return pending.future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                pass
+        else:
+            reply = self._poll_done(msg.dedup_key, deadline)
+            if reply is not None:
+                return reply
+        if pending.attempts >= 3:
+            return self._with_retries(lambda: self._mark_late(msg))
+        hold_until = time.monotonic() + HOLD_SECONDS
+        if pending.future is not None:
+            try:
+                return pending.future.result(timeout=HOLD_SECONDS)
+            except TimeoutError:
+                return Silent()
+        return self._poll_done(msg.dedup_key, hold_until) or Silent()
+
+    def _poll_done(self, dedup_key: str, until: float) -> Reply | None:
+        while True:
+            with self.engine.connect() as conn:
+                record = store.find_seen(conn, dedup_key)
+            if record is not None and record.status == "done" and record.reply:
+                return reply_from_dict(json.loads(record.reply))
+            if time.monotonic() >= until:
+                return None
+            time.sleep(POLL_SECONDS)
+
+    def _mark_late(self, msg: Inbound) -> Reply:
+        with transaction(self.engine) as conn:
+            record = store.find_seen(conn, msg.dedup_key, lock=True)
+            if record is not None and record.status == "done" and record.reply:
+                return reply_from_dict(json.loads(record.reply))
+            store.update_seen(conn, msg.dedup_key, status="late")
+        return Text(words.STILL_WORKING)
+
+    # ------------------------------------------------------------------- housekeeping
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def _forget(self, conn: Connection, openid: str) -> None:
+        store.forget_user(conn, openid)
+        for forget in self.table.forgetters:
+            forget(conn, openid)
+
+    def clean_up(self, batch: int = 1000) -> tuple[int, int]:
+        """Delete expired contexts and day-old seen records, in batches; returns the counts."""
+        now = self.clock()
+        contexts_deleted = seen_deleted = 0
+        while True:
+            with transaction(self.engine) as conn:
+                n = store.delete_expired(conn, now, batch)
+                m = store.prune_seen(conn, now - self.settings.seen_ttl, batch)
+            contexts_deleted += n
+            seen_deleted += m
+            if n < batch and m < batch:
+                return contexts_deleted, seen_deleted
+
+    def _maybe_clean_up(self) -> None:
+        """Opportunistic: about one message in 500 prunes a batch, so no cron is required."""
+        if random.random() >= 1 / 500:
+            return
+        try:
+            with transaction(self.engine) as conn:
+                now = self.clock()
+                store.delete_expired(conn, now, 200)
+                store.prune_seen(conn, now - self.settings.seen_ttl, 500)
+        except Exception:
+            log.warning("opportunistic clean-up failed", exc_info=True)
+
+    def _with_retries(self, work: Callable[[], object], attempts: int = 4):  # type: ignore[no-untyped-def]
+        """Run a transaction, retrying MySQL deadlocks and lock-wait timeouts."""
+        for attempt in range(attempts):
+            try:
+                return work()
+            except DBAPIError as exc:
+                code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+                if code not in _RETRYABLE_MYSQL_ERRORS or attempt == attempts - 1:
+                    raise
+                time.sleep(0.01 * (attempt + 1) + random.random() * 0.02)
+        raise AssertionError("unreachable")
+
+
+def _dump(reply: Reply) -> str:
+    return json.dumps(reply.to_dict(), ensure_ascii=False)
+
+
+def _as_text(msg: Inbound, text: str) -> Inbound:
+    from dataclasses import replace
+
+    return replace(msg, kind="text", text=text)

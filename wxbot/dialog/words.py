@@ -1,0 +1,21 @@
+"""Words users type that the engine itself understands, and the engine's canned replies."""
+
+from __future__ import annotations
+
+CANCEL_WORDS = frozenset({"取消", "cancel", "退出", "quit"})
+HUMAN_WORDS = frozenset({"人工", "human", "转人工", "人工客服"})
+
+CANCELLED = "已取消，有什么问题可以直接问我。"
+NOTHING_TO_CANCEL = "当前没有进行中的操作，有什么问题可以直接问我。"
+TIMED_OUT = "上一步等待太久，已自动取消。"
+BUSY = "当前咨询的人太多，请过几分钟再试。"
+APOLOGY = "抱歉，系统开小差了，请稍后再发一次。"
+STILL_WORKING = "还在处理中，请稍后发送任意消息获取结果。"
+LATE_RESULT = "【上次的结果】"
+NON_TEXT = "我目前只能看懂文字消息，请用文字描述你的问题。"
+NO_MORE_PAGES = "没有更多内容了。"
+
+
+def normalise_command(text: str) -> str:
+    """Lower-case and strip surrounding blanks/punctuation so 「取消。」 and ' Cancel ' match."""
+    return text.strip().strip("。.!！?？ 　").lower()
