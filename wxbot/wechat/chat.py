@@ -1,0 +1,191 @@
+"""``wxbot chat``: a terminal chat that plays the WeChat server against the bot.
+
+Each line typed becomes a signed (and, with an EncodingAESKey, encrypted) callback request;
+the reply is verified, decrypted and printed readably. In-process by default, or against a
+running server with ``--url``.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from wxbot.dialog.replies import (
+    Image,
+    Music,
+    News,
+    Reply,
+    Silent,
+    Text,
+    TransferToHuman,
+    Video,
+    Voice,
+)
+from wxbot.wechat.simulator import DEFAULT_OPENID, MODES, SimulatorError, WeChatSimulator
+
+HELP = """\
+Type a message and press Enter. Other message types:
+  /location LAT LON [LABEL]   send a location        /voice TEXT    a voice message (Recognition)
+  /image                      send a picture         /link TITLE URL  a link
+  /subscribe [SCENE]          follow (via a QR scene) /unsubscribe   unfollow
+  /click KEY                  a menu click           /view URL      a menu link
+  /help                       this help              /quit          leave (or Ctrl-D)"""
+
+
+def format_reply(reply: Reply) -> str:
+    """A reply as a person would see it in WeChat, in plain text."""
+    if isinstance(reply, Text):
+        return reply.content
+    if isinstance(reply, Music):
+        lines = [f"[音乐] {reply.title} — {reply.description}".rstrip(" —"), f"  {reply.music_url}"]
+        return "\n".join(lines)
+    if isinstance(reply, News):
+        out = []
+        for a in reply.articles:
+            out.append(f"[图文] {a.title}")
+            out.extend(f"  {line}" for line in (a.description, a.url) if line)
+        return "\n".join(out) or "[图文]"
+    if isinstance(reply, TransferToHuman):
+        return "[转人工客服]"
+    if isinstance(reply, Image):
+        return f"[图片] {reply.media_id}"
+    if isinstance(reply, Voice):
+        return f"[语音] {reply.media_id}"
+    if isinstance(reply, Video):
+        return f"[视频] {reply.title} {reply.media_id}".strip()
+    if isinstance(reply, Silent):
+        return "[无回复]"
+    return repr(reply)
+
+
+class UsageError(ValueError):
+    pass
+
+
+def message_for(sim: WeChatSimulator, line: str, openid: str) -> dict[str, Any]:
+    """The WeChat message a typed line stands for (plain text unless it is a /command)."""
+    if not line.startswith("/"):
+        return sim.text(line, openid)
+    try:
+        words = shlex.split(line)
+    except ValueError:
+        words = line.split()
+    cmd, args = words[0].lower(), words[1:]
+    if cmd == "/location":
+        if len(args) < 2:
+            raise UsageError("usage: /location LAT LON [LABEL]")
+        try:
+            lat, lon = float(args[0]), float(args[1])
+        except ValueError:
+            raise UsageError("LAT and LON must be numbers, e.g. /location 39.9 116.4") from None
+        return sim.location(lat, lon, " ".join(args[2:]), openid)
+    if cmd == "/voice":
+        return sim.voice(line[len(words[0]) :].strip(), openid)
+    if cmd == "/image":
+        return sim.image(openid)
+    if cmd == "/link" and len(args) >= 2:
+        return sim.link(args[0], args[1], openid)
+    if cmd == "/subscribe":
+        return sim.event("subscribe", f"qrscene_{args[0]}" if args else "", openid)
+    if cmd == "/unsubscribe":
+        return sim.event("unsubscribe", "", openid)
+    if cmd == "/click" and args:
+        return sim.event("CLICK", args[0], openid)
+    if cmd == "/view" and args:
+        return sim.event("VIEW", args[0], openid)
+    raise UsageError(f"unknown or incomplete command {words[0]!r}; type /help")
+
+
+def run_chat(
+    sim: WeChatSimulator,
+    target: Any,
+    openid: str,
+    read_line: Callable[[], str | None],
+    echo: Callable[[str], None],
+) -> None:
+    """The read–send–print loop; stops at end of input or /quit."""
+    while True:
+        line = read_line()
+        if line is None:
+            return
+        line = line.strip()
+        if not line:
+            continue
+        if line in ("/quit", "/exit"):
+            return
+        if line == "/help":
+            echo(HELP)
+            continue
+        try:
+            reply = sim.post(target, message_for(sim, line, openid))
+        except UsageError as exc:
+            echo(f"[用法] {exc}")
+            continue
+        except SimulatorError as exc:
+            echo(f"[错误] {exc}")
+            continue
+        except OSError as exc:  # requests' ConnectionError/Timeout are OSErrors
+            echo(f"[错误] cannot reach the server: {exc}")
+            continue
+        echo("\n".join(f"bot> {part}" for part in format_reply(reply).split("\n")))
+
+
+def _ensure_schema() -> None:
+    """In-process chat on a fresh machine: create the schema rather than answer with errors."""
+    from wxbot.db import current_revision, upgrade
+
+    engine = current_app.extensions.get("wxbot.engine")
+    if engine is not None and current_revision(engine) is None:
+        upgrade(engine)
+        click.echo(f"(created the database schema at {engine.url.render_as_string()})", err=True)
+
+
+@click.command("chat")
+@click.option(
+    "--url",
+    default=None,
+    help="POST to a running server, e.g. http://127.0.0.1:8000/wechat (default: in-process).",
+)
+@click.option("--openid", default=DEFAULT_OPENID, show_default=True, help="Act as this user.")
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default=None,
+    help="WeChat message mode (default: safe when an EncodingAESKey is configured, else plain).",
+)
+@with_appcontext
+def chat(url: str | None, openid: str, mode: str | None) -> None:
+    """Chat with the bot in the terminal, as WeChat's servers would talk to it."""
+    settings = current_app.extensions["wxbot.settings"]
+    if url:
+        target: Any = url
+        clock: Callable[[], float] = time.time
+    else:
+        _ensure_schema()
+        target = current_app.test_client()
+        clock = current_app.extensions.get("wxbot.clock", time.time)
+    try:
+        sim = WeChatSimulator.from_settings(settings, mode, clock=clock)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    stdin = click.get_text_stream("stdin")
+    interactive = stdin.isatty()
+    where = url or "in-process"
+    click.echo(f"wxbot chat ({sim.mode} mode, {where}) as {openid}. /help for commands.", err=True)
+
+    def read_line() -> str | None:
+        if interactive:
+            try:
+                return click.prompt("you", prompt_suffix="> ", default="", show_default=False)
+            except (EOFError, click.Abort):
+                return None
+        line = stdin.readline()
+        return line if line else None
+
+    run_chat(sim, target, openid, read_line, click.echo)
