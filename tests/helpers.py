@@ -23,7 +23,9 @@ def text(openid: str, content: str, msg_id: str | None = None, create_time: int 
     )
 
 
-def event(openid: str, name: str, key: str = "", create_time: int | None = None, **extra: Any) -> Inbound:
+def event(
+    openid: str, name: str, key: str = "", create_time: int | None = None, **extra: Any
+) -> Inbound:
     create_time = create_time if create_time is not None else next(_ids)
     return Inbound(
         openid=openid,

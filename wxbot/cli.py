@@ -24,8 +24,13 @@ def _create_app():  # type: ignore[no-untyped-def]
         raise click.ClickException(f"configuration error: {exc}") from None
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
-             add_version_option=False, load_dotenv=False)
+@click.group(
+    cls=FlaskGroup,
+    create_app=_create_app,
+    add_default_commands=False,
+    add_version_option=False,
+    load_dotenv=False,
+)
 def cli() -> None:
     """wxbot: a WeChat Official Account bot backend."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -39,8 +44,10 @@ def init_db() -> None:
 
     engine = current_app.extensions["wxbot.engine"]
     upgrade(engine)
-    click.echo(f"database ready at {engine.url.render_as_string(hide_password=True)} "
-               f"(schema {current_revision(engine)})")
+    click.echo(
+        f"database ready at {engine.url.render_as_string(hide_password=True)} "
+        f"(schema {current_revision(engine)})"
+    )
 
 
 @cli.command("serve")
@@ -68,10 +75,7 @@ def sessions_cleanup(batch: int) -> None:
 
 
 for module_name, attribute in FEATURE_COMMANDS:
-    try:
-        cli.add_command(getattr(importlib.import_module(module_name), attribute))
-    except (ImportError, AttributeError):  # a feature not installed in this build
-        pass
+    cli.add_command(getattr(importlib.import_module(module_name), attribute))
 
 
 def main() -> None:

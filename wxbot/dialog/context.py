@@ -72,9 +72,7 @@ def lock_context(
     already holds the write lock) and fetch the dedup record in the same round trip."""
     stmt = (
         select(contexts, seen.c.reply, seen.c.status, seen.c.attempts.label("seen_attempts"))
-        .select_from(
-            contexts.outerjoin(seen, seen.c.dedup_key == (dedup_key or ""))
-        )
+        .select_from(contexts.outerjoin(seen, seen.c.dedup_key == (dedup_key or "")))
         .where(contexts.c.openid == openid)
         .with_for_update()
     )
@@ -88,9 +86,7 @@ def lock_context(
 
 
 def find_seen(conn: Connection, dedup_key: str, lock: bool = False) -> SeenRecord | None:
-    stmt = select(seen.c.reply, seen.c.status, seen.c.attempts).where(
-        seen.c.dedup_key == dedup_key
-    )
+    stmt = select(seen.c.reply, seen.c.status, seen.c.attempts).where(seen.c.dedup_key == dedup_key)
     if lock:
         stmt = stmt.with_for_update()
     row = conn.execute(stmt).first()
@@ -169,18 +165,15 @@ def bump_seen_attempts(conn: Connection, dedup_key: str) -> None:
     )
 
 
-def count_live(conn: Connection, now: float) -> int:
-    return conn.execute(
-        select(func.count()).select_from(contexts).where(contexts.c.expires_at > now)
-    ).scalar_one()
+def count_contexts(conn: Connection) -> int:
+    """Stored contexts, live or expired-but-not-yet-evicted."""
+    return conn.execute(select(func.count()).select_from(contexts)).scalar_one()
 
 
 def delete_expired(conn: Connection, now: float, limit: int = 1000) -> int:
     """Delete up to ``limit`` expired contexts; returns how many went."""
     victims = (
-        conn.execute(
-            select(contexts.c.openid).where(contexts.c.expires_at <= now).limit(limit)
-        )
+        conn.execute(select(contexts.c.openid).where(contexts.c.expires_at <= now).limit(limit))
         .scalars()
         .all()
     )
@@ -208,7 +201,9 @@ def forget_user(conn: Connection, openid: str) -> None:
     conn.execute(delete(seen).where(seen.c.openid == openid))
 
 
-def list_contexts(conn: Connection, now: float, limit: int = 100, offset: int = 0) -> list[ContextRow]:
+def list_contexts(
+    conn: Connection, now: float, limit: int = 100, offset: int = 0
+) -> list[ContextRow]:
     rows = conn.execute(
         select(contexts)
         .where(contexts.c.expires_at > now)

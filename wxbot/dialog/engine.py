@@ -121,16 +121,19 @@ class Bot:
             store.record_seen(conn, msg.dedup_key, msg.openid, None, now, status="pending")
             saved_version = ctx.version
         # committed: only now may the slow work start (it must find the pending record)
-        future = self._pool.submit(
-            self._finish_deferred, msg, outcome.deferred, saved_version
-        )
+        future = self._pool.submit(self._finish_deferred, msg, outcome.deferred, saved_version)
         return _Pending(future=future, attempts=1)
 
     def _has_room(self, conn: Connection, now: float) -> bool:
-        if store.count_live(conn, now) < self.settings.max_sessions:
+        """Room for a new user's context? When full, evict expired contexts first.
+
+        The cap is soft under concurrency: two newcomers counted at once may both get in.
+        """
+        if store.count_contexts(conn) < self.settings.max_sessions:
             return True
-        store.delete_expired(conn, now)
-        return store.count_live(conn, now) < self.settings.max_sessions
+        if store.delete_expired(conn, now) == 0:
+            return False
+        return store.count_contexts(conn) < self.settings.max_sessions
 
     def _expire_if_stale(self, ctx: ContextRow, now: float) -> str:
         if ctx.expires_at > now:
@@ -218,7 +221,9 @@ class Bot:
         if ctx.state != WAIT_QUERY and (
             ctx.rounds >= settings.max_rounds or ctx.attempts >= settings.max_attempts
         ):
-            log.info("hand-off of %s after %d rounds, %d attempts", msg.openid, ctx.rounds, ctx.attempts)
+            log.info(
+                "hand-off of %s after %d rounds, %d attempts", msg.openid, ctx.rounds, ctx.attempts
+            )
             reply, slots = TransferToHuman(), {}
             ctx.reset()
         pages = outcome.pages if isinstance(outcome, _NextPage) else None
@@ -284,7 +289,9 @@ class Bot:
                 store.update_seen(conn, msg.dedup_key, reply=_dump(reply), status="done")
             return reply
 
-    def _resume(self, msg: Inbound, deferred: Deferred, result: object, saved_version: int) -> Reply:
+    def _resume(
+        self, msg: Inbound, deferred: Deferred, result: object, saved_version: int
+    ) -> Reply:
         with transaction(self.engine) as conn:
             now = self.clock()
             ctx, seen = store.lock_context(conn, msg.openid, msg.dedup_key)
