@@ -1,0 +1,276 @@
+"""Local stand-ins for the public APIs wxbot calls: Open-Meteo geocoding and forecast, the
+iTunes Search API, an SMS webhook and WeChat's API. One threaded http.server on 127.0.0.1
+answers all of them (each service gets the same base URL), so tests never reach the internet.
+
+Knobs, all per route name (``geocoding``, ``forecast``, ``music``, ``sms``, ``token``, ``send``):
+- ``down``: routes that answer HTTP 503;
+- ``hold(route)``: requests wait until ``release(route)`` (slowness without sleeps);
+- ``delay``: seconds to sleep before answering (for demos and benchmarks only);
+- ``drop_next[route] = n``: close the next n connections without answering;
+- ``places`` / ``songs``: what geocoding and music search find (empty list = no results).
+Observations: ``hits`` (requests per route), ``entered`` (an Event per route, set on arrival),
+``sms`` (webhook bodies), ``pushed`` (accepted customer-service messages), ``tokens``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+APPID = "wx0000000000demo"
+APPSECRET = "fake-app-secret"
+
+PLACES: dict[str, list[dict[str, Any]]] = {
+    "北京": [
+        {
+            "name": "北京市",
+            "latitude": 39.9075,
+            "longitude": 116.39723,
+            "country": "中国",
+            "admin1": "北京市",
+            "population": 11716620,
+        },
+        {"name": "北京", "latitude": 25.0, "longitude": 110.0, "country": "中国", "admin1": "广西"},
+    ],
+    "上海": [
+        {
+            "name": "上海市",
+            "latitude": 31.22222,
+            "longitude": 121.45806,
+            "country": "中国",
+            "admin1": "上海市",
+            "population": 22315474,
+        }
+    ],
+    "朝阳": [
+        {
+            "name": "朝阳区",
+            "latitude": 39.92,
+            "longitude": 116.44,
+            "country": "中国",
+            "admin1": "北京市",
+            "population": 3_000_000,
+        },
+        {
+            "name": "朝阳市",
+            "latitude": 41.57,
+            "longitude": 120.45,
+            "country": "中国",
+            "admin1": "辽宁省",
+            "population": 2_900_000,
+        },
+    ],
+}
+
+SONGS: dict[str, list[dict[str, Any]]] = {
+    "晴天": [
+        {
+            "trackName": "晴天",
+            "artistName": "周杰伦",
+            "collectionName": "叶惠美",
+            "previewUrl": "https://audio.example/qingtian.m4a",
+        }
+    ],
+}
+
+DAILY: dict[str, list[Any]] = {
+    "time": ["2027-01-15", "2027-01-16"],
+    "weather_code": [0, 61],
+    "temperature_2m_max": [5.4, 3.2],
+    "temperature_2m_min": [-6.1, -2.5],
+    "precipitation_probability_max": [0, 80],
+}
+
+ROUTES = {
+    "/v1/search": "geocoding",
+    "/v1/forecast": "forecast",
+    "/search": "music",
+    "/sms": "sms",
+    "/cgi-bin/stable_token": "token",
+    "/cgi-bin/message/custom/send": "send",
+}
+
+
+class FakeApis:
+    def __init__(self) -> None:
+        self.places: dict[str, list[dict[str, Any]]] = {k: list(v) for k, v in PLACES.items()}
+        self.songs: dict[str, list[dict[str, Any]]] = {k: list(v) for k, v in SONGS.items()}
+        self.daily: dict[str, list[Any]] = dict(DAILY)
+        self.down: set[str] = set()
+        self.delay: dict[str, float] = {}
+        self.drop_next: Counter[str] = Counter()
+        self.hits: Counter[str] = Counter()
+        self.entered: defaultdict[str, threading.Event] = defaultdict(threading.Event)
+        self.requests: list[tuple[str, dict[str, str], Any]] = []
+        self.sms: list[dict[str, Any]] = []
+        self.pushed: list[dict[str, Any]] = []
+        self.tokens: list[str] = []  # issued, oldest first
+        self.revoked: set[str] = set()
+        self.token_lifetime = 7200
+        self._gates: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def settings(self, **extra: Any) -> dict[str, Any]:
+        """Settings overrides pointing every service at this server."""
+        return {
+            "weather_url": self.url,
+            "geocoding_url": self.url,
+            "music_url": self.url,
+            "api_url": self.url,
+            "sms_webhook_url": f"{self.url}/sms",
+            **extra,
+        }
+
+    def start(self) -> FakeApis:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        for gate in self._gates.values():
+            gate.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def hold(self, route: str) -> None:
+        self._gates[route] = threading.Event()
+        self.entered[route].clear()
+
+    def release(self, route: str) -> None:
+        gate = self._gates.pop(route, None)
+        if gate is not None:
+            gate.set()
+
+    def wait_entered(self, route: str, timeout: float = 10.0) -> None:
+        assert self.entered[route].wait(timeout), f"no request reached {route!r}"
+
+    # --- answers -------------------------------------------------------------------------
+
+    def answer(self, route: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        if route == "geocoding":
+            results = self.places.get(query.get("name", ""), [])
+            return 200, ({"results": results} if results else {"generationtime_ms": 0.1})
+        if route == "forecast":
+            return 200, {
+                "latitude": float(query["latitude"]),
+                "longitude": float(query["longitude"]),
+                "timezone": "Asia/Shanghai",
+                "daily": self.daily,
+            }
+        if route == "music":
+            results = self.songs.get(query.get("term", ""), [])
+            return 200, {"resultCount": len(results), "results": results}
+        if route == "sms":
+            self.sms.append(body)
+            return 200, {"ok": True}
+        if route == "token":
+            return 200, self._token(body)
+        if route == "send":
+            token = query.get("access_token", "")
+            if token not in self.tokens or token in self.revoked:
+                return 200, {"errcode": 40001, "errmsg": "invalid credential"}
+            self.pushed.append(body)
+            return 200, {"errcode": 0, "errmsg": "ok"}
+        return 404, {"error": "no such route"}
+
+    def _token(self, body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("appid") != APPID or body.get("secret") != APPSECRET:
+            return {"errcode": 40125, "errmsg": "invalid appsecret"}
+        with self._lock:
+            if (
+                self.tokens
+                and not body.get("force_refresh")
+                and self.tokens[-1] not in self.revoked
+            ):
+                return {"access_token": self.tokens[-1], "expires_in": self.token_lifetime}
+            token = f"TOKEN-{len(self.tokens) + 1}"
+            self.tokens.append(token)
+        return {"access_token": token, "expires_in": self.token_lifetime}
+
+
+def _make_handler(fake: FakeApis) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, like real APIs (and stale-connection drops)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet tests
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self._serve(None)
+
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body = json.loads(raw.decode("utf-8")) if raw else None
+            except ValueError:
+                body = {"_raw": raw.decode("utf-8", "replace")}
+            self._serve(body)
+
+        def _serve(self, body: Any) -> None:
+            parsed = urlparse(self.path)
+            route = ROUTES.get(parsed.path, "unknown")
+            query = {k: v[0] for k, v in parse_qs(parsed.query).items()}
+            with fake._lock:
+                fake.hits[route] += 1
+                fake.requests.append((route, query, body))
+                drop = fake.drop_next[route] > 0
+                if drop:
+                    fake.drop_next[route] -= 1
+            fake.entered[route].set()
+            if drop:  # hang up without a word: the client sees a broken connection
+                self.close_connection = True
+                return
+            gate = fake._gates.get(route)
+            if gate is not None:
+                gate.wait(30)
+            if fake.delay.get(route):
+                time.sleep(fake.delay[route])
+            if route in fake.down:
+                status, payload = 503, {"error": "service unavailable"}
+            else:
+                status, payload = fake.answer(route, query, body)
+            data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+@pytest.fixture(name="fake_apis")
+def fake_apis_fixture() -> Iterator[FakeApis]:
+    """Import ``fake_apis_fixture`` into a test module to use the ``fake_apis`` fixture."""
+    fake = FakeApis().start()
+    yield fake
+    fake.stop()
+
+
+def closed_port_url() -> str:
+    """A base URL where nothing listens (connection refused at once)."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"http://127.0.0.1:{port}"

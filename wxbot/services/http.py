@@ -1,0 +1,135 @@
+"""Outbound HTTP done one way for every service: a Session each, timeouts, one retry, a cache.
+
+Why a Session per service: connection reuse (keep-alive) saves a TLS handshake per call, and
+one service's pool trouble never starves another. Why one retry: a pooled keep-alive
+connection that the far end closed fails on first use; trying once more on a fresh
+connection fixes that without turning a down service into a long wait.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+USER_AGENT = "wxbot/0.1 (+https://github.com/wxbot)"
+
+T = TypeVar("T")
+
+
+class ServiceError(Exception):
+    """An outside service failed (down, slow, or answered nonsense). Handlers turn this into a
+    friendly reply; it never reaches the engine as an unexpected exception."""
+
+    def __init__(self, service: str, reason: str) -> None:
+        super().__init__(f"{service}: {reason}")
+        self.service = service
+        self.reason = reason
+
+
+def make_session(retry_reads: bool = True) -> requests.Session:
+    """A Session that retries once on connection errors.
+
+    Connect errors are always safe to retry (nothing was sent). Read errors (the connection
+    dropped after sending) are retried only when ``retry_reads``, and then only for GET: the
+    request may have been processed. HTTP error statuses are not retried: a 5xx now is
+    usually a 5xx in a moment, too.
+    """
+    retry = Retry(
+        total=1,
+        connect=1,
+        read=1 if retry_reads else 0,
+        status=0,
+        other=0,
+        redirect=2,
+        allowed_methods=frozenset({"GET", "HEAD"}),
+        backoff_factor=0,
+        raise_on_status=False,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=16)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+def timeouts(http_timeout: float) -> tuple[float, float]:
+    """(connect, read) timeouts: connecting should take far less than reading an answer."""
+    return (min(2.0, http_timeout), http_timeout)
+
+
+def get_json(
+    session: requests.Session,
+    service: str,
+    url: str,
+    params: dict[str, Any],
+    timeout: tuple[float, float],
+) -> Any:
+    """GET ``url`` and return its JSON body, or raise ServiceError with a reason for the log."""
+    try:
+        response = session.get(url, params=params, timeout=timeout)
+    except requests.Timeout:
+        raise ServiceError(service, "timed out") from None
+    except requests.RequestException as exc:
+        raise ServiceError(service, f"unreachable ({type(exc).__name__})") from None
+    if response.status_code != 200:
+        raise ServiceError(service, f"HTTP {response.status_code}")
+    try:
+        return response.json()
+    except ValueError:
+        raise ServiceError(service, "answered with something that is not JSON") from None
+
+
+class TTLCache(Generic[T]):
+    """A small thread-safe LRU cache whose entries expire after ``ttl`` seconds.
+
+    Per process on purpose: weather and search results are cheap to fetch again, so sharing
+    them across containers through the database would cost more round trips than it saves.
+    """
+
+    def __init__(
+        self, ttl: float, maxsize: int = 1024, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.maxsize = maxsize
+        self.clock = clock
+        self._data: OrderedDict[Hashable, tuple[float, T]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> T | None:
+        with self._lock:
+            item = self._data.get(key)
+            if item is None:
+                return None
+            expires, value = item
+            if expires <= self.clock():
+                del self._data[key]
+                return None
+            self._data.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value: T) -> None:
+        with self._lock:
+            self._data[key] = (self.clock() + self.ttl, value)
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def get_or_fetch(self, key: Hashable, fetch: Callable[[], T]) -> T:
+        """The cached value, or ``fetch()``'s (cached on success; errors are not cached)."""
+        value = self.get(key)
+        if value is None:
+            value = fetch()
+            self.put(key, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()

@@ -1,0 +1,64 @@
+"""Pluggable SMS senders for verification codes: ``console`` (log it) or ``webhook`` (POST JSON).
+
+A real SMS gateway (Aliyun, Tencent Cloud, ...) is reached through the webhook: a small relay
+that receives ``{"phone", "code", "text"}`` and calls the gateway keeps vendor keys out of here.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import requests
+
+from wxbot.services.http import ServiceError, make_session, timeouts
+
+log = logging.getLogger(__name__)
+
+SERVICE = "sms"
+
+
+def code_text(code: str, minutes: int = 5) -> str:
+    return f"【wxbot】您的验证码是 {code}，{minutes} 分钟内有效。如非本人操作请忽略。"
+
+
+class SmsSender(Protocol):
+    def send(self, phone: str, code: str) -> None:
+        """Deliver ``code`` to ``phone`` or raise ServiceError."""
+
+
+class ConsoleSender:
+    """Development sender: writes the code to the log (and remembers the last one per phone,
+    so `wxbot chat` demos and tests can read it)."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, str] = {}
+
+    def send(self, phone: str, code: str) -> None:
+        self.sent[phone] = code
+        log.warning("SMS to %s: %s", phone, code_text(code))
+
+
+class WebhookSender:
+    def __init__(self, url: str, http_timeout: float = 3.0) -> None:
+        self.url = url
+        self.timeout = timeouts(http_timeout)
+        # POST is not idempotent: retry only when the connection itself failed (nothing sent).
+        self.session: requests.Session = make_session(retry_reads=False)
+
+    def send(self, phone: str, code: str) -> None:
+        payload = {"phone": phone, "code": code, "text": code_text(code)}
+        try:
+            response = self.session.post(self.url, json=payload, timeout=self.timeout)
+        except requests.Timeout:
+            raise ServiceError(SERVICE, "timed out") from None
+        except requests.RequestException as exc:
+            raise ServiceError(SERVICE, f"unreachable ({type(exc).__name__})") from None
+        if not 200 <= response.status_code < 300:
+            raise ServiceError(SERVICE, f"HTTP {response.status_code}")
+
+
+def make_sender(backend: str, webhook_url: str | None, http_timeout: float) -> SmsSender:
+    if backend == "webhook" and webhook_url:
+        return WebhookSender(webhook_url, http_timeout)
+    return ConsoleSender()

@@ -1,0 +1,228 @@
+"""Weather from Open-Meteo's keyless geocoding and forecast APIs, in readable Chinese."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import requests
+
+from wxbot.services.http import ServiceError, TTLCache, get_json, make_session, timeouts
+
+SERVICE = "weather"
+FORECAST_TTL = 600.0  # the issue's 10 minutes; forecasts change hourly at most
+GEOCODE_TTL = 86_400.0  # place names do not move
+MAX_CHOICES = 5
+
+# WMO weather interpretation codes (the table in Open-Meteo's docs) in everyday Chinese.
+WMO_CODES: dict[int, str] = {
+    0: "晴",
+    1: "晴间多云",
+    2: "多云",
+    3: "阴",
+    45: "雾",
+    48: "雾凇",
+    51: "小毛毛雨",
+    53: "毛毛雨",
+    55: "大毛毛雨",
+    56: "冻毛毛雨",
+    57: "强冻毛毛雨",
+    61: "小雨",
+    63: "中雨",
+    65: "大雨",
+    66: "冻雨",
+    67: "强冻雨",
+    71: "小雪",
+    73: "中雪",
+    75: "大雪",
+    77: "米雪",
+    80: "小阵雨",
+    81: "阵雨",
+    82: "强阵雨",
+    85: "小阵雪",
+    86: "阵雪",
+    95: "雷阵雨",
+    96: "雷阵雨伴有冰雹",
+    99: "强雷阵雨伴有冰雹",
+}
+
+
+def describe_code(code: Any) -> str:
+    try:
+        return WMO_CODES.get(int(code), "天气未知")
+    except (TypeError, ValueError):
+        return "天气未知"
+
+
+@dataclass(frozen=True)
+class Place:
+    """One geocoding match; plain data so it can wait in the user's slots as JSON."""
+
+    name: str
+    latitude: float
+    longitude: float
+    country: str = ""
+    admin1: str = ""
+    admin2: str = ""
+    population: int = 0
+
+    @property
+    def label(self) -> str:
+        """What the user reads in a list of choices: 朝阳区（中国 北京市）."""
+        where = " ".join(
+            p for p in (self.country, self.admin1, self.admin2) if p and p != self.name
+        )
+        return f"{self.name}（{where}）" if where else self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Place:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass(frozen=True)
+class Day:
+    date: str
+    weather: str
+    t_min: float | None
+    t_max: float | None
+    rain_chance: int | None
+
+
+@dataclass(frozen=True)
+class Forecast:
+    place_name: str
+    days: tuple[Day, ...]
+
+    def to_text(self) -> str:
+        lines = [f"{self.place_name}天气"]
+        for title, day in zip(("今天", "明天"), self.days, strict=False):
+            parts = [day.weather]
+            if day.t_min is not None and day.t_max is not None:
+                parts.append(f"{round(day.t_min)}～{round(day.t_max)}°C")
+            if day.rain_chance is not None:
+                parts.append(f"降水概率 {day.rain_chance}%")
+            lines.append(f"{title}（{day.date[5:]}）：" + "，".join(parts))
+        return "\n".join(lines)
+
+
+def pick_place(places: list[Place]) -> Place | None:
+    """The place the user surely meant, or None when they should choose.
+
+    Geocoding a Chinese city name usually returns the city plus villages of the same name.
+    A match at least ten times as populous as the runner-up is taken without asking; equally
+    plausible matches (两个同名的区) are offered as a numbered list.
+    """
+    if len(places) == 1:
+        return places[0]
+    if len(places) > 1 and places[0].population >= 10 * max(places[1].population, 1):
+        return places[0]
+    return None
+
+
+class WeatherClient:
+    def __init__(
+        self,
+        geocoding_url: str,
+        weather_url: str,
+        http_timeout: float = 3.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.geocoding_url = geocoding_url.rstrip("/")
+        self.weather_url = weather_url.rstrip("/")
+        self.timeout = timeouts(http_timeout)
+        self.session: requests.Session = make_session()
+        extra = {"clock": clock} if clock else {}
+        self.forecasts: TTLCache[Forecast] = TTLCache(FORECAST_TTL, **extra)
+        self.places: TTLCache[list[Place]] = TTLCache(GEOCODE_TTL, **extra)
+
+    def geocode(self, name: str) -> list[Place]:
+        """Places called ``name``, most relevant first (empty when there is none)."""
+        name = name.strip()
+        if not name:
+            return []
+        return self.places.get_or_fetch(name, lambda: self._geocode(name))
+
+    def _geocode(self, name: str) -> list[Place]:
+        data = get_json(
+            self.session,
+            SERVICE,
+            f"{self.geocoding_url}/v1/search",
+            {"name": name, "count": 10, "language": "zh", "format": "json"},
+            self.timeout,
+        )
+        if not isinstance(data, dict):
+            raise ServiceError(SERVICE, "geocoding answer is not an object")
+        places: list[Place] = []
+        seen: set[str] = set()
+        for item in data.get("results") or []:
+            try:
+                place = Place(
+                    name=str(item["name"]),
+                    latitude=float(item["latitude"]),
+                    longitude=float(item["longitude"]),
+                    country=str(item.get("country") or ""),
+                    admin1=str(item.get("admin1") or ""),
+                    admin2=str(item.get("admin2") or ""),
+                    population=int(item.get("population") or 0),
+                )
+            except (KeyError, TypeError, ValueError):
+                continue  # one malformed entry should not hide the good ones
+            if place.label not in seen:  # same name and region twice is no real choice
+                seen.add(place.label)
+                places.append(place)
+        return places[:MAX_CHOICES]
+
+    def forecast(self, latitude: float, longitude: float, place_name: str) -> Forecast:
+        """Today's and tomorrow's weather at a point (cached 10 minutes per ~1 km cell)."""
+        key = (round(latitude, 2), round(longitude, 2))
+        cached = self.forecasts.get_or_fetch(key, lambda: self._forecast(latitude, longitude))
+        return Forecast(place_name, cached.days)
+
+    def _forecast(self, latitude: float, longitude: float) -> Forecast:
+        data = get_json(
+            self.session,
+            SERVICE,
+            f"{self.weather_url}/v1/forecast",
+            {
+                "latitude": f"{latitude:.4f}",
+                "longitude": f"{longitude:.4f}",
+                "daily": "weather_code,temperature_2m_max,temperature_2m_min,"
+                "precipitation_probability_max",
+                "timezone": "auto",
+                "forecast_days": 2,
+            },
+            self.timeout,
+        )
+        try:
+            daily = data["daily"]
+            days = tuple(
+                Day(
+                    date=str(date),
+                    weather=describe_code(_at(daily.get("weather_code"), i)),
+                    t_min=_number(_at(daily.get("temperature_2m_min"), i)),
+                    t_max=_number(_at(daily.get("temperature_2m_max"), i)),
+                    rain_chance=_int(_at(daily.get("precipitation_probability_max"), i)),
+                )
+                for i, date in enumerate(daily["time"][:2])
+            )
+        except (KeyError, TypeError, AttributeError):
+            raise ServiceError(SERVICE, "forecast answer lacks daily data") from None
+        if not days:
+            raise ServiceError(SERVICE, "forecast answer has no days")
+        return Forecast("", days)
+
+
+def _at(values: Any, i: int) -> Any:
+    return values[i] if isinstance(values, list) and i < len(values) else None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _int(value: Any) -> int | None:
+    return round(value) if isinstance(value, (int, float)) else None
