@@ -1,0 +1,188 @@
+"""Throughput, latency and SQL cost of the message path, end to end over HTTP.
+
+Starts gunicorn (``wsgi:app``) on a fresh database, plays N concurrent WeChat users (safe
+mode: signed, AES-encrypted, replies verified and decrypted) and prints messages/second and
+p50/p99 latency, then counts the SQL round trips one plain question costs in-process.
+
+    python benchmarks/engine_bench.py --db sqlite --users 50 --messages 20
+    python benchmarks/engine_bench.py --db mysql --workers 2 --threads 8
+
+The load generator runs on the same 2-core machine as the server, so absolute figures are
+a floor for what a dedicated server would do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+from sqlalchemy import create_engine, event, text
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.processes import free_port  # noqa: E402
+from wxbot import create_app  # noqa: E402
+from wxbot.db import upgrade  # noqa: E402
+from wxbot.dialog.inbound import Inbound  # noqa: E402
+from wxbot.wechat.simulator import WeChatSimulator  # noqa: E402
+
+TOKEN, APPID = "bench-token", "wxbench000000000"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+MYSQL_SERVER = os.environ.get("WXBOT_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+
+@contextmanager
+def fresh_database(kind: str):  # type: ignore[no-untyped-def]
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite:///{tmp}/bench.sqlite3"
+        return
+    name = f"wxbot_bench_{uuid.uuid4().hex[:8]}"
+    server = create_engine(MYSQL_SERVER)
+    with server.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+    try:
+        yield MYSQL_SERVER.rsplit("/", 1)[0] + f"/{name}?charset=utf8mb4"
+    finally:
+        with server.connect() as conn:
+            conn.execute(text(f"DROP DATABASE {name}"))
+
+
+@contextmanager
+def gunicorn(url: str, workers: int, threads: int):  # type: ignore[no-untyped-def]
+    port = free_port()
+    env = {
+        **os.environ,
+        "WXBOT_DATABASE_URL": url,
+        "WXBOT_TOKEN": TOKEN,
+        "WXBOT_APPID": APPID,
+        "WXBOT_ENCODING_AES_KEY": AES_KEY,
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            str(workers),
+            "-k",
+            "gthread",
+            "--threads",
+            str(threads),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if requests.get(base + "/healthz", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        yield base + "/wechat"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def drive(url: str, users: int, messages: int, concurrency: int) -> tuple[float, list[float]]:
+    sims = [WeChatSimulator(TOKEN, APPID, AES_KEY, mode="safe") for _ in range(concurrency)]
+    latencies: list[float] = []
+
+    def user(n: int) -> list[float]:
+        sim = sims[n % concurrency]
+        own: list[float] = []
+        for i in range(messages):
+            started = time.perf_counter()
+            sim.send(url, f"第{i}个问题：营业时间是几点", openid=f"o_bench_{n:05d}")
+            own.append(time.perf_counter() - started)
+        return own
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        for own in pool.map(user, range(users)):
+            latencies.extend(own)
+    return time.perf_counter() - started, latencies
+
+
+def round_trips(url: str) -> tuple[int, int]:
+    """SQL statements (incl. COMMIT) for a brand-new user's first question and a known
+    user's next question, counted on the engine in-process."""
+    app = create_app({"database_url": url, "token": TOKEN, "appid": APPID})
+    bot = app.extensions["wxbot.bot"]
+    counted: list[str] = []
+    event.listen(bot.engine, "before_cursor_execute", lambda *a: counted.append(a[2].split()[0]))
+    event.listen(bot.engine, "commit", lambda *a: counted.append("COMMIT"))
+
+    def ask(openid: str, msg_id: str) -> int:
+        counted.clear()
+        bot.handle(
+            Inbound(
+                openid=openid,
+                kind="text",
+                text="营业时间是几点",
+                msg_id=msg_id,
+                dedup_key=f"{openid}:{msg_id}",
+            )
+        )
+        return len([c for c in counted if c.upper() not in ("BEGIN",)])
+
+    ask("o_rt_warm", "1")
+    first = ask("o_rt_new", "2")
+    known = ask("o_rt_new", "3")
+    bot.close()
+    return first, known
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", default="sqlite", choices=["sqlite", "mysql"])
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--messages", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args()
+    with fresh_database(args.db) as url:
+        engine = create_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        with gunicorn(url, args.workers, args.threads) as endpoint:
+            drive(endpoint, 4, 3, 4)  # warm-up: workers load jieba and the index
+            elapsed, latencies = drive(endpoint, args.users, args.messages, args.concurrency)
+        first, known = round_trips(url)
+    latencies.sort()
+    n = len(latencies)
+    print(f"database           {args.db}")
+    print(
+        f"server             gunicorn -w {args.workers} -k gthread --threads {args.threads}, safe mode"
+    )
+    print(
+        f"messages           {n} ({args.users} users x {args.messages}, {args.concurrency} concurrent)"
+    )
+    print(f"throughput         {n / elapsed:,.0f} messages/s")
+    print(f"latency p50        {statistics.median(latencies) * 1000:.1f} ms")
+    print(f"latency p99        {latencies[int(n * 0.99) - 1] * 1000:.1f} ms")
+    print(f"SQL round trips    {known} for a known user's question, {first} for a new user's first")
+
+
+if __name__ == "__main__":
+    main()

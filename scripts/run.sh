@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Set up and run the bot on a fresh machine: a virtualenv in .venv, the package, the SQLite
+# schema, the starter knowledge, then the server on http://127.0.0.1:8000/wechat.
+# Demo credentials unless WXBOT_TOKEN / WXBOT_APPID / ... are set (see README).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/pip install --quiet --upgrade pip
+.venv/bin/pip install --quiet -e .
+.venv/bin/wxbot init-db
+.venv/bin/wxbot kb import knowledge/*.csv
+exec .venv/bin/wxbot serve --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set up and run the whole test suite: a virtualenv in .venv, the package with its test
+# extras, ruff, then pytest on SQLite and on the local MariaDB (127.0.0.1:3306, root, no
+# password; override with WXBOT_TEST_MYSQL_URL). With CI=true an unreachable MariaDB fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/pip install --quiet --upgrade pip
+.venv/bin/pip install --quiet -e '.[test]'
+if [ "${CI:-}" = "true" ] && ! .venv/bin/python -c "import pymysql; pymysql.connect(host='127.0.0.1', user='root')" 2>/dev/null; then
+  echo "MariaDB is not answering; starting it" >&2
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+  for _ in $(seq 30); do
+    .venv/bin/python -c "import pymysql; pymysql.connect(host='127.0.0.1', user='root')" 2>/dev/null && break
+    sleep 1
+  done
+fi
+.venv/bin/ruff check wxbot tests scripts benchmarks
+.venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,107 @@
+"""Run real `wxbot serve` processes for cross-process tests, and talk to them like WeChat does
+(plaintext mode: signed query string, XML body)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from xml.sax.saxutils import escape
+
+import requests
+
+TOKEN = "multiprocess-token"
+APPID = "wx1234567890multi"
+ACCOUNT = "gh_multiprocess"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serve(database_url: str, count: int = 2, **env: str) -> Iterator[list[str]]:
+    """Start ``count`` `wxbot serve` processes on one database; yields their /wechat URLs."""
+    procs: list[subprocess.Popen[bytes]] = []
+    urls: list[str] = []
+    environment = {
+        **os.environ,
+        "WXBOT_DATABASE_URL": database_url,
+        "WXBOT_TOKEN": TOKEN,
+        "WXBOT_APPID": APPID,
+        **env,
+    }
+    environment.pop("WXBOT_ENCODING_AES_KEY", None)
+    try:
+        for _ in range(count):
+            port = free_port()
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        "from wxbot.cli import main; main()",
+                        "serve",
+                        "--port",
+                        str(port),
+                    ],
+                    env=environment,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            urls.append(f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 60
+        for url, proc in zip(urls, procs):
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"wxbot serve exited with {proc.returncode}")
+                try:
+                    if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{url} did not become healthy")
+                time.sleep(0.1)
+        yield [url + "/wechat" for url in urls]
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _signed_params() -> dict[str, str]:
+    timestamp, nonce = str(int(time.time())), uuid.uuid4().hex[:10]
+    signature = hashlib.sha1("".join(sorted([TOKEN, timestamp, nonce])).encode()).hexdigest()
+    return {"signature": signature, "timestamp": timestamp, "nonce": nonce}
+
+
+def post_text(session: requests.Session, url: str, openid: str, content: str, msg_id: int) -> str:
+    """POST a text message; returns the reply's Content ('' for success/empty)."""
+    body = (
+        f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
+        f"<FromUserName><![CDATA[{openid}]]></FromUserName>"
+        f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        f"<Content>{escape(content)}</Content><MsgId>{msg_id}</MsgId></xml>"
+    )
+    response = session.post(url, params=_signed_params(), data=body.encode(), timeout=30)
+    response.raise_for_status()
+    text = response.text
+    if "<Content>" not in text:
+        return "" if text in ("", "success") else text
+    import xmltodict
+
+    return xmltodict.parse(text)["xml"]["Content"]
