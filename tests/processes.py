@@ -60,7 +60,7 @@ def serve(database_url: str, count: int = 2, **env: str) -> Iterator[list[str]]:
             )
             urls.append(f"http://127.0.0.1:{port}")
         deadline = time.monotonic() + 60
-        for url, proc in zip(urls, procs):
+        for url, proc in zip(urls, procs, strict=True):
             while True:
                 if proc.poll() is not None:
                     raise RuntimeError(f"wxbot serve exited with {proc.returncode}")
