@@ -110,6 +110,7 @@ class FakeApis:
         self.hits: Counter[str] = Counter()
         self.entered: defaultdict[str, threading.Event] = defaultdict(threading.Event)
         self.requests: list[tuple[str, dict[str, str], Any]] = []
+        self.raw: list[bytes] = []  # POST bodies as sent (to check the encoding)
         self.sms: list[dict[str, Any]] = []
         self.pushed: list[dict[str, Any]] = []
         self.tokens: list[str] = []  # issued, oldest first
@@ -218,6 +219,7 @@ def _make_handler(fake: FakeApis) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:  # noqa: N802
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
+            fake.raw.append(raw)
             try:
                 body = json.loads(raw.decode("utf-8")) if raw else None
             except ValueError:
