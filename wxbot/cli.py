@@ -56,8 +56,11 @@ def init_db() -> None:
 @with_appcontext
 def serve(host: str, port: int) -> None:
     """Run the bot with a threaded development-grade server (use gunicorn in production)."""
+    from werkzeug.serving import run_simple
+
     click.echo(f"wxbot listening on http://{host}:{port}/wechat")
-    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+    # Flask refuses app.run() inside its CLI; run werkzeug's threaded server directly.
+    run_simple(host, port, current_app._get_current_object(), threaded=True)
 
 
 @cli.group("sessions")
