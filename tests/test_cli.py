@@ -1,0 +1,58 @@
+"""The `wxbot` commands, driven through Flask's CLI runner."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from tests.helpers import say
+from wxbot.cli import cli, init_db, sessions_cleanup
+from wxbot.config import ConfigError, load_settings
+
+
+def test_init_db_is_idempotent(app):  # type: ignore[no-untyped-def]
+    runner = app.test_cli_runner()
+    for _ in range(2):
+        result = runner.invoke(init_db)
+        assert result.exit_code == 0, result.output
+        assert "database ready" in result.output
+
+
+def test_sessions_cleanup_reports_counts(app, bot, clock):  # type: ignore[no-untyped-def]
+    say(bot, "u1", "你好")
+    say(bot, "u2", "你好")
+    clock.advance(700)
+    result = app.test_cli_runner().invoke(sessions_cleanup)
+    assert result.exit_code == 0, result.output
+    assert "deleted 2 expired contexts" in result.output
+
+
+def test_bad_configuration_is_a_clear_error_not_a_traceback(monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("WXBOT_ENCODING_AES_KEY", "too-short")
+    result = CliRunner().invoke(cli, ["init-db"])
+    assert result.exit_code != 0
+    assert "WXBOT_ENCODING_AES_KEY" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_settings_validation_messages() -> None:
+    for env, needle in [
+        ({"WXBOT_ENCODING_AES_KEY": "x" * 42}, "43-character"),
+        ({"WXBOT_SESSION_TTL": "ten"}, "not a number"),
+        ({"WXBOT_DATABASE_URL": "not a url"}, "SQLAlchemy URL"),
+        ({"WXBOT_TEACH_POLICY": "nobody"}, "admins' or 'everyone"),
+        ({"WXBOT_PREVIOUS_AES_KEY": "a" * 43}, "WXBOT_ENCODING_AES_KEY is not"),
+    ]:
+        try:
+            load_settings(env)
+        except ConfigError as exc:
+            assert needle in str(exc)
+        else:  # pragma: no cover
+            raise AssertionError(f"{env} was accepted")
+
+
+def test_settings_from_environment() -> None:
+    settings = load_settings(
+        {"WXBOT_ADMIN_OPENIDS": "a, b,,c", "WXBOT_SESSION_TTL": "60", "WXBOT_TOKEN": "t"}
+    )
+    assert settings.admin_openids == frozenset({"a", "b", "c"})
+    assert settings.session_ttl == 60 and settings.token == "t"
