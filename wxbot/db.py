@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 log = logging.getLogger(__name__)
@@ -84,6 +88,24 @@ def transaction(engine: Engine) -> Iterator[Connection]:
     """One write transaction: commits on success, rolls back on any exception."""
     with engine.begin() as conn:
         yield conn
+
+
+_RETRYABLE_MYSQL_ERRORS = {1205, 1213}  # lock wait timeout, deadlock
+T = TypeVar("T")
+
+
+def with_retries(work: Callable[[], T], attempts: int = 4) -> T:
+    """Run a whole transaction again when MySQL chose it as a deadlock victim or its lock
+    wait timed out; the transaction was rolled back, so running it again is safe."""
+    for attempt in range(attempts):
+        try:
+            return work()
+        except DBAPIError as exc:
+            code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+            if code not in _RETRYABLE_MYSQL_ERRORS or attempt == attempts - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1) + random.random() * 0.02)
+    raise AssertionError("unreachable")
 
 
 def alembic_config(engine: Engine):  # type: ignore[no-untyped-def]

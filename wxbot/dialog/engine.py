@@ -16,28 +16,24 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 
 from wxbot.config import Settings
-from wxbot.db import transaction
+from wxbot.db import transaction, with_retries
 from wxbot.dialog import context as store
-from wxbot.dialog import words
+from wxbot.dialog import delivery, words
 from wxbot.dialog.context import ContextRow
+from wxbot.dialog.delivery import PAGES, public_slots
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Deps, Outcome, Turn
 from wxbot.dialog.inbound import Inbound
-from wxbot.dialog.paging import MORE_WORDS, paginate
+from wxbot.dialog.paging import MORE_WORDS
 from wxbot.dialog.replies import Reply, Silent, Text, TransferToHuman, reply_from_dict
 from wxbot.dialog.states import DialogueTable, build_table
 
 log = logging.getLogger(__name__)
 
-PAGES = "_pages"  # engine-private slot: the unread pages of a long answer
-OUTBOX = "_outbox"  # engine-private slot: late results to deliver on the next message
-_PRIVATE = (PAGES, OUTBOX)
-_RETRYABLE_MYSQL_ERRORS = {1205, 1213}  # lock wait timeout, deadlock: retry the message
 POLL_SECONDS = 0.05
 HOLD_SECONDS = 15.0  # how long a request holds on to slow work nobody will answer otherwise
 
@@ -81,7 +77,7 @@ class Bot:
         """Answer one message. Never raises: a failure rolls back and apologises."""
         started = time.monotonic()
         try:
-            result = self._with_retries(lambda: self._phase_one(msg))
+            result = with_retries(lambda: self._phase_one(msg))
         except Exception:
             log.exception("message %s from %s failed; rolled back", msg.dedup_key, msg.openid)
             return Text(words.APOLOGY)
@@ -113,9 +109,10 @@ class Bot:
                 assert ctx is not None
             notice = self._expire_if_stale(ctx, now)
             outcome = self._dispatch(conn, msg, ctx, now)
-            reply = self._apply(ctx, msg, outcome, notice=notice)
+            deferred = outcome.deferred
+            reply = self._apply(ctx, msg, outcome, notice=notice, remember=deferred is None)
             store.save_context(conn, ctx, now, settings.session_ttl)
-            if outcome.deferred is None:
+            if deferred is None:
                 store.record_seen(conn, msg.dedup_key, msg.openid, _dump(reply), now)
                 return reply
             store.record_seen(conn, msg.dedup_key, msg.openid, None, now, status="pending")
@@ -146,11 +143,10 @@ class Bot:
     # ------------------------------------------------------------------- dispatch
 
     def _turn(self, conn: Connection, msg: Inbound, ctx: ContextRow, now: float) -> Turn:
-        public_slots = {k: v for k, v in ctx.slots.items() if k not in _PRIVATE}
         return Turn(
             msg=msg,
             state=ctx.state,
-            slots=public_slots,
+            slots=public_slots(ctx.slots),
             attempts=ctx.attempts,
             rounds=ctx.rounds,
             now=now,
@@ -165,7 +161,7 @@ class Bot:
     def _dispatch(self, conn: Connection, msg: Inbound, ctx: ContextRow, now: float) -> Outcome:
         """Global interrupts first, then the current state's handler."""
         state = ctx.state
-        keep = {k: v for k, v in ctx.slots.items() if k not in _PRIVATE}
+        keep = public_slots(ctx.slots)
         if msg.is_event:
             if msg.event in ("subscribe", "subscribe_scan"):
                 return Outcome(Text(self.settings.welcome), WAIT_QUERY)
@@ -202,7 +198,14 @@ class Bot:
 
     # ------------------------------------------------------------------- applying
 
-    def _apply(self, ctx: ContextRow, msg: Inbound, outcome: Outcome, notice: str = "") -> Reply:
+    def _apply(
+        self,
+        ctx: ContextRow,
+        msg: Inbound,
+        outcome: Outcome,
+        notice: str = "",
+        remember: bool = True,
+    ) -> Reply:
         """Apply an Outcome to the context: limits, paging, outbox, history. Returns the reply."""
         self.table.check_next_state(outcome.state)
         settings = self.settings
@@ -227,50 +230,10 @@ class Bot:
             reply, slots = TransferToHuman(), {}
             ctx.reset()
         pages = outcome.pages if isinstance(outcome, _NextPage) else None
-        if isinstance(reply, Text):
-            text = f"{notice}\n{reply.content}" if notice else reply.content
-            if pages is None:
-                text, pages = self._deliver_outbox(ctx, text)
-                all_pages = paginate(text, settings.reply_max_bytes)
-                text, pages = all_pages[0], all_pages[1:]
-            reply = Text(text)
-        elif ctx.slots.get(OUTBOX):
-            reply = self._outbox_first(ctx, reply)
-        if pages:
-            slots[PAGES] = pages
-        if ctx.slots.get(OUTBOX):
-            slots[OUTBOX] = ctx.slots[OUTBOX]
-        ctx.slots = slots
-        self._remember(ctx, msg, reply)
+        reply = delivery.compose(ctx, reply, slots, settings.reply_max_bytes, notice, pages)
+        if remember:
+            delivery.remember(ctx, msg, reply, settings.history_rounds)
         return reply
-
-    def _deliver_outbox(self, ctx: ContextRow, text: str) -> tuple[str, None]:
-        outbox = ctx.slots.pop(OUTBOX, None) or []
-        late = [reply_from_dict(d) for d in outbox]
-        late_texts = [r.content for r in late if isinstance(r, Text)]
-        if late_texts:
-            text = "\n\n".join([words.LATE_RESULT, *late_texts, "——", text])
-        leftover = [r.to_dict() for r in late if not isinstance(r, Text)]
-        if leftover:
-            ctx.slots[OUTBOX] = leftover
-        return text, None
-
-    def _outbox_first(self, ctx: ContextRow, reply: Reply) -> Reply:
-        outbox = ctx.slots.get(OUTBOX) or []
-        if not outbox:
-            return reply
-        first, rest = reply_from_dict(outbox[0]), outbox[1:]
-        if rest:
-            ctx.slots[OUTBOX] = rest
-        else:
-            ctx.slots.pop(OUTBOX)
-        return first
-
-    def _remember(self, ctx: ContextRow, msg: Inbound, reply: Reply) -> None:
-        said = msg.text or (f"[{msg.event or msg.kind}]")
-        answered = reply.content if isinstance(reply, Text) else f"[{reply.kind}]"
-        keep = self.settings.history_rounds * 2
-        ctx.history = [*ctx.history, ["user", said], ["bot", answered]][-keep:]
 
     # ------------------------------------------------------------------- slow work
 
@@ -281,7 +244,7 @@ class Bot:
             log.warning("deferred work for %s failed: %r", msg.dedup_key, exc)
             result = exc
         try:
-            return self._with_retries(lambda: self._resume(msg, deferred, result, saved_version))
+            return with_retries(lambda: self._resume(msg, deferred, result, saved_version))
         except Exception:
             log.exception("resuming %s failed", msg.dedup_key)
             reply = Text(words.APOLOGY)
@@ -303,9 +266,9 @@ class Bot:
                 reply = self._apply(ctx, msg, outcome)
             else:  # another message moved the dialogue on: keep its state, deliver the answer
                 reply = outcome.reply or Silent()
-            late = seen.status == "late"
-            if late and not self._push(msg.openid, reply):
-                ctx.slots.setdefault(OUTBOX, []).append(reply.to_dict())
+                delivery.remember(ctx, msg, reply, self.settings.history_rounds)
+            if seen.status == "late" and not self._push(msg.openid, reply):
+                delivery.queue_late(ctx, reply)
             store.save_context(conn, ctx, now, self.settings.session_ttl)
             store.update_seen(conn, msg.dedup_key, reply=_dump(reply), status="done")
             return reply
@@ -339,7 +302,7 @@ class Bot:
             if reply is not None:
                 return reply
         if pending.attempts >= 3:
-            return self._with_retries(lambda: self._mark_late(msg))
+            return with_retries(lambda: self._mark_late(msg))
         hold_until = time.monotonic() + HOLD_SECONDS
         if pending.future is not None:
             try:
@@ -401,24 +364,10 @@ class Bot:
         except Exception:
             log.warning("opportunistic clean-up failed", exc_info=True)
 
-    def _with_retries(self, work: Callable[[], object], attempts: int = 4):  # type: ignore[no-untyped-def]
-        """Run a transaction, retrying MySQL deadlocks and lock-wait timeouts."""
-        for attempt in range(attempts):
-            try:
-                return work()
-            except DBAPIError as exc:
-                code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-                if code not in _RETRYABLE_MYSQL_ERRORS or attempt == attempts - 1:
-                    raise
-                time.sleep(0.01 * (attempt + 1) + random.random() * 0.02)
-        raise AssertionError("unreachable")
-
 
 def _dump(reply: Reply) -> str:
     return json.dumps(reply.to_dict(), ensure_ascii=False)
 
 
 def _as_text(msg: Inbound, text: str) -> Inbound:
-    from dataclasses import replace
-
     return replace(msg, kind="text", text=text)

@@ -1,6 +1,206 @@
-"""Placeholder: filled in by its issue."""
+"""Weather: 「天气 北京」, 「北京天气」, or 「天气」 alone (→ WAIT_WEATHER_CITY); a location message,
+or a LOCATION event while we wait for the city, also works. Several places of that name →
+WAIT_WEATHER_CHOICE, where the user answers with a number.
 
-from wxbot.dialog.flow import Handler, Router
+Every lookup is a Deferred: the HTTP calls run outside the user's lock and WeChat's 5 s.
+The message that starts a lookup does not count as a round; its resumed outcome does, so an
+unknown city counts as exactly one failed attempt.
+"""
 
-STATES: dict[str, Handler] = {}
-ROUTERS: list[Router] = []
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from wxbot.dialog.flow import WAIT_QUERY, Deferred, Handler, Outcome, Router, Turn
+from wxbot.dialog.replies import Silent, Text
+from wxbot.services.weather import Forecast, Place, pick_place
+
+WAIT_WEATHER_CITY = "WAIT_WEATHER_CITY"
+WAIT_WEATHER_CHOICE = "WAIT_WEATHER_CHOICE"
+
+ASK_CITY = "想查哪个城市的天气？请发城市名（如：北京），也可以直接发送位置。发「取消」退出。"
+UNKNOWN_CITY = "没有找到「{city}」，请换个写法再发一次城市名（如：上海、杭州）。"
+CHOOSE = "找到多个叫「{city}」的地方，请回复序号：\n{choices}"
+BAD_CHOICE = "请回复 1 到 {n} 之间的序号，或发送其他城市名。"
+UNAVAILABLE = "天气服务暂时不可用，请稍后再试。"
+HERE = "当前位置"
+MAX_CITY_CHARS = 20
+
+_PREFIX = re.compile(r"^(?:查询?|看看)?(?:天气预报|天气|weather)\s*[:：,，]?\s*(.*)$", re.I)
+_SUFFIX = re.compile(r"^(.*?)(?:的)?(?:天气预报|天气)$")
+_TRAILING = re.compile(r"(?:怎么样|咋样|如何|情况|预报)+$")
+_TIME_WORDS = re.compile(r"今天|明天|今日|明日|现在|目前|这两天|最近")
+_FILLER = re.compile(r"^(?:请问|我想知道|想知道|帮我查一?下|查一?下|查查|告诉我)")
+# 「天气冷了怎么办」 is a question for the knowledge base, not a city called 冷了怎么办.
+_QUESTION = re.compile(r"怎么|什么|为什么|吗|呢|会不会|能不能|适合|穿")
+_PUNCT = " \t\r\n。.!！?？,，、~～"
+
+
+def _normal(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).strip(_PUNCT)
+
+
+def clean_city(text: str) -> str:
+    """「北京今天」 → 「北京」: drop time words and filler around a city name."""
+    text = _FILLER.sub("", _TRAILING.sub("", _normal(text)))
+    return _TIME_WORDS.sub("", text).strip(_PUNCT)
+
+
+def parse_request(text: str) -> str | None:
+    """The city of a weather request ("" = none given), or None when it is not one."""
+    text = _TRAILING.sub("", _normal(text))
+    match = _PREFIX.match(text) or _SUFFIX.match(text)
+    if match is None:
+        return None
+    rest = match.group(1)
+    if _QUESTION.search(rest):
+        return None
+    city = clean_city(rest)
+    return city if len(city) <= MAX_CITY_CHARS else None
+
+
+# --- the slow part (runs in the engine's thread pool: HTTP only, no database) -----------------
+
+
+@dataclass(frozen=True)
+class Lookup:
+    city: str
+    forecast: Forecast | None = None
+    choices: list[dict[str, Any]] = field(default_factory=list)
+
+
+def find_weather(services: Any, city: str) -> Lookup:
+    weather = services.weather
+    places = weather.geocode(city)
+    if not places and len(city) > 2 and city[-1] in "市县区省":
+        places = weather.geocode(city[:-1])  # 「杭州市」 is indexed as 杭州
+    place = pick_place(places)
+    if place is not None:
+        return Lookup(city, forecast=weather.forecast(place.latitude, place.longitude, place.name))
+    return Lookup(city, choices=[p.to_dict() for p in places])
+
+
+def _resume_lookup(turn: Turn, result: Any) -> Outcome:
+    if not isinstance(result, Lookup):  # the exception from the work: down, slow, nonsense
+        return Outcome(Text(UNAVAILABLE), WAIT_QUERY)
+    if result.forecast is not None:
+        return Outcome(Text(result.forecast.to_text()), WAIT_QUERY)
+    if not result.choices:
+        return Outcome(Text(UNKNOWN_CITY.format(city=result.city)), WAIT_WEATHER_CITY, failed=True)
+    labels = [Place.from_dict(d).label for d in result.choices]
+    choices = "\n".join(f"{i}. {label}" for i, label in enumerate(labels, 1))
+    return Outcome(
+        Text(CHOOSE.format(city=result.city, choices=choices)),
+        WAIT_WEATHER_CHOICE,
+        slots={"places": result.choices, "city": result.city},
+    )
+
+
+def _resume_forecast(turn: Turn, result: Any) -> Outcome:
+    if not isinstance(result, Forecast):
+        return Outcome(Text(UNAVAILABLE), WAIT_QUERY)
+    return Outcome(Text(result.to_text()), WAIT_QUERY)
+
+
+# --- handlers --------------------------------------------------------------------------------
+
+
+def _unavailable(turn: Turn) -> Outcome | None:
+    if getattr(turn.deps.services, "weather", None) is None:
+        return Outcome(Text(UNAVAILABLE), WAIT_QUERY)
+    return None
+
+
+def _lookup(turn: Turn, city: str, state: str) -> Outcome:
+    services = turn.deps.services
+    return _unavailable(turn) or Outcome(
+        None,
+        state,
+        slots=turn.slots if state != WAIT_QUERY else None,
+        counts=False,
+        deferred=Deferred(work=lambda: find_weather(services, city), resume=_resume_lookup),
+    )
+
+
+def _forecast_at(turn: Turn, lat: float, lon: float, name: str, state: str) -> Outcome:
+    weather = getattr(turn.deps.services, "weather", None)
+    return _unavailable(turn) or Outcome(
+        None,
+        state,
+        slots=turn.slots if state != WAIT_QUERY else None,
+        counts=False,
+        deferred=Deferred(work=lambda: weather.forecast(lat, lon, name), resume=_resume_forecast),
+    )
+
+
+def _location(turn: Turn) -> tuple[float, float, str] | None:
+    msg = turn.msg
+    if msg.latitude is None or msg.longitude is None:
+        return None
+    if msg.kind == "location" or (msg.is_event and msg.event == "location"):
+        return msg.latitude, msg.longitude, _normal(msg.label)[:MAX_CITY_CHARS] or HERE
+    return None
+
+
+def route(turn: Turn) -> Outcome | None:
+    where = _location(turn)
+    if where is not None and turn.msg.kind == "location":  # periodic LOCATION events: no
+        return _forecast_at(turn, *where, WAIT_QUERY)
+    if turn.msg.is_event:
+        return None
+    city = parse_request(turn.text)
+    if city is None:
+        return None
+    if not city:
+        return Outcome(Text(ASK_CITY), WAIT_WEATHER_CITY)
+    return _lookup(turn, city, WAIT_QUERY)
+
+
+def wait_city(turn: Turn) -> Outcome:
+    where = _location(turn)
+    if where is not None:
+        return _forecast_at(turn, *where, WAIT_WEATHER_CITY)
+    if turn.msg.is_event:
+        return Outcome(Silent(), WAIT_WEATHER_CITY, slots=turn.slots, counts=False)
+    city = parse_request(turn.text) or clean_city(turn.text)
+    if not city or len(city) > MAX_CITY_CHARS:
+        return Outcome(Text(ASK_CITY), WAIT_WEATHER_CITY, failed=True)
+    return _lookup(turn, city, WAIT_WEATHER_CITY)
+
+
+def wait_choice(turn: Turn) -> Outcome:
+    places = [Place.from_dict(d) for d in turn.slots.get("places", [])]
+    if not places:  # slots lost (should not happen): start the question over
+        return Outcome(Text(ASK_CITY), WAIT_WEATHER_CITY)
+    where = _location(turn)
+    if where is not None:
+        return _forecast_at(turn, *where, WAIT_WEATHER_CHOICE)
+    if turn.msg.is_event:
+        return Outcome(Silent(), WAIT_WEATHER_CHOICE, slots=turn.slots, counts=False)
+    text = _normal(turn.text)
+    if text.isdigit():
+        n = int(text)
+        if 1 <= n <= len(places):
+            place = places[n - 1]
+            return _forecast_at(
+                turn, place.latitude, place.longitude, place.name, WAIT_WEATHER_CHOICE
+            )
+        return Outcome(
+            Text(BAD_CHOICE.format(n=len(places))),
+            WAIT_WEATHER_CHOICE,
+            slots=turn.slots,
+            failed=True,
+        )
+    for place in places:  # the user typed the name of one of the choices
+        if text in (place.name, place.label):
+            return _forecast_at(
+                turn, place.latitude, place.longitude, place.name, WAIT_WEATHER_CHOICE
+            )
+    return wait_city(turn)  # another city altogether
+
+
+STATES: dict[str, Handler] = {WAIT_WEATHER_CITY: wait_city, WAIT_WEATHER_CHOICE: wait_choice}
+ROUTERS: list[Router] = [route]

@@ -1,0 +1,66 @@
+"""What the user finally receives: pages of long answers, late results, the history window.
+
+These work on a ContextRow's engine-private slots (``_pages``, ``_outbox``), which handlers
+never see and which survive a handler replacing the slots wholesale.
+"""
+
+from __future__ import annotations
+
+from wxbot.dialog import words
+from wxbot.dialog.context import ContextRow
+from wxbot.dialog.inbound import Inbound
+from wxbot.dialog.paging import paginate
+from wxbot.dialog.replies import Reply, Text, reply_from_dict
+
+PAGES = "_pages"  # the unread pages of a long answer
+OUTBOX = "_outbox"  # late results (Reply.to_dict) to deliver with the next message
+PRIVATE_SLOTS = (PAGES, OUTBOX)
+
+
+def public_slots(slots: dict) -> dict:  # type: ignore[type-arg]
+    return {k: v for k, v in slots.items() if k not in PRIVATE_SLOTS}
+
+
+def queue_late(ctx: ContextRow, reply: Reply) -> None:
+    """Keep a result that could not be delivered in time for the user's next message."""
+    ctx.slots.setdefault(OUTBOX, []).append(reply.to_dict())
+
+
+def compose(
+    ctx: ContextRow,
+    reply: Reply,
+    new_slots: dict,
+    max_bytes: int,
+    notice: str = "",  # type: ignore[type-arg]
+    pages: list[str] | None = None,
+) -> Reply:
+    """The reply to send, with late results in front and long text paged; sets ctx.slots.
+
+    ``pages`` given: the reply is already one page of an earlier answer (继续).
+    """
+    outbox = [reply_from_dict(d) for d in ctx.slots.get(OUTBOX) or []]
+    if isinstance(reply, Text):
+        text = f"{notice}\n{reply.content}" if notice else reply.content
+        if pages is None:
+            late_texts = [r.content for r in outbox if isinstance(r, Text)]
+            if late_texts:
+                text = "\n\n".join([words.LATE_RESULT, *late_texts, "——", text])
+            outbox = [r for r in outbox if not isinstance(r, Text)]
+            text, *pages = paginate(text, max_bytes)
+        reply = Text(text)
+    elif outbox:  # a late music/news reply goes first; the new non-text reply is superseded
+        reply, outbox = outbox[0], outbox[1:]
+    slots = dict(new_slots)
+    if pages:
+        slots[PAGES] = pages
+    if outbox:
+        slots[OUTBOX] = [r.to_dict() for r in outbox]
+    ctx.slots = slots
+    return reply
+
+
+def remember(ctx: ContextRow, msg: Inbound, reply: Reply, rounds: int) -> None:
+    """Append one exchange to the history, keeping the last ``rounds`` exchanges."""
+    said = msg.text or f"[{msg.event or msg.kind}]"
+    answered = reply.content if isinstance(reply, Text) else f"[{reply.kind}]"
+    ctx.history = [*ctx.history, ["user", said], ["bot", answered]][-rounds * 2 :]
