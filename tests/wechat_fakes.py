@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.serving import make_server
 
 from wxbot.config import Settings
 from wxbot.dialog.inbound import Inbound
@@ -63,3 +66,16 @@ def simulator(app: Flask, mode: str | None = None, **kwargs: Any) -> WeChatSimul
     kwargs.setdefault("clock", app.extensions["wxbot.clock"])
     kwargs.setdefault("aes_key", settings.encoding_aes_key)
     return WeChatSimulator(settings.token, settings.appid, mode=mode, **kwargs)
+
+
+@contextmanager
+def http_server(app: Flask) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1 in a thread; yields the /wechat URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/wechat"
+    finally:
+        server.shutdown()
+        thread.join(5)

@@ -8,6 +8,7 @@ running server with ``--url``.
 from __future__ import annotations
 
 import shlex
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -174,7 +175,7 @@ def chat(url: str | None, openid: str, mode: str | None) -> None:
         sim = WeChatSimulator.from_settings(settings, mode, clock=clock)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    stdin = click.get_text_stream("stdin")
+    stdin = sys.stdin  # click's test runner swaps sys.stdin, so tests can type too
     interactive = stdin.isatty()
     where = url or "in-process"
     click.echo(f"wxbot chat ({sim.mode} mode, {where}) as {openid}. /help for commands.", err=True)
