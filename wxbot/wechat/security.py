@@ -14,6 +14,7 @@ import hmac
 import secrets
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 
 from wechatpy.crypto import PrpCrypto
 
@@ -81,6 +82,13 @@ class _Prp(PrpCrypto):
         return self._prefix if self._prefix is not None else secrets.token_hex(8)
 
 
+@lru_cache(maxsize=16)
+def _prp(key: bytes) -> _Prp:
+    # building the cipher costs about as much as using it; the object is immutable and each
+    # encrypt/decrypt opens its own context, so one per key is safe to share between threads
+    return _Prp(key)
+
+
 def aes_key(encoding_aes_key: str) -> bytes:
     key = base64.b64decode(encoding_aes_key + "=")
     if len(key) != 32:
@@ -90,7 +98,8 @@ def aes_key(encoding_aes_key: str) -> bytes:
 
 def encrypt(key: bytes, xml: str, appid: str, random_prefix: str | None = None) -> str:
     """Base64 ciphertext of ``16 random bytes + length + xml + appid``."""
-    return _Prp(key, random_prefix).encrypt(xml, appid).decode("ascii")
+    prp = _prp(key) if random_prefix is None else _Prp(key, random_prefix)
+    return prp.encrypt(xml, appid).decode("ascii")
 
 
 def decrypt(key: bytes, encrypted: str, appid: str) -> str:
@@ -101,7 +110,7 @@ def decrypt(key: bytes, encrypted: str, appid: str) -> str:
         raise DecryptError("Encrypt is not valid base64") from None
     if not raw or len(raw) % 16:
         raise DecryptError("Encrypt has a length that is not a whole number of AES blocks")
-    plain = _Prp(key).cipher.decrypt(raw)
+    plain = _prp(key).cipher.decrypt(raw)
     pad = plain[-1]
     if not 1 <= pad <= _BLOCK or plain[-pad:] != bytes([pad]) * pad:
         raise DecryptError("bad padding (wrong EncodingAESKey or corrupted Encrypt)")
