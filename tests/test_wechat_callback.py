@@ -317,6 +317,7 @@ def test_body_size_limit(edge) -> None:  # type: ignore[no-untyped-def]
         '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">]>'
         "<xml><Content>&d;</Content></xml>",
         "<xml><ToUserName>a</ToUserName></xml>",
+        "<xml>" + "<a>" * 5000 + "</a>" * 5000 + "</xml>",
         "<xml><ToUserName>a</ToUserName><FromUserName>u</FromUserName><CreateTime>1</CreateTime>"
         "<MsgType>text</MsgType><Content>no MsgId</Content></xml>",
         "<xml><ToUserName>a</ToUserName><FromUserName>u</FromUserName><CreateTime>1</CreateTime>"
@@ -332,6 +333,7 @@ def test_body_size_limit(edge) -> None:  # type: ignore[no-untyped-def]
         "xxe",
         "billion-laughs",
         "missing-fields",
+        "deep-nesting",
         "no-msgid",
         "bad-coordinates",
     ],

@@ -46,6 +46,12 @@ def test_malformed_xml(doc: bytes) -> None:
         parse_xml(doc)
 
 
+def test_deep_nesting_is_refused_not_a_crash() -> None:
+    with pytest.raises(BadMessage, match="nested"):
+        parse_xml(b"<xml>" + b"<a>" * 5000 + b"</a>" * 5000 + b"</xml>")
+    assert parse_xml(b"<xml>" + b"<a>" * 7 + b"x" + b"</a>" * 7 + b"</xml>")
+
+
 def test_root_must_be_xml() -> None:
     with pytest.raises(BadMessage, match="root"):
         parse_xml(b"<html><a>1</a></html>")

@@ -26,6 +26,7 @@ MESSAGE_KINDS = frozenset(
 )
 DEDUP_KEY_LEN = 191  # SeenMessage.dedup_key
 QRSCENE = "qrscene_"
+MAX_DEPTH = 8
 
 
 class BadMessage(RequestRejected):
@@ -45,10 +46,14 @@ def parse_xml(data: bytes | str) -> dict[str, Any]:
     return _children(root)
 
 
-def _children(elem: Element) -> dict[str, Any]:
+def _children(elem: Element, depth: int = 1) -> dict[str, Any]:
+    # WeChat's deepest documents (ScanCodeInfo, SendPicsInfo) nest 4 levels; a deliberately
+    # deep body would otherwise exhaust Python's recursion limit and end in a 500
+    if depth > MAX_DEPTH:
+        raise BadMessage(f"XML nested deeper than {MAX_DEPTH} levels")
     out: dict[str, Any] = {}
     for child in elem:
-        value: Any = _children(child) if len(child) else (child.text or "")
+        value: Any = _children(child, depth + 1) if len(child) else (child.text or "")
         if child.tag in out:  # repeated elements (e.g. <item>) become a list, as in xmltodict
             prev = out[child.tag]
             out[child.tag] = [*prev, value] if isinstance(prev, list) else [prev, value]
