@@ -244,22 +244,32 @@ class Bot:
             log.warning("deferred work for %s failed: %r", msg.dedup_key, exc)
             result = exc
         try:
-            return with_retries(lambda: self._resume(msg, deferred, result, saved_version))
+            reply, late = with_retries(lambda: self._resume(msg, deferred, result, saved_version))
         except Exception:
             log.exception("resuming %s failed", msg.dedup_key)
             reply = Text(words.APOLOGY)
             with transaction(self.engine) as conn:
                 store.update_seen(conn, msg.dedup_key, reply=_dump(reply), status="done")
             return reply
+        # Push after the commit: the push is an HTTP call (and may refresh the shared token in
+        # the database), which must not run inside the user's locked transaction; on SQLite
+        # that transaction holds the database's write lock and the token read would deadlock.
+        if late and not self._push(msg.openid, reply):
+            try:
+                with_retries(lambda: self._queue_late(msg.openid, reply))
+            except Exception:
+                log.exception("keeping the late result of %s failed", msg.dedup_key)
+        return reply
 
     def _resume(
         self, msg: Inbound, deferred: Deferred, result: object, saved_version: int
-    ) -> Reply:
+    ) -> tuple[Reply, bool]:
+        """Apply the resumed outcome; returns the reply and whether it is late (to push)."""
         with transaction(self.engine) as conn:
             now = self.clock()
             ctx, seen = store.lock_context(conn, msg.openid, msg.dedup_key)
             if ctx is None or seen is None:  # the user unsubscribed meanwhile
-                return Silent()
+                return Silent(), False
             turn = self._turn(conn, msg, ctx, now)
             outcome = deferred.resume(turn, result)
             if ctx.version == saved_version:
@@ -267,11 +277,17 @@ class Bot:
             else:  # another message moved the dialogue on: keep its state, deliver the answer
                 reply = outcome.reply or Silent()
                 delivery.remember(ctx, msg, reply, self.settings.history_rounds)
-            if seen.status == "late" and not self._push(msg.openid, reply):
-                delivery.queue_late(ctx, reply)
             store.save_context(conn, ctx, now, self.settings.session_ttl)
             store.update_seen(conn, msg.dedup_key, reply=_dump(reply), status="done")
-            return reply
+            return reply, seen.status == "late"
+
+    def _queue_late(self, openid: str, reply: Reply) -> None:
+        with transaction(self.engine) as conn:
+            ctx, _ = store.lock_context(conn, openid)
+            if ctx is None:  # unsubscribed meanwhile
+                return
+            delivery.queue_late(ctx, reply)
+            store.save_context(conn, ctx, self.clock(), self.settings.session_ttl)
 
     def _push(self, openid: str, reply: Reply) -> bool:
         push = getattr(self.deps.services, "push", None)
