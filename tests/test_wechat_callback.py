@@ -460,6 +460,12 @@ def test_mutated_requests_never_cause_a_500() -> None:
         raw[rng.randrange(len(raw))] = rng.choice(b"ABCxyz019+/=")
         params, body = _safe_request(app, raw.decode())
         statuses.add(post(client, params, body).status_code)
+        # and mutations of a plaintext-mode body, which the signature does not cover
+        data = bytearray(plain)
+        for _ in range(rng.randint(1, 4)):
+            data.insert(rng.randrange(len(data)), rng.choice(b'<>&;"/!?xml ='))
+        params, _ = simulator(app, "plain").sign({})
+        statuses.add(post(client, params, bytes(data)).status_code)
     assert max(statuses) < 500, statuses
     assert 400 in statuses
 

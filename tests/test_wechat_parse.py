@@ -39,6 +39,8 @@ def test_dtds_and_entities_are_refused(doc: str) -> None:
         b"<xml><a></xml>",
         b"\xff\xfe<\x00x\x00",
         b"<xml>&undefined;</xml>",
+        b'<?xml version="1.0" encoding="bogus"?><xml/>',
+        b'<?xml version="1.0" encoding="utf-16"?><xml/>',
     ],
 )
 def test_malformed_xml(doc: bytes) -> None:

@@ -39,7 +39,7 @@ def parse_xml(data: bytes | str) -> dict[str, Any]:
         root = fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise BadMessage(f"XML with a DTD or entities is refused ({type(exc).__name__})") from None
-    except (ParseError, ValueError, TypeError):
+    except (ParseError, ValueError, TypeError, LookupError):  # LookupError: encoding="bogus"
         raise BadMessage("malformed XML") from None
     if root.tag != "xml":
         raise BadMessage(f"root element must be <xml>, not <{root.tag[:32]}>")
