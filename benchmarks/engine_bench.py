@@ -95,7 +95,7 @@ def gunicorn(url: str, workers: int, threads: int):  # type: ignore[no-untyped-d
             try:
                 if requests.get(base + "/healthz", timeout=1).ok:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or still starting
                 time.sleep(0.1)
         yield base + "/wechat"
     finally:

@@ -67,7 +67,7 @@ def serve(database_url: str, count: int = 2, **env: str) -> Iterator[list[str]]:
                 try:
                     if requests.get(url + "/healthz", timeout=1).status_code == 200:
                         break
-                except requests.ConnectionError:
+                except requests.RequestException:  # not listening yet, or still starting
                     pass
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{url} did not become healthy")

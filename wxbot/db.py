@@ -14,7 +14,6 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import NullPool
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +37,9 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         memory = parsed.database in (None, "", ":memory:")
-        engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": 30},
-            poolclass=None if memory else NullPool,
-        )
+        # A pool of file connections (SQLAlchemy's default) saves reopening the file and
+        # re-running the PRAGMAs for every message.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _enable_sqlite_locking(engine, wal=not memory)
         return engine
     if parsed.get_backend_name() == "mysql":
@@ -51,10 +48,14 @@ def make_engine(url: str) -> Engine:
         parsed = parsed.set(query=query)
         # READ COMMITTED: a locking read of a missing row takes no gap lock, so two first
         # messages of new users cannot deadlock on their inserts.
+        # No pre-ping and no reset-on-return: each costs a round trip per message, every
+        # transaction ends in an explicit COMMIT/ROLLBACK anyway, and a connection the server
+        # dropped is invalidated on first use and the message retried (with_retries).
         return create_engine(
             parsed,
             isolation_level="READ COMMITTED",
-            pool_pre_ping=True,
+            pool_pre_ping=False,
+            pool_reset_on_return=None,
             pool_recycle=3600,
             pool_size=10,
             max_overflow=20,
@@ -95,14 +96,16 @@ T = TypeVar("T")
 
 
 def with_retries(work: Callable[[], T], attempts: int = 4) -> T:
-    """Run a whole transaction again when MySQL chose it as a deadlock victim or its lock
-    wait timed out; the transaction was rolled back, so running it again is safe."""
+    """Run a whole transaction again when MySQL chose it as a deadlock victim, its lock wait
+    timed out, or the server had dropped the pooled connection; the transaction was rolled
+    back, so running it again is safe."""
     for attempt in range(attempts):
         try:
             return work()
         except DBAPIError as exc:
             code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-            if code not in _RETRYABLE_MYSQL_ERRORS or attempt == attempts - 1:
+            retryable = code in _RETRYABLE_MYSQL_ERRORS or exc.connection_invalidated
+            if not retryable or attempt == attempts - 1:
                 raise
             time.sleep(0.01 * (attempt + 1) + random.random() * 0.02)
     raise AssertionError("unreachable")

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import mysql, sqlite
 
 from wxbot.db import is_mysql
@@ -65,18 +65,37 @@ def _row_to_context(row: Any) -> ContextRow:
     )
 
 
+# Hot-path statements are built once: constructing them per message costs more CPU than
+# the database spends answering them.
+_LOCK = (
+    select(contexts, seen.c.reply, seen.c.status, seen.c.attempts.label("seen_attempts"))
+    .select_from(contexts.outerjoin(seen, seen.c.dedup_key == bindparam("dedup_key")))
+    .where(contexts.c.openid == bindparam("openid"))
+    .with_for_update()
+)
+_SAVE = (
+    update(contexts)
+    .where(contexts.c.openid == bindparam("key_openid"))
+    .values(
+        state=bindparam("state"),
+        slots=bindparam("slots"),
+        history=bindparam("history"),
+        rounds=bindparam("rounds"),
+        attempts=bindparam("attempts"),
+        updated_at=bindparam("updated_at"),
+        expires_at=bindparam("expires_at"),
+        version=bindparam("version"),
+    )
+)
+_RECORD = insert(seen)
+
+
 def lock_context(
     conn: Connection, openid: str, dedup_key: str | None = None
 ) -> tuple[ContextRow | None, SeenRecord | None]:
     """Lock the user's context row (FOR UPDATE; on SQLite the transaction's BEGIN IMMEDIATE
     already holds the write lock) and fetch the dedup record in the same round trip."""
-    stmt = (
-        select(contexts, seen.c.reply, seen.c.status, seen.c.attempts.label("seen_attempts"))
-        .select_from(contexts.outerjoin(seen, seen.c.dedup_key == (dedup_key or "")))
-        .where(contexts.c.openid == openid)
-        .with_for_update()
-    )
-    row = conn.execute(stmt).first()
+    row = conn.execute(_LOCK, {"openid": openid, "dedup_key": dedup_key or ""}).first()
     if row is None:
         return None, (find_seen(conn, dedup_key) if dedup_key else None)
     record = (
@@ -120,18 +139,18 @@ def create_context(conn: Connection, openid: str, now: float, ttl: float) -> Non
 def save_context(conn: Connection, ctx: ContextRow, now: float, ttl: float) -> None:
     ctx.version += 1
     conn.execute(
-        update(contexts)
-        .where(contexts.c.openid == ctx.openid)
-        .values(
-            state=ctx.state,
-            slots=json.dumps(ctx.slots, ensure_ascii=False),
-            history=json.dumps(ctx.history, ensure_ascii=False),
-            rounds=ctx.rounds,
-            attempts=ctx.attempts,
-            updated_at=now,
-            expires_at=now + ttl,
-            version=ctx.version,
-        )
+        _SAVE,
+        {
+            "key_openid": ctx.openid,
+            "state": ctx.state,
+            "slots": json.dumps(ctx.slots, ensure_ascii=False),
+            "history": json.dumps(ctx.history, ensure_ascii=False),
+            "rounds": ctx.rounds,
+            "attempts": ctx.attempts,
+            "updated_at": now,
+            "expires_at": now + ttl,
+            "version": ctx.version,
+        },
     )
 
 
@@ -144,14 +163,15 @@ def record_seen(
     status: str = "done",
 ) -> None:
     conn.execute(
-        insert(seen).values(
-            dedup_key=dedup_key,
-            openid=openid,
-            reply=reply_json,
-            status=status,
-            attempts=1,
-            created_at=now,
-        )
+        _RECORD,
+        {
+            "dedup_key": dedup_key,
+            "openid": openid,
+            "reply": reply_json,
+            "status": status,
+            "attempts": 1,
+            "created_at": now,
+        },
     )
 
 
