@@ -1,0 +1,26 @@
+"""GET /healthz: 200 when the database answers and the schema exists, 503 with a reason."""
+
+from __future__ import annotations
+
+from wxbot import create_app
+
+
+def test_healthz_ok(client):  # type: ignore[no-untyped-def]
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json["status"] == "ok" and response.json["schema"]
+
+
+def test_healthz_without_schema_says_what_to_run(tmp_path):  # type: ignore[no-untyped-def]
+    app = create_app({"database_url": f"sqlite:///{tmp_path / 'empty.sqlite3'}"})
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert "wxbot init-db" in response.json["reason"]
+
+
+def test_healthz_with_database_down(tmp_path):  # type: ignore[no-untyped-def]
+    url = "mysql+pymysql://nobody@127.0.0.1:1/nothing"  # nothing listens on port 1
+    app = create_app({"database_url": url})
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.json["reason"] == "database unreachable"
