@@ -159,3 +159,17 @@ def test_user_moving_on_keeps_their_new_state(slow_app, fake_apis) -> None:  # t
     reply = say(bot, "u1", "晴天")  # still the music question, and the weather arrives too
     assert reply != Silent()
     assert isinstance(reply, Music | Text)
+
+
+def test_a_late_result_survives_a_next_message_that_is_itself_slow(slow_app, fake_apis) -> None:  # type: ignore[no-untyped-def]
+    bot = slow_app().extensions["wxbot.bot"]
+    msg = text("u1", "天气 北京")
+    first, second, third = three_deliveries_while_slow(bot, fake_apis, msg, "geocoding")
+    fake_apis.release("geocoding")
+    first.join(10)
+    second.join(10)
+    # the next message starts deferred work of its own (a music search)
+    song = say(bot, "u1", "点歌 晴天")
+    assert isinstance(song, Music) and song.title == "晴天"  # the new answer goes now
+    reply = content(say(bot, "u1", "你好"))  # the late one waits for a text reply
+    assert reply.startswith(words.LATE_RESULT) and BEIJING_PREFIX in reply

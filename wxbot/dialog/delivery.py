@@ -10,7 +10,7 @@ from wxbot.dialog import words
 from wxbot.dialog.context import ContextRow
 from wxbot.dialog.inbound import Inbound
 from wxbot.dialog.paging import paginate
-from wxbot.dialog.replies import Reply, Text, reply_from_dict
+from wxbot.dialog.replies import Reply, Silent, Text, reply_from_dict
 
 PAGES = "_pages"  # the unread pages of a long answer
 OUTBOX = "_outbox"  # late results (Reply.to_dict) to deliver with the next message
@@ -48,8 +48,9 @@ def compose(
             outbox = [r for r in outbox if not isinstance(r, Text)]
             text, *pages = paginate(text, max_bytes)
         reply = Text(text)
-    elif outbox:  # a late music/news reply goes first; the new non-text reply is superseded
+    elif outbox and isinstance(reply, Silent):  # nothing new to say: a late result instead
         reply, outbox = outbox[0], outbox[1:]
+    # A new music/news reply cannot carry late results: it goes now, they wait for a text.
     slots = dict(new_slots)
     if pages:
         slots[PAGES] = pages

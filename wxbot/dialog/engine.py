@@ -229,6 +229,12 @@ class Bot:
             )
             reply, slots = TransferToHuman(), {}
             ctx.reset()
+        if outcome.deferred is not None:
+            # The interim reply is never sent (the resumed outcome's is): keep the late
+            # results for that one instead of spending them on a reply nobody sees.
+            outbox = ctx.slots.get(delivery.OUTBOX)
+            ctx.slots = {**slots, delivery.OUTBOX: outbox} if outbox else slots
+            return reply
         pages = outcome.pages if isinstance(outcome, _NextPage) else None
         reply = delivery.compose(ctx, reply, slots, settings.reply_max_bytes, notice, pages)
         if remember:
