@@ -114,6 +114,8 @@ def test_rejected_requests_change_nothing(safe_app) -> None:  # type: ignore[no-
     safe_app.extensions["wxbot.clock"].advance(3600)  # a replay an hour later
     assert sim.request(client, "POST", params, body).status == 403
     with pytest.raises(SimulatorError):
-        WeChatSimulator("wrong-token", APPID, KEY, "safe", clock=sim.clock).send(client, "x", "o_evil")
+        WeChatSimulator("wrong-token", APPID, KEY, "safe", clock=sim.clock).send(
+            client, "x", "o_evil"
+        )
     assert count(safe_app, Context, openid="o_evil") == 0
     assert count(safe_app, SeenMessage, openid="o_evil") == 0
