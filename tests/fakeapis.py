@@ -209,6 +209,7 @@ class FakeApis:
 def _make_handler(fake: FakeApis) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, like real APIs (and stale-connection drops)
+        disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms ACK wait
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet tests
             pass
