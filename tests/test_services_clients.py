@@ -196,6 +196,9 @@ def test_console_sender_logs_the_code(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         sender.send("13800138000", "654321")
     assert "654321" in caplog.text and sender.sent["13800138000"] == "654321"
+    for i in range(ConsoleSender.KEEP + 5):
+        sender.send(f"139{i:08d}", "1")
+    assert len(sender.sent) == ConsoleSender.KEEP and "13800138000" not in sender.sent
 
 
 # --- cache -----------------------------------------------------------------------------------

@@ -31,11 +31,16 @@ class ConsoleSender:
     """Development sender: writes the code to the log (and remembers the last one per phone,
     so `wxbot chat` demos and tests can read it)."""
 
+    KEEP = 100  # remembered codes (a long-running dev server must not grow without bound)
+
     def __init__(self) -> None:
         self.sent: dict[str, str] = {}
 
     def send(self, phone: str, code: str) -> None:
+        self.sent.pop(phone, None)  # re-insert: the newest code is last
         self.sent[phone] = code
+        while len(self.sent) > self.KEEP:
+            del self.sent[next(iter(self.sent))]
         log.warning("SMS to %s: %s", phone, code_text(code))
 
 
