@@ -1,9 +1,24 @@
-"""The teachable knowledge base (placeholder until its issue lands)."""
+"""The teachable knowledge base: store (models, writer, importer), matcher (text, index), and
+the per-process ``KnowledgeBase`` that keeps an in-memory index fresh from the database."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+from wxbot.qa import models  # noqa: F401 - registers the kb_* tables on the shared Base
+from wxbot.qa.kb import KnowledgeBase, Lookup, Match
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from wxbot.config import Settings
+
+__all__ = ["KnowledgeBase", "Lookup", "Match", "build_knowledge_base"]
 
 
-def build_knowledge_base(settings: Any, engine: Any) -> Any:
-    return None
+def build_knowledge_base(settings: Settings, engine: Engine) -> KnowledgeBase:
+    """The process's knowledge base, loaded now (jieba's dictionary and the index) so no
+    request pays for it; when the schema does not exist yet the first request loads it."""
+    kb = KnowledgeBase(engine)
+    kb.load_at_start()
+    return kb

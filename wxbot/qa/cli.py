@@ -1,0 +1,81 @@
+"""``wxbot kb``: import and export knowledge files."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from wxbot.qa.formats import FORMATS, FormatError, detect_format, write
+from wxbot.qa.importer import import_files, print_errors
+
+
+@click.group("kb")
+def kb() -> None:
+    """The knowledge base: import and export question/answer files."""
+
+
+@kb.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--skip-bad", is_flag=True, help="Import the good rows even if some are bad.")
+@click.option("--dry-run", is_flag=True, help="Check and count, write nothing.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Override the extension.")
+@with_appcontext
+def import_command(files: tuple[str, ...], skip_bad: bool, dry_run: bool, fmt: str | None) -> None:
+    """Import FILE... (.csv question,answer | .jsonl | .txt Q:/A: blocks), UTF-8.
+
+    Every row is checked first; bad rows are listed as file:line: reason and nothing is
+    written unless all rows are good (or --skip-bad). Re-importing a file is harmless.
+    """
+    engine = current_app.extensions["wxbot.engine"]
+    clock = current_app.extensions.get("wxbot.clock", time.time)
+    from tqdm import tqdm
+
+    bar = tqdm(unit=" rows", desc="importing", disable=None, file=sys.stderr, leave=False)
+    try:
+        report = import_files(
+            engine,
+            list(files),
+            now=clock(),
+            skip_bad=skip_bad,
+            dry_run=dry_run,
+            fmt=fmt,
+            progress=lambda n, _what: bar.update(n),
+        )
+    finally:
+        bar.close()
+    print_errors(report)
+    if report.written:
+        click.echo(f"imported: {report.summary()}")
+    elif report.errors and not skip_bad:
+        click.echo(f"nothing written: {report.summary()} (fix the rows above or use --skip-bad)")
+        raise SystemExit(1)
+    else:
+        click.echo(f"dry run, nothing written: {report.summary()}")
+
+
+@kb.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True, allow_dash=True))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Default: from the extension.")
+@with_appcontext
+def export_command(file: str, fmt: str | None) -> None:
+    """Write every entry to FILE ('-' = stdout) in an importable format."""
+    from wxbot.qa import store
+
+    try:
+        fmt = fmt or ("txt" if file == "-" else detect_format(file))
+    except FormatError as exc:
+        raise click.UsageError(str(exc)) from None
+    engine = current_app.extensions["wxbot.engine"]
+    with engine.connect() as conn:
+        entries = store.load_entries(conn)
+    items = ((qs, answer) for _, (answer, qs) in sorted(entries.items()) if qs)
+    if file == "-":
+        count = write(items, fmt, sys.stdout)
+    else:
+        with open(file, "w", encoding="utf-8", newline="") as out:
+            count = write(items, fmt, out)
+    click.echo(f"exported {count} entries to {file} ({fmt})", err=file == "-")

@@ -1,0 +1,203 @@
+"""Batch import: validate every row first, then upsert in bulk in one transaction.
+
+Nothing is written unless every row is good (or ``skip_bad``); ``dry_run`` plans and rolls
+back. Rows are matched to existing entries by their normalised questions, so importing the
+same file again changes nothing (all rows "unchanged"). An imported row whose question exists
+updates that entry's answer and adds its other questions; entries are never deleted by an
+import. Inserts use executemany in chunks (100k rows in seconds, not minutes).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+
+from wxbot.qa import store
+from wxbot.qa.formats import Parsed, Record, parse_file
+from wxbot.qa.text import question_key
+from wxbot.qa.writer import KnowledgeError, check_answer, check_questions
+
+BATCH = 2_000
+LOG_EACH_LIMIT = 2_000  # more changed entries than this: readers reload in full
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+    written: bool = False
+
+    def summary(self) -> str:
+        return (
+            f"added {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
+            f"rejected {self.rejected}"
+        )
+
+
+class ImportAborted(Exception):
+    """Raised inside the transaction to roll it back (bad rows, or a dry run)."""
+
+
+@dataclass
+class _Row:
+    record: Record
+    questions: list[str]
+    keys: list[str]
+    answer: str
+
+
+def read_files(paths: Sequence[str], fmt: str | None = None) -> tuple[list[_Row], list[str]]:
+    """Parse and validate; duplicates across the whole import are errors too."""
+    rows: list[_Row] = []
+    errors: list[str] = []
+    first_seen: dict[str, str] = {}
+    for path in paths:
+        parsed: Parsed = parse_file(path, fmt)
+        errors.extend(parsed.errors)
+        for rec in parsed.records:
+            try:
+                qs = check_questions(rec.questions)
+                answer = check_answer(rec.answer)
+            except KnowledgeError as exc:
+                errors.append(f"{rec.where}: {exc.reason}")
+                continue
+            keys = [question_key(q) for q in qs]
+            clash = next((k for k in keys if k in first_seen), None)
+            if clash is not None:
+                q = qs[keys.index(clash)]
+                errors.append(f"{rec.where}: the question {q!r} is already at {first_seen[clash]}")
+                continue
+            first_seen.update(dict.fromkeys(keys, rec.where))
+            rows.append(_Row(rec, qs, keys, answer))
+    return rows, errors
+
+
+def import_files(
+    engine: Engine,
+    paths: Sequence[str],
+    *,
+    now: float,
+    skip_bad: bool = False,
+    dry_run: bool = False,
+    fmt: str | None = None,
+    progress: Callable[[int, str], object] | None = None,
+) -> ImportReport:
+    rows, errors = read_files(paths, fmt)
+    report = ImportReport(errors=errors, rejected=len(errors))
+    if errors and not skip_bad:
+        return report
+    try:
+        with engine.begin() as conn:
+            _upsert(conn, rows, report, now, progress)
+            if report.errors and not skip_bad:
+                raise ImportAborted
+            if dry_run:
+                raise ImportAborted
+            report.written = True
+    except ImportAborted:
+        report.written = False
+    return report
+
+
+def _upsert(
+    conn: Connection,
+    rows: list[_Row],
+    report: ImportReport,
+    now: float,
+    progress: Callable[[int, str], object] | None,
+) -> None:
+    version = store.bump_version(conn, now)  # the knowledge write lock
+    owners_by_key = store.entry_ids_by_keys(conn, [k for r in rows for k in r.keys])
+    current = store.load_entries(conn, set(owners_by_key.values()))
+    current_keys = {e: {question_key(q) for q in qs} for e, (_, qs) in current.items()}
+    new_rows: list[_Row] = []
+    updates: list[dict[str, object]] = []
+    extra_questions: list[dict[str, object]] = []
+    for row in rows:
+        owners = {owners_by_key[k] for k in row.keys if k in owners_by_key}
+        if len(owners) > 1:
+            ids = ", ".join(str(e) for e in sorted(owners))
+            report.errors.append(
+                f"{row.record.where}: its questions belong to different entries ({ids})"
+            )
+            report.rejected += 1
+            continue
+        if not owners:
+            new_rows.append(row)
+            continue
+        entry_id = owners.pop()
+        answer, qs = current[entry_id]
+        missing = [(q, k) for q, k in zip(row.questions, row.keys, strict=True)]
+        missing = [(q, k) for q, k in missing if k not in current_keys[entry_id]]
+        if answer == row.answer and not missing:
+            report.unchanged += 1
+            continue
+        report.updated += 1
+        updates.append({"eid": entry_id, "answer": row.answer, "now": now})
+        extra_questions.extend(
+            {"entry_id": entry_id, "question": q, "qkey": k, "position": len(qs) + i}
+            for i, (q, k) in enumerate(missing)
+        )
+    report.added = len(new_rows)
+    first_id = int(conn.execute(select(func.max(store.entries.c.id))).scalar() or 0) + 1
+    entry_rows: list[dict[str, object]] = []
+    question_rows: list[dict[str, object]] = list(extra_questions)
+    for offset, row in enumerate(new_rows):
+        entry_id = first_id + offset
+        entry_rows.append(
+            {
+                "id": entry_id,
+                "answer": row.answer,
+                "source": "import",
+                "source_ref": os.path.basename(row.record.file)[:255],
+                "taught_by": None,
+                "created_at": now,
+                "updated_at": now,
+                "hits": 0,
+            }
+        )
+        question_rows.extend(
+            {"entry_id": entry_id, "question": q, "qkey": k, "position": i}
+            for i, (q, k) in enumerate(zip(row.questions, row.keys, strict=True))
+        )
+    _executemany(conn, insert(store.entries), entry_rows, "entries", progress)
+    _executemany(conn, insert(store.questions), question_rows, "questions", progress)
+    stmt = (
+        update(store.entries)
+        .where(store.entries.c.id == bindparam("eid"))
+        .values(answer=bindparam("answer"), updated_at=bindparam("now"))
+    )
+    _executemany(conn, stmt, updates, "updates", progress)
+    store.forget_unanswered(conn, [r["qkey"] for r in question_rows])  # type: ignore[misc]
+    touched = [r["id"] for r in entry_rows] + [u["eid"] for u in updates]
+    if touched:
+        many = len(touched) > LOG_EACH_LIMIT
+        store.log_changes(conn, version, None if many else touched, now)  # type: ignore[arg-type]
+
+
+def _executemany(
+    conn: Connection,
+    stmt: object,
+    rows: list[dict[str, object]],
+    what: str,
+    progress: Callable[[int, str], object] | None,
+) -> None:
+    for i in range(0, len(rows), BATCH):
+        chunk = rows[i : i + BATCH]
+        conn.execute(stmt, chunk)  # type: ignore[call-overload]
+        if progress is not None:
+            progress(len(chunk), what)
+
+
+def print_errors(report: ImportReport, limit: int = 200, out=sys.stderr) -> None:  # type: ignore[no-untyped-def]
+    for line in report.errors[:limit]:
+        print(line, file=out)
+    if len(report.errors) > limit:
+        print(f"... and {len(report.errors) - limit} more", file=out)

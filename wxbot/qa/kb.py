@@ -1,0 +1,220 @@
+"""The per-process knowledge base: an in-memory index kept fresh from the database.
+
+The hot path for a question is ``refresh_if_stale(conn)`` — one indexed read of the version
+row — then ``match(text)`` in memory (answers are held in memory too, so answering needs no
+further query). When another process changed the knowledge, the changed entries are read and
+re-indexed before answering, so an answer taught anywhere is used everywhere on the next
+message. Hit counts are summed in memory and written in batches (``maybe_flush_hits``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, inspect
+
+from wxbot.qa import store
+from wxbot.qa.index import Bm25Index, Hit
+from wxbot.qa.text import STOPWORD_WEIGHT, STOPWORDS, Analyzer, get_analyzer, normalize
+
+log = logging.getLogger(__name__)
+
+CONFIDENT = 0.6  # answer at or above this overlap
+SUGGEST = 0.35  # "did you mean" between SUGGEST and CONFIDENT
+INCREMENTAL_LIMIT = 5_000  # more changed entries than this: rebuild the whole index
+FLUSH_EVERY_HITS = 200
+FLUSH_EVERY_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Match:
+    entry_id: int
+    question: str  # the matched entry's main question
+    answer: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Lookup:
+    best: Match | None  # confident enough to answer
+    suggestions: tuple[Match, ...] = ()  # near misses worth offering
+
+
+class KnowledgeBase:
+    def __init__(
+        self,
+        engine: Engine | None = None,
+        *,
+        analyzer: Analyzer | None = None,
+        confident: float = CONFIDENT,
+        suggest: float = SUGGEST,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.analyzer = analyzer or get_analyzer()
+        self.confident = confident
+        self.suggest = suggest
+        self.clock = clock
+        self.version = -1  # nothing loaded yet
+        self._index = _new_index()
+        self._answers: dict[int, str] = {}
+        self._questions: dict[int, str] = {}  # main question, for "did you mean"
+        self._lock = threading.Lock()  # serialises index updates
+        self._hits_lock = threading.Lock()
+        self._hits: Counter[int] = Counter()
+        self._last_flush = time.monotonic()
+
+    # -- freshness -----------------------------------------------------------------------------
+
+    def load_at_start(self) -> None:
+        """Load the index now (start-up), unless the schema does not exist yet."""
+        if self.engine is None:
+            return
+        try:
+            with self.engine.connect() as conn:
+                if not inspect(conn).has_table("kb_meta"):
+                    return  # `wxbot init-db` not run yet: the first request loads
+                self.refresh_if_stale(conn)
+        except Exception:  # start-up must not fail on it: the first request retries
+            log.exception("loading the knowledge base at start-up failed")
+
+    def refresh_if_stale(self, conn: Connection, version: int | None = None) -> bool:
+        """Catch up with the database if it moved on. ``version``: already read by the caller.
+
+        Returns True if anything was reloaded.
+        """
+        current = store.read_version(conn) if version is None else version
+        if current == self.version:
+            return False
+        with self._lock:
+            if current == self.version:
+                return False
+            changed = None
+            if 0 <= self.version < current:  # (a lower version: the database was replaced)
+                changed = store.changed_since(conn, self.version, INCREMENTAL_LIMIT)
+            if changed is None:
+                self._rebuild(conn)
+            else:
+                self._apply(conn, changed)
+            self.version = current
+        return True
+
+    def _rebuild(self, conn: Connection) -> None:
+        started = time.monotonic()
+        rows = store.load_entries(conn)
+        index = _new_index()
+        answers: dict[int, str] = {}
+        firsts: dict[int, str] = {}
+        terms = self.analyzer.terms
+        for entry_id, (answer, qs) in rows.items():
+            index.add_entry(entry_id, [terms(normalize(q)) for q in qs])
+            answers[entry_id] = answer
+            firsts[entry_id] = qs[0] if qs else ""
+        # Swap whole objects: a concurrent reader keeps using the old, consistent ones.
+        self._index, self._answers, self._questions = index, answers, firsts
+        log.info("knowledge index: %d entries in %.2fs", len(rows), time.monotonic() - started)
+
+    def _apply(self, conn: Connection, changed: set[int]) -> None:
+        rows = store.load_entries(conn, changed)
+        for entry_id in changed:
+            row = rows.get(entry_id)
+            if row is None:  # deleted
+                self._index.remove_entry(entry_id)
+                self._answers.pop(entry_id, None)
+                self._questions.pop(entry_id, None)
+                continue
+            answer, qs = row
+            self._index.add_entry(entry_id, [self.analyzer.terms(normalize(q)) for q in qs])
+            self._answers[entry_id] = answer
+            self._questions[entry_id] = qs[0] if qs else ""
+        if self._index.dead_fraction > 0.5 and len(self._answers) > 1000:
+            self._rebuild(conn)  # updated entries leave dead postings behind: compact
+
+    # -- matching ------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    def search(self, text: str, limit: int = 5) -> list[Hit]:
+        """Ranked hits whatever their confidence (evaluation, admin tools)."""
+        return self._index.search(self.analyzer.terms(normalize(text)), limit=limit)
+
+    def lookup(self, text: str, suggestions: int = 3) -> Lookup:
+        """Match a question against the in-memory index (no database access)."""
+        index, answers, firsts = self._index, self._answers, self._questions
+        hits = index.search(self.analyzer.terms(normalize(text)), limit=suggestions + 1)
+        matches = [self._match(h, answers, firsts) for h in hits]
+        matches = [m for m in matches if m is not None]
+        if matches and matches[0].confidence >= self.confident:
+            return Lookup(matches[0])
+        near = tuple(m for m in matches if m.confidence >= self.suggest)[:suggestions]
+        return Lookup(None, near)
+
+    @staticmethod
+    def _match(hit: Hit, answers: dict[int, str], firsts: dict[int, str]) -> Match | None:
+        answer = answers.get(hit.entry_id)
+        if answer is None:
+            return None
+        return Match(hit.entry_id, firsts.get(hit.entry_id, ""), answer, hit.confidence)
+
+    def entry(self, entry_id: int) -> Match | None:
+        answer = self._answers.get(entry_id)
+        if answer is None:
+            return None
+        return Match(entry_id, self._questions.get(entry_id, ""), answer, 1.0)
+
+    def answer(self, conn: Connection, text: str) -> str | None:
+        """Refresh, match, count the hit: the answer text or None (simple callers)."""
+        self.refresh_if_stale(conn)
+        found = self.lookup(text).best
+        if found is None:
+            return None
+        self.record_hit(found.entry_id)
+        self.maybe_flush_hits(conn)
+        return found.answer
+
+    # -- hit counters --------------------------------------------------------------------------
+
+    def record_hit(self, entry_id: int) -> None:
+        with self._hits_lock:
+            self._hits[entry_id] += 1
+
+    def maybe_flush_hits(self, conn: Connection, force: bool = False) -> int:
+        """Write summed hit counts when enough piled up or enough time passed.
+
+        Runs in the caller's transaction (on SQLite a second connection would wait for the
+        write lock that very transaction holds). Counts of a crashed process are lost: they
+        are statistics, not data.
+        """
+        pending = sum(self._hits.values())
+        if not pending:
+            return 0
+        due = time.monotonic() - self._last_flush >= FLUSH_EVERY_SECONDS
+        if not (force or due or pending >= FLUSH_EVERY_HITS):
+            return 0
+        with self._hits_lock:
+            hits, self._hits = self._hits, Counter()
+            self._last_flush = time.monotonic()
+        try:
+            store.add_hits(conn, dict(hits), self.clock())
+        except Exception:
+            with self._hits_lock:
+                self._hits.update(hits)  # keep them for the next try
+            raise
+        return sum(hits.values())
+
+    def flush_hits_now(self) -> None:
+        """Write pending hit counts in a transaction of their own (shutdown, CLI)."""
+        if self.engine is None or not self._hits:
+            return
+        with self.engine.begin() as conn:
+            self.maybe_flush_hits(conn, force=True)
+
+
+def _new_index() -> Bm25Index:
+    return Bm25Index(STOPWORDS, STOPWORD_WEIGHT)

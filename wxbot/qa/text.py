@@ -1,0 +1,159 @@
+"""Text normalisation and tokenisation for matching Chinese (and some English) questions.
+
+``normalize`` folds the differences users do not mean: full/half width (NFKC), case,
+punctuation and symbols, traditional vs simplified characters. ``question_key`` is the identity
+of a question (re-importing or re-teaching the same question updates one entry).
+``Analyzer.terms`` turns normalised text into index terms: jieba words, the bigrams inside long
+words and the characters of words (function words stay whole: see STOPWORDS) (the n-grams make typos and unseen words degrade
+gracefully instead of missing), and whole Latin/digit words.
+
+jieba's dictionary takes ~0.7 s and ~90 MB to load, so one Analyzer is shared per process
+(``get_analyzer``) and loaded at start-up, never per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+
+MAX_KEY_CHARS = 500
+
+# A run of CJK ideographs, or a run of Latin letters/digits (after NFKC and lower-casing).
+_RUN_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[a-z0-9]+(?:[._+#-][a-z0-9]+)*")
+_SPACE_RE = re.compile(r"\s+")
+
+# Words that carry the form of a question, not its topic (question words, pronouns,
+# particles, modal verbs). In a small knowledge base their idf is high simply because few
+# questions happen to use them, so the index weighs them down (STOPWORD_WEIGHT) rather than
+# trusting idf; they are kept, not dropped, so 「你是谁」 still has something to match.
+_STOPWORDS_TEXT = """
+    的 了 吗 呢 吧 啊 呀 哦 嘛 么 啦 嗯 哈 是 有 在 和 与 及 或 就 也 还 都 又 很 太 再
+    我 你 您 他 她 它 我们 你们 他们 咱们 自己 这 那 这个 那个 这些 那些 这里 那里 这样 那样
+    哪 哪个 哪些 哪里 哪儿 什么 怎么 怎样 怎么样 怎么办 如何 为什么 为何 咋 啥 多少 几
+    能 能不能 可以 可不可以 会 会不会 要 想 请 请问 一下 一个 给 把 被 让 对 得 地 着 过
+    该 应该 需要 是否 是不是 有没有 能否 到底 帮 帮我 麻烦 告诉 知道 吗 呢 么 不 没 没有
+"""
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+STOPWORD_WEIGHT = 0.2
+
+
+def _is_kept(ch: str) -> bool:
+    # Letters and numbers of any script survive; punctuation, symbols (emoji) and marks go.
+    return unicodedata.category(ch)[0] in "LN"
+
+
+class _T2S:
+    """Traditional → simplified with opencc, skipped when no character could change.
+
+    opencc-python-reimplemented costs ~45 µs per short string; most messages are already
+    simplified, so a set lookup first keeps the common case at a few microseconds.
+    """
+
+    def __init__(self) -> None:
+        from opencc import OpenCC
+
+        self._cc = OpenCC("t2s")
+        self._chars = self._traditional_chars()
+
+    @staticmethod
+    def _traditional_chars() -> frozenset[str]:
+        import opencc
+
+        folder = Path(opencc.__file__).with_name("dictionary")
+        chars: set[str] = set()
+        for name in ("TSCharacters.txt", "TSPhrases.txt"):
+            for line in (folder / name).read_text(encoding="utf-8").splitlines():
+                if "\t" not in line:
+                    continue
+                source, targets = line.split("\t", 1)
+                target = targets.split(" ")[0]
+                if len(source) == len(target):
+                    chars.update(s for s, t in zip(source, target, strict=True) if s != t)
+                else:
+                    chars.update(source)
+        return frozenset(chars)
+
+    def __call__(self, text: str) -> str:
+        if self._chars.isdisjoint(text):
+            return text
+        return self._cc.convert(text)
+
+
+_t2s: _T2S | None = None
+_t2s_lock = threading.Lock()
+
+
+def to_simplified(text: str) -> str:
+    global _t2s
+    if _t2s is None:
+        with _t2s_lock:
+            if _t2s is None:
+                _t2s = _T2S()
+    return _t2s(text)
+
+
+def normalize(text: str) -> str:
+    """Canonical form for matching: NFKC, lower case, simplified, punctuation → single spaces."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = to_simplified(text)
+    text = "".join(ch if _is_kept(ch) else " " for ch in text)
+    return _SPACE_RE.sub(" ", text).strip()
+
+
+def question_key(text: str) -> str:
+    """The identity of a question: its normalised form without spaces, hashed to a fixed width.
+
+    A hash (sha1, 40 hex chars) keeps the unique index short on MySQL whatever the length.
+    Empty normalised text has no key (the caller must reject it).
+    """
+    compact = normalize(text).replace(" ", "")
+    return hashlib.sha1(compact.encode("utf-8")).hexdigest() if compact else ""
+
+
+class Analyzer:
+    """Turns normalised text into index terms. One per process: holds jieba's dictionary."""
+
+    def __init__(self) -> None:
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        self._jieba = jieba.Tokenizer()
+        self._jieba.initialize()
+
+    def terms(self, normalized: str) -> list[str]:
+        """Index terms of already-normalised text, with repetitions (they count as tf)."""
+        out: list[str] = []
+        for match in _RUN_RE.finditer(normalized):
+            run = match.group()
+            if run[0] < "\u3400":  # Latin letters / digits: one term per word
+                out.append(run)
+                continue
+            # Per jieba word: the word, the bigrams inside words of 3+ characters (so 营业时间
+            # also matches 营业 and 时间 when the other side is segmented differently) and its
+            # characters (typos and unknown words then lose a term or two, not the match).
+            # Bigrams across word boundaries are left out: mostly noise, and they would
+            # multiply the vocabulary (memory). Function words (STOPWORDS) stay whole: the
+            # index weighs them down, and their characters would only add noise.
+            for w in self._jieba.lcut(run):
+                if w in STOPWORDS or len(w) == 1:
+                    out.append(w)
+                    continue
+                out.append(w)
+                if len(w) > 2:
+                    out.extend(w[i : i + 2] for i in range(len(w) - 1))
+                out.extend(w)
+        return out
+
+    def analyze(self, text: str) -> list[str]:
+        return self.terms(normalize(text))
+
+
+@lru_cache(maxsize=1)
+def get_analyzer() -> Analyzer:
+    """The process-wide analyzer (jieba loads once, on first use or at start-up)."""
+    return Analyzer()

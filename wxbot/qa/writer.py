@@ -1,0 +1,169 @@
+"""Validated single-entry writes (teaching by chat, the admin API). Bulk imports: importer.py.
+
+Every write bumps the knowledge version and logs the entries it touched, in the caller's
+transaction, so every process picks the change up on its next message.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, delete, insert, update
+
+from wxbot.qa import store
+from wxbot.qa.models import MAX_ANSWER_CHARS, MAX_QUESTION_CHARS
+from wxbot.qa.text import question_key
+
+MAX_QUESTIONS = 50
+
+
+class KnowledgeError(ValueError):
+    """A write was refused; ``status`` is the HTTP status the admin API answers with."""
+
+    def __init__(self, reason: str, status: int = 422) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+def check_question(question: object) -> str:
+    if not isinstance(question, str):
+        raise KnowledgeError("a question must be a string")
+    question = question.strip()
+    if not question:
+        raise KnowledgeError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise KnowledgeError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
+    if not question_key(question):
+        raise KnowledgeError(f"the question {question!r} has no letters or digits")
+    return question
+
+
+def check_answer(answer: object) -> str:
+    if not isinstance(answer, str):
+        raise KnowledgeError("the answer must be a string")
+    answer = answer.strip()
+    if not answer:
+        raise KnowledgeError("the answer is empty")
+    if len(answer) > MAX_ANSWER_CHARS:
+        raise KnowledgeError(f"the answer is longer than {MAX_ANSWER_CHARS} characters")
+    return answer
+
+
+def check_questions(raw: object) -> list[str]:
+    """Validated questions, duplicates (same normalised form) dropped, order kept."""
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise KnowledgeError("give at least one question")
+    if len(raw) > MAX_QUESTIONS:
+        raise KnowledgeError(f"at most {MAX_QUESTIONS} questions per entry")
+    seen: dict[str, str] = {}
+    for item in raw:
+        q = check_question(item)
+        seen.setdefault(question_key(q), q)
+    return list(seen.values())
+
+
+def _conflicts(conn: Connection, keys: dict[str, str], own_id: int | None) -> None:
+    owners = store.entry_ids_by_keys(conn, keys)
+    for key, owner in owners.items():
+        if owner != own_id:
+            raise KnowledgeError(
+                f"the question {keys[key]!r} already belongs to entry {owner}", status=409
+            )
+
+
+def _insert_questions(conn: Connection, entry_id: int, questions: list[str]) -> None:
+    conn.execute(
+        insert(store.questions),
+        [
+            {"entry_id": entry_id, "question": q, "qkey": question_key(q), "position": i}
+            for i, q in enumerate(questions)
+        ],
+    )
+
+
+def create_entry(
+    conn: Connection,
+    questions: object,
+    answer: object,
+    *,
+    now: float,
+    source: str,
+    source_ref: str | None = None,
+    taught_by: str | None = None,
+) -> int:
+    qs = check_questions(questions)
+    text = check_answer(answer)
+    keys = {question_key(q): q for q in qs}
+    version = store.bump_version(conn, now)  # the knowledge write lock, before any check
+    _conflicts(conn, keys, None)
+    result = conn.execute(
+        insert(store.entries).values(
+            answer=text,
+            source=source,
+            source_ref=source_ref,
+            taught_by=taught_by,
+            created_at=now,
+            updated_at=now,
+            hits=0,
+        )
+    )
+    entry_id = int(result.inserted_primary_key[0])
+    _insert_questions(conn, entry_id, qs)
+    store.forget_unanswered(conn, keys)
+    store.log_changes(conn, version, [entry_id], now)
+    return entry_id
+
+
+def update_entry(
+    conn: Connection,
+    entry_id: int,
+    *,
+    now: float,
+    questions: object = None,
+    answer: object = None,
+    taught_by: str | None = None,
+) -> None:
+    """Replace the answer and/or the whole question list of an entry."""
+    qs = None if questions is None else check_questions(questions)
+    text = None if answer is None else check_answer(answer)
+    version = store.bump_version(conn, now)
+    values: dict[str, object] = {"updated_at": now}
+    if text is not None:
+        values["answer"] = text
+    if taught_by is not None:
+        values["taught_by"] = taught_by
+    done = conn.execute(update(store.entries).where(store.entries.c.id == entry_id).values(values))
+    if done.rowcount == 0:
+        raise KnowledgeError(f"no entry {entry_id}", status=404)
+    if qs is not None:
+        keys = {question_key(q): q for q in qs}
+        _conflicts(conn, keys, entry_id)
+        conn.execute(delete(store.questions).where(store.questions.c.entry_id == entry_id))
+        _insert_questions(conn, entry_id, qs)
+        store.forget_unanswered(conn, keys)
+    store.log_changes(conn, version, [entry_id], now)
+
+
+def delete_entry(conn: Connection, entry_id: int, *, now: float) -> None:
+    version = store.bump_version(conn, now)
+    conn.execute(delete(store.questions).where(store.questions.c.entry_id == entry_id))
+    done = conn.execute(delete(store.entries).where(store.entries.c.id == entry_id))
+    if done.rowcount == 0:
+        raise KnowledgeError(f"no entry {entry_id}", status=404)
+    store.log_changes(conn, version, [entry_id], now)
+
+
+def teach(
+    conn: Connection, question: str, answer: str, *, now: float, taught_by: str | None
+) -> tuple[int, bool]:
+    """Store a pair taught by chat: overwrite the answer if the question exists.
+
+    Returns (entry id, created).
+    """
+    existing = store.find_entry(conn, question)
+    if existing is not None:
+        update_entry(conn, existing.id, now=now, answer=answer, taught_by=taught_by)
+        return existing.id, False
+    entry_id = create_entry(conn, [question], answer, now=now, source="chat", taught_by=taught_by)
+    return entry_id, True
