@@ -31,7 +31,7 @@ class KbEntry(Base):
     answer: Mapped[str] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(SOURCE_LEN))  # chat | api | import
     source_ref: Mapped[str | None] = mapped_column(String(SOURCE_REF_LEN), nullable=True)
-    taught_by: Mapped[str | None] = mapped_column(String(OPENID_LEN), nullable=True)
+    taught_by: Mapped[str | None] = mapped_column(String(OPENID_LEN), nullable=True, index=True)
     created_at: Mapped[float] = mapped_column(Double)
     updated_at: Mapped[float] = mapped_column(Double)
     hits: Mapped[int] = mapped_column(Integer, default=0)

@@ -29,6 +29,8 @@ def upgrade() -> None:
         sa.Column("last_hit_at", sa.Double, nullable=True),
         **MYSQL,
     )
+    # unsubscribe clears taught_by: without an index that would scan every entry
+    op.create_index("ix_kb_entries_taught_by", "kb_entries", ["taught_by"])
     op.create_table(
         "kb_questions",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
