@@ -1,0 +1,93 @@
+"""The admin blueprint: bearer-token check, JSON errors, request helpers."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+bp = Blueprint("admin_api", __name__, url_prefix="/admin/api")
+
+MAX_PER_PAGE = 100
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def error(status: int, reason: str, **headers: str) -> Response:
+    response = jsonify(error=reason, status=status)
+    response.status_code = status
+    response.headers.update(headers)
+    return response
+
+
+@bp.before_request
+def _check_token() -> Response | None:
+    token = current_app.extensions["wxbot.settings"].admin_token
+    if not token:
+        return error(404, "the admin API is disabled: set WXBOT_ADMIN_TOKEN to enable it")
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return error(
+            401,
+            "missing bearer token: send 'Authorization: Bearer <WXBOT_ADMIN_TOKEN>'",
+            **{"WWW-Authenticate": 'Bearer realm="wxbot admin"'},
+        )
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        return error(403, "the bearer token is not the admin token")
+    return None
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError) -> Response:
+    return error(exc.status, exc.reason)
+
+
+def register_error_pages(app: Flask) -> None:
+    """JSON instead of HTML for errors under /admin/ (unknown routes, wrong methods, 500s)."""
+
+    def handle(exc: Exception):  # type: ignore[no-untyped-def]
+        if not request.path.startswith("/admin/"):
+            return exc if isinstance(exc, HTTPException) else _internal(exc)
+        if isinstance(exc, HTTPException):
+            return error(exc.code or 500, exc.description or exc.name)
+        return _internal(exc)
+
+    app.register_error_handler(HTTPException, handle)
+
+
+def _internal(exc: Exception) -> Response:
+    current_app.logger.exception("admin API failed", exc_info=exc)
+    return error(500, "internal error; see the server log")
+
+
+def json_body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if data is None:
+        raise ApiError(400, "the body must be JSON (Content-Type: application/json)")
+    if not isinstance(data, dict):
+        raise ApiError(422, "the body must be a JSON object")
+    return data
+
+
+def paging() -> tuple[int, int]:
+    """(page, per_page) from the query string, validated."""
+    try:
+        page = int(request.args.get("page", 1))
+        per_page = int(request.args.get("per_page", 20))
+    except ValueError:
+        raise ApiError(422, "page and per_page must be whole numbers") from None
+    if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
+        raise ApiError(422, f"page must be >= 1 and per_page between 1 and {MAX_PER_PAGE}")
+    return page, per_page
+
+
+def page_of(items: list[Any], total: int, page: int, per_page: int) -> Response:
+    return jsonify(items=items, total=total, page=page, per_page=per_page)
