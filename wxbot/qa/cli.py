@@ -10,7 +10,9 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from wxbot.qa.formats import FORMATS, FormatError, detect_format, write
-from wxbot.qa.importer import import_files, print_errors
+from wxbot.qa.importer import import_files
+
+MAX_ERRORS_SHOWN = 200
 
 
 @click.group("kb")
@@ -47,7 +49,10 @@ def import_command(files: tuple[str, ...], skip_bad: bool, dry_run: bool, fmt: s
         )
     finally:
         bar.close()
-    print_errors(report)
+    for line in report.errors[:MAX_ERRORS_SHOWN]:
+        click.echo(line, err=True)
+    if len(report.errors) > MAX_ERRORS_SHOWN:
+        click.echo(f"... and {len(report.errors) - MAX_ERRORS_SHOWN} more", err=True)
     if report.written:
         click.echo(f"imported: {report.summary()}")
     elif report.errors and not skip_bad:

@@ -10,7 +10,6 @@ import. Inserts use executemany in chunks (100k rows in seconds, not minutes).
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -194,10 +193,3 @@ def _executemany(
         conn.execute(stmt, chunk)  # type: ignore[call-overload]
         if progress is not None:
             progress(len(chunk), what)
-
-
-def print_errors(report: ImportReport, limit: int = 200, out=sys.stderr) -> None:  # type: ignore[no-untyped-def]
-    for line in report.errors[:limit]:
-        print(line, file=out)
-    if len(report.errors) > limit:
-        print(f"... and {len(report.errors) - limit} more", file=out)
