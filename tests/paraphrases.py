@@ -59,7 +59,8 @@ def evaluate(kb, cases, unrelated, verbose: bool = False) -> dict[str, float]:  
             right += ok
             wrong += not ok
         if verbose and not ok:
-            got = kb.entry(best.entry_id).question if best else "-"
+            with kb.engine.connect() as conn:
+                got = store.get_entry(conn, best.entry_id).questions[0] if best else "-"
             conf = f"{best.confidence:.2f}" if best else "-"
             print(f"  miss: {question!r} -> {got!r} ({conf}); wanted {expected!r}")
     declined = sum(kb.lookup(q).best is None for q in unrelated)

@@ -1,8 +1,8 @@
 """A sparse BM25 index over question terms, in plain Python arrays, with incremental updates.
 
-Each question (alias) is one document; documents belong to entries. Postings are per term two
-parallel ``array``s — document ids (ascending, because ids only grow) and the BM25 term-frequency
-part of the weight — so 100k questions cost tens of MB, not hundreds.
+Each question (alias) is one document; documents belong to entries. A term's postings are one
+``array`` of document ids (ascending, because ids only grow); term frequency is binary, so the
+BM25 weight is idf × one number per document. 100k questions cost tens of MB, not hundreds.
 
 Search stays fast at 100k+ documents because common terms are not scanned: query terms are
 taken rarest first and their postings accumulated until a budget is spent; the remaining
@@ -24,7 +24,6 @@ import heapq
 import math
 import sys
 from array import array
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -51,10 +50,10 @@ class Bm25Index:
         self._down = down_weighted
         self._down_weight = down_weight
         self._post_docs: dict[str, array] = {}
-        self._post_w: dict[str, array] = {}
         self._dead_df: dict[str, int] = {}  # postings of dead documents, per term
         self._doc_entry = array("q")
         self._doc_len = array("i")
+        self._doc_w = array("f")  # the BM25 tf part of every term of the document
         self._doc_terms: list[tuple[str, ...]] = []  # unique terms, for the overlap
         self._alive = bytearray()
         self._entry_docs: dict[int, tuple[int, ...]] = {}
@@ -87,27 +86,26 @@ class Bm25Index:
 
     def _add_doc(self, entry_id: int, terms: list[str]) -> int:
         doc = len(self._alive)
-        dl = len(terms)
+        # Term frequency is binary: questions are short and a repeated term is more often
+        # an artefact of tokenising (a word and its own characters) than emphasis. So one
+        # weight per document, and a posting is just a document id (half the memory).
+        unique = tuple(dict.fromkeys(map(sys.intern, terms)))  # shared string objects
+        dl = len(unique)
         self._n_alive += 1
         self._len_alive += dl
         # The length normalisation uses the average length at insertion time; it drifts a
         # little as the base grows and is exact again after a rebuild.
         norm = K1 * (1 - B + B * dl / (self._len_alive / self._n_alive))
-        w1 = (K1 + 1) / (1 + norm)
-        post_docs, post_w, intern = self._post_docs, self._post_w, sys.intern
-        unique: list[str] = []
-        for t, tf in Counter(terms).items():
-            t = intern(t)  # one string object per term, shared by postings and documents
+        post_docs = self._post_docs
+        for t in unique:
             docs = post_docs.get(t)
             if docs is None:
                 docs = post_docs[t] = array("i")
-                post_w[t] = array("f")
             docs.append(doc)
-            post_w[t].append(w1 if tf == 1 else tf * (K1 + 1) / (tf + norm))
-            unique.append(t)
         self._doc_entry.append(entry_id)
         self._doc_len.append(dl)
-        self._doc_terms.append(tuple(unique))
+        self._doc_w.append((K1 + 1) / (1 + norm))
+        self._doc_terms.append(unique)
         self._alive.append(1)
         return doc
 
@@ -143,7 +141,7 @@ class Bm25Index:
             return []
         unique = list(dict.fromkeys(query_terms))
         idf = {t: self.idf(t) for t in unique}
-        post_docs, post_w = self._post_docs, self._post_w
+        post_docs, doc_w = self._post_docs, self._doc_w
         known = sorted((t for t in unique if t in post_docs), key=lambda t: len(post_docs[t]))
         if not known:
             return []
@@ -158,9 +156,8 @@ class Bm25Index:
                 break
             w_idf = idf[t]
             get = acc.get
-            # strict=False: a concurrent update may have appended to one array already
-            for d, w in zip(docs, post_w[t], strict=False):
-                acc[d] = get(d, 0.0) + w_idf * w
+            for d in docs:
+                acc[d] = get(d, 0.0) + w_idf * doc_w[d]
             scanned += len(docs)
         alive = self._alive
         if rest:
@@ -170,12 +167,12 @@ class Bm25Index:
                 for _, d in heapq.nlargest(RESCORE_CANDIDATES, zip(acc.values(), acc, strict=True))
             ]
             for t in rest:
-                docs, ws, w_idf = post_docs[t], post_w[t], idf[t]
+                docs, w_idf = post_docs[t], idf[t]
                 n = len(docs)
                 for d in cands:
                     j = bisect.bisect_left(docs, d)
                     if j < n and docs[j] == d:
-                        acc[d] += w_idf * ws[j]
+                        acc[d] += w_idf * doc_w[d]
             scored = [(acc[d], d) for d in cands]
         else:
             scored = list(zip(acc.values(), acc, strict=True))

@@ -34,7 +34,7 @@ FLUSH_EVERY_SECONDS = 30.0
 @dataclass(frozen=True)
 class Match:
     entry_id: int
-    question: str  # the matched entry's main question
+    question: str  # the matched question's text; "" from lookup (kept in the database only)
     answer: str
     confidence: float
 
@@ -63,7 +63,6 @@ class KnowledgeBase:
         self.version = -1  # nothing loaded yet
         self._index = _new_index()
         self._answers: dict[int, str] = {}
-        self._questions: dict[int, str] = {}  # main question, for "did you mean"
         self._lock = threading.Lock()  # serialises index updates
         self._hits_lock = threading.Lock()
         self._hits: Counter[int] = Counter()
@@ -109,14 +108,12 @@ class KnowledgeBase:
         rows = store.load_entries(conn)
         index = _new_index()
         answers: dict[int, str] = {}
-        firsts: dict[int, str] = {}
         terms = self.analyzer.terms
         for entry_id, (answer, qs) in rows.items():
             index.add_entry(entry_id, [terms(normalize(q)) for q in qs])
             answers[entry_id] = answer
-            firsts[entry_id] = qs[0] if qs else ""
         # Swap whole objects: a concurrent reader keeps using the old, consistent ones.
-        self._index, self._answers, self._questions = index, answers, firsts
+        self._index, self._answers = index, answers
         log.info("knowledge index: %d entries in %.2fs", len(rows), time.monotonic() - started)
 
     def _apply(self, conn: Connection, changed: set[int]) -> None:
@@ -126,12 +123,10 @@ class KnowledgeBase:
             if row is None:  # deleted
                 self._index.remove_entry(entry_id)
                 self._answers.pop(entry_id, None)
-                self._questions.pop(entry_id, None)
                 continue
             answer, qs = row
             self._index.add_entry(entry_id, [self.analyzer.terms(normalize(q)) for q in qs])
             self._answers[entry_id] = answer
-            self._questions[entry_id] = qs[0] if qs else ""
         if self._index.dead_fraction > 0.5 and len(self._answers) > 1000:
             self._rebuild(conn)  # updated entries leave dead postings behind: compact
 
@@ -146,9 +141,9 @@ class KnowledgeBase:
 
     def lookup(self, text: str, suggestions: int = 3) -> Lookup:
         """Match a question against the in-memory index (no database access)."""
-        index, answers, firsts = self._index, self._answers, self._questions
+        index, answers = self._index, self._answers
         hits = index.search(self.analyzer.terms(normalize(text)), limit=suggestions + 1)
-        matches = [self._match(h, answers, firsts) for h in hits]
+        matches = [self._match(h, answers) for h in hits]
         matches = [m for m in matches if m is not None]
         if matches and matches[0].confidence >= self.confident:
             return Lookup(matches[0])
@@ -156,17 +151,17 @@ class KnowledgeBase:
         return Lookup(None, near)
 
     @staticmethod
-    def _match(hit: Hit, answers: dict[int, str], firsts: dict[int, str]) -> Match | None:
+    def _match(hit: Hit, answers: dict[int, str]) -> Match | None:
         answer = answers.get(hit.entry_id)
         if answer is None:
             return None
-        return Match(hit.entry_id, firsts.get(hit.entry_id, ""), answer, hit.confidence)
+        return Match(hit.entry_id, "", answer, hit.confidence)
 
     def entry(self, entry_id: int) -> Match | None:
         answer = self._answers.get(entry_id)
         if answer is None:
             return None
-        return Match(entry_id, self._questions.get(entry_id, ""), answer, 1.0)
+        return Match(entry_id, "", answer, 1.0)
 
     def answer(self, conn: Connection, text: str) -> str | None:
         """Refresh, match, count the hit: the answer text or None (simple callers)."""

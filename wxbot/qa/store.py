@@ -133,6 +133,16 @@ def load_entries(
     return out
 
 
+def main_questions(conn: Connection, entry_ids: list[int]) -> dict[int, str]:
+    """The first question of each entry (for "did you mean"; not kept in memory)."""
+    rows = conn.execute(
+        select(questions.c.entry_id, questions.c.question)
+        .where(questions.c.entry_id.in_(entry_ids))
+        .order_by(questions.c.entry_id, questions.c.position.desc(), questions.c.id.desc())
+    )
+    return {e: q for e, q in rows}  # the last row per entry wins: position 0, lowest id
+
+
 def get_entry(conn: Connection, entry_id: int) -> EntryRow | None:
     row = conn.execute(select(entries).where(entries.c.id == entry_id)).first()
     if row is None:

@@ -4,7 +4,8 @@ Confident match → the answer. Near misses → up to three numbered "did you me
 (the choice is kept in the slots; replying with its number shows that answer). Nothing → say
 so, record the question as unanswered for admins, and tell users who may teach how to.
 Database cost: the knowledge version read (refresh_if_stale), plus one upsert for an
-unanswered question and, now and then, one batched hit-counter update.
+unanswered question (and one read of the suggested questions' titles) and, now and then, one
+batched hit-counter update.
 """
 
 from __future__ import annotations
@@ -54,8 +55,11 @@ def answer(turn: Turn) -> Outcome:
         return Outcome(Text(found.best.answer), WAIT_QUERY)
     store.record_unanswered(turn.db, text, turn.now)
     if found.suggestions:
-        choices = "\n".join(f"{i}. {m.question}" for i, m in enumerate(found.suggestions, 1))
-        slots = {SUGGEST: [m.entry_id for m in found.suggestions]}
+        ids = [m.entry_id for m in found.suggestions]
+        titles = store.main_questions(turn.db, ids)  # one query, only on this rarer path
+        ids = [e for e in ids if e in titles]
+        choices = "\n".join(f"{i}. {titles[e]}" for i, e in enumerate(ids, 1))
+        slots = {SUGGEST: ids}
         reply = DID_YOU_MEAN.format(choices=choices) + (TEACH_HINT if turn.can_teach else "")
         return Outcome(Text(reply), WAIT_QUERY, slots=slots)
     reply = DONT_KNOW + (TEACH_HINT if turn.can_teach else "")
