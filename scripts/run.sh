@@ -8,5 +8,5 @@ python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet -e .
 .venv/bin/wxbot init-db
-.venv/bin/wxbot kb import knowledge/*.csv
+.venv/bin/wxbot kb import knowledge/faq.txt
 exec .venv/bin/wxbot serve --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}"
