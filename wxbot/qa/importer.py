@@ -100,8 +100,10 @@ def import_files(
             if dry_run:
                 raise ImportAborted
             report.written = True
+            if not (report.added or report.updated):
+                raise ImportAborted  # nothing changed: no new version for every process
     except ImportAborted:
-        report.written = False
+        pass
     return report
 
 

@@ -28,6 +28,7 @@ meta = KbMeta.__table__
 changes = KbChange.__table__
 
 CHUNK = 500  # IN (...) lists and executemany batches
+KEEP_VERSIONS = 10_000  # change-log rows older than this many versions are pruned
 
 _VERSION = select(meta.c.version).where(meta.c.id == 1)
 
@@ -86,10 +87,16 @@ def log_changes(
         rows = [{"version": version, "entry_id": e, "changed_at": now} for e in set(entry_ids)]
     for i in range(0, len(rows), CHUNK):
         conn.execute(insert(changes), rows[i : i + CHUNK])
+    if version % 500 == 0:  # now and then, forget what no live process can still need
+        conn.execute(delete(changes).where(changes.c.version <= version - KEEP_VERSIONS))
 
 
 def changed_since(conn: Connection, version: int, limit: int) -> set[int] | None:
-    """Entries changed after ``version``; None when a full reload is cheaper or required."""
+    """Entries changed after ``version``; None when a full reload is cheaper or required
+    (too many changes, an import too big to list, or a log pruned past ``version``)."""
+    oldest = conn.execute(select(func.min(changes.c.version))).scalar()
+    if oldest is None or oldest > version + 1:
+        return None
     rows = conn.execute(
         select(changes.c.entry_id).where(changes.c.version > version).limit(limit + 1)
     ).all()
@@ -97,10 +104,6 @@ def changed_since(conn: Connection, version: int, limit: int) -> set[int] | None
     if len(rows) > limit or None in ids:
         return None
     return ids
-
-
-def prune_changes(conn: Connection, before_version: int) -> int:
-    return conn.execute(delete(changes).where(changes.c.version < before_version)).rowcount
 
 
 # -- reading entries ---------------------------------------------------------------------------
