@@ -111,3 +111,27 @@ def test_an_import_that_changes_nothing_makes_no_new_version(app, bot, tmp_path)
     assert report.written and report.unchanged == 1
     with bot.engine.connect() as conn:
         assert store.read_version(conn) == version
+
+
+def test_one_version_read_per_transaction(app, bot) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import event
+
+    kb = bot.deps.kb
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if "kb_meta" in statement:
+            statements.append(statement)
+
+    event.listen(bot.engine, "before_cursor_execute", count)
+    try:
+        with bot.engine.begin() as conn:
+            kb.refresh_if_stale(conn, version=kb.version)  # the engine folded the read in
+            kb.refresh_if_stale(conn)  # the handler's call: no second read
+        assert statements == []
+        with bot.engine.begin() as conn:
+            kb.refresh_if_stale(conn)
+            kb.refresh_if_stale(conn)
+        assert len(statements) == 1
+    finally:
+        event.remove(bot.engine, "before_cursor_execute", count)

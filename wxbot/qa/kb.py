@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ class KnowledgeBase:
         self._answers: dict[int, str] = {}
         self._lock = threading.Lock()  # serialises index updates
         self._hits_lock = threading.Lock()
+        self._checked = threading.local()  # the transaction whose version this thread read
         self._hits: Counter[int] = Counter()
         self._last_flush = time.monotonic()
 
@@ -83,11 +85,19 @@ class KnowledgeBase:
             log.exception("loading the knowledge base at start-up failed")
 
     def refresh_if_stale(self, conn: Connection, version: int | None = None) -> bool:
-        """Catch up with the database if it moved on. ``version``: already read by the caller.
+        """Catch up with the database if it moved on. ``version``: already read by the caller
+        (e.g. folded into the engine's context query); then no query is made here. Called again
+        in the same transaction, it does nothing: one version read per message at most.
 
         Returns True if anything was reloaded.
         """
+        tx = conn.get_transaction()
+        seen = getattr(self._checked, "tx", None)
+        if version is None and tx is not None and seen is not None and seen() is tx:
+            return False  # already checked in this transaction (e.g. by the engine)
         current = store.read_version(conn) if version is None else version
+        if tx is not None:
+            self._checked.tx = weakref.ref(tx)
         if current == self.version:
             return False
         with self._lock:
