@@ -217,8 +217,11 @@ class KnowledgeBase:
         """Write pending hit counts in a transaction of their own (shutdown, CLI)."""
         if self.engine is None or not self._hits:
             return
-        with self.engine.begin() as conn:
-            self.maybe_flush_hits(conn, force=True)
+        try:
+            with self.engine.begin() as conn:
+                self.maybe_flush_hits(conn, force=True)
+        except Exception:  # at shutdown the database may be gone: statistics, not data
+            log.warning("could not write %d pending hit counts", sum(self._hits.values()))
 
 
 def _new_index() -> Bm25Index:
