@@ -78,3 +78,32 @@ def test_common_terms_beyond_the_scan_budget_still_count(monkeypatch) -> None:  
     index.add_entry(101, [analyze("礼品卡怎么买")])
     hits = index.search(analyze("礼品卡怎么用"))
     assert hits[0].entry_id == 100
+
+
+def test_searches_run_safely_while_entries_change() -> None:
+    import threading
+
+    analyze = get_analyzer().analyze
+    index = build()
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def searcher() -> None:
+        try:
+            while not stop.is_set():
+                index.search(analyze("怎么修改密码"))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=searcher) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for i in range(300):
+        index.add_entry(10 + i % 7, [analyze(f"怎么修改第{i}个密码")])
+        if i % 3 == 0:
+            index.remove_entry(10 + (i * 5) % 7)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert search(index, "怎么修改密码")[0].entry_id in {3, *range(10, 17)}

@@ -96,17 +96,19 @@ class Bm25Index:
         # The length normalisation uses the average length at insertion time; it drifts a
         # little as the base grows and is exact again after a rebuild.
         norm = K1 * (1 - B + B * dl / (self._len_alive / self._n_alive))
+        # The document's own arrays first, postings last: a concurrent search that finds the
+        # new id in a posting list can then always look the document up.
+        self._doc_entry.append(entry_id)
+        self._doc_len.append(dl)
+        self._doc_w.append((K1 + 1) / (1 + norm))
+        self._doc_terms.append(unique)
+        self._alive.append(1)
         post_docs = self._post_docs
         for t in unique:
             docs = post_docs.get(t)
             if docs is None:
                 docs = post_docs[t] = array("i")
             docs.append(doc)
-        self._doc_entry.append(entry_id)
-        self._doc_len.append(dl)
-        self._doc_w.append((K1 + 1) / (1 + norm))
-        self._doc_terms.append(unique)
-        self._alive.append(1)
         return doc
 
     def remove_entry(self, entry_id: int) -> bool:
