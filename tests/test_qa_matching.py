@@ -98,3 +98,14 @@ def test_hits_are_counted_in_batches(faq_app, faq_bot) -> None:  # type: ignore[
 
 def test_empty_knowledge_base_says_it_does_not_know(bot) -> None:  # type: ignore[no-untyped-def]
     assert content(say(bot, "o_u", "你好")).startswith(query.DONT_KNOW)
+
+
+def test_paraphrase_accuracy_does_not_regress() -> None:
+    """A floor under the measured figures (tests/paraphrases.py prints them), to catch a
+    matcher change that breaks matching, not to tune against."""
+    from tests.paraphrases import build_kb, evaluate, load_cases
+
+    cases, unrelated = load_cases()
+    result = evaluate(build_kb(str(FAQ)), cases, unrelated)
+    assert len(cases) >= 100 and result["top1"] >= 0.6
+    assert result["answered_wrong"] <= 0.2 and result["unrelated_declined"] >= 0.9
