@@ -220,6 +220,10 @@ def test_cli_bad_file_exits_non_zero_and_lists_rows(app, tmp_path) -> None:  # t
     result = runner.invoke(kb, ["import", "--dry-run", write(tmp_path, "c.csv", "x,y\n")])
     assert result.exit_code == 0 and "dry run" in result.output
     assert runner.invoke(kb, ["export", str(tmp_path / "out.xlsx")]).exit_code == 2
+    result = runner.invoke(kb, ["export", str(tmp_path / "no" / "such" / "dir.csv")])
+    assert result.exit_code == 1 and "cannot write" in result.output
+    result = runner.invoke(kb, ["import", str(tmp_path / "missing.csv")])
+    assert result.exit_code == 1 and "cannot read" in result.output
 
 
 def test_starter_faq_is_clean(tmp_path) -> None:  # type: ignore[no-untyped-def]

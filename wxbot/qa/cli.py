@@ -81,6 +81,9 @@ def export_command(file: str, fmt: str | None) -> None:
     if file == "-":
         count = write(items, fmt, sys.stdout)
     else:
-        with open(file, "w", encoding="utf-8", newline="") as out:
-            count = write(items, fmt, out)
+        try:
+            with open(file, "w", encoding="utf-8", newline="") as out:
+                count = write(items, fmt, out)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {file}: {exc.strerror}") from None
     click.echo(f"exported {count} entries to {file} ({fmt})", err=file == "-")
