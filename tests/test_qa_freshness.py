@@ -135,3 +135,25 @@ def test_one_version_read_per_transaction(app, bot) -> None:  # type: ignore[no-
         assert len(statements) == 1
     finally:
         event.remove(bot.engine, "before_cursor_execute", count)
+
+
+def test_a_large_index_is_rebuilt_in_the_background(app, bot, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from wxbot.qa import importer
+    from wxbot.qa import kb as kb_module
+
+    kb = bot.deps.kb
+    path = tmp_path / "a.csv"
+    path.write_text("".join(f"后台问题{i},后台答案{i}\n" for i in range(5)), encoding="utf-8")
+    importer.import_files(bot.engine, [str(path)], now=1.0)
+    assert content(say(bot, "o_u", "后台问题1")) == "后台答案1"  # small: in the request
+
+    rebuilds: list[int] = []
+    original = kb._rebuild_now
+    monkeypatch.setattr(kb, "_rebuild_now", lambda: (rebuilds.append(1), original()))
+    monkeypatch.setattr(kb_module, "BACKGROUND_REBUILD_OVER", 3)
+    monkeypatch.setattr(importer, "LOG_EACH_LIMIT", 1)  # the import says "reload everything"
+    path.write_text("".join(f"后台问题{i},新答案{i}\n" for i in range(5)), encoding="utf-8")
+    importer.import_files(bot.engine, [str(path)], now=2.0)
+    say(bot, "o_u", "后台问题2")  # starts the rebuild; the old index may still answer
+    assert kb.wait_until_rebuilt(timeout=30) and rebuilds == [1]
+    assert content(say(bot, "o_u", "后台问题2")) == "新答案2"

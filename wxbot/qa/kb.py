@@ -1,10 +1,12 @@
 """The per-process knowledge base: an in-memory index kept fresh from the database.
 
 The hot path for a question is ``refresh_if_stale(conn)`` — one indexed read of the version
-row — then ``match(text)`` in memory (answers are held in memory too, so answering needs no
+row — then ``lookup(text)`` in memory (answers are held in memory too, so answering needs no
 further query). When another process changed the knowledge, the changed entries are read and
 re-indexed before answering, so an answer taught anywhere is used everywhere on the next
-message. Hit counts are summed in memory and written in batches (``maybe_flush_hits``).
+message. Only a full rebuild of a large index (an import of thousands of rows) happens in a
+background thread, the old index answering meanwhile. Hit counts are summed in memory and
+written in batches (``maybe_flush_hits``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 CONFIDENT = 0.5  # answer at or above this overlap (chosen on a dev set, not the paraphrases)
 SUGGEST = 0.3  # "did you mean" between SUGGEST and CONFIDENT
 INCREMENTAL_LIMIT = 5_000  # more changed entries than this: rebuild the whole index
+BACKGROUND_REBUILD_OVER = 5_000  # entries; a larger index is rebuilt in a background thread
 FLUSH_EVERY_HITS = 200
 FLUSH_EVERY_SECONDS = 30.0
 
@@ -66,7 +69,9 @@ class KnowledgeBase:
         self._answers: dict[int, str] = {}
         self._lock = threading.Lock()  # serialises index updates
         self._hits_lock = threading.Lock()
-        self._checked = threading.local()  # the transaction whose version this thread read
+        self._checked = threading.local()
+        self._rebuilt = threading.Event()  # cleared while a background rebuild runs
+        self._rebuilt.set()  # the transaction whose version this thread read
         self._hits: Counter[int] = Counter()
         self._last_flush = time.monotonic()
 
@@ -106,25 +111,63 @@ class KnowledgeBase:
             changed = None
             if 0 <= self.version < current:  # (a lower version: the database was replaced)
                 changed = store.changed_since(conn, self.version, INCREMENTAL_LIMIT)
-            if changed is None:
-                self._rebuild(conn)
-            else:
+            if changed is not None:
                 self._apply(conn, changed)
+            elif self._rebuild_in_background():
+                return False  # the current index serves until the new one is ready
+            else:
+                self._swap(*self._build(store.load_entries(conn)))
             self.version = current
         return True
 
-    def _rebuild(self, conn: Connection) -> None:
+    def _build(self, rows: dict[int, tuple[str, list[str]]]) -> tuple[Bm25Index, dict[int, str]]:
         started = time.monotonic()
-        rows = store.load_entries(conn)
         index = _new_index()
         answers: dict[int, str] = {}
         terms = self.analyzer.terms
         for entry_id, (answer, qs) in rows.items():
             index.add_entry(entry_id, [terms(normalize(q)) for q in qs])
             answers[entry_id] = answer
-        # Swap whole objects: a concurrent reader keeps using the old, consistent ones.
-        self._index, self._answers = index, answers
         log.info("knowledge index: %d entries in %.2fs", len(rows), time.monotonic() - started)
+        return index, answers
+
+    def _swap(self, index: Bm25Index, answers: dict[int, str]) -> None:
+        # Whole objects: a concurrent reader keeps using the old, consistent pair.
+        self._index, self._answers = index, answers
+
+    def _rebuild_in_background(self) -> bool:
+        """Rebuild a large index in a thread (True), or tell the caller to do it now (False).
+
+        Rebuilding 100k entries takes seconds; inside a request that would hold the user's
+        lock (on SQLite: everyone's) that long. Small bases are rebuilt in the request, so
+        a change reaches them on the very next message. Call with self._lock held.
+        """
+        if self.engine is None or len(self._answers) <= BACKGROUND_REBUILD_OVER:
+            return False
+        if not self._rebuilt.is_set():
+            return True  # already under way
+        self._rebuilt.clear()
+        threading.Thread(target=self._rebuild_now, name="wxbot-kb-rebuild", daemon=True).start()
+        return True
+
+    def _rebuild_now(self) -> None:
+        try:
+            assert self.engine is not None
+            with self.engine.connect() as conn:
+                version = store.read_version(conn)
+                rows = store.load_entries(conn)
+            built = self._build(rows)  # outside any transaction
+            with self._lock:
+                self._swap(*built)
+                self.version = version  # later changes follow incrementally
+        except Exception:
+            log.exception("rebuilding the knowledge index failed; the next message retries")
+        finally:
+            self._rebuilt.set()
+
+    def wait_until_rebuilt(self, timeout: float | None = None) -> bool:
+        """Wait for a background rebuild (tests, benchmarks)."""
+        return self._rebuilt.wait(timeout)
 
     def _apply(self, conn: Connection, changed: set[int]) -> None:
         rows = store.load_entries(conn, changed)
@@ -137,8 +180,10 @@ class KnowledgeBase:
             answer, qs = row
             self._index.add_entry(entry_id, [self.analyzer.terms(normalize(q)) for q in qs])
             self._answers[entry_id] = answer
-        if self._index.dead_fraction > 0.5 and len(self._answers) > 1000:
-            self._rebuild(conn)  # updated entries leave dead postings behind: compact
+        # Updated entries leave dead postings behind: compact now and then.
+        compact = self._index.dead_fraction > 0.5 and len(self._answers) > 1000
+        if compact and not self._rebuild_in_background():
+            self._swap(*self._build(store.load_entries(conn)))
 
     # -- matching ------------------------------------------------------------------------------
 
