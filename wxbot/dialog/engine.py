@@ -89,6 +89,25 @@ class Bot:
     # ------------------------------------------------------------------- phase one
 
     def _phase_one(self, msg: Inbound) -> Reply | _Pending:
+        later: list[Callable[[Connection], None]] = []
+        result = self._locked_step(msg, later)  # committed when it returns
+        self._run_after_commit(later)
+        return result
+
+    def _run_after_commit(self, later: list[Callable[[Connection], None]]) -> None:
+        for work in later:
+            try:
+                with_retries(lambda work=work: self._in_transaction(work))
+            except Exception:
+                log.warning("after-commit write failed", exc_info=True)
+
+    def _in_transaction(self, work: Callable[[Connection], None]) -> None:
+        with transaction(self.engine) as conn:
+            work(conn)
+
+    def _locked_step(
+        self, msg: Inbound, later: list[Callable[[Connection], None]]
+    ) -> Reply | _Pending:
         settings = self.settings
         with transaction(self.engine) as conn:
             now = self.clock()
@@ -108,7 +127,7 @@ class Bot:
                 ctx, _ = store.lock_context(conn, msg.openid)
                 assert ctx is not None
             notice = self._expire_if_stale(ctx, now)
-            outcome = self._dispatch(conn, msg, ctx, now)
+            outcome = self._dispatch(conn, msg, ctx, now, later)
             deferred = outcome.deferred
             reply = self._apply(ctx, msg, outcome, notice=notice, remember=deferred is None)
             store.save_context(conn, ctx, now, settings.session_ttl)
@@ -142,7 +161,14 @@ class Bot:
 
     # ------------------------------------------------------------------- dispatch
 
-    def _turn(self, conn: Connection, msg: Inbound, ctx: ContextRow, now: float) -> Turn:
+    def _turn(
+        self,
+        conn: Connection,
+        msg: Inbound,
+        ctx: ContextRow,
+        now: float,
+        later: list | None = None,  # type: ignore[type-arg]
+    ) -> Turn:
         return Turn(
             msg=msg,
             state=ctx.state,
@@ -153,12 +179,20 @@ class Bot:
             db=conn,
             deps=self.deps,
             can_teach=self._can_teach(msg.openid),
+            after_commit=later if later is not None else [],
         )
 
     def _can_teach(self, openid: str) -> bool:
         return self.settings.teach_policy == "everyone" or openid in self.settings.admin_openids
 
-    def _dispatch(self, conn: Connection, msg: Inbound, ctx: ContextRow, now: float) -> Outcome:
+    def _dispatch(
+        self,
+        conn: Connection,
+        msg: Inbound,
+        ctx: ContextRow,
+        now: float,
+        later: list,  # type: ignore[type-arg]
+    ) -> Outcome:
         """Global interrupts first, then the current state's handler."""
         state = ctx.state
         keep = public_slots(ctx.slots)
@@ -178,7 +212,7 @@ class Bot:
         if command in MORE_WORDS and ctx.slots.get(PAGES):
             pages = list(ctx.slots[PAGES])
             return _NextPage(Text(pages.pop(0)), state, slots=keep, counts=False, pages=pages)
-        turn = self._turn(conn, msg, ctx, now)
+        turn = self._turn(conn, msg, ctx, now, later)
         if state == WAIT_QUERY:
             for router in self.table.routers:
                 claimed = router(turn)
@@ -193,7 +227,7 @@ class Bot:
             log.warning("context of %s was in unknown state %r; reset", msg.openid, state)
             ctx.reset()
             handler = self.table.handlers[WAIT_QUERY]
-            turn = self._turn(conn, msg, ctx, now)
+            turn = self._turn(conn, msg, ctx, now, later)
         return handler(turn)
 
     # ------------------------------------------------------------------- applying

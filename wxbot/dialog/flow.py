@@ -9,7 +9,7 @@ in the returned Outcome, which the engine applies and saves.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from wxbot.dialog.inbound import Inbound
@@ -43,6 +43,10 @@ class Turn:
     db: Connection
     deps: Deps
     can_teach: bool = False
+    # Writes to run in their own short transaction after this message commits: statistics
+    # on rows many users share (unanswered questions), which must not stay locked for the
+    # rest of a user's transaction. Lost if the process dies in between; never for user data.
+    after_commit: list[Callable[[Connection], None]] = field(default_factory=list)
 
     @property
     def text(self) -> str:

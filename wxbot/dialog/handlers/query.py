@@ -53,7 +53,8 @@ def answer(turn: Turn) -> Outcome:
         kb.record_hit(found.best.entry_id)
         kb.maybe_flush_hits(turn.db)
         return Outcome(Text(found.best.answer), WAIT_QUERY)
-    store.record_unanswered(turn.db, text, turn.now)
+    now = turn.now
+    turn.after_commit.append(lambda conn: store.record_unanswered(conn, text, now))
     if found.suggestions:
         ids = [m.entry_id for m in found.suggestions]
         titles = store.main_questions(turn.db, ids)  # one query, only on this rarer path
