@@ -14,6 +14,7 @@ a floor for what a dedicated server would do.
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import statistics
 import subprocess
@@ -21,9 +22,10 @@ import sys
 import tempfile
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from sqlalchemy import create_engine, event, text
@@ -103,24 +105,84 @@ def gunicorn(url: str, workers: int, threads: int):  # type: ignore[no-untyped-d
         proc.wait(10)
 
 
-def drive(url: str, users: int, messages: int, concurrency: int) -> tuple[float, list[float]]:
-    sims = [WeChatSimulator(TOKEN, APPID, AES_KEY, mode="safe") for _ in range(concurrency)]
-    latencies: list[float] = []
+def starter_questions() -> list[str]:
+    """The first question of each entry in the starter FAQ: every benchmark message is a
+    plain question the knowledge base answers."""
+    questions, previous = [], ""
+    for line in (ROOT / "knowledge" / "faq.txt").read_text(encoding="utf-8").splitlines():
+        if line.startswith("Q:") and not previous.startswith("Q:"):
+            questions.append(line[2:].strip())
+        previous = line
+    return questions
+
+
+def load_starter_knowledge(url: str) -> None:
+    from wxbot.qa.cli import kb
+
+    app = create_app({"database_url": url, "token": TOKEN, "appid": APPID})
+    result = app.test_cli_runner().invoke(kb, ["import", str(ROOT / "knowledge" / "faq.txt")])
+    assert result.exit_code == 0, result.output
+    app.extensions["wxbot.bot"].close()
+
+
+def _client(job: tuple[str, list[int], int, int]) -> tuple[list[float], int]:
+    """One load-generator process: its users' requests are signed and encrypted up front
+    (as WeChat would have done), then sent over keep-alive connections, one thread per
+    user at a time. Every reply must be an encrypted envelope; each user's first reply is
+    fully verified and decrypted."""
+    url, users, messages, threads = job
+    parsed = urlsplit(url)
+    sim = WeChatSimulator(TOKEN, APPID, AES_KEY, mode="safe")
+    questions = starter_questions()
+    prepared: dict[int, list[tuple[str, bytes, dict]]] = {}
+    for n in users:
+        prepared[n] = []
+        for i in range(messages):
+            message = sim.text(questions[(n * messages + i) % len(questions)], f"o_bench_{n:05d}")
+            params, body = sim.sign(message)
+            prepared[n].append((parsed.path + "?" + urlencode(params), body.encode(), message))
+    checked = 0
 
     def user(n: int) -> list[float]:
-        sim = sims[n % concurrency]
-        own: list[float] = []
-        for i in range(messages):
+        nonlocal checked
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+        own = []
+        for i, (path, body, message) in enumerate(prepared[n]):
             started = time.perf_counter()
-            sim.send(url, f"第{i}个问题：营业时间是几点", openid=f"o_bench_{n:05d}")
+            conn.request("POST", path, body, {"Content-Type": "text/xml"})
+            response = conn.getresponse()
+            text = response.read().decode()
             own.append(time.perf_counter() - started)
+            if response.status != 200 or "<Encrypt>" not in text:
+                raise RuntimeError(f"bad answer {response.status}: {text[:200]}")
+            if i == 0:
+                reply = sim.read_reply(text, message)
+                assert reply.kind == "text", reply
+                checked += 1
+        conn.close()
         return own
 
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        for own in pool.map(user, range(users)):
-            latencies.extend(own)
-    return time.perf_counter() - started, latencies
+    with ThreadPoolExecutor(threads) as pool:
+        latencies = [x for own in pool.map(user, users) for x in own]
+    return latencies, checked
+
+
+def drive(
+    url: str, users: int, messages: int, concurrency: int, processes: int = 2
+) -> tuple[float, list[float]]:
+    """Send users x messages with ``concurrency`` users in flight, spread over processes."""
+    jobs = [
+        (url, list(range(p, users, processes)), messages, max(1, concurrency // processes))
+        for p in range(processes)
+    ]
+    with ProcessPoolExecutor(processes) as pool:
+        pool.submit(time.sleep, 0).result()  # start the processes before the clock does
+        started = time.perf_counter()
+        results = list(pool.map(_client, jobs))
+    elapsed = time.perf_counter() - started
+    latencies = [x for own, _ in results for x in own]
+    assert sum(checked for _, checked in results) == users
+    return elapsed, latencies
 
 
 def round_trips(url: str) -> tuple[int, int]:
@@ -138,7 +200,7 @@ def round_trips(url: str) -> tuple[int, int]:
             Inbound(
                 openid=openid,
                 kind="text",
-                text="营业时间是几点",
+                text=starter_questions()[0],
                 msg_id=msg_id,
                 dedup_key=f"{openid}:{msg_id}",
             )
@@ -160,14 +222,18 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--clients", type=int, default=2, help="load-generator processes")
     args = parser.parse_args()
     with fresh_database(args.db) as url:
         engine = create_engine(url)
         upgrade(engine)
         engine.dispose()
+        load_starter_knowledge(url)
         with gunicorn(url, args.workers, args.threads) as endpoint:
             drive(endpoint, 4, 3, 4)  # warm-up: workers load jieba and the index
-            elapsed, latencies = drive(endpoint, args.users, args.messages, args.concurrency)
+            elapsed, latencies = drive(
+                endpoint, args.users, args.messages, args.concurrency, args.clients
+            )
         first, known = round_trips(url)
     latencies.sort()
     n = len(latencies)
