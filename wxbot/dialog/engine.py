@@ -388,7 +388,11 @@ class Bot:
     # ------------------------------------------------------------------- housekeeping
 
     def close(self) -> None:
+        """Finish slow work under way and write what the knowledge base batches (hits)."""
         self._pool.shutdown(wait=True)
+        flush = getattr(self.deps.kb, "flush_hits_now", None)
+        if flush is not None:
+            flush()
 
     def _forget(self, conn: Connection, openid: str) -> None:
         store.forget_user(conn, openid)
