@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import mysql, sqlite
 
 from wxbot.db import is_mysql
@@ -41,6 +41,7 @@ class ContextRow:
     updated_at: float = 0.0
     expires_at: float = 0.0
     version: int = 0
+    extras: dict[str, Any] = field(default_factory=dict)  # read along, never saved
 
     def reset(self) -> None:
         """Back to a fresh WAIT_QUERY context (history is kept)."""
@@ -67,12 +68,26 @@ def _row_to_context(row: Any) -> ContextRow:
 
 # Hot-path statements are built once: constructing them per message costs more CPU than
 # the database spends answering them.
-_LOCK = (
-    select(contexts, seen.c.reply, seen.c.status, seen.c.attempts.label("seen_attempts"))
-    .select_from(contexts.outerjoin(seen, seen.c.dedup_key == bindparam("dedup_key")))
-    .where(contexts.c.openid == bindparam("openid"))
-    .with_for_update()
-)
+def lock_statement(*extra_columns: Any) -> Select[Any]:
+    """The statement that locks a context row and reads its dedup record; ``extra_columns``
+    (labelled scalar subqueries, e.g. the knowledge version) ride along in the same round
+    trip. Under READ COMMITTED, InnoDB reads such subqueries without locking them."""
+    return (
+        select(
+            contexts,
+            seen.c.reply,
+            seen.c.status,
+            seen.c.attempts.label("seen_attempts"),
+            *extra_columns,
+        )
+        .select_from(contexts.outerjoin(seen, seen.c.dedup_key == bindparam("dedup_key")))
+        .where(contexts.c.openid == bindparam("openid"))
+        .with_for_update()
+    )
+
+
+_LOCK = lock_statement()
+_LOCK_COLUMNS = frozenset(_LOCK.selected_columns.keys())
 _SAVE = (
     update(contexts)
     .where(contexts.c.openid == bindparam("key_openid"))
@@ -91,17 +106,23 @@ _RECORD = insert(seen)
 
 
 def lock_context(
-    conn: Connection, openid: str, dedup_key: str | None = None
+    conn: Connection,
+    openid: str,
+    dedup_key: str | None = None,
+    statement: Select[Any] = _LOCK,
 ) -> tuple[ContextRow | None, SeenRecord | None]:
     """Lock the user's context row (FOR UPDATE; on SQLite the transaction's BEGIN IMMEDIATE
-    already holds the write lock) and fetch the dedup record in the same round trip."""
-    row = conn.execute(_LOCK, {"openid": openid, "dedup_key": dedup_key or ""}).first()
+    already holds the write lock) and fetch the dedup record in the same round trip.
+    Extra columns of ``statement`` land in ``ContextRow.extras``."""
+    row = conn.execute(statement, {"openid": openid, "dedup_key": dedup_key or ""}).first()
     if row is None:
         return None, (find_seen(conn, dedup_key) if dedup_key else None)
     record = (
         SeenRecord(row.reply, row.status, row.seen_attempts) if row.status is not None else None
     )
-    return _row_to_context(row), record
+    ctx = _row_to_context(row)
+    ctx.extras = {k: v for k, v in row._mapping.items() if k not in _LOCK_COLUMNS}
+    return ctx, record
 
 
 def find_seen(conn: Connection, dedup_key: str, lock: bool = False) -> SeenRecord | None:

@@ -67,6 +67,11 @@ class Bot:
         self.deps = deps or Deps(settings=settings)
         self.table = table or build_table()
         self.clock = clock
+        # The knowledge version rides along with the context lock: freshness for free.
+        version_column = getattr(self.deps.kb, "version_column", None)
+        self._lock_statement = (
+            store.lock_statement(version_column()) if version_column else store.lock_statement()
+        )
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="wxbot-deferred")
         self._messages = 0
         self._count_lock = threading.Lock()
@@ -111,7 +116,7 @@ class Bot:
         settings = self.settings
         with transaction(self.engine) as conn:
             now = self.clock()
-            ctx, seen = store.lock_context(conn, msg.openid, msg.dedup_key)
+            ctx, seen = store.lock_context(conn, msg.openid, msg.dedup_key, self._lock_statement)
             if seen is not None:
                 store.bump_seen_attempts(conn, msg.dedup_key)
                 if seen.status == "done" and seen.reply is not None:
@@ -124,8 +129,10 @@ class Bot:
                 if not self._has_room(conn, now):
                     return Text(words.BUSY)
                 store.create_context(conn, msg.openid, now, settings.session_ttl)
-                ctx, _ = store.lock_context(conn, msg.openid)
+                ctx, _ = store.lock_context(conn, msg.openid, None, self._lock_statement)
                 assert ctx is not None
+            if "kb_version" in ctx.extras:
+                self.deps.kb.refresh_if_stale(conn, ctx.extras["kb_version"])
             notice = self._expire_if_stale(ctx, now)
             outcome = self._dispatch(conn, msg, ctx, now, later)
             deferred = outcome.deferred

@@ -18,6 +18,7 @@ import weakref
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, Engine, inspect
 
@@ -88,6 +89,11 @@ class KnowledgeBase:
                 self.refresh_if_stale(conn)
         except Exception:  # start-up must not fail on it: the first request retries
             log.exception("loading the knowledge base at start-up failed")
+
+    def version_column(self) -> Any:
+        """The knowledge version as a labelled scalar subquery (``kb_version``), for the
+        engine to read in the same round trip as the user's context."""
+        return store.version_subquery().label("kb_version")
 
     def refresh_if_stale(self, conn: Connection, version: int | None = None) -> bool:
         """Catch up with the database if it moved on. ``version``: already read by the caller

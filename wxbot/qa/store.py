@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
@@ -60,6 +61,10 @@ class EntryRow:
 
 
 # -- version and change log ------------------------------------------------------------------
+
+
+def version_subquery() -> Any:
+    return select(meta.c.version).where(meta.c.id == 1).scalar_subquery()
 
 
 def read_version(conn: Connection) -> int:
