@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, Engine
@@ -26,16 +26,14 @@ from wxbot.dialog import context as store
 from wxbot.dialog import delivery, words
 from wxbot.dialog.context import ContextRow
 from wxbot.dialog.delivery import PAGES, public_slots
-from wxbot.dialog.flow import WAIT_QUERY, Deferred, Deps, Outcome, Turn
+from wxbot.dialog.flow import WAIT_QUERY, Deps, Outcome, Turn
 from wxbot.dialog.inbound import Inbound
 from wxbot.dialog.paging import MORE_WORDS
 from wxbot.dialog.replies import Reply, Silent, Text, TransferToHuman, reply_from_dict
+from wxbot.dialog.slow import Pending, SlowWork, dump_reply
 from wxbot.dialog.states import DialogueTable, build_table
 
 log = logging.getLogger(__name__)
-
-POLL_SECONDS = 0.05
-HOLD_SECONDS = 15.0  # how long a request holds on to slow work nobody will answer otherwise
 
 
 @dataclass
@@ -45,15 +43,7 @@ class _NextPage(Outcome):
     pages: list[str] | None = None
 
 
-@dataclass
-class _Pending:
-    """Phase one ended with slow work under way (or found a retry of such a message)."""
-
-    future: Future[Reply] | None
-    attempts: int
-
-
-class Bot:
+class Bot(SlowWork):
     def __init__(
         self,
         engine: Engine,
@@ -93,7 +83,7 @@ class Bot:
 
     # ------------------------------------------------------------------- phase one
 
-    def _phase_one(self, msg: Inbound) -> Reply | _Pending:
+    def _phase_one(self, msg: Inbound) -> Reply | Pending:
         later: list[Callable[[Connection], None]] = []
         result = self._locked_step(msg, later)  # committed when it returns
         self._run_after_commit(later)
@@ -112,7 +102,7 @@ class Bot:
 
     def _locked_step(
         self, msg: Inbound, later: list[Callable[[Connection], None]]
-    ) -> Reply | _Pending:
+    ) -> Reply | Pending:
         settings = self.settings
         with transaction(self.engine) as conn:
             now = self.clock()
@@ -121,7 +111,7 @@ class Bot:
                 store.bump_seen_attempts(conn, msg.dedup_key)
                 if seen.status == "done" and seen.reply is not None:
                     return reply_from_dict(json.loads(seen.reply))
-                return _Pending(future=None, attempts=seen.attempts + 1)
+                return Pending(future=None, attempts=seen.attempts + 1)
             if msg.is_event and msg.event == "unsubscribe":
                 self._forget(conn, msg.openid)
                 return Silent()
@@ -139,13 +129,13 @@ class Bot:
             reply = self._apply(ctx, msg, outcome, notice=notice, remember=deferred is None)
             store.save_context(conn, ctx, now, settings.session_ttl)
             if deferred is None:
-                store.record_seen(conn, msg.dedup_key, msg.openid, _dump(reply), now)
+                store.record_seen(conn, msg.dedup_key, msg.openid, dump_reply(reply), now)
                 return reply
             store.record_seen(conn, msg.dedup_key, msg.openid, None, now, status="pending")
             saved_version = ctx.version
         # committed: only now may the slow work start (it must find the pending record)
         future = self._pool.submit(self._finish_deferred, msg, outcome.deferred, saved_version)
-        return _Pending(future=future, attempts=1)
+        return Pending(future=future, attempts=1)
 
     def _has_room(self, conn: Connection, now: float) -> bool:
         """Room for a new user's context? When full, evict expired contexts first.
@@ -282,116 +272,6 @@ class Bot:
             delivery.remember(ctx, msg, reply, settings.history_rounds)
         return reply
 
-    # ------------------------------------------------------------------- slow work
-
-    def _finish_deferred(self, msg: Inbound, deferred: Deferred, saved_version: int) -> Reply:
-        try:
-            result = deferred.work()
-        except Exception as exc:  # handed to resume, which turns it into a friendly reply
-            log.warning("deferred work for %s failed: %r", msg.dedup_key, exc)
-            result = exc
-        try:
-            reply, late = with_retries(lambda: self._resume(msg, deferred, result, saved_version))
-        except Exception:
-            log.exception("resuming %s failed", msg.dedup_key)
-            reply = Text(words.APOLOGY)
-            with transaction(self.engine) as conn:
-                store.update_seen(conn, msg.dedup_key, reply=_dump(reply), status="done")
-            return reply
-        # Push after the commit: the push is an HTTP call (and may refresh the shared token in
-        # the database), which must not run inside the user's locked transaction; on SQLite
-        # that transaction holds the database's write lock and the token read would deadlock.
-        if late and not self._push(msg.openid, reply):
-            try:
-                with_retries(lambda: self._queue_late(msg.openid, reply))
-            except Exception:
-                log.exception("keeping the late result of %s failed", msg.dedup_key)
-        return reply
-
-    def _resume(
-        self, msg: Inbound, deferred: Deferred, result: object, saved_version: int
-    ) -> tuple[Reply, bool]:
-        """Apply the resumed outcome; returns the reply and whether it is late (to push)."""
-        with transaction(self.engine) as conn:
-            now = self.clock()
-            ctx, seen = store.lock_context(conn, msg.openid, msg.dedup_key)
-            if ctx is None or seen is None:  # the user unsubscribed meanwhile
-                return Silent(), False
-            turn = self._turn(conn, msg, ctx, now)
-            outcome = deferred.resume(turn, result)
-            if ctx.version == saved_version:
-                reply = self._apply(ctx, msg, outcome)
-            else:  # another message moved the dialogue on: keep its state, deliver the answer
-                reply = outcome.reply or Silent()
-                delivery.remember(ctx, msg, reply, self.settings.history_rounds)
-            store.save_context(conn, ctx, now, self.settings.session_ttl)
-            store.update_seen(conn, msg.dedup_key, reply=_dump(reply), status="done")
-            return reply, seen.status == "late"
-
-    def _queue_late(self, openid: str, reply: Reply) -> None:
-        with transaction(self.engine) as conn:
-            ctx, _ = store.lock_context(conn, openid)
-            if ctx is None:  # unsubscribed meanwhile
-                return
-            delivery.queue_late(ctx, reply)
-            store.save_context(conn, ctx, self.clock(), self.settings.session_ttl)
-
-    def _push(self, openid: str, reply: Reply) -> bool:
-        push = getattr(self.deps.services, "push", None)
-        if push is None:
-            return False
-        try:
-            return bool(push(openid, reply))
-        except Exception:
-            log.exception("customer-service push to %s failed", openid)
-            return False
-
-    def _await_pending(self, msg: Inbound, pending: _Pending, started: float) -> Reply:
-        """Wait for slow work within WeChat's window.
-
-        Not finished by the deadline: on WeChat's last delivery (the third), say we are still
-        working and mark the record *late* so the result is pushed or kept for the next
-        message; on earlier deliveries, hold the connection: WeChat gives up after 5 s and
-        retries, and the retry is answered from the dedup record.
-        """
-        deadline = started + self.settings.reply_deadline
-        if pending.future is not None:
-            try:
-                return pending.future.result(timeout=max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
-                pass
-        else:
-            reply = self._poll_done(msg.dedup_key, deadline)
-            if reply is not None:
-                return reply
-        if pending.attempts >= 3:
-            return with_retries(lambda: self._mark_late(msg))
-        hold_until = time.monotonic() + HOLD_SECONDS
-        if pending.future is not None:
-            try:
-                return pending.future.result(timeout=HOLD_SECONDS)
-            except TimeoutError:
-                return Silent()
-        return self._poll_done(msg.dedup_key, hold_until) or Silent()
-
-    def _poll_done(self, dedup_key: str, until: float) -> Reply | None:
-        while True:
-            with self.engine.connect() as conn:
-                record = store.find_seen(conn, dedup_key)
-            if record is not None and record.status == "done" and record.reply:
-                return reply_from_dict(json.loads(record.reply))
-            if time.monotonic() >= until:
-                return None
-            time.sleep(POLL_SECONDS)
-
-    def _mark_late(self, msg: Inbound) -> Reply:
-        with transaction(self.engine) as conn:
-            record = store.find_seen(conn, msg.dedup_key, lock=True)
-            if record is not None and record.status == "done" and record.reply:
-                return reply_from_dict(json.loads(record.reply))
-            store.update_seen(conn, msg.dedup_key, status="late")
-        return Text(words.STILL_WORKING)
-
     # ------------------------------------------------------------------- housekeeping
 
     def close(self) -> None:
@@ -430,10 +310,6 @@ class Bot:
                 store.prune_seen(conn, now - self.settings.seen_ttl, 500)
         except Exception:
             log.warning("opportunistic clean-up failed", exc_info=True)
-
-
-def _dump(reply: Reply) -> str:
-    return json.dumps(reply.to_dict(), ensure_ascii=False)
 
 
 def _as_text(msg: Inbound, text: str) -> Inbound:
