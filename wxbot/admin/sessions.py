@@ -62,9 +62,7 @@ def delete_session(openid: str) -> Response:
         with engine.begin() as conn:
             if context.get_context(conn, openid) is None:
                 return False
-            context.forget_user(conn, openid)
-            for forget in bot.table.forgetters:
-                forget(conn, openid)
+            bot.forget_user(conn, openid)
             return True
 
     if not with_retries(run):

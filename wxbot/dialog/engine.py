@@ -113,7 +113,7 @@ class Bot(SlowWork):
                     return reply_from_dict(json.loads(seen.reply))
                 return Pending(future=None, attempts=seen.attempts + 1)
             if msg.is_event and msg.event == "unsubscribe":
-                self._forget(conn, msg.openid)
+                self.forget_user(conn, msg.openid)
                 return Silent()
             if ctx is None:
                 if not self._has_room(conn, now):
@@ -281,7 +281,9 @@ class Bot(SlowWork):
         if flush is not None:
             flush()
 
-    def _forget(self, conn: Connection, openid: str) -> None:
+    def forget_user(self, conn: Connection, openid: str) -> None:
+        """Delete everything stored about a user (unsubscribe, admin request), in ``conn``'s
+        transaction: the context, dedup records and whatever each handler module keeps."""
         store.forget_user(conn, openid)
         for forget in self.table.forgetters:
             forget(conn, openid)
