@@ -301,3 +301,31 @@ def test_news_and_music_replies_round_trip_through_dedup(tbot):  # type: ignore[
     msg = text("u1", "歌")
     assert tbot.handle(msg) == Music("晴天", "周杰伦", "http://m/1.mp3")
     assert tbot.handle(msg) == Music("晴天", "周杰伦", "http://m/1.mp3")
+
+
+def test_dialogue_table_is_validated_at_start_up(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from wxbot.dialog.handlers import music
+    from wxbot.dialog.states import DialogueTableError
+
+    table = build_table()
+    for state in (
+        "WAIT_QUERY",
+        "WAIT_LEARN",
+        "WAIT_CONFIRM",
+        "WAIT_WEATHER_CITY",
+        "WAIT_MUSIC_INFO",
+        "WAIT_PHONE_NUMBER",
+        "WAIT_PHONE_CODE",
+    ):
+        assert table.is_known(state)
+    monkeypatch.setattr(music, "WAIT_MUSIC_ORPHAN", "WAIT_MUSIC_ORPHAN", raising=False)
+    with pytest.raises(DialogueTableError, match="WAIT_MUSIC_ORPHAN"):
+        build_table()
+
+
+def test_unknown_next_state_rolls_back_with_apology(tbot):  # type: ignore[no-untyped-def]
+    tbot.table.routers.insert(
+        0, lambda turn: Outcome(Text("x"), "WAIT_NOWHERE") if turn.text == "坏" else None
+    )
+    assert content(say(tbot, "u1", "坏")) == words.APOLOGY
+    assert _ctx(tbot, "u1") is None  # the new user's context insert was rolled back too

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 from wxbot.dialog.flow import WAIT_QUERY, Forgetter, Handler, Router
+from wxbot.models import STATE_LEN
 
 HANDLER_MODULES = ("learn", "weather", "music", "phone")
 
@@ -48,6 +49,8 @@ def build_table(module_names: tuple[str, ...] = HANDLER_MODULES) -> DialogueTabl
     ]
     for module in (*modules, query):
         for state, handler in getattr(module, "STATES", {}).items():
+            if len(state) > STATE_LEN:
+                raise DialogueTableError(f"state name {state!r} is longer than {STATE_LEN}")
             if state in table.handlers and table.handlers[state] is not handler:
                 raise DialogueTableError(f"state {state!r} is defined twice")
             if not callable(handler):
@@ -56,4 +59,16 @@ def build_table(module_names: tuple[str, ...] = HANDLER_MODULES) -> DialogueTabl
         table.routers.extend(getattr(module, "ROUTERS", ()))
         if hasattr(module, "forget_user"):
             table.forgetters.append(module.forget_user)
+    _check_declared_states(table, (*modules, query))
     return table
+
+
+def _check_declared_states(table: DialogueTable, modules: tuple[ModuleType, ...]) -> None:
+    """Every state constant a module declares (``WAIT_X = "WAIT_X"``) must have a handler:
+    a state a handler can move to but nobody serves would strand users in it."""
+    for module in modules:
+        for name, value in vars(module).items():
+            if name.startswith("WAIT_") and value == name and not table.is_known(value):
+                raise DialogueTableError(
+                    f"{module.__name__} declares state {value!r} but no module handles it"
+                )
