@@ -2,13 +2,11 @@
 when the question already has a different answer (「是」 overwrites, 「否」 keeps it).
 
 Who may teach: ``WXBOT_TEACH_POLICY`` = ``everyone``, or ``admins`` = the OpenIDs in
-``WXBOT_ADMIN_OPENIDS`` (checked again when storing, in case the policy changed meanwhile).
+``WXBOT_ADMIN_OPENIDS`` (checked at every step, in case the policy changed meanwhile).
 「取消」 (an engine-wide interrupt) leaves at any step; nothing is stored before the last one.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from sqlalchemy import Connection, update
 
@@ -43,12 +41,10 @@ TOO_LONG = "{what}太长了（最多 {limit} 字），请精简后重新发送�
 NO_WORDS_IN = "{what}里没有文字，请重新发送："
 
 
-def may_teach(settings: Any, openid: str) -> bool:
-    return settings.teach_policy == "everyone" or openid in settings.admin_openids
-
-
 def _allowed(turn: Turn) -> bool:
-    return turn.can_teach or may_teach(turn.deps.settings, turn.msg.openid)
+    """The engine decides from WXBOT_TEACH_POLICY / WXBOT_ADMIN_OPENIDS on every message, so
+    asking at each step also catches a policy changed in the middle of a flow."""
+    return turn.can_teach
 
 
 def route(turn: Turn) -> Outcome | None:
