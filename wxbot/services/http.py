@@ -65,16 +65,18 @@ def timeouts(http_timeout: float) -> tuple[float, float]:
     return (min(2.0, http_timeout), http_timeout)
 
 
-def get_json(
+def request_json(
     session: requests.Session,
     service: str,
+    method: str,
     url: str,
-    params: dict[str, Any],
     timeout: tuple[float, float],
+    **kwargs: Any,
 ) -> Any:
-    """GET ``url`` and return its JSON body, or raise ServiceError with a reason for the log."""
+    """Send one request and return its JSON body, or raise ServiceError with a reason for
+    the log (timeout, unreachable, HTTP status, not JSON)."""
     try:
-        response = session.get(url, params=params, timeout=timeout)
+        response = session.request(method, url, timeout=timeout, **kwargs)
     except requests.Timeout:
         raise ServiceError(service, "timed out") from None
     except requests.RequestException as exc:
@@ -85,6 +87,17 @@ def get_json(
         return response.json()
     except ValueError:
         raise ServiceError(service, "answered with something that is not JSON") from None
+
+
+def get_json(
+    session: requests.Session,
+    service: str,
+    url: str,
+    params: dict[str, Any],
+    timeout: tuple[float, float],
+) -> Any:
+    """GET ``url`` and return its JSON body (see request_json)."""
+    return request_json(session, service, "GET", url, timeout, params=params)
 
 
 class TTLCache(Generic[T]):

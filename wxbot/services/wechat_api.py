@@ -23,7 +23,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from wxbot.db import transaction
 from wxbot.dialog.replies import Image, Music, News, Reply, Text, Video, Voice
-from wxbot.services.http import ServiceError, make_session, timeouts
+from wxbot.services.http import ServiceError, make_session, request_json, timeouts
 from wxbot.services.models import WeChatToken
 
 log = logging.getLogger(__name__)
@@ -165,24 +165,16 @@ class WeChatApi:
     ) -> dict[str, Any]:
         # ensure_ascii=False: WeChat shows \\uXXXX escapes literally instead of decoding them.
         raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        try:
-            response = self.session.post(
-                url,
-                data=raw,
-                params=params,
-                headers={"Content-Type": "application/json; charset=utf-8"},
-                timeout=self.timeout,
-            )
-        except requests.Timeout:
-            raise ServiceError(SERVICE, "timed out") from None
-        except requests.RequestException as exc:
-            raise ServiceError(SERVICE, f"unreachable ({type(exc).__name__})") from None
-        if response.status_code != 200:
-            raise ServiceError(SERVICE, f"HTTP {response.status_code}")
-        try:
-            data = response.json()
-        except ValueError:
-            raise ServiceError(SERVICE, "answered with something that is not JSON") from None
+        data = request_json(
+            self.session,
+            SERVICE,
+            "POST",
+            url,
+            self.timeout,
+            data=raw,
+            params=params,
+            headers={"Content-Type": "application/json; charset=utf-8"},
+        )
         if not isinstance(data, dict):
             raise ServiceError(SERVICE, "answer is not an object")
         return data
