@@ -59,3 +59,16 @@ def content(reply: Reply) -> str:
     """The text of a Text reply (fails loudly on other kinds)."""
     assert reply.kind == "text", f"expected a text reply, got {reply!r}"
     return reply.content  # type: ignore[attr-defined]
+
+
+def state_of(bot: Any, openid: str) -> tuple[str, int]:
+    """The user's stored dialogue state and failed attempts at the current step."""
+    from sqlalchemy import select
+
+    from wxbot.models import Context
+
+    with bot.engine.connect() as conn:
+        row = conn.execute(
+            select(Context.state, Context.attempts).where(Context.openid == openid)
+        ).one()
+    return row.state, row.attempts

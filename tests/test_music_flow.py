@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from sqlalchemy import select
 
 from tests.fakeapis import FakeApis, fake_apis_fixture  # noqa: F401
-from tests.helpers import content, event, say, text
+from tests.helpers import content, event, say, state_of, text
 from wxbot.dialog.handlers import music
 from wxbot.dialog.replies import Music, Silent
-from wxbot.models import Context
 
 QINGTIAN = Music(
     title="晴天",
@@ -24,14 +20,6 @@ QINGTIAN = Music(
 @pytest.fixture
 def mbot(make_app, fake_apis: FakeApis):  # type: ignore[no-untyped-def]
     return make_app(**fake_apis.settings()).extensions["wxbot.bot"]
-
-
-def state_of(bot: Any, openid: str) -> tuple[str, int]:
-    with bot.engine.connect() as conn:
-        row = conn.execute(
-            select(Context.state, Context.attempts).where(Context.openid == openid)
-        ).one()
-    return row.state, row.attempts
 
 
 @pytest.mark.parametrize("ask", ["点歌 晴天", "听歌晴天", "music 晴天", "点歌：《晴天》"])

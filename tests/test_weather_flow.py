@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from sqlalchemy import select
 
 from tests.fakeapis import FakeApis, closed_port_url, fake_apis_fixture  # noqa: F401
-from tests.helpers import content, event, location, say
+from tests.helpers import content, event, location, say, state_of
 from wxbot.dialog.handlers import weather
 from wxbot.dialog.replies import Silent, TransferToHuman
-from wxbot.models import Context
 
 TODAY_BEIJING = "北京市天气\n今天（01-15）：晴，-6～5°C，降水概率 0%\n明天（01-16）：小雨，-2～3°C，降水概率 80%"
 
@@ -19,14 +15,6 @@ TODAY_BEIJING = "北京市天气\n今天（01-15）：晴，-6～5°C，降水�
 @pytest.fixture
 def wbot(make_app, fake_apis: FakeApis):  # type: ignore[no-untyped-def]
     return make_app(**fake_apis.settings()).extensions["wxbot.bot"]
-
-
-def state_of(bot: Any, openid: str) -> tuple[str, int]:
-    with bot.engine.connect() as conn:
-        row = conn.execute(
-            select(Context.state, Context.attempts).where(Context.openid == openid)
-        ).one()
-    return row.state, row.attempts
 
 
 def forecast_points(fake: FakeApis) -> list[tuple[str, str]]:
