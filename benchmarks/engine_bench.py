@@ -62,7 +62,7 @@ def fresh_database(kind: str):  # type: ignore[no-untyped-def]
 
 
 @contextmanager
-def gunicorn(url: str, workers: int, threads: int):  # type: ignore[no-untyped-def]
+def gunicorn(url: str, workers: int, threads: int, worker_class: str = "gthread"):  # type: ignore[no-untyped-def]
     port = free_port()
     env = {
         **os.environ,
@@ -79,7 +79,7 @@ def gunicorn(url: str, workers: int, threads: int):  # type: ignore[no-untyped-d
             "-w",
             str(workers),
             "-k",
-            "gthread",
+            worker_class,
             "--threads",
             str(threads),
             "-b",
@@ -92,6 +92,7 @@ def gunicorn(url: str, workers: int, threads: int):  # type: ignore[no-untyped-d
         env=env,
     )
     base = f"http://127.0.0.1:{port}"
+    gunicorn.pid = proc.pid  # type: ignore[attr-defined]
     try:
         for _ in range(300):
             try:
@@ -167,6 +168,29 @@ def _client(job: tuple[str, list[int], int, int]) -> tuple[list[float], int]:
     return latencies, checked
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time these processes have used so far (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def server_pids(master: int) -> list[int]:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [master, *map(int, children)]
+
+
+def mariadb_pids() -> list[int]:
+    found = subprocess.run(["pgrep", "-x", "mariadbd"], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
+
+
 def drive(
     url: str, users: int, messages: int, concurrency: int, processes: int = 2
 ) -> tuple[float, list[float]]:
@@ -222,6 +246,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"])
     parser.add_argument("--clients", type=int, default=2, help="load-generator processes")
     args = parser.parse_args()
     with fresh_database(args.db) as url:
@@ -229,17 +254,22 @@ def main() -> None:
         upgrade(engine)
         engine.dispose()
         load_starter_knowledge(url)
-        with gunicorn(url, args.workers, args.threads) as endpoint:
+        with gunicorn(url, args.workers, args.threads, args.worker_class) as endpoint:
             drive(endpoint, 4, 3, 4)  # warm-up: workers load jieba and the index
+            app_pids = server_pids(gunicorn.pid)  # type: ignore[attr-defined]
+            db_pids = mariadb_pids() if args.db == "mysql" else []
+            app_cpu, db_cpu = cpu_seconds(app_pids), cpu_seconds(db_pids)
             elapsed, latencies = drive(
                 endpoint, args.users, args.messages, args.concurrency, args.clients
             )
+            app_cpu = cpu_seconds(app_pids) - app_cpu
+            db_cpu = cpu_seconds(db_pids) - db_cpu
         first, known = round_trips(url)
     latencies.sort()
     n = len(latencies)
     print(f"database           {args.db}")
     print(
-        f"server             gunicorn -w {args.workers} -k gthread --threads {args.threads}, safe mode"
+        f"server             gunicorn -w {args.workers} -k {args.worker_class} --threads {args.threads}, safe mode"
     )
     print(
         f"messages           {n} ({args.users} users x {args.messages}, {args.concurrency} concurrent)"
@@ -247,6 +277,13 @@ def main() -> None:
     print(f"throughput         {n / elapsed:,.0f} messages/s")
     print(f"latency p50        {statistics.median(latencies) * 1000:.1f} ms")
     print(f"latency p99        {latencies[int(n * 0.99) - 1] * 1000:.1f} ms")
+    per_message = (app_cpu + db_cpu) / n
+    print(
+        f"server CPU         {app_cpu / n * 1000:.2f} ms/message in wxbot workers"
+        + (f" + {db_cpu / n * 1000:.2f} ms in MariaDB" if db_pids else "")
+        + f" (capacity of a dedicated {os.cpu_count()}-core box: "
+        + f"~{(os.cpu_count() or 1) / per_message:,.0f} messages/s)"
+    )
     print(f"SQL round trips    {known} for a known user's question, {first} for a new user's first")
 
 
