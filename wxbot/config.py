@@ -6,7 +6,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,6 @@ class Settings:
     @property
     def demo_credentials(self) -> bool:
         return self.token == DEMO_TOKEN or self.appid == DEMO_APPID
-
-    def with_(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
 
 
 _ENV: dict[str, tuple[str, type]] = {
