@@ -14,7 +14,7 @@ import time
 from flask import Flask
 
 from wxbot.config import Settings
-from wxbot.dialog.replies import Text
+from wxbot.messages.replies import Text
 from wxbot.wechat import init_app
 from wxbot.wechat.parse import parse_xml, to_inbound
 from wxbot.wechat.simulator import WeChatSimulator

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from wxbot.dialog.inbound import Inbound
-from wxbot.dialog.replies import Reply
+from wxbot.messages.inbound import Inbound
+from wxbot.messages.replies import Reply
 
 _ids = itertools.count(10_000_000)
 

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from tests.wechat_fakes import KEY, RecordingBot, edge_app, http_server, simulator
-from wxbot.dialog.replies import (
+from wxbot.messages.replies import (
     Article,
     Image,
     Music,

@@ -12,8 +12,8 @@ from tests.helpers import content, event, say, text
 from wxbot.dialog import words
 from wxbot.dialog.engine import Bot
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Outcome, Turn
-from wxbot.dialog.replies import Music, Silent, Text, TransferToHuman
 from wxbot.dialog.states import build_table
+from wxbot.messages.replies import Music, Silent, Text, TransferToHuman
 from wxbot.models import Context, SeenMessage
 
 STEP = "WAIT_TEST_STEP"

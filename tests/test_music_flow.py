@@ -7,7 +7,7 @@ import pytest
 from tests.fakeapis import FakeApis, fake_apis_fixture  # noqa: F401
 from tests.helpers import content, event, say, state_of, text
 from wxbot.dialog.handlers import music
-from wxbot.dialog.replies import Music, Silent
+from wxbot.messages.replies import Music, Silent
 
 QINGTIAN = Music(
     title="晴天",

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from tests.fakeapis import APPID, APPSECRET, FakeApis, closed_port_url, fake_apis_fixture  # noqa: F401
 from wxbot.config import load_settings
-from wxbot.dialog.replies import Article, Music, News, Silent, Text, TransferToHuman
+from wxbot.messages.replies import Article, Music, News, Silent, Text, TransferToHuman
 from wxbot.services import build_services
 from wxbot.services.models import WeChatToken
 from wxbot.services.wechat_api import WeChatApi, custom_message

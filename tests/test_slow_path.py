@@ -18,7 +18,7 @@ from tests.fakeapis import APPSECRET, FakeApis, fake_apis_fixture  # noqa: F401
 from tests.helpers import content, say, text
 from wxbot.dialog import words
 from wxbot.dialog.handlers import phone
-from wxbot.dialog.replies import Music, Reply, Silent, Text
+from wxbot.messages.replies import Music, Reply, Silent, Text
 from wxbot.models import SeenMessage
 
 BEIJING_PREFIX = "北京市天气\n今天（01-15）：晴"

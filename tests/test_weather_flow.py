@@ -7,7 +7,7 @@ import pytest
 from tests.fakeapis import FakeApis, closed_port_url, fake_apis_fixture  # noqa: F401
 from tests.helpers import content, event, location, say, state_of
 from wxbot.dialog.handlers import weather
-from wxbot.dialog.replies import Silent, TransferToHuman
+from wxbot.messages.replies import Silent, TransferToHuman
 
 TODAY_BEIJING = "北京市天气\n今天（01-15）：晴，-6～5°C，降水概率 0%\n明天（01-16）：小雨，-2～3°C，降水概率 80%"
 

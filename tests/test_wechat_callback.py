@@ -18,7 +18,7 @@ from tests.wechat_fakes import (
     edge_app,
     simulator,
 )
-from wxbot.dialog.replies import Music, News, Silent, Text, TransferToHuman
+from wxbot.messages.replies import Music, News, Silent, Text, TransferToHuman
 from wxbot.wechat.callback import APOLOGY
 from wxbot.wechat.security import aes_key, encrypt, signature
 from wxbot.wechat.simulator import SimulatorError, WeChatSimulator
@@ -160,7 +160,7 @@ def test_every_message_type_reaches_the_bot_typed() -> None:
 
 
 def test_news_reply_to_an_event_may_have_several_articles() -> None:
-    from wxbot.dialog.replies import Article
+    from wxbot.messages.replies import Article
 
     arts = tuple(Article(f"t{i}") for i in range(3))
     app = edge_app(RecordingBot(lambda m: News(arts)))

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.wechat_fakes import KEY, OLD_KEY
-from wxbot.dialog.replies import Silent, Text, TransferToHuman
+from wxbot.messages.replies import Silent, Text, TransferToHuman
 from wxbot.models import Context, SeenMessage
 from wxbot.wechat.simulator import SimulatorError, WeChatSimulator
 

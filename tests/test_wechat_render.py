@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wxbot.dialog.inbound import Inbound
-from wxbot.dialog.replies import (
+from wxbot.messages.inbound import Inbound
+from wxbot.messages.replies import (
     Article,
     Image,
     Music,

@@ -13,8 +13,8 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from wxbot.config import Settings
-from wxbot.dialog.inbound import Inbound
-from wxbot.dialog.replies import Reply, Text
+from wxbot.messages.inbound import Inbound
+from wxbot.messages.replies import Reply, Text
 from wxbot.wechat import init_app
 from wxbot.wechat.simulator import WeChatSimulator
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from wxbot.dialog import words
 from wxbot.dialog.context import ContextRow
-from wxbot.dialog.inbound import Inbound
 from wxbot.dialog.paging import paginate
-from wxbot.dialog.replies import Reply, Silent, Text, reply_from_dict
+from wxbot.messages.inbound import Inbound
+from wxbot.messages.replies import Reply, Silent, Text, reply_from_dict
 
 PAGES = "_pages"  # the unread pages of a long answer
 OUTBOX = "_outbox"  # late results (Reply.to_dict) to deliver with the next message

@@ -27,11 +27,11 @@ from wxbot.dialog import delivery, words
 from wxbot.dialog.context import ContextRow
 from wxbot.dialog.delivery import PAGES, public_slots
 from wxbot.dialog.flow import WAIT_QUERY, Deps, Outcome, Turn
-from wxbot.dialog.inbound import Inbound
 from wxbot.dialog.paging import MORE_WORDS
-from wxbot.dialog.replies import Reply, Silent, Text, TransferToHuman, reply_from_dict
 from wxbot.dialog.slow import Pending, SlowWork, dump_reply
 from wxbot.dialog.states import DialogueTable, build_table
+from wxbot.messages.inbound import Inbound
+from wxbot.messages.replies import Reply, Silent, Text, TransferToHuman, reply_from_dict
 
 log = logging.getLogger(__name__)
 

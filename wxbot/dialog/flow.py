@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from wxbot.dialog.inbound import Inbound
-from wxbot.dialog.replies import Reply
+from wxbot.messages.inbound import Inbound
+from wxbot.messages.replies import Reply
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection

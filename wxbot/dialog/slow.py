@@ -20,8 +20,8 @@ from wxbot.db import transaction, with_retries
 from wxbot.dialog import context as store
 from wxbot.dialog import delivery, words
 from wxbot.dialog.flow import Deferred
-from wxbot.dialog.inbound import Inbound
-from wxbot.dialog.replies import Reply, Silent, Text, reply_from_dict
+from wxbot.messages.inbound import Inbound
+from wxbot.messages.replies import Reply, Silent, Text, reply_from_dict
 
 if TYPE_CHECKING:
     from wxbot.dialog.engine import Bot

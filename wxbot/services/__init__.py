@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from wxbot.config import Settings
-    from wxbot.dialog.replies import Reply
+    from wxbot.messages.replies import Reply
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import requests
 from sqlalchemy import Engine, insert, select, update
 
 from wxbot.db import transaction
-from wxbot.dialog.replies import Image, Music, News, Reply, Text, Video, Voice
+from wxbot.messages.replies import Image, Music, News, Reply, Text, Video, Voice
 from wxbot.services.http import ServiceError, make_session, request_json, timeouts
 from wxbot.services.models import WeChatToken
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from wxbot.dialog.inbound import Inbound
-from wxbot.dialog.replies import Reply, Text
+from wxbot.messages.inbound import Inbound
+from wxbot.messages.replies import Reply, Text
 from wxbot.wechat.parse import BadMessage, parse_xml, to_inbound
 from wxbot.wechat.render import SUCCESS, render
 from wxbot.wechat.security import (

@@ -17,7 +17,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from wxbot.dialog.replies import (
+from wxbot.messages.replies import (
     Image,
     Music,
     News,

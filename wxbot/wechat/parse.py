@@ -17,7 +17,7 @@ from defusedxml.ElementTree import fromstring
 from wechatpy.events import EVENT_TYPES
 from wechatpy.messages import MESSAGE_TYPES, BaseMessage, UnknownMessage
 
-from wxbot.dialog.inbound import Inbound
+from wxbot.messages.inbound import Inbound
 from wxbot.models import OPENID_LEN
 from wxbot.wechat.security import RequestRejected
 

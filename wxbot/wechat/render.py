@@ -15,8 +15,8 @@ from wechatpy.replies import (
     VoiceReply,
 )
 
-from wxbot.dialog.inbound import Inbound
-from wxbot.dialog.replies import (
+from wxbot.messages.inbound import Inbound
+from wxbot.messages.replies import (
     Image,
     Music,
     News,

@@ -3,7 +3,7 @@
 Used by ``wxbot chat``, by tests and by benchmarks to drive the bot exactly as WeChat does::
 
     sim = WeChatSimulator(token, appid, aes_key, mode="safe")
-    reply = sim.send(client_or_url, "你好", openid="user-1")   # -> wxbot.dialog.replies.Text
+    reply = sim.send(client_or_url, "你好", openid="user-1")   # -> wxbot.messages.replies.Text
     reply = sim.post(client_or_url, sim.location(39.9, 116.4))
 
 ``target`` is a Flask test client (in-process, path ``/wechat``) or an ``http://`` URL
@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wxbot.dialog.replies import (
+from wxbot.messages.replies import (
     Article,
     Image,
     Music,

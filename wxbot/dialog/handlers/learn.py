@@ -11,8 +11,8 @@ from __future__ import annotations
 from sqlalchemy import Connection, update
 
 from wxbot.dialog.flow import WAIT_QUERY, Handler, Outcome, Router, Turn
-from wxbot.dialog.replies import Text
 from wxbot.dialog.words import normalise_command
+from wxbot.messages.replies import Text
 from wxbot.qa import store, writer
 from wxbot.qa.models import MAX_ANSWER_CHARS, MAX_QUESTION_CHARS
 from wxbot.qa.text import question_key

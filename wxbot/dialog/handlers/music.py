@@ -12,7 +12,7 @@ import unicodedata
 from typing import Any
 
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Handler, Outcome, Router, Turn
-from wxbot.dialog.replies import Music, Silent, Text
+from wxbot.messages.replies import Music, Silent, Text
 from wxbot.services.music import Song
 
 WAIT_MUSIC_INFO = "WAIT_MUSIC_INFO"

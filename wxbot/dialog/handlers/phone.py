@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Handler, Outcome, Router, Turn
-from wxbot.dialog.replies import Silent, Text
+from wxbot.messages.replies import Silent, Text
 from wxbot.services.models import PhoneBinding, SmsCode
 
 WAIT_PHONE_NUMBER = "WAIT_PHONE_NUMBER"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import unicodedata
 
 from wxbot.dialog.flow import WAIT_QUERY, Outcome, Turn
-from wxbot.dialog.replies import Text
+from wxbot.messages.replies import Text
 from wxbot.qa import store
 
 DONT_KNOW = "这个问题我还不会回答，已经记下来了，会尽快请同事补充。你也可以换个说法再问我。"

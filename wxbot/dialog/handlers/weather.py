@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Handler, Outcome, Router, Turn
-from wxbot.dialog.replies import Silent, Text
+from wxbot.messages.replies import Silent, Text
 from wxbot.services.weather import Forecast, Place, pick_place
 
 WAIT_WEATHER_CITY = "WAIT_WEATHER_CITY"
