@@ -306,8 +306,10 @@ def test_news_and_music_replies_round_trip_through_dedup(tbot):  # type: ignore[
 def test_dialogue_table_is_validated_at_start_up(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from wxbot.dialog.handlers import music
     from wxbot.dialog.states import DialogueTableError
+    from wxbot.flows import load_flows
+    from wxbot.flows.runner import FlowRunner
 
-    table = build_table()
+    table = build_table(extra=[FlowRunner(load_flows().flows)])  # phone binding is a flow file
     for state in (
         "WAIT_QUERY",
         "WAIT_LEARN",

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from tests.fakeapis import FakeApis, fake_apis_fixture  # noqa: F401
 from tests.helpers import content, event, say
-from wxbot.dialog.handlers import phone
+from tests.phone_texts import phone
 from wxbot.models import Context
 from wxbot.services.models import PhoneBinding, SmsCode
 

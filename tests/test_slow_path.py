@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from tests.fakeapis import APPSECRET, FakeApis, fake_apis_fixture  # noqa: F401
 from tests.helpers import content, say, text
+from tests.phone_texts import phone
 from wxbot.dialog import words
-from wxbot.dialog.handlers import phone
 from wxbot.messages.replies import Music, Reply, Silent, Text
 from wxbot.models import SeenMessage
 

@@ -32,9 +32,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from wxbot.db import default_sqlite_url, make_engine
     from wxbot.dialog.engine import Bot
     from wxbot.dialog.flow import Deps
+    from wxbot.dialog.states import build_table
+    from wxbot.flows import load_flows
+    from wxbot.flows.runner import FlowRunner
     from wxbot.qa import build_knowledge_base
     from wxbot.services import build_services
 
+    flows = FlowRunner(load_flows(settings.flows_dir).flows)  # bad files stop start-up here
     url = settings.database_url or default_sqlite_url(app.instance_path)
     engine = make_engine(url)
     deps = Deps(
@@ -45,7 +49,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["wxbot.settings"] = settings
     app.extensions["wxbot.engine"] = engine
     app.extensions["wxbot.clock"] = clock
-    app.extensions["wxbot.bot"] = Bot(engine, settings, deps, clock=clock)
+    app.extensions["wxbot.flows"] = flows
+    table = build_table(extra=[flows])
+    app.extensions["wxbot.bot"] = Bot(engine, settings, deps, table=table, clock=clock)
 
     for name in BLUEPRINT_MODULES:
         module = importlib.import_module(name)

@@ -12,7 +12,11 @@ from flask.cli import FlaskGroup, with_appcontext
 from wxbot.config import ConfigError
 
 # (module, attribute) of commands that live with their feature
-FEATURE_COMMANDS = (("wxbot.qa.cli", "kb"), ("wxbot.wechat.chat", "chat"))
+FEATURE_COMMANDS = (
+    ("wxbot.qa.cli", "kb"),
+    ("wxbot.wechat.chat", "chat"),
+    ("wxbot.flows.cli", "flows"),
+)
 
 
 def _create_app():  # type: ignore[no-untyped-def]

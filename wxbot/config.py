@@ -9,11 +9,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from wxbot.i18n import LANGUAGES, N_
+
 log = logging.getLogger(__name__)
 
 DEMO_TOKEN = "wxbot-demo-token"
 DEMO_APPID = "wx0000000000demo"
-DEFAULT_WELCOME = (
+DEFAULT_WELCOME = N_(
     "欢迎关注！我是问答机器人，直接发问题给我就好。\n"
     "试试：天气 北京、点歌 晴天、绑定手机；随时发「取消」退出当前步骤，发「人工」转人工客服。"
 )
@@ -53,6 +55,8 @@ class Settings:
     http_timeout: float = 3.0
     reply_deadline: float = 4.0  # seconds a request may spend before WeChat's 5 s limit bites
     seen_ttl: int = 86_400
+    default_language: str = "zh"  # replies to users whose language is not known yet
+    flows_dir: str | None = None  # None: knowledge/flows (see wxbot.flows.default_dir)
 
     @property
     def demo_credentials(self) -> bool:
@@ -84,6 +88,8 @@ _ENV: dict[str, tuple[str, type]] = {
     "WXBOT_SMS_WEBHOOK_URL": ("sms_webhook_url", str),
     "WXBOT_HTTP_TIMEOUT": ("http_timeout", float),
     "WXBOT_REPLY_DEADLINE": ("reply_deadline", float),
+    "WXBOT_DEFAULT_LANGUAGE": ("default_language", str),
+    "WXBOT_FLOWS_DIR": ("flows_dir", str),
 }
 _FIELD_TYPES = {f.name: f for f in fields(Settings)}
 
@@ -151,6 +157,8 @@ def validate(settings: Settings) -> None:
     for name in ("session_ttl", "max_sessions", "max_rounds", "history_rounds", "max_attempts"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"WXBOT_{name.upper()} must be at least 1")
+    if settings.default_language not in LANGUAGES:
+        raise ConfigError(f"WXBOT_DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}")
     if settings.sms_backend not in ("console", "webhook"):
         raise ConfigError("WXBOT_SMS_BACKEND must be 'console' or 'webhook'")
     if settings.sms_backend == "webhook" and not settings.sms_webhook_url:

@@ -7,7 +7,7 @@ JSON data is stored as TEXT holding JSON (portable, and we never query inside it
 
 from __future__ import annotations
 
-from sqlalchemy import Double, Index, Integer, String, Text
+from sqlalchemy import Boolean, Double, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 OPENID_LEN = 64
@@ -52,3 +52,17 @@ class SeenMessage(Base):
         Index("ix_seen_messages_created_at", "created_at"),
         Index("ix_seen_messages_openid", "openid"),
     )
+
+
+class UserLanguage(Base):
+    """The language a user is answered in. Kept apart from ``contexts`` on purpose: a context
+    expires and is evicted after WXBOT_SESSION_TTL, the language must not (a user who said
+    「language en」 yesterday still reads English). Deleted with everything else on unsubscribe.
+    """
+
+    __tablename__ = "user_languages"
+
+    openid: Mapped[str] = mapped_column(String(OPENID_LEN), primary_key=True)
+    language: Mapped[str] = mapped_column(String(8))
+    explicit: Mapped[bool] = mapped_column(Boolean, default=False)  # set by 「语言 xx」
+    updated_at: Mapped[float] = mapped_column(Double)

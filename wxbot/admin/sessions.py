@@ -11,6 +11,7 @@ from wxbot.admin.api import ApiError, bp, page_of, paging
 from wxbot.db import with_retries
 from wxbot.dialog import context
 from wxbot.dialog.delivery import public_slots
+from wxbot.flows import stats as flow_stats
 from wxbot.qa import store
 
 
@@ -81,7 +82,10 @@ def stats() -> Response:
         ).scalar_one()
         stored = context.count_contexts(conn)
         knowledge = store.counts(conn)
+        runner = current_app.extensions.get("wxbot.flows")
+        flows = flow_stats.funnel(conn, runner.flows if runner else [], now)
     return jsonify(
         sessions={"live": int(live), "stored": int(stored)},
         knowledge={**knowledge, "loaded_here": len(kb) if kb is not None else 0},
+        flows=flows,
     )

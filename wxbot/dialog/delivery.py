@@ -9,6 +9,7 @@ from __future__ import annotations
 from wxbot.dialog import words
 from wxbot.dialog.context import ContextRow
 from wxbot.dialog.paging import paginate
+from wxbot.i18n import DEFAULT_LANGUAGE, translate
 from wxbot.messages.inbound import Inbound
 from wxbot.messages.replies import Reply, Silent, Text, reply_from_dict
 
@@ -33,6 +34,7 @@ def compose(
     max_bytes: int,
     notice: str = "",  # type: ignore[type-arg]
     pages: list[str] | None = None,
+    language: str = DEFAULT_LANGUAGE,
 ) -> Reply:
     """The reply to send, with late results in front and long text paged; sets ctx.slots.
 
@@ -44,9 +46,10 @@ def compose(
         if pages is None:
             late_texts = [r.content for r in outbox if isinstance(r, Text)]
             if late_texts:
-                text = "\n\n".join([words.LATE_RESULT, *late_texts, "——", text])
+                late = translate(words.LATE_RESULT, language)
+                text = "\n\n".join([late, *late_texts, "——", text])
             outbox = [r for r in outbox if not isinstance(r, Text)]
-            text, *pages = paginate(text, max_bytes)
+            text, *pages = paginate(text, max_bytes, language)
         reply = Text(text)
     elif outbox and isinstance(reply, Silent):  # nothing new to say: a late result instead
         reply, outbox = outbox[0], outbox[1:]
@@ -63,5 +66,9 @@ def compose(
 def remember(ctx: ContextRow, msg: Inbound, reply: Reply, rounds: int) -> None:
     """Append one exchange to the history, keeping the last ``rounds`` exchanges."""
     said = msg.text or f"[{msg.event or msg.kind}]"
-    answered = reply.content if isinstance(reply, Text) else f"[{reply.kind}]"
+    if isinstance(reply, Text):
+        answered = reply.content
+    else:
+        note = getattr(reply, "note", "")
+        answered = f"[{reply.kind}] {note}" if note else f"[{reply.kind}]"
     ctx.history = [*ctx.history, ["user", said], ["bot", answered]][-rounds * 2 :]

@@ -23,13 +23,14 @@ from sqlalchemy import Connection, Engine
 from wxbot.config import Settings
 from wxbot.db import transaction, with_retries
 from wxbot.dialog import context as store
-from wxbot.dialog import delivery, words
+from wxbot.dialog import delivery, language, words
 from wxbot.dialog.context import ContextRow
 from wxbot.dialog.delivery import PAGES, public_slots
-from wxbot.dialog.flow import WAIT_QUERY, Deps, Outcome, Turn
+from wxbot.dialog.flow import WAIT_QUERY, Deps, Limits, Outcome, Turn
 from wxbot.dialog.paging import MORE_WORDS
 from wxbot.dialog.slow import Pending, SlowWork, dump_reply
 from wxbot.dialog.states import DialogueTable, build_table
+from wxbot.i18n import Message, translate
 from wxbot.messages.inbound import Inbound
 from wxbot.messages.replies import Reply, Silent, Text, TransferToHuman, reply_from_dict
 
@@ -57,11 +58,11 @@ class Bot(SlowWork):
         self.deps = deps or Deps(settings=settings)
         self.table = table or build_table()
         self.clock = clock
-        # The knowledge version rides along with the context lock: freshness for free.
+        # The knowledge version and the user's language ride along with the context lock:
+        # freshness and language for free (no extra round trip).
         version_column = getattr(self.deps.kb, "version_column", None)
-        self._lock_statement = (
-            store.lock_statement(version_column()) if version_column else store.lock_statement()
-        )
+        extra_columns = [version_column()] if version_column else []
+        self._lock_statement = store.lock_statement(*extra_columns, *language.lock_columns())
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="wxbot-deferred")
         self._messages = 0
         self._count_lock = threading.Lock()
@@ -75,7 +76,7 @@ class Bot(SlowWork):
             result = with_retries(lambda: self._phase_one(msg))
         except Exception:
             log.exception("message %s from %s failed; rolled back", msg.dedup_key, msg.openid)
-            return Text(words.APOLOGY)
+            return Text(translate(words.APOLOGY, language.guess(msg, self._default_language)))
         self._maybe_clean_up()
         if isinstance(result, Reply):
             return result
@@ -117,13 +118,16 @@ class Bot(SlowWork):
                 return Silent()
             if ctx is None:
                 if not self._has_room(conn, now):
-                    return Text(words.BUSY)
+                    return Text(translate(words.BUSY, language.guess(msg, self._default_language)))
                 store.create_context(conn, msg.openid, now, settings.session_ttl)
                 ctx, _ = store.lock_context(conn, msg.openid, None, self._lock_statement)
                 assert ctx is not None
             if "kb_version" in ctx.extras:
                 self.deps.kb.refresh_if_stale(conn, ctx.extras["kb_version"])
             notice = self._expire_if_stale(ctx, now)
+            ctx.extras["language"] = language.resolve(
+                conn, msg, ctx.extras, now, self._default_language
+            )
             outcome = self._dispatch(conn, msg, ctx, now, later)
             deferred = outcome.deferred
             reply = self._apply(ctx, msg, outcome, notice=notice, remember=deferred is None)
@@ -158,6 +162,27 @@ class Bot(SlowWork):
 
     # ------------------------------------------------------------------- dispatch
 
+    @property
+    def _default_language(self) -> str:
+        return self.settings.default_language
+
+    def _language_of(self, conn: Connection, ctx: ContextRow) -> str:
+        """The language decided for this message (resumed work reads the stored one)."""
+        if "language" not in ctx.extras:
+            stored, _ = language.stored(conn, ctx.openid)
+            ctx.extras["language"] = stored or self._default_language
+        return ctx.extras["language"]
+
+    def localised(self, msg: Inbound, message: Message) -> str:
+        """``message`` in the language stored for the sender (outside any transaction: the
+        engine's own last-resort replies); the message's own language if that fails."""
+        try:
+            with self.engine.connect() as conn:
+                stored, _ = language.stored(conn, msg.openid)
+        except Exception:  # the database may be what failed
+            stored = None
+        return translate(message, stored or language.guess(msg, self._default_language))
+
     def _turn(
         self,
         conn: Connection,
@@ -177,6 +202,7 @@ class Bot(SlowWork):
             deps=self.deps,
             can_teach=self._can_teach(msg.openid),
             after_commit=later if later is not None else [],
+            language=self._language_of(conn, ctx),
         )
 
     def _can_teach(self, openid: str) -> bool:
@@ -193,23 +219,29 @@ class Bot(SlowWork):
         """Global interrupts first, then the current state's handler."""
         state = ctx.state
         keep = public_slots(ctx.slots)
+        lang = self._language_of(conn, ctx)
         if msg.is_event:
             if msg.event in ("subscribe", "subscribe_scan"):
-                return Outcome(Text(self.settings.welcome), WAIT_QUERY)
+                return Outcome(Text(translate(self.settings.welcome, lang)), WAIT_QUERY)
             if msg.event == "click" and msg.event_key:
                 msg = _as_text(msg, msg.event_key)
             elif msg.event != "location":
                 return Outcome(Silent(), state, slots=keep, counts=False)
+        turn = self._turn(conn, msg, ctx, now, later)
         command = words.normalise_command(msg.text)
         if command in words.CANCEL_WORDS:
             text = words.CANCELLED if state != WAIT_QUERY else words.NOTHING_TO_CANCEL
-            return Outcome(Text(text), WAIT_QUERY)
+            self.table.exited(turn, "cancelled")
+            return Outcome(Text(turn.t(text)), WAIT_QUERY)
         if command in words.HUMAN_WORDS:
+            self.table.exited(turn, "handed_off")
             return Outcome(TransferToHuman(), WAIT_QUERY)
+        choice = language.parse_command(msg.text) if not msg.is_event else None
+        if choice is not None:
+            return self._set_language(turn, ctx, choice, keep)
         if command in MORE_WORDS and ctx.slots.get(PAGES):
             pages = list(ctx.slots[PAGES])
             return _NextPage(Text(pages.pop(0)), state, slots=keep, counts=False, pages=pages)
-        turn = self._turn(conn, msg, ctx, now, later)
         if state == WAIT_QUERY:
             for router in self.table.routers:
                 claimed = router(turn)
@@ -218,7 +250,7 @@ class Bot(SlowWork):
             if msg.is_event:  # e.g. LOCATION reports nobody asked for
                 return Outcome(Silent(), WAIT_QUERY, counts=False)
             if not turn.text:
-                return Outcome(Text(words.NON_TEXT), WAIT_QUERY)
+                return Outcome(Text(turn.t(words.NON_TEXT)), WAIT_QUERY)
         handler = self.table.handlers.get(state)
         if handler is None:  # a state from an older release: start over rather than fail
             log.warning("context of %s was in unknown state %r; reset", msg.openid, state)
@@ -226,6 +258,22 @@ class Bot(SlowWork):
             handler = self.table.handlers[WAIT_QUERY]
             turn = self._turn(conn, msg, ctx, now, later)
         return handler(turn)
+
+    def _set_language(self, turn: Turn, ctx: ContextRow, choice: str, keep: dict) -> Outcome:  # type: ignore[type-arg]
+        """「语言 xx」 in any state: answer in the new language and, mid-flow, ask again."""
+        if not choice:
+            reply = language.choices_text(turn.language)
+        else:
+            guessed = language.guess(turn.msg, self._default_language)
+            fallback = guessed if choice == "auto" else choice
+            lang, reply = language.set_explicit(
+                turn.db, ctx.openid, choice, ctx.extras, turn.now, fallback
+            )
+            ctx.extras["language"] = turn.language = lang
+        prompt = self.table.prompt(turn)
+        if prompt:
+            reply = f"{reply}\n\n{prompt}"
+        return Outcome(Text(reply), ctx.state, slots=keep, counts=False)
 
     # ------------------------------------------------------------------- applying
 
@@ -243,6 +291,8 @@ class Bot(SlowWork):
         previous = ctx.state
         reply = outcome.reply if outcome.reply is not None else Silent()
         slots = dict(outcome.slots or {})
+        limits = outcome.limits or Limits(settings.max_attempts, settings.max_rounds)
+        lang = ctx.extras.get("language") or self._default_language
         if outcome.state == WAIT_QUERY:
             ctx.rounds, ctx.attempts = 0, 0
         elif outcome.counts:
@@ -253,7 +303,7 @@ class Bot(SlowWork):
                 ctx.attempts = 0
         ctx.state = outcome.state
         if ctx.state != WAIT_QUERY and (
-            ctx.rounds >= settings.max_rounds or ctx.attempts >= settings.max_attempts
+            ctx.rounds >= limits.rounds or ctx.attempts >= limits.attempts
         ):
             log.info(
                 "hand-off of %s after %d rounds, %d attempts", msg.openid, ctx.rounds, ctx.attempts
@@ -267,7 +317,8 @@ class Bot(SlowWork):
             ctx.slots = {**slots, delivery.OUTBOX: outbox} if outbox else slots
             return reply
         pages = outcome.pages if isinstance(outcome, _NextPage) else None
-        reply = delivery.compose(ctx, reply, slots, settings.reply_max_bytes, notice, pages)
+        notice = translate(notice, lang) if notice else ""
+        reply = delivery.compose(ctx, reply, slots, settings.reply_max_bytes, notice, pages, lang)
         if remember:
             delivery.remember(ctx, msg, reply, settings.history_rounds)
         return reply
@@ -285,6 +336,7 @@ class Bot(SlowWork):
         """Delete everything stored about a user (unsubscribe, admin request), in ``conn``'s
         transaction: the context, dedup records and whatever each handler module keeps."""
         store.forget_user(conn, openid)
+        language.forget_user(conn, openid)
         for forget in self.table.forgetters:
             forget(conn, openid)
 

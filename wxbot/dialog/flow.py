@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from wxbot.i18n import DEFAULT_LANGUAGE, Message, translate
 from wxbot.messages.inbound import Inbound
 from wxbot.messages.replies import Reply
 
@@ -47,10 +48,25 @@ class Turn:
     # on rows many users share (unanswered questions), which must not stay locked for the
     # rest of a user's transaction. Lost if the process dies in between; never for user data.
     after_commit: list[Callable[[Connection], None]] = field(default_factory=list)
+    language: str = DEFAULT_LANGUAGE  # the user's reply language (wxbot.dialog.language)
 
     @property
     def text(self) -> str:
         return self.msg.text.strip()
+
+    def t(self, message: Message, **params: Any) -> str:
+        """``message`` (a text marked with wxbot.i18n.N_) in the user's language."""
+        return translate(message, self.language, **params)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Failed attempts at one step / messages inside one unfinished flow before the engine
+    hands off to a human. Handlers that escalate by themselves (business flows) declare
+    their own; the others get WXBOT_MAX_ATTEMPTS / WXBOT_MAX_ROUNDS."""
+
+    attempts: int
+    rounds: int
 
 
 @dataclass
@@ -63,6 +79,7 @@ class Outcome:
     failed: bool = False  # the input did not satisfy this step: counts toward the attempt limit
     deferred: Deferred | None = None  # slow work to finish outside the transaction
     counts: bool = True  # False: this message does not count as a round of the flow
+    limits: Limits | None = None  # None: the settings' limits apply to the next state
 
 
 Handler = Callable[[Turn], Outcome]

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-MORE_WORDS = frozenset({"继续", "more", "下一页", "next"})
+from wxbot.i18n import DEFAULT_LANGUAGE, N_, translate
+
+MORE_WORDS = frozenset({"继续", "more", "下一页", "next", "ต่อ", "tuloy", "次へ", "つづき"})
+
+PAGE_FOOTER = N_("（第{index}/{total}页，回复「继续」看下一页）")
+LAST_PAGE_FOOTER = N_("（第{index}/{total}页，完）")
 
 
-def _suffix(index: int, total: int) -> str:
-    return f"\n（第{index}/{total}页，回复「继续」看下一页）"
+def _suffix(index: int, total: int, language: str = DEFAULT_LANGUAGE) -> str:
+    footer = PAGE_FOOTER if index < total else LAST_PAGE_FOOTER
+    return "\n" + translate(footer, language, index=index, total=total)
 
 
 def utf8_len(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-def paginate(text: str, max_bytes: int) -> list[str]:
+def paginate(text: str, max_bytes: int, language: str = DEFAULT_LANGUAGE) -> list[str]:
     """Pages of at most ``max_bytes`` UTF-8 bytes each, including the page footer.
 
     Splits on character boundaries (never inside a multi-byte character), preferring the
@@ -21,7 +27,9 @@ def paginate(text: str, max_bytes: int) -> list[str]:
     """
     if utf8_len(text) <= max_bytes:
         return [text]
-    budget = max_bytes - utf8_len(_suffix(999, 999))
+    budget = max_bytes - max(
+        utf8_len(_suffix(999, 1000, language)), utf8_len(_suffix(999, 999, language))
+    )
     if budget < 16:
         raise ValueError("reply_max_bytes is too small to page text")
     pages: list[str] = []
@@ -43,7 +51,4 @@ def paginate(text: str, max_bytes: int) -> list[str]:
         pages.append(rest[:cut].rstrip("\n"))
         rest = rest[cut:]
     total = len(pages)
-    return [
-        page + (_suffix(i, total) if i < total else f"\n（第{i}/{total}页，完）")
-        for i, page in enumerate(pages, 1)
-    ]
+    return [page + _suffix(i, total, language) for i, page in enumerate(pages, 1)]

@@ -57,7 +57,7 @@ class SlowWork:
             reply, late = with_retries(lambda: self._resume(msg, deferred, result, saved_version))
         except Exception:
             log.exception("resuming %s failed", msg.dedup_key)
-            reply = Text(words.APOLOGY)
+            reply = Text(self.localised(msg, words.APOLOGY))
             with transaction(self.engine) as conn:
                 store.update_seen(conn, msg.dedup_key, reply=dump_reply(reply), status="done")
             return reply
@@ -153,4 +153,4 @@ class SlowWork:
             if record is not None and record.status == "done" and record.reply:
                 return reply_from_dict(json.loads(record.reply))
             store.update_seen(conn, msg.dedup_key, status="late")
-        return Text(words.STILL_WORKING)
+        return Text(self.localised(msg, words.STILL_WORKING))

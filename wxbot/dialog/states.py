@@ -5,7 +5,14 @@ Each module in ``wxbot.dialog.handlers`` listed in HANDLER_MODULES may define:
 - ``STATES: dict[str, Handler]`` — the waiting states it owns and their handlers;
 - ``ROUTERS: list[Router]`` — functions that may claim a message in WAIT_QUERY (keywords
   such as 天气 / 点歌 / 学习), tried in module order before the knowledge base answers;
-- ``forget_user(conn, openid)`` — delete what it stored about a user (on unsubscribe).
+- ``forget_user(conn, openid)`` — delete what it stored about a user (on unsubscribe);
+- ``PROMPTS: dict[str, Prompt]`` — what a waiting state asks, to repeat it after the engine
+  answered something else in between (「语言 en」 mid-flow);
+- ``on_exit(turn, reason)`` — told when a global interrupt (``cancelled``, ``handed_off``)
+  takes the user out of one of its states (statistics).
+
+Objects built at start-up may contribute the same attributes (``extra`` of build_table):
+the business flows loaded from YAML files (wxbot.flows) are one.
 
 WAIT_QUERY itself is served by ``handlers.query.answer`` after every router declined.
 """
@@ -13,13 +20,17 @@ WAIT_QUERY itself is served by ``handlers.query.answer`` after every router decl
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from types import ModuleType
+from typing import Any
 
-from wxbot.dialog.flow import WAIT_QUERY, Forgetter, Handler, Router
+from wxbot.dialog.flow import WAIT_QUERY, Forgetter, Handler, Router, Turn
 from wxbot.models import STATE_LEN
 
-HANDLER_MODULES = ("learn", "weather", "music", "phone")
+HANDLER_MODULES = ("learn", "weather", "music")
+
+Prompt = Callable[[Turn], "str | None"]
+ExitHook = Callable[[Turn, str], None]
 
 
 class DialogueTableError(RuntimeError):
@@ -31,6 +42,8 @@ class DialogueTable:
     handlers: dict[str, Handler] = field(default_factory=dict)
     routers: list[Router] = field(default_factory=list)
     forgetters: list[Forgetter] = field(default_factory=list)
+    prompts: dict[str, Prompt] = field(default_factory=dict)
+    exit_hooks: list[ExitHook] = field(default_factory=list)
 
     def is_known(self, state: str) -> bool:
         return state in self.handlers
@@ -39,14 +52,26 @@ class DialogueTable:
         if state not in self.handlers:
             raise DialogueTableError(f"a handler returned the unknown state {state!r}")
 
+    def prompt(self, turn: Turn) -> str | None:
+        """What the user's waiting state asks (in their language), if it says."""
+        prompt = self.prompts.get(turn.state)
+        return prompt(turn) if prompt is not None else None
 
-def build_table(module_names: tuple[str, ...] = HANDLER_MODULES) -> DialogueTable:
+    def exited(self, turn: Turn, reason: str) -> None:
+        for hook in self.exit_hooks:
+            hook(turn, reason)
+
+
+def build_table(
+    module_names: tuple[str, ...] = HANDLER_MODULES, extra: Sequence[Any] = ()
+) -> DialogueTable:
     from wxbot.dialog.handlers import query
 
     table = DialogueTable(handlers={WAIT_QUERY: query.answer})
-    modules: list[ModuleType] = [
+    modules: list[Any] = [
         importlib.import_module(f"wxbot.dialog.handlers.{name}") for name in module_names
     ]
+    modules.extend(extra)
     for module in (*modules, query):
         for state, handler in getattr(module, "STATES", {}).items():
             if len(state) > STATE_LEN:
@@ -59,16 +84,21 @@ def build_table(module_names: tuple[str, ...] = HANDLER_MODULES) -> DialogueTabl
         table.routers.extend(getattr(module, "ROUTERS", ()))
         if hasattr(module, "forget_user"):
             table.forgetters.append(module.forget_user)
+        table.prompts.update(getattr(module, "PROMPTS", {}))
+        if hasattr(module, "on_exit"):
+            table.exit_hooks.append(module.on_exit)
     _check_declared_states(table, (*modules, query))
     return table
 
 
-def _check_declared_states(table: DialogueTable, modules: tuple[ModuleType, ...]) -> None:
+def _check_declared_states(table: DialogueTable, modules: tuple[Any, ...]) -> None:
     """Every state constant a module declares (``WAIT_X = "WAIT_X"``) must have a handler:
     a state a handler can move to but nobody serves would strand users in it."""
     for module in modules:
+        if not hasattr(module, "__dict__"):
+            continue
         for name, value in vars(module).items():
             if name.startswith("WAIT_") and value == name and not table.is_known(value):
                 raise DialogueTableError(
-                    f"{module.__name__} declares state {value!r} but no module handles it"
+                    f"{getattr(module, '__name__', module)} declares state {value!r} but no module handles it"
                 )

@@ -1,19 +1,26 @@
-"""Words users type that the engine itself understands, and the engine's canned replies."""
+"""Words users type that the engine itself understands, and the engine's canned replies
+(Chinese source texts marked for the catalogues: send them through ``turn.t`` / ``translate``)."""
 
 from __future__ import annotations
 
-CANCEL_WORDS = frozenset({"取消", "cancel", "退出", "quit"})
-HUMAN_WORDS = frozenset({"人工", "human", "转人工", "人工客服"})
+from wxbot.i18n import N_
 
-CANCELLED = "已取消，有什么问题可以直接问我。"
-NOTHING_TO_CANCEL = "当前没有进行中的操作，有什么问题可以直接问我。"
-TIMED_OUT = "上一步等待太久，已自动取消。"
-BUSY = "当前咨询的人太多，请过几分钟再试。"
-APOLOGY = "抱歉，系统开小差了，请稍后再发一次。"
-STILL_WORKING = "还在处理中，请稍后发送任意消息获取结果。"
-LATE_RESULT = "【上次的结果】"
-NON_TEXT = "我目前只能看懂文字消息，请用文字描述你的问题。"
-NO_MORE_PAGES = "没有更多内容了。"
+CANCEL_WORDS = frozenset(
+    {"取消", "cancel", "退出", "quit", "ยกเลิก", "kanselahin", "ikansela", "キャンセル", "やめる"}
+)
+HUMAN_WORDS = frozenset(
+    {"人工", "human", "转人工", "人工客服", "agent", "เจ้าหน้าที่", "ahente", "オペレーター", "担当者"}
+)
+
+CANCELLED = N_("已取消，有什么问题可以直接问我。")
+NOTHING_TO_CANCEL = N_("当前没有进行中的操作，有什么问题可以直接问我。")
+TIMED_OUT = N_("上一步等待太久，已自动取消。")
+BUSY = N_("当前咨询的人太多，请过几分钟再试。")
+APOLOGY = N_("抱歉，系统开小差了，请稍后再发一次。")
+STILL_WORKING = N_("还在处理中，请稍后发送任意消息获取结果。")
+LATE_RESULT = N_("【上次的结果】")
+NON_TEXT = N_("我目前只能看懂文字消息，请用文字描述你的问题。")
+NO_MORE_PAGES = N_("没有更多内容了。")
 
 
 def normalise_command(text: str) -> str:

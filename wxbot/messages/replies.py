@@ -80,8 +80,12 @@ class News(Reply):
 
 @dataclass(frozen=True)
 class TransferToHuman(Reply):
-    """transfer_customer_service: the conversation goes to a human agent."""
+    """transfer_customer_service: the conversation goes to a human agent.
 
+    ``note`` says why (e.g. which flow and step gave up) for the agents: it is kept in the
+    user's history and the log; WeChat's passive transfer reply has no room for text."""
+
+    note: str = ""
     kind: ClassVar[str] = "transfer"
 
 

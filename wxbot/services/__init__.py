@@ -15,6 +15,7 @@ from wxbot.services.http import ServiceError, TTLCache
 from wxbot.services.music import MusicClient, Song
 from wxbot.services.sms import ConsoleSender, SmsSender, WebhookSender, make_sender
 from wxbot.services.weather import Forecast, Place, WeatherClient
+from wxbot.services.webhook import WebhookClient
 from wxbot.services.wechat_api import WeChatApi
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ __all__ = [
     "TTLCache",
     "WeChatApi",
     "WeatherClient",
+    "WebhookClient",
     "WebhookSender",
     "build_services",
 ]
@@ -48,6 +50,7 @@ class Services:
     music: MusicClient
     sms: SmsSender
     wechat_api: WeChatApi | None = None  # None: no AppSecret, so no customer-service API
+    webhook: WebhookClient | None = None  # business flows' webhooks (wxbot.flows)
 
     def push(self, openid: str, reply: Reply) -> bool:
         """Deliver a late reply through the customer-service API.
@@ -72,4 +75,5 @@ def build_services(settings: Settings, engine: Engine) -> Services:
         music=MusicClient(settings.music_url, http_timeout=timeout),
         sms=make_sender(settings.sms_backend, settings.sms_webhook_url, timeout),
         wechat_api=wechat_api,
+        webhook=WebhookClient(timeout),
     )

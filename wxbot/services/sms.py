@@ -11,6 +11,7 @@ from typing import Protocol
 
 import requests
 
+from wxbot.i18n import DEFAULT_LANGUAGE, N_, translate
 from wxbot.services.http import ServiceError, make_session, timeouts
 
 log = logging.getLogger(__name__)
@@ -18,13 +19,16 @@ log = logging.getLogger(__name__)
 SERVICE = "sms"
 
 
-def code_text(code: str, minutes: int = 5) -> str:
-    return f"【wxbot】您的验证码是 {code}，{minutes} 分钟内有效。如非本人操作请忽略。"
+CODE_TEXT = N_("【wxbot】您的验证码是 {code}，{minutes} 分钟内有效。如非本人操作请忽略。")
+
+
+def code_text(code: str, minutes: int = 5, language: str = DEFAULT_LANGUAGE) -> str:
+    return translate(CODE_TEXT, language, code=code, minutes=minutes)
 
 
 class SmsSender(Protocol):
-    def send(self, phone: str, code: str) -> None:
-        """Deliver ``code`` to ``phone`` or raise ServiceError."""
+    def send(self, phone: str, code: str, language: str = DEFAULT_LANGUAGE) -> None:
+        """Deliver ``code`` to ``phone`` (the text in ``language``) or raise ServiceError."""
 
 
 class ConsoleSender:
@@ -36,12 +40,12 @@ class ConsoleSender:
     def __init__(self) -> None:
         self.sent: dict[str, str] = {}
 
-    def send(self, phone: str, code: str) -> None:
+    def send(self, phone: str, code: str, language: str = DEFAULT_LANGUAGE) -> None:
         self.sent.pop(phone, None)  # re-insert: the newest code is last
         self.sent[phone] = code
         while len(self.sent) > self.KEEP:
             del self.sent[next(iter(self.sent))]
-        log.warning("SMS to %s: %s", phone, code_text(code))
+        log.warning("SMS to %s: %s", phone, code_text(code, language=language))
 
 
 class WebhookSender:
@@ -51,8 +55,8 @@ class WebhookSender:
         # POST is not idempotent: retry only when the connection itself failed (nothing sent).
         self.session: requests.Session = make_session(retry_reads=False)
 
-    def send(self, phone: str, code: str) -> None:
-        payload = {"phone": phone, "code": code, "text": code_text(code)}
+    def send(self, phone: str, code: str, language: str = DEFAULT_LANGUAGE) -> None:
+        payload = {"phone": phone, "code": code, "text": code_text(code, language=language)}
         try:
             response = self.session.post(self.url, json=payload, timeout=self.timeout)
         except requests.Timeout:

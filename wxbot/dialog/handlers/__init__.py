@@ -1,1 +1,2 @@
-"""One small module per family of dialogue: query, learn, weather, music, phone."""
+"""One small module per family of dialogue: query, learn, weather, music (business flows such
+as phone binding are YAML files run by wxbot.flows)."""

@@ -1,0 +1,96 @@
+"""Business flows loaded from YAML files (knowledge/flows/): slots filled from free text,
+guidance that escalates with failed attempts, webhooks; they plug into the dialogue table.
+
+    flows = load_flows(directory)          # FlowError lists every file:line problem
+    table = build_table(extra=[FlowRunner(flows.flows)])
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wxbot.flows import models  # noqa: F401  (registers flow_stats on the shared Base)
+from wxbot.flows.loader import FlowError, Loaded, load_file
+from wxbot.flows.triggers import phrase_key
+
+DEFAULT_DIR = "knowledge/flows"
+_RESERVED = [
+    "取消",
+    "cancel",
+    "人工",
+    "human",
+    "继续",
+    "more",
+    "学习",
+    "teach",
+    "重发",
+    "resend",
+    "语言",
+    "language",
+]
+
+__all__ = ["DEFAULT_DIR", "FlowError", "Loaded", "default_dir", "load_flows"]
+
+
+def default_dir() -> Path:
+    """knowledge/flows under the current directory, else the one of this source checkout."""
+    here = Path(DEFAULT_DIR)
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parent.parent.parent / DEFAULT_DIR
+
+
+def load_flows(directory: str | Path | None = None) -> Loaded:
+    """Every ``*.yaml`` / ``*.yml`` file of the directory, validated together (a trigger two
+    flows claim, a state two steps use). A missing default directory means no flows; a
+    missing directory that was asked for is an error."""
+    path = Path(directory) if directory else default_dir()
+    if not path.is_dir():
+        if directory:
+            raise FlowError([f"{path}: the flows directory does not exist (WXBOT_FLOWS_DIR)"])
+        return Loaded()
+    loaded = Loaded()
+    problems: list[str] = []
+    files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    for file in files:
+        flow, errors, warnings = load_file(file)
+        problems.extend(errors)
+        loaded.warnings.extend(warnings)
+        if flow is not None:
+            loaded.flows.append(flow)
+    problems.extend(_conflicts(loaded))
+    if problems:
+        raise FlowError(problems)
+    return loaded
+
+
+def _conflicts(loaded: Loaded) -> list[str]:
+    problems = []
+    names: dict[str, str] = {}
+    states: dict[str, str] = {}
+    phrases: dict[str, tuple[str, str]] = {}
+    reserved = {phrase_key(w) for w in _RESERVED}
+    for flow in loaded.flows:
+        where = f"{flow.path}:{flow.line}"
+        if flow.name in names:
+            problems.append(f"{where}: the flow name {flow.name!r} is used by {names[flow.name]}")
+        names.setdefault(flow.name, where)
+        for step in flow.steps:
+            at = f"{flow.path}:{step.line}"
+            if step.state in states or step.state.startswith("WAIT_QUERY"):
+                other = states.get(step.state, "the engine")
+                problems.append(f"{at}: the state {step.state!r} is already used by {other}")
+            states.setdefault(step.state, at)
+        for phrase in (*flow.triggers, *flow.keywords):
+            at = f"{flow.path}:{flow.lines.get(phrase, flow.line)}"
+            key = phrase_key(phrase)
+            if key in reserved:
+                problems.append(f"{at}: the trigger {phrase!r} is a word the bot itself answers")
+            elif key in phrases and phrases[key][0] != flow.name:
+                other_flow, other_at = phrases[key]
+                problems.append(
+                    f"{at}: the trigger {phrase!r} is claimed by two flows: "
+                    f"{flow.name!r} and {other_flow!r} ({other_at})"
+                )
+            phrases.setdefault(key, (flow.name, at))
+    return problems

@@ -1,0 +1,396 @@
+"""The flows' part of the dialogue table: one waiting state per step, a router for triggers.
+
+Every message inside a flow may fill any open slot (``find``), the current step's slot from
+the whole answer (``parse``). Nothing filled: a knowledge-base question is answered and the
+prompt repeated (not a failed attempt); anything else is a failed attempt, answered by band
+(patient → explicit with an example → urgent with the tries left → a human at the limit).
+The final action is a reply template, the ``bind_phone`` store, and/or a webhook (Deferred).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+from typing import Any
+
+from wxbot.dialog.flow import WAIT_QUERY, Deferred, Limits, Outcome, Turn
+from wxbot.flows import messages as say
+from wxbot.flows import phone, stats
+from wxbot.flows.slots import ChoiceSlot, SmsCodeSlot
+from wxbot.flows.spec import Flow, Step
+from wxbot.flows.triggers import TriggerMatcher
+from wxbot.messages.replies import Silent, Text, TransferToHuman
+
+log = logging.getLogger(__name__)
+
+CONFIRMING = "_confirm"  # slot: slots filled but still waiting for 是/否, in step order
+VERIFIED = "verified"  # the value of an sms_code slot: the code itself is never kept
+
+
+class _Step:
+    """One message's work inside a flow: the turn, the flow, its values, funnel events."""
+
+    def __init__(self, turn: Turn, flow: Flow) -> None:
+        self.turn = turn
+        self.flow = flow
+        self.values = {k: v for k, v in turn.slots.items() if k in flow.slot_names}
+        self.events: list[stats.Event] = []
+
+    def event(self, step: str, name: str, attempts: int = 0) -> None:
+        self.events.append((self.flow.name, step, name, attempts))
+
+    def outcome(self, reply: Any, state: str, **kw: Any) -> Outcome:
+        limits = Limits(self.flow.bands.limit, self.flow.max_rounds)
+        slots = kw.pop("slots", self.values if state != WAIT_QUERY else None)
+        return Outcome(reply, state, slots=slots, limits=limits, **kw)
+
+
+class FlowRunner:
+    def __init__(self, flows: list[Flow]) -> None:
+        self.flows = flows
+        self.by_state = {s.state: (f, i) for f in flows for i, s in enumerate(f.steps)}
+        self.matcher = TriggerMatcher(flows)
+        # the dialogue table reads these (see wxbot.dialog.states)
+        self.STATES = {state: self.handle for state in self.by_state}
+        self.ROUTERS = [self.route]
+        self.PROMPTS = {state: self.prompt for state in self.by_state}
+
+    # --- the table's entry points --------------------------------------------------------
+
+    def route(self, turn: Turn) -> Outcome | None:
+        if turn.msg.is_event or not turn.text:
+            return None
+        flow = self.matcher.match(turn.text, turn.deps.kb)
+        if flow is None:
+            return None
+        work = _Step(turn, flow)
+        work.values = {}
+        work.event(stats.FLOW, "entered")
+        filled = self._find(work, turn.text, current=None)
+        return self._record(work, self._advance(work, filled, came_from=None))
+
+    def handle(self, turn: Turn) -> Outcome:
+        flow, index = self.by_state[turn.state]
+        work = _Step(turn, flow)
+        if turn.msg.is_event:  # LOCATION reports and the like are no answer
+            return work.outcome(Silent(), turn.state, slots=turn.slots, counts=False)
+        if turn.rounds + 1 >= flow.max_rounds:
+            return self._record(work, self._hand_off(work, index, turn.attempts, "rounds"))
+        return self._record(work, self._answer(work, index))
+
+    def prompt(self, turn: Turn) -> str | None:
+        flow, index = self.by_state[turn.state]
+        work = _Step(turn, flow)
+        waiting = turn.slots.get(CONFIRMING) or []
+        if waiting:
+            return self._confirm_text(work, waiting[0])
+        return self._ask(work, flow.steps[index])
+
+    def on_exit(self, turn: Turn, reason: str) -> None:
+        """取消 / 人工 (engine-wide interrupts) took the user out of a flow."""
+        if turn.state not in self.by_state:
+            return
+        flow, index = self.by_state[turn.state]
+        if isinstance(flow.steps[index].kind, SmsCodeSlot):
+            phone.drop_code(turn.db, turn.msg.openid)
+        work = _Step(turn, flow)
+        work.event(stats.FLOW, reason)
+        work.event(flow.steps[index].slot, reason, turn.attempts)
+        self._record(work, None)
+
+    def forget_user(self, conn: Any, openid: str) -> None:
+        phone.forget_user(conn, openid)
+
+    # --- one message ---------------------------------------------------------------------
+
+    def _answer(self, work: _Step, index: int) -> Outcome:
+        turn, flow = work.turn, work.flow
+        waiting = list(turn.slots.get(CONFIRMING) or [])
+        if waiting:
+            return self._confirming(work, waiting)
+        step = flow.steps[index]
+        if isinstance(step.kind, SmsCodeSlot):
+            handled = self._code(work, index)
+            if handled is not None:
+                return handled
+        filled = self._find(work, turn.text, current=step)
+        if filled:
+            return self._advance(work, filled, came_from=index)
+        answer = _knowledge_answer(turn)
+        if answer is not None:
+            reply = f"{answer}\n\n{self._ask(work, step)}"
+            return work.outcome(Text(reply), step.state, slots=turn.slots, counts=False)
+        return self._failure(work, index)
+
+    def _find(self, work: _Step, text: str, current: Step | None) -> list[str]:
+        """Fill open slots from ``text``; the current step's from the whole message."""
+        filled = []
+        for step in work.flow.steps:
+            if step.slot in work.values or isinstance(step.kind, SmsCodeSlot):
+                continue
+            value = step.kind.parse(text) if step is current else None
+            if value is None:
+                value = step.kind.find(text)
+            if value is not None:
+                work.values[step.slot] = value
+                filled.append(step.slot)
+        return filled
+
+    def _advance(self, work: _Step, filled: list[str], came_from: int | None) -> Outcome:
+        flow, attempts = work.flow, work.turn.attempts
+        waiting = [
+            s for s in flow.slot_names if s in filled and flow.steps[flow.step_index(s)].confirm
+        ]
+        for slot in filled:
+            index = flow.step_index(slot)
+            if index != came_from:
+                work.event(slot, "entered")
+            if slot not in waiting:
+                work.event(slot, "filled", attempts if index == came_from else 0)
+        if waiting:
+            step = flow.steps[flow.step_index(waiting[0])]
+            slots = {**work.values, CONFIRMING: waiting}
+            return work.outcome(Text(self._confirm_text(work, waiting[0])), step.state, slots=slots)
+        return self._next(work, came_from)
+
+    def _next(self, work: _Step, came_from: int | None) -> Outcome:
+        flow = work.flow
+        index = next((i for i, s in enumerate(flow.steps) if s.slot not in work.values), None)
+        if index is None:
+            return self._complete(work)
+        step = flow.steps[index]
+        if index != came_from and (came_from is None or index > came_from):
+            work.event(step.slot, "entered")
+        if isinstance(step.kind, SmsCodeSlot):
+            return self._send_code(work, index, resend=False)
+        return work.outcome(Text(self._ask(work, step)), step.state)
+
+    def _confirming(self, work: _Step, waiting: list[str]) -> Outcome:
+        turn, flow = work.turn, work.flow
+        slot = waiting[0]
+        step = flow.steps[flow.step_index(slot)]
+        word = turn.text.strip().strip("。.!！").lower()
+        if word in say.YES_WORDS:
+            work.event(slot, "filled", turn.attempts)
+            rest = waiting[1:]
+            if rest:
+                nxt = flow.steps[flow.step_index(rest[0])]
+                slots = {**work.values, CONFIRMING: rest}
+                return work.outcome(Text(self._confirm_text(work, rest[0])), nxt.state, slots=slots)
+            return self._next(work, flow.step_index(slot))
+        if word in say.NO_WORDS:
+            for other in waiting:  # what came with the rejected value is asked again, too
+                work.values.pop(other, None)
+            return work.outcome(Text(self._ask(work, step)), step.state)
+        value = step.kind.parse(turn.text)  # a corrected value instead of 是/否
+        if value is not None:
+            work.values[slot] = value
+            slots = {**work.values, CONFIRMING: waiting}
+            return work.outcome(Text(self._confirm_text(work, slot)), step.state, slots=slots)
+        text = turn.t(say.CONFIRM_AGAIN)
+        return work.outcome(Text(text), step.state, slots=turn.slots, failed=True)
+
+    def _failure(self, work: _Step, index: int, text: str | None = None) -> Outcome:
+        turn, flow = work.turn, work.flow
+        attempts = turn.attempts + 1
+        band = flow.bands.band(attempts)
+        if band == "limit":
+            return self._hand_off(work, index, attempts, "attempts")
+        step = flow.steps[index]
+        lines = [text or self._invalid(work, step)]
+        if band in ("explicit", "urgent"):
+            example = step.example or step.kind.default_example()
+            if example and not isinstance(step.kind, SmsCodeSlot):
+                shown = step.kind.display(example, turn.language)
+                lines.append(turn.t(say.EXAMPLE, example=shown))
+        if band == "urgent":
+            lines.append(turn.t(say.TRIES_LEFT, left=flow.bands.limit - attempts))
+        return work.outcome(Text("\n".join(lines)), step.state, slots=turn.slots, failed=True)
+
+    def _hand_off(self, work: _Step, index: int, attempts: int, why: str) -> Outcome:
+        turn, flow = work.turn, work.flow
+        step = flow.steps[index]
+        note = f"flow {flow.name}, step {step.slot} ({step.state}): {attempts} failed attempts"
+        if why == "rounds":
+            note += f", {turn.rounds + 1} messages"
+        log.info("hand-off of %s: %s", turn.msg.openid, note)
+        if isinstance(step.kind, SmsCodeSlot):
+            phone.drop_code(turn.db, turn.msg.openid)
+        work.event(stats.FLOW, "handed_off")
+        work.event(step.slot, "handed_off", attempts)
+        return work.outcome(TransferToHuman(note=note), WAIT_QUERY)
+
+    # --- the action ------------------------------------------------------------------------
+
+    def _complete(self, work: _Step) -> Outcome:
+        turn, flow = work.turn, work.flow
+        action, values = flow.action, work.values
+        work.event(stats.FLOW, "completed")
+        if action.bind_phone:
+            phone.bind(turn.db, turn.msg.openid, values[action.bind_phone], turn.now)
+            phone.drop_code(turn.db, turn.msg.openid)
+        shown = self._shown(work)
+        reply = action.reply.render(turn.language, shown) if action.reply else None
+        if action.webhook is None:
+            return work.outcome(Text(reply or turn.t(say.WEBHOOK_DONE)), WAIT_QUERY)
+        client = getattr(turn.deps.services, "webhook", None)
+        if client is None:
+            return work.outcome(Text(_join(reply, turn.t(say.WEBHOOK_FAILED))), WAIT_QUERY)
+        url = action.webhook
+        payload = {
+            "openid": turn.msg.openid,
+            "flow": flow.name,
+            "slots": {k: (True if v == VERIFIED else v) for k, v in values.items()},
+            "language": turn.language,
+        }
+
+        def resume(later: Turn, result: Any) -> Outcome:
+            if isinstance(result, Exception):
+                text = _join(reply, later.t(say.WEBHOOK_FAILED))
+            else:
+                answer = result.get("reply") if isinstance(result, dict) else None
+                answer = answer.strip() if isinstance(answer, str) else ""
+                text = _join(reply, answer) if answer else reply or later.t(say.WEBHOOK_DONE)
+            return Outcome(Text(text), WAIT_QUERY, counts=False)
+
+        return work.outcome(
+            None, WAIT_QUERY, deferred=Deferred(lambda: client.post(url, payload), resume)
+        )
+
+    # --- SMS codes -------------------------------------------------------------------------
+
+    def _send_code(self, work: _Step, index: int, resend: bool) -> Outcome:
+        turn, step = work.turn, work.flow.steps[index]
+        assert isinstance(step.kind, SmsCodeSlot)
+        sms = getattr(turn.deps.services, "sms", None)
+        if sms is None:
+            work.event(stats.FLOW, "failed")
+            work.event(step.slot, "failed", turn.attempts)
+            return work.outcome(Text(turn.t(say.NOT_SENT)), WAIT_QUERY)
+        openid, number = turn.msg.openid, work.values[step.kind.phone_slot]
+        code = phone.fresh_code(turn.db, openid, number, turn.now, resend)
+        language, values = turn.language, dict(work.values)
+
+        def resume(later: Turn, result: Any) -> Outcome:
+            if isinstance(result, Exception):
+                phone.allow_resend_now(later.db, openid)  # the user never got this code
+                text = self._message(later, step, "send_failed")
+            else:
+                text = self._message(later, step, "sent", phone=phone.mask(number))
+            return work.outcome(Text(text), step.state, slots=values, counts=False)
+
+        def send() -> None:
+            sms.send(number, code, language=language)
+
+        return work.outcome(None, step.state, deferred=Deferred(send, resume))
+
+    def _code(self, work: _Step, index: int) -> Outcome | None:
+        """The answer at an sms_code step; None when it is not a code (nor 重发)."""
+        turn, flow = work.turn, work.flow
+        step = flow.steps[index]
+        assert isinstance(step.kind, SmsCodeSlot)
+        openid, now = turn.msg.openid, turn.now
+        row = phone.pending_code(turn.db, openid)
+        if row is None:  # gone (an admin, a clean-up): ask for the number again
+            work.values.pop(step.kind.phone_slot, None)
+            back = flow.steps[flow.step_index(step.kind.phone_slot)]
+            return work.outcome(Text(self._message(turn, step, "lost")), back.state)
+        word = turn.text.strip().strip("。.!！").lower()
+        if word in say.RESEND_WORDS:
+            wait = row.sent_at + phone.RESEND_AFTER - now
+            if wait > 0:
+                text = turn.t(say.WAIT_RESEND, seconds=math.ceil(wait))
+                return work.outcome(Text(text), step.state, slots=turn.slots)
+            return self._send_code(work, index, resend=True)
+        code = step.kind.parse(turn.text)
+        if code is None:
+            return None
+        if now > row.expires_at:
+            text = self._message(turn, step, "expired")
+            return work.outcome(Text(text), step.state, slots=turn.slots)
+        if hmac.compare_digest(phone.code_hash(row.salt, openid, row.phone, code), row.code_hash):
+            phone.drop_code(turn.db, openid)
+            work.values[step.slot] = VERIFIED
+            return self._advance(work, [step.slot], came_from=index)
+        tries = row.tries + 1
+        if tries >= phone.MAX_TRIES:
+            phone.drop_code(turn.db, openid)
+            work.event(stats.FLOW, "failed")
+            work.event(step.slot, "failed", turn.attempts + 1)
+            return work.outcome(Text(self._message(turn, step, "too_many")), WAIT_QUERY)
+        phone.count_wrong(turn.db, openid, tries)
+        wrong = self._message(turn, step, "wrong", left=phone.MAX_TRIES - tries)
+        return self._failure(work, index, text=wrong)
+
+    # --- texts -----------------------------------------------------------------------------
+
+    def _ask(self, work: _Step, step: Step) -> str:
+        turn = work.turn
+        for fact, texts in step.ask_if.items():
+            known = _fact(turn, fact)
+            if known:
+                return texts.render(turn.language, {**self._shown(work), fact: known})
+        text = step.ask.render(turn.language, self._shown(work))
+        if isinstance(step.kind, ChoiceSlot):
+            text += "\n" + turn.t(say.MENU, menu=step.kind.menu(turn.language))
+        return text
+
+    def _invalid(self, work: _Step, step: Step) -> str:
+        if step.invalid is None:
+            return self._ask(work, step)
+        return step.invalid.render(work.turn.language, self._shown(work))
+
+    def _confirm_text(self, work: _Step, slot: str) -> str:
+        step = work.flow.steps[work.flow.step_index(slot)]
+        assert step.confirm is not None
+        return step.confirm.render(work.turn.language, self._shown(work))
+
+    def _shown(self, work: _Step) -> dict[str, str]:
+        """Slot values as the user reads them (a choice's label in their language)."""
+        language = work.turn.language
+        return {
+            s.slot: s.kind.display(work.values[s.slot], language)
+            for s in work.flow.steps
+            if s.slot in work.values
+        }
+
+    @staticmethod
+    def _message(turn: Turn, step: Step, key: str, **params: Any) -> str:
+        override = step.messages.get(key)
+        if override is not None:
+            return override.render(turn.language, params)
+        return turn.t(say.SMS_DEFAULTS[key], **params)
+
+    @staticmethod
+    def _record(work: _Step, outcome: Outcome | None) -> Outcome:
+        events = list(work.events)
+        if events:
+            work.turn.after_commit.append(lambda conn: stats.bump(conn, events))
+        return outcome  # type: ignore[return-value]
+
+
+def _fact(turn: Turn, fact: str) -> str | None:
+    if fact == "bound_phone":
+        return phone.bound_phone(turn.db, turn.msg.openid)
+    return None
+
+
+def _join(first: str | None, second: str) -> str:
+    return f"{first}\n{second}" if first else second
+
+
+def _knowledge_answer(turn: Turn) -> str | None:
+    """A confident knowledge-base answer to a question asked mid-flow (not for bare numbers
+    and codes: they are answers to the flow, however wrong)."""
+    kb = turn.deps.kb
+    text = turn.text
+    if kb is None or not any(ch.isalpha() for ch in text):
+        return None
+    kb.refresh_if_stale(turn.db)
+    found = kb.lookup(text).best
+    if found is None:
+        return None
+    kb.record_hit(found.entry_id)
+    kb.maybe_flush_hits(turn.db)
+    return found.answer

@@ -1,0 +1,209 @@
+"""Slot types: how a step's value is read from the whole answer (``parse``) and found inside
+free text (``find``: 「我要查充值，订单号 123456789012345678」).
+
+``find`` is deliberately stricter than ``parse``: it runs on every message of the flow for
+every open slot, so it only takes values that cannot be mistaken (exactly one 18-digit run,
+one mobile number, an option named in full). ``text`` slots are never filled in passing.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from wxbot.flows.phone import CODE_LENGTH, find_phone, normalise_phone
+
+TYPES = ("pattern", "phone", "digits", "choice", "text", "sms_code")
+_PUNCT = " \t\r\n。.!！?？,，、~～"
+
+
+class SlotConfigError(ValueError):
+    """A step's type-specific settings are wrong (the loader adds file and line)."""
+
+
+def _clean(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).strip(_PUNCT)
+
+
+@dataclass
+class SlotType:
+    name: str = "text"
+
+    def parse(self, text: str) -> str | None:
+        raise NotImplementedError
+
+    def find(self, text: str) -> str | None:
+        return None
+
+    def default_example(self) -> str | None:
+        return None
+
+    def display(self, value: str, language: str) -> str:
+        return value
+
+
+@dataclass
+class PatternSlot(SlotType):
+    regex: re.Pattern[str] = field(default_factory=lambda: re.compile(""))
+
+    def parse(self, text: str) -> str | None:
+        match = self.regex.fullmatch(_clean(text))
+        return match.group(0) if match else None
+
+    def find(self, text: str) -> str | None:
+        if not self.regex.pattern.strip("^$"):
+            return None
+        unanchored = re.compile(self.regex.pattern.lstrip("^").rstrip("$"), self.regex.flags)
+        found = {m.group(0) for m in unanchored.finditer(unicodedata.normalize("NFKC", text))}
+        found.discard("")
+        return found.pop() if len(found) == 1 else None
+
+
+@dataclass
+class PhoneSlot(SlotType):
+    def parse(self, text: str) -> str | None:
+        return normalise_phone(text)
+
+    def find(self, text: str) -> str | None:
+        return find_phone(text)
+
+    def default_example(self) -> str | None:
+        return "13800138000"
+
+
+@dataclass
+class DigitsSlot(SlotType):
+    length: int = 0
+
+    def parse(self, text: str) -> str | None:
+        digits = re.sub(r"[\s\-]", "", _clean(text))
+        return (
+            digits if digits.isdigit() and digits.isascii() and len(digits) == self.length else None
+        )
+
+    def find(self, text: str) -> str | None:
+        runs = re.findall(r"(?<!\d)\d+(?!\d)", unicodedata.normalize("NFKC", text))
+        fitting = {run for run in runs if len(run) == self.length}
+        return fitting.pop() if len(fitting) == 1 else None
+
+    def default_example(self) -> str | None:
+        return "".join(str((i + 1) % 10) for i in range(self.length))
+
+
+@dataclass
+class Option:
+    value: str
+    labels: dict[str, str]  # language -> label; the value itself also matches
+
+    def label(self, language: str) -> str:
+        return self.labels.get(language) or self.labels.get("zh") or self.value
+
+    def words(self) -> set[str]:
+        return {_clean(w).lower() for w in (self.value, *self.labels.values()) if w}
+
+
+@dataclass
+class ChoiceSlot(SlotType):
+    options: list[Option] = field(default_factory=list)
+
+    def parse(self, text: str) -> str | None:
+        word = _clean(text).lower().strip("第个项号")
+        if word.isdigit() and 1 <= int(word) <= len(self.options):
+            return self.options[int(word) - 1].value
+        for option in self.options:
+            if word in option.words():
+                return option.value
+        return None
+
+    def find(self, text: str) -> str | None:
+        lowered = _clean(text).lower()
+        named = {o.value for o in self.options for w in o.words() if len(w) >= 2 and w in lowered}
+        return named.pop() if len(named) == 1 else None
+
+    def default_example(self) -> str | None:
+        return self.options[0].value if self.options else None
+
+    def display(self, value: str, language: str) -> str:
+        for option in self.options:
+            if option.value == value:
+                return option.label(language)
+        return value
+
+    def menu(self, language: str) -> str:
+        return "\n".join(f"{i}. {o.label(language)}" for i, o in enumerate(self.options, 1))
+
+
+@dataclass
+class TextSlot(SlotType):
+    max_length: int = 200
+
+    def parse(self, text: str) -> str | None:
+        text = text.strip()
+        return text if text and len(text) <= self.max_length else None
+
+
+@dataclass
+class SmsCodeSlot(SlotType):
+    """Sends a code to the phone in ``phone_slot`` and checks it; the value is "verified"."""
+
+    phone_slot: str = ""
+
+    def parse(self, text: str) -> str | None:
+        code = _clean(text)
+        return code if len(code) == CODE_LENGTH and code.isdigit() and code.isascii() else None
+
+
+def build(kind: str, config: dict[str, Any]) -> SlotType:
+    """The slot type of a step from its settings; SlotConfigError says what is wrong."""
+    if kind == "pattern":
+        source = config.get("pattern")
+        if not isinstance(source, str) or not source:
+            raise SlotConfigError("a `pattern` slot needs `pattern:` (a regular expression)")
+        try:
+            return PatternSlot("pattern", re.compile(source))
+        except re.error as exc:
+            raise SlotConfigError(f"bad regex {source!r}: {exc}") from None
+    if kind == "phone":
+        return PhoneSlot("phone")
+    if kind == "digits":
+        length = config.get("length")
+        if not isinstance(length, int) or isinstance(length, bool) or not 1 <= length <= 64:
+            raise SlotConfigError("a `digits` slot needs `length:` (a whole number, 1 to 64)")
+        return DigitsSlot("digits", length)
+    if kind == "choice":
+        return ChoiceSlot("choice", _options(config.get("options")))
+    if kind == "text":
+        limit = config.get("max_length", 200)
+        if not isinstance(limit, int) or limit < 1:
+            raise SlotConfigError("`max_length` must be a positive whole number")
+        return TextSlot("text", limit)
+    if kind == "sms_code":
+        phone_slot = config.get("phone_slot")
+        if not isinstance(phone_slot, str):
+            raise SlotConfigError("an `sms_code` slot needs `phone_slot:` (the phone step's slot)")
+        return SmsCodeSlot("sms_code", phone_slot)
+    raise SlotConfigError(f"unknown slot type {kind!r}; use one of: {', '.join(TYPES)}")
+
+
+def _options(raw: Any) -> list[Option]:
+    if not isinstance(raw, list) or not raw:
+        raise SlotConfigError("a `choice` slot needs `options:` (a list)")
+    options: list[Option] = []
+    for item in raw:
+        if isinstance(item, (str, int)) and not isinstance(item, bool):
+            options.append(Option(str(item), {}))
+        elif isinstance(item, dict) and "value" in item:
+            labels = item.get("label") or {}
+            if isinstance(labels, str):
+                labels = {"zh": labels}
+            if not isinstance(labels, dict):
+                raise SlotConfigError("an option's `label` is text or {language: text}")
+            options.append(Option(str(item["value"]), {str(k): str(v) for k, v in labels.items()}))
+        else:
+            raise SlotConfigError("each option is text, or {value: ..., label: {zh: ..., en: ...}}")
+    values = [o.value for o in options]
+    if len(set(values)) != len(values):
+        raise SlotConfigError("two options have the same value")
+    return options

@@ -1,0 +1,90 @@
+"""Which flow a message in WAIT_QUERY starts, if any.
+
+In order: a keyword the message starts with (「绑定手机 13800138000」); a trigger phrase the
+message contains (「我要查充值，订单号 …」); then a fuzzy match of the whole message against
+the trigger phrases, scored like knowledge questions (the knowledge base's analyzer and BM25
+index, overlap as the confidence). A fuzzy match must be confident *and* at least as good as
+the best knowledge-base question, so a question the knowledge base answers well is not stolen
+by a similar-looking trigger. Longest phrases win ties (「充值没到账」 before 「充值」).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from wxbot.flows.spec import Flow
+from wxbot.qa.index import Bm25Index
+from wxbot.qa.text import STOPWORD_WEIGHT, STOPWORDS, get_analyzer, normalize
+
+FUZZY_CONFIDENT = 0.5
+# values such as order numbers dilute the overlap of the words around them
+_VALUES = re.compile(r"[+\d][\d\s\-]{3,}\d|[a-z]*\d[a-z\d]{3,}")
+
+
+def phrase_key(text: str) -> str:
+    return normalize(text)
+
+
+def _starts(text: str, phrase: str) -> bool:
+    if not text.startswith(phrase):
+        return False
+    rest = text[len(phrase) : len(phrase) + 1]
+    return not (phrase[-1:].isascii() and rest.isascii() and rest.isalpha())
+
+
+def _contains(text: str, phrase: str) -> bool:
+    if phrase.isascii():  # Latin phrases match whole words only: 「bind phone」, not 「rebind」
+        return re.search(rf"(?<![a-z]){re.escape(phrase)}(?![a-z])", text) is not None
+    return phrase in text
+
+
+class TriggerMatcher:
+    def __init__(self, flows: list[Flow]) -> None:
+        self.flows = flows
+        self.keywords = sorted(
+            ((phrase_key(k), f) for f in flows for k in f.keywords), key=lambda p: -len(p[0])
+        )
+        self.phrases = sorted(
+            ((phrase_key(t), f) for f in flows for t in f.triggers), key=lambda p: -len(p[0])
+        )
+        self._index: Bm25Index | None = None
+
+    def _fuzzy_index(self) -> Bm25Index:
+        if self._index is None:
+            analyzer = get_analyzer()
+            index = Bm25Index(STOPWORDS, STOPWORD_WEIGHT)
+            for i, flow in enumerate(self.flows):
+                if flow.triggers:
+                    index.add_entry(i, [analyzer.terms(phrase_key(t)) for t in flow.triggers])
+            self._index = index
+        return self._index
+
+    def match(self, text: str, kb: Any = None) -> Flow | None:
+        key = phrase_key(text)
+        if not key:
+            return None
+        for phrase, flow in self.keywords:
+            if _starts(key, phrase):
+                return flow
+        for phrase, flow in self.phrases:
+            if _contains(key, phrase):
+                return flow
+        if not self.phrases:
+            return None
+        terms = get_analyzer().terms(phrase_key(_VALUES.sub(" ", key)))
+        hits = self._fuzzy_index().search(terms, limit=1)
+        if not hits or hits[0].confidence < FUZZY_CONFIDENT:
+            return None
+        best_question = _best_knowledge_confidence(kb, text)
+        if best_question > hits[0].confidence:
+            return None
+        return self.flows[hits[0].entry_id]
+
+
+def _best_knowledge_confidence(kb: Any, text: str) -> float:
+    search = getattr(kb, "search", None)
+    if search is None:
+        return 0.0
+    hits = search(text, limit=1)
+    return hits[0].confidence if hits else 0.0
