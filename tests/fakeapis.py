@@ -1,15 +1,17 @@
 """Local stand-ins for the public APIs wxbot calls: Open-Meteo geocoding and forecast, the
-iTunes Search API, an SMS webhook and WeChat's API. One threaded http.server on 127.0.0.1
+iTunes Search API, an SMS webhook, WeChat's API and a business flow's webhook (recharge). One threaded http.server on 127.0.0.1
 answers all of them (each service gets the same base URL), so tests never reach the internet.
 
-Knobs, all per route name (``geocoding``, ``forecast``, ``music``, ``sms``, ``token``, ``send``):
+Knobs, all per route name (``geocoding``, ``forecast``, ``music``, ``sms``, ``token``, ``send``,
+``recharge``):
 - ``down``: routes that answer HTTP 503;
 - ``hold(route)``: requests wait until ``release(route)`` (slowness without sleeps);
 - ``delay``: seconds to sleep before answering (for demos and benchmarks only);
 - ``drop_next[route] = n``: close the next n connections without answering;
 - ``places`` / ``songs``: what geocoding and music search find (empty list = no results).
 Observations: ``hits`` (requests per route), ``entered`` (an Event per route, set on arrival),
-``sms`` (webhook bodies), ``pushed`` (accepted customer-service messages), ``tokens``.
+``sms`` (webhook bodies), ``pushed`` (accepted customer-service messages), ``tokens``,
+``webhooks`` (bodies the recharge webhook received; it answers in the payload's language).
 """
 
 from __future__ import annotations
@@ -89,6 +91,14 @@ DAILY: dict[str, list[Any]] = {
     "precipitation_probability_max": [0, 80],
 }
 
+RECHARGE_REPLIES = {
+    "zh": "充值 100 元已于 01-15 10:32 到账，刷新余额即可看到。",
+    "en": "100 CNY was credited on 01-15 at 10:32. Refresh your balance to see it.",
+    "th": "เงิน 100 หยวนเข้าบัญชีแล้วเมื่อ 01-15 เวลา 10:32 รีเฟรชยอดเงินเพื่อดู",
+    "tl": "Pumasok na ang 100 CNY noong 01-15, 10:32. I-refresh ang balance mo para makita ito.",
+    "ja": "100元は01-15 10:32に入金済みです。残高を更新してご確認ください。",
+}
+
 ROUTES = {
     "/v1/search": "geocoding",
     "/v1/forecast": "forecast",
@@ -96,6 +106,7 @@ ROUTES = {
     "/sms": "sms",
     "/cgi-bin/stable_token": "token",
     "/cgi-bin/message/custom/send": "send",
+    "/recharge": "recharge",
 }
 
 
@@ -114,6 +125,7 @@ class FakeApis:
         self.sms: list[dict[str, Any]] = []
         self.pushed: list[dict[str, Any]] = []
         self.tokens: list[str] = []  # issued, oldest first
+        self.webhooks: list[dict[str, Any]] = []
         self.revoked: set[str] = set()
         self.token_lifetime = 7200
         self._gates: dict[str, threading.Event] = {}
@@ -183,6 +195,10 @@ class FakeApis:
             return 200, {"ok": True}
         if route == "token":
             return 200, self._token(body)
+        if route == "recharge":
+            self.webhooks.append(body)
+            language = body.get("language") if isinstance(body, dict) else "zh"
+            return 200, {"reply": RECHARGE_REPLIES.get(language, RECHARGE_REPLIES["zh"])}
         if route == "send":
             token = query.get("access_token", "")
             if token not in self.tokens or token in self.revoked:

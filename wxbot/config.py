@@ -17,7 +17,8 @@ DEMO_TOKEN = "wxbot-demo-token"
 DEMO_APPID = "wx0000000000demo"
 DEFAULT_WELCOME = N_(
     "欢迎关注！我是问答机器人，直接发问题给我就好。\n"
-    "试试：天气 北京、点歌 晴天、绑定手机；随时发「取消」退出当前步骤，发「人工」转人工客服。"
+    "试试：天气 北京、点歌 晴天、绑定手机、查充值；随时发「取消」退出当前步骤，发「人工」转人工客服。\n"
+    "English: language en · ภาษาไทย: language th · Tagalog: language tl · 日本語：language ja"
 )
 _AES_KEY_RE = re.compile(r"^[A-Za-z0-9]{43}$")
 

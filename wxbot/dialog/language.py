@@ -98,6 +98,7 @@ def resolve(
         return current or default
     if current is None or found.strong:
         save(conn, msg.openid, found.language, explicit=False, now=now, exists=current is not None)
+        extras[LANGUAGE_COLUMN] = found.language  # the row exists now
         return found.language
     return current
 

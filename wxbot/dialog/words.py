@@ -11,6 +11,15 @@ CANCEL_WORDS = frozenset(
 HUMAN_WORDS = frozenset(
     {"人工", "human", "转人工", "人工客服", "agent", "เจ้าหน้าที่", "ahente", "オペレーター", "担当者"}
 )
+# 是 / 否 in every reply language (confirmations in flows and teaching)
+YES_WORDS = frozenset(
+    {"是", "是的", "对", "对的", "好", "好的", "确认", "确定", "yes", "y", "ok", "okay", "correct"}
+    | {"ใช่", "ถูกต้อง", "oo", "opo", "tama", "はい", "そうです"}
+)
+NO_WORDS = frozenset(
+    {"否", "不", "不是", "不对", "错了", "no", "n", "wrong", "nope"}
+    | {"ไม่", "ไม่ใช่", "hindi", "mali", "いいえ", "違います", "ちがう"}
+)
 
 CANCELLED = N_("已取消，有什么问题可以直接问我。")
 NOTHING_TO_CANCEL = N_("当前没有进行中的操作，有什么问题可以直接问我。")

@@ -223,7 +223,9 @@ def _flow(check: _Checker, data: MarkedDict) -> Flow | None:
         step = _step(check, name, raw, _line(raw_steps, i), steps)
         if step is not None:
             steps.append(step)
-    action = _action(check, data.get("action"), _line(data, "action"), steps)
+    # slots of steps that had problems of their own still count (no cascade of errors)
+    declared = {str(r.get("slot")) for r in raw_steps if isinstance(r, MarkedDict)}
+    action = _action(check, data.get("action"), _line(data, "action"), steps, declared)
     rounds = data.get("rounds", max(10, bands.limit + 2 * len(steps)))
     if not isinstance(rounds, int) or rounds < 1:
         check.error(_line(data, "rounds"), "`rounds` must be a positive whole number")
@@ -401,13 +403,15 @@ def _messages(check: _Checker, raw: MarkedDict, what: str, kind: Any) -> dict[st
     return result
 
 
-def _action(check: _Checker, raw: Any, line: int, steps: list[Step]) -> Action | None:
+def _action(
+    check: _Checker, raw: Any, line: int, steps: list[Step], declared: set[str]
+) -> Action | None:
     if not isinstance(raw, MarkedDict):
         check.error(line, "the flow needs `action:` with `reply:` and/or `webhook:`")
         return None
     check.unknown_keys(raw, ACTION_KEYS, "`action`")
     reply = check.texts(raw, "reply", "the action")
-    check.names(reply, {s.slot for s in steps}, "the action's reply")
+    check.names(reply, declared, "the action's reply")
     webhook = raw.get("webhook")
     if webhook is not None:
         webhook = _expand(check, str(webhook), _line(raw, "webhook"))

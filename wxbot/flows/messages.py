@@ -3,7 +3,10 @@ and the words it understands in every language."""
 
 from __future__ import annotations
 
+from wxbot.dialog.words import NO_WORDS, YES_WORDS
 from wxbot.i18n import N_, NP_
+
+__all__ = ["NO_WORDS", "YES_WORDS"]  # with the texts below: what the runner says and hears
 
 CONFIRM = N_("你填写的是「{value}」，对吗？请回复「是」或「否」。")
 CONFIRM_AGAIN = N_("请回复「是」确认，或回复「否」重新填写。")
@@ -39,14 +42,6 @@ SMS_DEFAULTS = {
     "lost": LOST,
 }
 
-YES_WORDS = frozenset(
-    {"是", "是的", "对", "对的", "好", "确认", "确定", "yes", "y", "ok", "okay", "correct"}
-    | {"ใช่", "ถูกต้อง", "oo", "opo", "tama", "はい", "そうです", "ok です"}
-)
-NO_WORDS = frozenset(
-    {"否", "不", "不是", "不对", "错了", "no", "n", "wrong", "nope"}
-    | {"ไม่", "ไม่ใช่", "hindi", "mali", "いいえ", "違います", "ちがう"}
-)
 RESEND_WORDS = frozenset(
     {"重发", "重新发送", "重发验证码", "resend", "ส่งใหม่", "ipadala muli", "ulitin", "再送"}
 )

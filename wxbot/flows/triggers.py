@@ -19,11 +19,14 @@ from wxbot.qa.text import STOPWORD_WEIGHT, STOPWORDS, get_analyzer, normalize
 
 FUZZY_CONFIDENT = 0.5
 # values such as order numbers dilute the overlap of the words around them
+_CJK_SPACE = re.compile(r"(?<![a-z0-9]) | (?![a-z0-9])")
 _VALUES = re.compile(r"[+\d][\d\s\-]{3,}\d|[a-z]*\d[a-z\d]{3,}")
 
 
 def phrase_key(text: str) -> str:
-    return normalize(text)
+    """Normalised like knowledge questions; a space only counts between Latin words
+    (「查 订单」 is 「查订单」, 「bind phone」 stays two words)."""
+    return _CJK_SPACE.sub("", normalize(text))
 
 
 def _starts(text: str, phrase: str) -> bool:

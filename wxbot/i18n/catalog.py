@@ -73,7 +73,7 @@ def _read(language: str) -> _Catalog:
     if not path.exists():
         return result
     with path.open("rb") as handle:
-        po = read_po(handle, locale=None, domain=DOMAIN)
+        po = read_po(handle, locale=language, domain=DOMAIN)
     expression = _plural_expression(po.mime_headers)
     if expression:
         result.plural_index = gettext.c2py(expression)

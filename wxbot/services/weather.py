@@ -1,4 +1,4 @@
-"""Weather from Open-Meteo's keyless geocoding and forecast APIs, in readable Chinese."""
+"""Weather from Open-Meteo's keyless geocoding and forecast APIs, readable in every reply language."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import requests
 
+from wxbot.i18n import DEFAULT_LANGUAGE, N_, translate
 from wxbot.services.http import ServiceError, TTLCache, get_json, make_session, timeouts
 
 SERVICE = "weather"
@@ -17,42 +18,51 @@ MAX_CHOICES = 5
 
 # WMO weather interpretation codes (the table in Open-Meteo's docs) in everyday Chinese.
 WMO_CODES: dict[int, str] = {
-    0: "晴",
-    1: "晴间多云",
-    2: "多云",
-    3: "阴",
-    45: "雾",
-    48: "雾凇",
-    51: "小毛毛雨",
-    53: "毛毛雨",
-    55: "大毛毛雨",
-    56: "冻毛毛雨",
-    57: "强冻毛毛雨",
-    61: "小雨",
-    63: "中雨",
-    65: "大雨",
-    66: "冻雨",
-    67: "强冻雨",
-    71: "小雪",
-    73: "中雪",
-    75: "大雪",
-    77: "米雪",
-    80: "小阵雨",
-    81: "阵雨",
-    82: "强阵雨",
-    85: "小阵雪",
-    86: "阵雪",
-    95: "雷阵雨",
-    96: "雷阵雨伴有冰雹",
-    99: "强雷阵雨伴有冰雹",
+    0: N_("晴"),
+    1: N_("晴间多云"),
+    2: N_("多云"),
+    3: N_("阴"),
+    45: N_("雾"),
+    48: N_("雾凇"),
+    51: N_("小毛毛雨"),
+    53: N_("毛毛雨"),
+    55: N_("大毛毛雨"),
+    56: N_("冻毛毛雨"),
+    57: N_("强冻毛毛雨"),
+    61: N_("小雨"),
+    63: N_("中雨"),
+    65: N_("大雨"),
+    66: N_("冻雨"),
+    67: N_("强冻雨"),
+    71: N_("小雪"),
+    73: N_("中雪"),
+    75: N_("大雪"),
+    77: N_("米雪"),
+    80: N_("小阵雨"),
+    81: N_("阵雨"),
+    82: N_("强阵雨"),
+    85: N_("小阵雪"),
+    86: N_("阵雪"),
+    95: N_("雷阵雨"),
+    96: N_("雷阵雨伴有冰雹"),
+    99: N_("强雷阵雨伴有冰雹"),
 }
 
 
+UNKNOWN_WEATHER = N_("天气未知")
+HEADER = N_("{place}天气")
+DAYS = (N_("今天"), N_("明天"))
+DAY_LINE = N_("{day}（{date}）：{details}")
+RAIN = N_("降水概率 {chance}%")
+_SEPARATORS = {"zh": "，", "ja": "、"}
+
+
 def describe_code(code: Any) -> str:
+    """The Chinese description (the catalogue's msgid: Forecast.to_text translates it)."""
     try:
-        return WMO_CODES.get(int(code), "天气未知")
+        return WMO_CODES.get(int(code), UNKNOWN_WEATHER)
     except (TypeError, ValueError):
-        return "天气未知"
+        return UNKNOWN_WEATHER
 
 
 @dataclass(frozen=True)
@@ -97,15 +107,21 @@ class Forecast:
     place_name: str
     days: tuple[Day, ...]
 
-    def to_text(self) -> str:
-        lines = [f"{self.place_name}天气"]
-        for title, day in zip(("今天", "明天"), self.days, strict=False):
-            parts = [day.weather]
+    def to_text(self, language: str = DEFAULT_LANGUAGE) -> str:
+        place = translate(self.place_name, language)  # 「当前位置」 is a catalogue text
+        lines = [translate(HEADER, language, place=place)]
+        separator = _SEPARATORS.get(language, ", ")
+        for title, day in zip(DAYS, self.days, strict=False):
+            parts = [translate(day.weather, language)]
             if day.t_min is not None and day.t_max is not None:
                 parts.append(f"{round(day.t_min)}～{round(day.t_max)}°C")
             if day.rain_chance is not None:
-                parts.append(f"降水概率 {day.rain_chance}%")
-            lines.append(f"{title}（{day.date[5:]}）：" + "，".join(parts))
+                parts.append(translate(RAIN, language, chance=day.rain_chance))
+            details = separator.join(parts)
+            day_name = translate(title, language)
+            lines.append(
+                translate(DAY_LINE, language, day=day_name, date=day.date[5:], details=details)
+            )
         return "\n".join(lines)
 
 

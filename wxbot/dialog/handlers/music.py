@@ -12,14 +12,15 @@ import unicodedata
 from typing import Any
 
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Handler, Outcome, Router, Turn
+from wxbot.i18n import N_
 from wxbot.messages.replies import Music, Silent, Text
 from wxbot.services.music import Song
 
 WAIT_MUSIC_INFO = "WAIT_MUSIC_INFO"
 
-ASK_SONG = "想听什么歌？请发歌名，也可以加上歌手（如：晴天 周杰伦）。发「取消」退出。"
-NOT_FOUND = "没有找到「{term}」，换个歌名或加上歌手名再试试？"
-UNAVAILABLE = "音乐服务暂时不可用，请稍后再试。"
+ASK_SONG = N_("想听什么歌？请发歌名，也可以加上歌手（如：晴天 周杰伦）。发「取消」退出。")
+NOT_FOUND = N_("没有找到「{term}」，换个歌名或加上歌手名再试试？")
+UNAVAILABLE = N_("音乐服务暂时不可用，请稍后再试。")
 MAX_TERM_CHARS = 50
 
 _REQUEST = re.compile(
@@ -48,9 +49,10 @@ def _song_reply(song: Song) -> Music:
 def _make_resume(term: str):  # type: ignore[no-untyped-def]
     def resume(turn: Turn, result: Any) -> Outcome:
         if not isinstance(result, list):  # the work's exception: the service is down or slow
-            return Outcome(Text(UNAVAILABLE), WAIT_QUERY)
+            return Outcome(Text(turn.t(UNAVAILABLE)), WAIT_QUERY)
         if not result:
-            return Outcome(Text(NOT_FOUND.format(term=term)), WAIT_MUSIC_INFO, failed=True)
+            reply = Text(turn.t(NOT_FOUND, term=term))
+            return Outcome(reply, WAIT_MUSIC_INFO, failed=True)
         return Outcome(_song_reply(result[0]), WAIT_QUERY)
 
     return resume
@@ -59,7 +61,7 @@ def _make_resume(term: str):  # type: ignore[no-untyped-def]
 def _search(turn: Turn, term: str, state: str) -> Outcome:
     music = getattr(turn.deps.services, "music", None)
     if music is None:
-        return Outcome(Text(UNAVAILABLE), WAIT_QUERY)
+        return Outcome(Text(turn.t(UNAVAILABLE)), WAIT_QUERY)
     return Outcome(
         None,
         state,
@@ -76,7 +78,7 @@ def route(turn: Turn) -> Outcome | None:
     if term is None:
         return None
     if not term:
-        return Outcome(Text(ASK_SONG), WAIT_MUSIC_INFO)
+        return Outcome(Text(turn.t(ASK_SONG)), WAIT_MUSIC_INFO)
     return _search(turn, term[:MAX_TERM_CHARS], WAIT_QUERY)
 
 
@@ -87,7 +89,7 @@ def wait_song(turn: Turn) -> Outcome:
     if term is None:
         term = unicodedata.normalize("NFKC", turn.text).strip(_PUNCT)
     if not term:
-        return Outcome(Text(ASK_SONG), WAIT_MUSIC_INFO, failed=True)
+        return Outcome(Text(turn.t(ASK_SONG)), WAIT_MUSIC_INFO, failed=True)
     return _search(turn, term[:MAX_TERM_CHARS], WAIT_MUSIC_INFO)
 
 

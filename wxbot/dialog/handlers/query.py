@@ -13,13 +13,14 @@ from __future__ import annotations
 import unicodedata
 
 from wxbot.dialog.flow import WAIT_QUERY, Outcome, Turn
+from wxbot.i18n import N_
 from wxbot.messages.replies import Text
 from wxbot.qa import store
 
-DONT_KNOW = "这个问题我还不会回答，已经记下来了，会尽快请同事补充。你也可以换个说法再问我。"
-TEACH_HINT = "\n\n（你有教学权限：发送「学习」，先发问题、再发答案，就能教会我。）"
-DID_YOU_MEAN = "我不太确定你想问的是哪一个：\n{choices}\n回复序号查看答案，或者换个说法再问。"
-GONE = "这条答案刚刚被删除了，请换个说法再问一次。"
+DONT_KNOW = N_("这个问题我还不会回答，已经记下来了，会尽快请同事补充。你也可以换个说法再问我。")
+TEACH_HINT = N_("\n\n（你有教学权限：发送「学习」，先发问题、再发答案，就能教会我。）")
+DID_YOU_MEAN = N_("我不太确定你想问的是哪一个：\n{choices}\n回复序号查看答案，或者换个说法再问。")
+GONE = N_("这条答案刚刚被删除了，请换个说法再问一次。")
 SUGGEST = "suggest"  # slot: entry ids offered as "did you mean" choices
 
 
@@ -37,14 +38,14 @@ def answer(turn: Turn) -> Outcome:
     kb = turn.deps.kb
     text = turn.text
     if kb is None or not text:
-        return Outcome(Text(DONT_KNOW), WAIT_QUERY)
+        return Outcome(Text(turn.t(DONT_KNOW)), WAIT_QUERY)
     kb.refresh_if_stale(turn.db)
     offered = turn.slots.get(SUGGEST) or []
     picked = _choice(text, len(offered)) if offered else None
     if picked is not None:
         match = kb.entry(int(offered[picked - 1]))
         if match is None:
-            return Outcome(Text(GONE), WAIT_QUERY)
+            return Outcome(Text(turn.t(GONE)), WAIT_QUERY)
         kb.record_hit(match.entry_id)
         kb.maybe_flush_hits(turn.db)
         return Outcome(Text(match.answer), WAIT_QUERY)
@@ -61,7 +62,9 @@ def answer(turn: Turn) -> Outcome:
         ids = [e for e in ids if e in titles]
         choices = "\n".join(f"{i}. {titles[e]}" for i, e in enumerate(ids, 1))
         slots = {SUGGEST: ids}
-        reply = DID_YOU_MEAN.format(choices=choices) + (TEACH_HINT if turn.can_teach else "")
+        reply = turn.t(DID_YOU_MEAN, choices=choices) + (
+            turn.t(TEACH_HINT) if turn.can_teach else ""
+        )
         return Outcome(Text(reply), WAIT_QUERY, slots=slots)
-    reply = DONT_KNOW + (TEACH_HINT if turn.can_teach else "")
+    reply = turn.t(DONT_KNOW) + (turn.t(TEACH_HINT) if turn.can_teach else "")
     return Outcome(Text(reply), WAIT_QUERY)

@@ -15,18 +15,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Handler, Outcome, Router, Turn
+from wxbot.i18n import N_
 from wxbot.messages.replies import Silent, Text
 from wxbot.services.weather import Forecast, Place, pick_place
 
 WAIT_WEATHER_CITY = "WAIT_WEATHER_CITY"
 WAIT_WEATHER_CHOICE = "WAIT_WEATHER_CHOICE"
 
-ASK_CITY = "想查哪个城市的天气？请发城市名（如：北京），也可以直接发送位置。发「取消」退出。"
-UNKNOWN_CITY = "没有找到「{city}」，请换个写法再发一次城市名（如：上海、杭州）。"
-CHOOSE = "找到多个叫「{city}」的地方，请回复序号：\n{choices}"
-BAD_CHOICE = "请回复 1 到 {n} 之间的序号，或发送其他城市名。"
-UNAVAILABLE = "天气服务暂时不可用，请稍后再试。"
-HERE = "当前位置"
+ASK_CITY = N_("想查哪个城市的天气？请发城市名（如：北京），也可以直接发送位置。发「取消」退出。")
+UNKNOWN_CITY = N_("没有找到「{city}」，请换个写法再发一次城市名（如：上海、杭州）。")
+CHOOSE = N_("找到多个叫「{city}」的地方，请回复序号：\n{choices}")
+BAD_CHOICE = N_("请回复 1 到 {n} 之间的序号，或发送其他城市名。")
+UNAVAILABLE = N_("天气服务暂时不可用，请稍后再试。")
+HERE = N_("当前位置")
 MAX_CITY_CHARS = 20
 
 _PREFIX = re.compile(r"^(?:查询?|看看)?(?:天气预报|天气|weather)\s*[:：,，]?\s*(.*)$", re.I)
@@ -85,15 +86,16 @@ def find_weather(services: Any, city: str) -> Lookup:
 
 def _resume_lookup(turn: Turn, result: Any) -> Outcome:
     if not isinstance(result, Lookup):  # the exception from the work: down, slow, nonsense
-        return Outcome(Text(UNAVAILABLE), WAIT_QUERY)
+        return Outcome(Text(turn.t(UNAVAILABLE)), WAIT_QUERY)
     if result.forecast is not None:
-        return Outcome(Text(result.forecast.to_text()), WAIT_QUERY)
+        return Outcome(Text(result.forecast.to_text(turn.language)), WAIT_QUERY)
     if not result.choices:
-        return Outcome(Text(UNKNOWN_CITY.format(city=result.city)), WAIT_WEATHER_CITY, failed=True)
+        reply = Text(turn.t(UNKNOWN_CITY, city=result.city))
+        return Outcome(reply, WAIT_WEATHER_CITY, failed=True)
     labels = [Place.from_dict(d).label for d in result.choices]
     choices = "\n".join(f"{i}. {label}" for i, label in enumerate(labels, 1))
     return Outcome(
-        Text(CHOOSE.format(city=result.city, choices=choices)),
+        Text(turn.t(CHOOSE, city=result.city, choices=choices)),
         WAIT_WEATHER_CHOICE,
         slots={"places": result.choices, "city": result.city},
     )
@@ -101,8 +103,8 @@ def _resume_lookup(turn: Turn, result: Any) -> Outcome:
 
 def _resume_forecast(turn: Turn, result: Any) -> Outcome:
     if not isinstance(result, Forecast):
-        return Outcome(Text(UNAVAILABLE), WAIT_QUERY)
-    return Outcome(Text(result.to_text()), WAIT_QUERY)
+        return Outcome(Text(turn.t(UNAVAILABLE)), WAIT_QUERY)
+    return Outcome(Text(result.to_text(turn.language)), WAIT_QUERY)
 
 
 # --- handlers --------------------------------------------------------------------------------
@@ -110,7 +112,7 @@ def _resume_forecast(turn: Turn, result: Any) -> Outcome:
 
 def _unavailable(turn: Turn) -> Outcome | None:
     if getattr(turn.deps.services, "weather", None) is None:
-        return Outcome(Text(UNAVAILABLE), WAIT_QUERY)
+        return Outcome(Text(turn.t(UNAVAILABLE)), WAIT_QUERY)
     return None
 
 
@@ -155,7 +157,7 @@ def route(turn: Turn) -> Outcome | None:
     if city is None:
         return None
     if not city:
-        return Outcome(Text(ASK_CITY), WAIT_WEATHER_CITY)
+        return Outcome(Text(turn.t(ASK_CITY)), WAIT_WEATHER_CITY)
     return _lookup(turn, city, WAIT_QUERY)
 
 
@@ -167,14 +169,14 @@ def wait_city(turn: Turn) -> Outcome:
         return Outcome(Silent(), WAIT_WEATHER_CITY, slots=turn.slots, counts=False)
     city = parse_request(turn.text) or clean_city(turn.text)
     if not city or len(city) > MAX_CITY_CHARS:
-        return Outcome(Text(ASK_CITY), WAIT_WEATHER_CITY, failed=True)
+        return Outcome(Text(turn.t(ASK_CITY)), WAIT_WEATHER_CITY, failed=True)
     return _lookup(turn, city, WAIT_WEATHER_CITY)
 
 
 def wait_choice(turn: Turn) -> Outcome:
     places = [Place.from_dict(d) for d in turn.slots.get("places", [])]
     if not places:  # slots lost (should not happen): start the question over
-        return Outcome(Text(ASK_CITY), WAIT_WEATHER_CITY)
+        return Outcome(Text(turn.t(ASK_CITY)), WAIT_WEATHER_CITY)
     where = _location(turn)
     if where is not None:
         return _forecast_at(turn, *where, WAIT_WEATHER_CHOICE)
@@ -189,7 +191,7 @@ def wait_choice(turn: Turn) -> Outcome:
                 turn, place.latitude, place.longitude, place.name, WAIT_WEATHER_CHOICE
             )
         return Outcome(
-            Text(BAD_CHOICE.format(n=len(places))),
+            Text(turn.t(BAD_CHOICE, n=len(places))),
             WAIT_WEATHER_CHOICE,
             slots=turn.slots,
             failed=True,
