@@ -1,7 +1,8 @@
 """Which flow a message in WAIT_QUERY starts, if any.
 
 In order: a keyword the message starts with (「绑定手机 13800138000」); a trigger phrase the
-message contains (「我要查充值，订单号 …」); then a fuzzy match of the whole message against
+message contains (「我要查充值，订单号 …」), or all of whose words it contains in any order
+(「my recharge was not received」 for 「recharge not received」); then a fuzzy match against
 the trigger phrases, scored like knowledge questions (the knowledge base's analyzer and BM25
 index, overlap as the confidence). A fuzzy match must be confident *and* at least as good as
 the best knowledge-base question, so a question the knowledge base answers well is not stolen
@@ -52,6 +53,14 @@ class TriggerMatcher:
             ((phrase_key(t), f) for f in flows for t in f.triggers), key=lambda p: -len(p[0])
         )
         self._index: Bm25Index | None = None
+        self._terms: list[tuple[frozenset[str], Flow]] | None = None
+
+    def _term_sets(self) -> list[tuple[frozenset[str], Flow]]:
+        if self._terms is None:
+            analyzer = get_analyzer()
+            sets = [(frozenset(analyzer.terms(p)), f) for p, f in self.phrases]
+            self._terms = [(t, f) for t, f in sets if len(t) >= 2]
+        return self._terms
 
     def _fuzzy_index(self) -> Bm25Index:
         if self._index is None:
@@ -76,6 +85,10 @@ class TriggerMatcher:
         if not self.phrases:
             return None
         terms = get_analyzer().terms(phrase_key(_VALUES.sub(" ", key)))
+        present = set(terms)
+        for phrase_terms, flow in self._term_sets():
+            if phrase_terms <= present:  # every word of the phrase, in any order
+                return flow
         hits = self._fuzzy_index().search(terms, limit=1)
         if not hits or hits[0].confidence < FUZZY_CONFIDENT:
             return None
