@@ -99,3 +99,26 @@ def test_bad_files_stop_start_up(tmp_path, make_app) -> None:  # type: ignore[no
     write(tmp_path, "order", GOOD.format(name="order", trigger="查订单").replace("ask:", "asc:"))
     with pytest.raises(ConfigError, match="needs a prompt"):
         make_app(flows_dir=str(tmp_path))
+
+
+def test_models_match_the_migration(app) -> None:  # type: ignore[no-untyped-def]
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from wxbot.models import Base
+
+    mine = {"user_languages", "flow_stats"}
+    with app.extensions["wxbot.engine"].connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert [d for d in diffs if mine & set(map(str, _tables(d)))] == []
+
+
+def _tables(diff: object) -> list[str]:
+    items = diff if isinstance(diff, list) else [diff]
+    names = []
+    for item in items:
+        for part in item if isinstance(item, tuple) else ():
+            table = getattr(part, "table", None) or part
+            name = getattr(table, "name", None)
+            names.append(name if isinstance(name, str) else part if isinstance(part, str) else "")
+    return names
