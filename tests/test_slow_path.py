@@ -173,3 +173,23 @@ def test_a_late_result_survives_a_next_message_that_is_itself_slow(slow_app, fak
     assert isinstance(song, Music) and song.title == "晴天"  # the new answer goes now
     reply = content(say(bot, "u1", "你好"))  # the late one waits for a text reply
     assert reply.startswith(words.LATE_RESULT) and BEIJING_PREFIX in reply
+
+
+def test_slow_flow_webhook_is_delivered_with_the_next_message_in_the_users_language(
+    slow_app, fake_apis, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("WXBOT_RECHARGE_WEBHOOK", f"{fake_apis.url}/recharge")
+    bot = slow_app().extensions["wxbot.bot"]
+    say(bot, "u1", "check my recharge")
+    msg = text("u1", "202501150830123456")
+    first, second, third = three_deliveries_while_slow(bot, fake_apis, msg, "recharge")
+    assert (
+        content(third)
+        == "Still working on it. Send any message in a little while to get the result."
+    )
+    fake_apis.release("recharge")
+    first.join(10)
+    second.join(10)
+    reply = content(say(bot, "u1", "thanks"))
+    assert reply.startswith("[Result of your last request]")
+    assert "100 CNY was credited" in reply
