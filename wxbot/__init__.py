@@ -32,6 +32,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from wxbot.db import default_sqlite_url, make_engine
     from wxbot.dialog.engine import Bot
     from wxbot.dialog.flow import Deps
+    from wxbot.llm import MemoryStore, build_fallback
     from wxbot.qa import build_knowledge_base
     from wxbot.services import build_services
 
@@ -41,6 +42,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         settings=settings,
         kb=build_knowledge_base(settings, engine),
         services=build_services(settings, engine),
+        memory=MemoryStore(),
+        fallback=build_fallback(settings),
     )
     app.extensions["wxbot.settings"] = settings
     app.extensions["wxbot.engine"] = engine

@@ -57,11 +57,13 @@ class Bot(SlowWork):
         self.deps = deps or Deps(settings=settings)
         self.table = table or build_table()
         self.clock = clock
-        # The knowledge version rides along with the context lock: freshness for free.
-        version_column = getattr(self.deps.kb, "version_column", None)
-        self._lock_statement = (
-            store.lock_statement(version_column()) if version_column else store.lock_statement()
+        # The knowledge version and the user's history window ride along with the context
+        # lock: freshness and memory for free.
+        riders = (
+            getattr(self.deps.kb, "version_column", None),
+            getattr(self.deps.memory, "window_column", None),
         )
+        self._lock_statement = store.lock_statement(*(rider() for rider in riders if rider))
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="wxbot-deferred")
         self._messages = 0
         self._count_lock = threading.Lock()
@@ -118,7 +120,9 @@ class Bot(SlowWork):
             if ctx is None:
                 if not self._has_room(conn, now):
                     return Text(words.BUSY)
-                store.create_context(conn, msg.openid, now, settings.session_ttl)
+                memory = self.deps.memory  # a returning user's context starts from their memory
+                history = memory.initial_history(msg.openid) if memory is not None else "[]"
+                store.create_context(conn, msg.openid, now, settings.session_ttl, history)
                 ctx, _ = store.lock_context(conn, msg.openid, None, self._lock_statement)
                 assert ctx is not None
             if "kb_version" in ctx.extras:
@@ -152,8 +156,7 @@ class Bot(SlowWork):
         if ctx.expires_at > now:
             return ""
         was_waiting = ctx.state != WAIT_QUERY
-        ctx.reset()
-        ctx.history = []
+        ctx.reset()  # the dialogue starts over; the history (the user's memory) stays
         return words.TIMED_OUT if was_waiting else ""
 
     # ------------------------------------------------------------------- dispatch
@@ -269,8 +272,12 @@ class Bot(SlowWork):
         pages = outcome.pages if isinstance(outcome, _NextPage) else None
         reply = delivery.compose(ctx, reply, slots, settings.reply_max_bytes, notice, pages)
         if remember:
-            delivery.remember(ctx, msg, reply, settings.history_rounds)
+            delivery.remember(ctx, msg, reply, self.history_window(ctx))
         return reply
+
+    def history_window(self, ctx: ContextRow) -> int:
+        """Rounds of history kept for this user: their own setting, else the default."""
+        return ctx.extras.get("memory_rounds") or self.settings.history_rounds
 
     # ------------------------------------------------------------------- housekeeping
 
@@ -287,6 +294,8 @@ class Bot(SlowWork):
         store.forget_user(conn, openid)
         for forget in self.table.forgetters:
             forget(conn, openid)
+        if self.deps.memory is not None:
+            self.deps.memory.forget_user(conn, openid)
 
     def clean_up(self, batch: int = 1000) -> tuple[int, int]:
         """Delete expired contexts and day-old seen records, in batches; returns the counts."""

@@ -30,6 +30,10 @@ class Deps:
     settings: Settings
     kb: Any = None  # wxbot.qa.KnowledgeBase
     services: Any = None  # wxbot.services.Services
+    memory: Any = None  # wxbot.llm.MemoryStore: per-user window, durable history, forget_user
+    # Asked when the knowledge base has no confident answer (wxbot.llm's LLM fallback): an
+    # Outcome, or None to let the knowledge base say it does not know.
+    fallback: Callable[[Turn], Outcome | None] | None = None
 
 
 @dataclass
