@@ -35,6 +35,13 @@ def echo(messages: list[dict[str, str]]) -> str:
     return f"LLM答：{messages[-1]['content'][-40:]}"
 
 
+def rounds_in(messages: list[dict[str, str]]) -> list[tuple[str, str]]:
+    """The history a request carried: (user, assistant) pairs between system and question."""
+    middle = messages[1:-1]
+    assert [m["role"] for m in middle] == ["user", "assistant"] * (len(middle) // 2)
+    return [(middle[i]["content"], middle[i + 1]["content"]) for i in range(0, len(middle), 2)]
+
+
 class FakeLlm:
     def __init__(self) -> None:
         self.answer: Callable[[list[dict[str, str]]], str] = echo

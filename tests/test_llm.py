@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
-from tests.fakellm import API_KEY, FakeLlm, fake_llm_fixture  # noqa: F401
+from tests.fakellm import API_KEY, FakeLlm, fake_llm_fixture, rounds_in  # noqa: F401
 from tests.helpers import content, say
 from tests.helpers import event as event_msg
 from wxbot.dialog.engine import Bot
@@ -41,13 +41,6 @@ def llm_app(make_app, fake_llm: FakeLlm):  # type: ignore[no-untyped-def]
 def teach(bot: Bot, question: str, answer: str) -> None:
     with bot.engine.begin() as conn:
         writer.create_entry(conn, [question], answer, now=1.0, source="api")
-
-
-def rounds_in(messages: list[dict[str, str]]) -> list[tuple[str, str]]:
-    """The history a request carried: (user, assistant) pairs between system and question."""
-    middle = messages[1:-1]
-    assert [m["role"] for m in middle] == ["user", "assistant"] * (len(middle) // 2)
-    return [(middle[i]["content"], middle[i + 1]["content"]) for i in range(0, len(middle), 2)]
 
 
 def ask(bot: Bot, openid: str, question: str, transcript: list[tuple[str, str]]) -> str:
