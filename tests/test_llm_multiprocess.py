@@ -5,25 +5,16 @@ from __future__ import annotations
 
 import itertools
 
-import pytest
 import requests
 
 from tests.fakellm import FakeLlm, fake_llm_fixture, rounds_in  # noqa: F401
 from tests.processes import post_text, serve
-from wxbot.db import make_engine, upgrade
+from tests.test_multiprocess import database  # noqa: F401 - the fixture: an upgraded database
 
 _ids = itertools.count(8_000_000_000)
 
 
-@pytest.fixture
-def database(db_url):  # type: ignore[no-untyped-def]
-    engine = make_engine(db_url)
-    upgrade(engine)
-    engine.dispose()
-    return db_url
-
-
-def test_two_processes_share_one_users_memory(database, fake_llm: FakeLlm) -> None:
+def test_two_processes_share_one_users_memory(database, fake_llm: FakeLlm) -> None:  # noqa: F811
     env = {**fake_llm.env(), "WXBOT_HISTORY_ROUNDS": "3", "WXBOT_LLM_RATE": "0"}
     with serve(database, **env) as (a, b):
         http = requests.Session()

@@ -26,7 +26,7 @@ from wxbot.dialog import context as store
 from wxbot.dialog import delivery, words
 from wxbot.dialog.context import ContextRow
 from wxbot.dialog.delivery import PAGES, public_slots
-from wxbot.dialog.flow import WAIT_QUERY, Deps, Outcome, Turn
+from wxbot.dialog.flow import WAIT_QUERY, WINDOW_COLUMN, Deps, Outcome, Turn
 from wxbot.dialog.paging import MORE_WORDS
 from wxbot.dialog.slow import Pending, SlowWork, dump_reply
 from wxbot.dialog.states import DialogueTable, build_table
@@ -277,7 +277,7 @@ class Bot(SlowWork):
 
     def history_window(self, ctx: ContextRow) -> int:
         """Rounds of history kept for this user: their own setting, else the default."""
-        return ctx.extras.get("memory_rounds") or self.settings.history_rounds
+        return ctx.extras.get(WINDOW_COLUMN) or self.settings.history_rounds
 
     # ------------------------------------------------------------------- housekeeping
 

@@ -30,7 +30,7 @@ RATE_LIMITED = "你问得有点快，请稍等一分钟再问我。"
 DAILY_LIMIT = "今天的智能问答额度已经用完了，明天再来吧。知识库里有的问题仍然可以随时问我。"
 TRUNCATED = "……（回答较长，后面的部分省略了）"
 GROUNDING_ENTRIES = 3  # the best few knowledge entries go into the prompt
-GROUNDING_MIN_CONFIDENCE = 0.1  # below this overlap an entry is noise, not grounding
+GROUNDING_MIN_CONFIDENCE = 0.2  # below this overlap an entry was noise in the starter FAQ
 
 
 class LlmFallback:

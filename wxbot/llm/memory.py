@@ -26,12 +26,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from wxbot.db import is_mysql
 from wxbot.dialog.context import contexts
+from wxbot.dialog.flow import WINDOW_COLUMN
 from wxbot.llm.models import LlmAnswer, Memory
 
 memories = Memory.__table__
 answers = LlmAnswer.__table__
 
-WINDOW_LABEL = "memory_rounds"  # the per-user window's column in the engine's lock statement
 CHINA_OFFSET = 8 * 3600  # daily caps roll over at midnight in China (UTC+8), where users live
 RATE_WINDOW = 60.0  # seconds: WXBOT_LLM_RATE counts calls in the last minute
 
@@ -102,7 +102,7 @@ class MemoryStore:
             select(memories.c.history_rounds)
             .where(memories.c.openid == bindparam("openid"))
             .scalar_subquery()
-            .label(WINDOW_LABEL)
+            .label(WINDOW_COLUMN)
         )
 
     def initial_history(self, openid: str) -> Any:
