@@ -240,6 +240,14 @@ def test_failures_become_the_dont_know_reply(llm_app, fake_llm, step, caplog) ->
     assert API_KEY not in caplog.text
 
 
+def test_a_timeout_becomes_the_dont_know_reply(llm_app, fake_llm) -> None:  # type: ignore[no-untyped-def]
+    bot = llm_app(llm_timeout=0.3).extensions["wxbot.bot"]
+    fake_llm.hold()  # the model never answers in time
+    assert content(say(bot, "o_u", "火星上有信号吗")) == DONT_KNOW
+    fake_llm.release()
+    assert len(fake_llm.requests) == 1  # not sent twice
+
+
 def test_long_answers_are_capped_and_paged(llm_app, fake_llm) -> None:  # type: ignore[no-untyped-def]
     bot = llm_app(llm_max_tokens=100).extensions["wxbot.bot"]
     fake_llm.answer = lambda messages: "很长的回答。" * 250
