@@ -35,6 +35,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from wxbot.dialog.states import build_table
     from wxbot.flows import load_flows
     from wxbot.flows.runner import FlowRunner
+    from wxbot.llm import MemoryStore, build_fallback
     from wxbot.qa import build_knowledge_base
     from wxbot.services import build_services
 
@@ -45,6 +46,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         settings=settings,
         kb=build_knowledge_base(settings, engine),
         services=build_services(settings, engine),
+        memory=MemoryStore(),
+        fallback=build_fallback(settings),
     )
     app.extensions["wxbot.settings"] = settings
     app.extensions["wxbot.engine"] = engine

@@ -20,6 +20,12 @@ DEFAULT_WELCOME = N_(
     "试试：天气 北京、点歌 晴天、绑定手机、查充值；随时发「取消」退出当前步骤，发「人工」转人工客服。\n"
     "English: language en · ภาษาไทย: language th · Tagalog: language tl · 日本語：language ja"
 )
+DEFAULT_SYSTEM_PROMPT = (
+    "你是一个微信公众号的客服助手。回答简洁、友好、准确，使用用户所用的语言，"
+    "一般不超过 300 字；不知道的就说不知道，不要编造。"
+)
+LLM_MODES = ("off", "fallback")
+MAX_HISTORY_ROUNDS = 50
 _AES_KEY_RE = re.compile(r"^[A-Za-z0-9]{43}$")
 
 
@@ -58,10 +64,30 @@ class Settings:
     seen_ttl: int = 86_400
     default_language: str = "zh"  # replies to users whose language is not known yet
     flows_dir: str | None = None  # None: knowledge/flows (see wxbot.flows.default_dir)
+    # LLM answers (wxbot/llm): an OpenAI-compatible chat endpoint asked when the knowledge base
+    # has no confident answer. The key is kept out of repr() so a logged Settings never shows it.
+    llm_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = field(default=None, repr=False)
+    llm_system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    llm_max_tokens: int = 512
+    llm_mode: str | None = None  # off | fallback; None: fallback when llm_url is set
+    llm_rate: int = 6  # calls per user per minute (0: no limit)
+    llm_daily_tokens: int = 30_000  # tokens per user per day (0: no cap)
+    llm_price_input: float = 0.0  # per million prompt tokens, for cost estimates
+    llm_price_output: float = 0.0  # per million completion tokens
+    llm_connect_timeout: float = 2.0
+    llm_timeout: float = 20.0  # read budget: a 7-12 s answer still arrives (retry/push/next)
 
     @property
     def demo_credentials(self) -> bool:
         return self.token == DEMO_TOKEN or self.appid == DEMO_APPID
+
+    @property
+    def llm_fallback(self) -> bool:
+        """Ask the LLM when the knowledge base has no confident answer?"""
+        mode = self.llm_mode or ("fallback" if self.llm_url else "off")
+        return mode == "fallback"
 
 
 _ENV: dict[str, tuple[str, type]] = {
@@ -91,6 +117,18 @@ _ENV: dict[str, tuple[str, type]] = {
     "WXBOT_REPLY_DEADLINE": ("reply_deadline", float),
     "WXBOT_DEFAULT_LANGUAGE": ("default_language", str),
     "WXBOT_FLOWS_DIR": ("flows_dir", str),
+    "WXBOT_LLM_URL": ("llm_url", str),
+    "WXBOT_LLM_MODEL": ("llm_model", str),
+    "WXBOT_LLM_API_KEY": ("llm_api_key", str),
+    "WXBOT_LLM_SYSTEM_PROMPT": ("llm_system_prompt", str),
+    "WXBOT_LLM_MAX_TOKENS": ("llm_max_tokens", int),
+    "WXBOT_LLM_MODE": ("llm_mode", str),
+    "WXBOT_LLM_RATE": ("llm_rate", int),
+    "WXBOT_LLM_DAILY_TOKENS": ("llm_daily_tokens", int),
+    "WXBOT_LLM_PRICE_INPUT": ("llm_price_input", float),
+    "WXBOT_LLM_PRICE_OUTPUT": ("llm_price_output", float),
+    "WXBOT_LLM_CONNECT_TIMEOUT": ("llm_connect_timeout", float),
+    "WXBOT_LLM_TIMEOUT": ("llm_timeout", float),
 }
 _FIELD_TYPES = {f.name: f for f in fields(Settings)}
 
@@ -160,10 +198,35 @@ def validate(settings: Settings) -> None:
             raise ConfigError(f"WXBOT_{name.upper()} must be at least 1")
     if settings.default_language not in LANGUAGES:
         raise ConfigError(f"WXBOT_DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}")
+    if settings.history_rounds > MAX_HISTORY_ROUNDS:
+        raise ConfigError(f"WXBOT_HISTORY_ROUNDS must be at most {MAX_HISTORY_ROUNDS}")
+    _validate_llm(settings)
     if settings.sms_backend not in ("console", "webhook"):
         raise ConfigError("WXBOT_SMS_BACKEND must be 'console' or 'webhook'")
     if settings.sms_backend == "webhook" and not settings.sms_webhook_url:
         raise ConfigError("WXBOT_SMS_BACKEND=webhook needs WXBOT_SMS_WEBHOOK_URL")
+
+
+def _validate_llm(settings: Settings) -> None:
+    if settings.llm_mode is not None and settings.llm_mode not in LLM_MODES:
+        raise ConfigError(f"WXBOT_LLM_MODE must be 'off' or 'fallback', not {settings.llm_mode!r}")
+    url = settings.llm_url
+    if url is not None and not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(
+            "WXBOT_LLM_URL must be the http(s) base URL of an OpenAI-compatible API, e.g. "
+            "https://api.openai.com/v1 (requests go to {url}/chat/completions)"
+        )
+    if settings.llm_fallback and not url:
+        raise ConfigError("WXBOT_LLM_MODE=fallback needs WXBOT_LLM_URL")
+    if url and not settings.llm_model:
+        raise ConfigError(
+            "WXBOT_LLM_URL is set but WXBOT_LLM_MODEL is not; set the model name, "
+            "e.g. gpt-4o-mini, deepseek-chat or qwen2.5:7b"
+        )
+    if not 1 <= settings.llm_max_tokens <= 32_000:
+        raise ConfigError("WXBOT_LLM_MAX_TOKENS must be between 1 and 32000")
+    if settings.llm_connect_timeout <= 0 or settings.llm_timeout <= 0:
+        raise ConfigError("WXBOT_LLM_CONNECT_TIMEOUT and WXBOT_LLM_TIMEOUT must be positive")
 
 
 def warn_about_demo(settings: Settings) -> None:

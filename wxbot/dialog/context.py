@@ -133,14 +133,17 @@ def find_seen(conn: Connection, dedup_key: str, lock: bool = False) -> SeenRecor
     return SeenRecord(row.reply, row.status, row.attempts) if row else None
 
 
-def create_context(conn: Connection, openid: str, now: float, ttl: float) -> None:
+def create_context(
+    conn: Connection, openid: str, now: float, ttl: float, history: Any = "[]"
+) -> None:
     """Insert a fresh context, tolerating a concurrent insert of the same OpenID (the first
-    message of a new user may reach two containers at once)."""
+    message of a new user may reach two containers at once). ``history``: JSON text, or a SQL
+    expression evaluated inside the INSERT (a returning user's remembered history)."""
     values = {
         "openid": openid,
         "state": WAIT_QUERY,
         "slots": "{}",
-        "history": "[]",
+        "history": history,
         "rounds": 0,
         "attempts": 0,
         "created_at": now,

@@ -26,7 +26,7 @@ from wxbot.dialog import context as store
 from wxbot.dialog import delivery, language, words
 from wxbot.dialog.context import ContextRow
 from wxbot.dialog.delivery import PAGES, public_slots
-from wxbot.dialog.flow import WAIT_QUERY, Deps, Limits, Outcome, Turn
+from wxbot.dialog.flow import WAIT_QUERY, WINDOW_COLUMN, Deps, Limits, Outcome, Turn
 from wxbot.dialog.paging import MORE_WORDS
 from wxbot.dialog.slow import Pending, SlowWork, dump_reply
 from wxbot.dialog.states import DialogueTable, build_table
@@ -58,10 +58,13 @@ class Bot(SlowWork):
         self.deps = deps or Deps(settings=settings)
         self.table = table or build_table()
         self.clock = clock
-        # The knowledge version and the user's language ride along with the context lock:
-        # freshness and language for free (no extra round trip).
-        version_column = getattr(self.deps.kb, "version_column", None)
-        extra_columns = [version_column()] if version_column else []
+        # The knowledge version, the user's language and their history window ride along
+        # with the context lock: freshness, language and memory for free (no extra round trip).
+        riders = (
+            getattr(self.deps.kb, "version_column", None),
+            getattr(self.deps.memory, "window_column", None),
+        )
+        extra_columns = [rider() for rider in riders if rider]
         self._lock_statement = store.lock_statement(*extra_columns, *language.lock_columns())
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="wxbot-deferred")
         self._messages = 0
@@ -119,7 +122,9 @@ class Bot(SlowWork):
             if ctx is None:
                 if not self._has_room(conn, now):
                     return Text(translate(words.BUSY, language.guess(msg, self._default_language)))
-                store.create_context(conn, msg.openid, now, settings.session_ttl)
+                memory = self.deps.memory  # a returning user's context starts from their memory
+                history = memory.initial_history(msg.openid) if memory is not None else "[]"
+                store.create_context(conn, msg.openid, now, settings.session_ttl, history)
                 ctx, _ = store.lock_context(conn, msg.openid, None, self._lock_statement)
                 assert ctx is not None
             if "kb_version" in ctx.extras:
@@ -156,8 +161,7 @@ class Bot(SlowWork):
         if ctx.expires_at > now:
             return ""
         was_waiting = ctx.state != WAIT_QUERY
-        ctx.reset()
-        ctx.history = []
+        ctx.reset()  # the dialogue starts over; the history (the user's memory) stays
         return words.TIMED_OUT if was_waiting else ""
 
     # ------------------------------------------------------------------- dispatch
@@ -320,8 +324,12 @@ class Bot(SlowWork):
         notice = translate(notice, lang) if notice else ""
         reply = delivery.compose(ctx, reply, slots, settings.reply_max_bytes, notice, pages, lang)
         if remember:
-            delivery.remember(ctx, msg, reply, settings.history_rounds)
+            delivery.remember(ctx, msg, reply, self.history_window(ctx))
         return reply
+
+    def history_window(self, ctx: ContextRow) -> int:
+        """Rounds of history kept for this user: their own setting, else the default."""
+        return ctx.extras.get(WINDOW_COLUMN) or self.settings.history_rounds
 
     # ------------------------------------------------------------------- housekeeping
 
@@ -339,6 +347,8 @@ class Bot(SlowWork):
         language.forget_user(conn, openid)
         for forget in self.table.forgetters:
             forget(conn, openid)
+        if self.deps.memory is not None:
+            self.deps.memory.forget_user(conn, openid)
 
     def clean_up(self, batch: int = 1000) -> tuple[int, int]:
         """Delete expired contexts and day-old seen records, in batches; returns the counts."""

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from wxbot.config import Settings
 
 WAIT_QUERY = "WAIT_QUERY"
+WINDOW_COLUMN = "memory_rounds"  # the user's own history window, read with the context lock
 
 
 @dataclass
@@ -31,6 +32,12 @@ class Deps:
     settings: Settings
     kb: Any = None  # wxbot.qa.KnowledgeBase
     services: Any = None  # wxbot.services.Services
+    # wxbot.llm.MemoryStore: window_column() (labelled WINDOW_COLUMN) rides along the context
+    # lock, initial_history(openid) fills a new context, forget_user(conn, openid)
+    memory: Any = None
+    # Asked when the knowledge base has no confident answer (wxbot.llm's LLM fallback): an
+    # Outcome, or None to let the knowledge base say it does not know.
+    fallback: Callable[[Turn], Outcome | None] | None = None
 
 
 @dataclass

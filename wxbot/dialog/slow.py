@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +25,8 @@ from wxbot.messages.inbound import Inbound
 from wxbot.messages.replies import Reply, Silent, Text, reply_from_dict
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from wxbot.dialog.engine import Bot
 
 log = logging.getLogger(__name__)
@@ -75,21 +78,23 @@ class SlowWork:
         self, msg: Inbound, deferred: Deferred, result: object, saved_version: int
     ) -> tuple[Reply, bool]:
         """Apply the resumed outcome; returns the reply and whether it is late (to push)."""
+        later: list[Callable[[Connection], None]] = []
         with transaction(self.engine) as conn:
             now = self.clock()
-            ctx, seen = store.lock_context(conn, msg.openid, msg.dedup_key)
+            ctx, seen = store.lock_context(conn, msg.openid, msg.dedup_key, self._lock_statement)
             if ctx is None or seen is None:  # the user unsubscribed meanwhile
                 return Silent(), False
-            turn = self._turn(conn, msg, ctx, now)
+            turn = self._turn(conn, msg, ctx, now, later)
             outcome = deferred.resume(turn, result)
             if ctx.version == saved_version:
                 reply = self._apply(ctx, msg, outcome)
             else:  # another message moved the dialogue on: keep its state, deliver the answer
                 reply = outcome.reply or Silent()
-                delivery.remember(ctx, msg, reply, self.settings.history_rounds)
+                delivery.remember(ctx, msg, reply, self.history_window(ctx))
             store.save_context(conn, ctx, now, self.settings.session_ttl)
             store.update_seen(conn, msg.dedup_key, reply=dump_reply(reply), status="done")
-            return reply, seen.status == "late"
+        self._run_after_commit(later)  # shared statistics rows, after the user's lock is gone
+        return reply, seen.status == "late"
 
     def _queue_late(self: Bot, openid: str, reply: Reply) -> None:
         with transaction(self.engine) as conn:

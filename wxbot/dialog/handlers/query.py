@@ -56,6 +56,10 @@ def answer(turn: Turn) -> Outcome:
         return Outcome(Text(found.best.answer), WAIT_QUERY)
     now = turn.now
     turn.after_commit.append(lambda conn: store.record_unanswered(conn, text, now))
+    fallback = turn.deps.fallback  # the LLM, when configured (wxbot.llm)
+    claimed = fallback(turn) if fallback is not None else None
+    if claimed is not None:
+        return claimed
     if found.suggestions:
         ids = [m.entry_id for m in found.suggestions]
         titles = store.main_questions(turn.db, ids)  # one query, only on this rarer path

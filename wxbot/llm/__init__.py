@@ -1,0 +1,37 @@
+"""LLM answers: an OpenAI-compatible fallback grounded in the knowledge base, the per-user memory it reads, and token accounting."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from wxbot.llm import models  # noqa: F401 - registers the memories / llm_* tables on the shared Base
+from wxbot.llm.client import ChatClient, Completion, LlmError
+from wxbot.llm.fallback import LlmFallback
+from wxbot.llm.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from wxbot.config import Settings
+
+__all__ = [
+    "ChatClient",
+    "Completion",
+    "LlmError",
+    "LlmFallback",
+    "MemoryStore",
+    "build_fallback",
+]
+
+
+def build_fallback(settings: Settings) -> LlmFallback | None:
+    """The LLM fallback when WXBOT_LLM_MODE is (or defaults to) ``fallback``, else None."""
+    if not settings.llm_fallback or not settings.llm_url or not settings.llm_model:
+        return None
+    client = ChatClient(
+        settings.llm_url,
+        settings.llm_model,
+        settings.llm_api_key,
+        settings.llm_max_tokens,
+        connect_timeout=settings.llm_connect_timeout,
+        read_timeout=settings.llm_timeout,
+    )
+    return LlmFallback(settings, client)

@@ -1,0 +1,156 @@
+"""A minimal client for OpenAI-compatible chat APIs: ``POST {url}/chat/completions``.
+
+Why ``requests`` and not the ``openai`` package: the engine already owns the time budget
+(WeChat's 5-second window, its retries, late delivery), so the client must make exactly one
+attempt with our timeouts. The official package retries twice with backoff by default and
+brings httpx and pydantic along; the wire format we need is one JSON request and one reply.
+
+Retries: a connection that could not be opened is tried once more (nothing was sent); a read
+that failed is not (the provider may have answered and billed). A 429 starts a cool-down
+(its Retry-After, else COOL_DOWN_DEFAULT seconds) during which this process makes no call.
+The API key goes only into the Authorization header of each request: never into a log line,
+an exception message or the Settings repr.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from wxbot.services.http import make_session
+
+log = logging.getLogger(__name__)
+
+COOL_DOWN_DEFAULT = 20.0  # seconds without calls after a 429 that names no Retry-After
+COOL_DOWN_MAX = 300.0
+MAX_ANSWER_CHARS = 4000  # a provider that ignores max_tokens still gets paged, not flooded
+_THINKING = re.compile(r"<think>.*?</think>", re.S)  # reasoning models served raw (Ollama, vLLM)
+
+
+class LlmError(Exception):
+    """The call failed: unreachable, timed out, refused, or answered something unusable.
+    ``reason`` is safe to log (it never contains the key)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    truncated: bool  # finish_reason "length": the answer hit max_tokens
+
+
+class ChatClient:
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        api_key: str | None,
+        max_tokens: int,
+        connect_timeout: float,
+        read_timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.endpoint = url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self._api_key = api_key
+        self.max_tokens = max_tokens
+        self.timeout = (connect_timeout, read_timeout)
+        self.clock = clock
+        self._session = make_session(retry_reads=False)
+        self._cool_until = 0.0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # no key here either
+        return f"ChatClient({self.endpoint!r}, model={self.model!r})"
+
+    def cooling_down(self) -> bool:
+        """True while a 429's Retry-After runs: calls would be refused anyway."""
+        return self.clock() < self._cool_until
+
+    def complete(self, messages: list[dict[str, str]]) -> Completion:
+        """One chat completion; raises LlmError (with a loggable reason) on any failure."""
+        headers = {"Content-Type": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        body = {"model": self.model, "messages": messages, "max_tokens": self.max_tokens}
+        try:
+            response = self._session.post(
+                self.endpoint, json=body, headers=headers, timeout=self.timeout
+            )
+        except requests.Timeout:
+            raise LlmError("timed out") from None
+        except requests.RequestException as exc:
+            raise LlmError(f"unreachable ({type(exc).__name__})") from None
+        if response.status_code == 429:
+            wait = self._cool_down(response.headers.get("Retry-After"))
+            raise LlmError(f"rate limited (HTTP 429), pausing {wait:.0f}s", retry_after=wait)
+        if response.status_code != 200:
+            hint = " (check WXBOT_LLM_API_KEY)" if response.status_code in (401, 403) else ""
+            raise LlmError(f"HTTP {response.status_code}{hint}")
+        try:
+            data = response.json()
+        except ValueError:
+            raise LlmError("answered with something that is not JSON") from None
+        return _completion(data, self.model)
+
+    def _cool_down(self, retry_after: str | None) -> float:
+        wait = min(_retry_after_seconds(retry_after, self.clock), COOL_DOWN_MAX)
+        with self._lock:
+            self._cool_until = max(self._cool_until, self.clock() + wait)
+        return wait
+
+
+def _retry_after_seconds(value: str | None, clock: Callable[[], float]) -> float:
+    """Retry-After as seconds: a number, or an HTTP date (RFC 9110); else the default."""
+    if not value:
+        return COOL_DOWN_DEFAULT
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return COOL_DOWN_DEFAULT
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _completion(data: Any, model: str) -> Completion:
+    try:
+        choice = data["choices"][0]
+        content = choice["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise LlmError("unexpected JSON: no choices[0].message.content") from None
+    if not isinstance(content, str):
+        raise LlmError("unexpected JSON: the content is not text")
+    text = _THINKING.sub("", content).strip()
+    if not text:
+        raise LlmError("empty answer")
+    truncated = choice.get("finish_reason") == "length" or len(text) > MAX_ANSWER_CHARS
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    return Completion(
+        text=text[:MAX_ANSWER_CHARS],
+        model=str(data.get("model") or model),
+        prompt_tokens=_count(usage.get("prompt_tokens")),
+        completion_tokens=_count(usage.get("completion_tokens")),
+        truncated=truncated,
+    )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0

@@ -1,0 +1,110 @@
+"""The LLM as the knowledge base's fallback, run as Deferred work inside WeChat's window.
+
+Inside the user's locked transaction (the LLM path only; a question the knowledge base
+answers never gets here): check the user's limits, build the prompt from the system prompt,
+the best knowledge entries and the user's history window, count the call against the rate,
+and hand the HTTP call to the engine as a ``Deferred``. The engine commits and runs the call
+in its pool; ``resume`` (locked again) records usage, the new durable window and the answer,
+and returns the reply: on time, on one of WeChat's retries, pushed, or with the next message.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from wxbot.config import Settings
+from wxbot.dialog.flow import WAIT_QUERY, Deferred, Outcome, Turn
+from wxbot.dialog.handlers.query import DONT_KNOW, TEACH_HINT
+from wxbot.llm import memory as memories
+from wxbot.llm.client import ChatClient, Completion
+from wxbot.llm.memory import CallCost
+from wxbot.llm.prompt import Grounding, build_messages
+from wxbot.llm.usage import add_daily, estimate_cost, keep_answer
+from wxbot.messages.replies import Text
+from wxbot.qa import store as kb_store
+
+log = logging.getLogger(__name__)
+
+RATE_LIMITED = "你问得有点快，请稍等一分钟再问我。"
+DAILY_LIMIT = "今天的智能问答额度已经用完了，明天再来吧。知识库里有的问题仍然可以随时问我。"
+TRUNCATED = "……（回答较长，后面的部分省略了）"
+GROUNDING_ENTRIES = 3  # the best few knowledge entries go into the prompt
+GROUNDING_MIN_CONFIDENCE = 0.2  # below this overlap an entry was noise in the starter FAQ
+
+
+class LlmFallback:
+    def __init__(self, settings: Settings, client: ChatClient) -> None:
+        self.settings = settings
+        self.client = client
+
+    def __call__(self, turn: Turn) -> Outcome | None:
+        """Claim a question the knowledge base could not answer, or None (don't know)."""
+        if self.client.cooling_down():  # a 429 asked us to wait: the knowledge base answers
+            return None
+        settings, now = self.settings, turn.now
+        memory = memories.load(turn.db, turn.msg.openid)
+        if memory is None:  # no context row: not a dialogue turn (cannot happen via the engine)
+            return None
+        if settings.llm_rate and len(memory.calls_last_minute(now)) >= settings.llm_rate:
+            return Outcome(Text(RATE_LIMITED), WAIT_QUERY)
+        if settings.llm_daily_tokens and memory.tokens_today(now) >= settings.llm_daily_tokens:
+            return Outcome(Text(DAILY_LIMIT), WAIT_QUERY)
+        history = memories.trim(memory.history, memory.window(settings.history_rounds))
+        messages = build_messages(
+            settings.llm_system_prompt, history, turn.text, self.grounding(turn)
+        )
+        memories.reserve_call(turn.db, memory, now)
+        client = self.client
+        return Outcome(
+            None,  # type: ignore[arg-type]  # never sent: the resumed outcome's reply is
+            WAIT_QUERY,
+            counts=False,
+            deferred=Deferred(work=lambda: client.complete(messages), resume=self.resume),
+        )
+
+    def grounding(self, turn: Turn) -> list[Grounding]:
+        kb = turn.deps.kb
+        if kb is None:
+            return []
+        hits = [
+            h
+            for h in kb.search(turn.text, GROUNDING_ENTRIES)
+            if h.confidence >= GROUNDING_MIN_CONFIDENCE
+        ]
+        answers = {h.entry_id: m.answer for h in hits if (m := kb.entry(h.entry_id)) is not None}
+        questions = kb_store.main_questions(turn.db, list(answers)) if answers else {}
+        return [Grounding(questions[e], answers[e]) for e in answers if e in questions]
+
+    def resume(self, turn: Turn, result: Any) -> Outcome:
+        """Locked again: record usage and the durable window, keep the answer, reply."""
+        settings, now, conn = self.settings, turn.now, turn.db
+        memory = memories.load(conn, turn.msg.openid)
+        if memory is None:  # pragma: no cover - the engine resumes only while the context exists
+            memory = memories.UserMemory(turn.msg.openid, [])
+        if not isinstance(result, Completion):
+            log.warning("LLM answer for %s failed: %s", turn.msg.openid, _reason(result))
+            call = CallCost(failed=True)
+            memories.record_call(conn, memory, now, call)
+            turn.after_commit.append(lambda c: add_daily(c, now, call))
+            return Outcome(Text(DONT_KNOW + (TEACH_HINT if turn.can_teach else "")), WAIT_QUERY)
+        cost = estimate_cost(
+            result.prompt_tokens,
+            result.completion_tokens,
+            settings.llm_price_input,
+            settings.llm_price_output,
+        )
+        call = CallCost(result.prompt_tokens, result.completion_tokens, cost)
+        text = result.text + (TRUNCATED if result.truncated else "")
+        window = memory.window(settings.history_rounds)
+        # the same window the engine is about to save in the context row (it appends this
+        # exchange there): the durable copy a returning user's next context starts from
+        kept = memories.trim([*memory.history, ["user", turn.text], ["bot", text]], window)
+        memories.record_call(conn, memory, now, call, history=kept)
+        keep_answer(conn, turn.msg.openid, turn.text, text, result.model, call, now)
+        turn.after_commit.append(lambda c: add_daily(c, now, call))
+        return Outcome(Text(text), WAIT_QUERY)
+
+
+def _reason(result: Any) -> str:
+    return getattr(result, "reason", None) or type(result).__name__
