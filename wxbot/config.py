@@ -53,6 +53,7 @@ class Settings:
     http_timeout: float = 3.0
     reply_deadline: float = 4.0  # seconds a request may spend before WeChat's 5 s limit bites
     seen_ttl: int = 86_400
+    timezone: str = "Asia/Shanghai"  # the day boundary of the daily statistics
 
     @property
     def demo_credentials(self) -> bool:
@@ -84,6 +85,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "WXBOT_SMS_WEBHOOK_URL": ("sms_webhook_url", str),
     "WXBOT_HTTP_TIMEOUT": ("http_timeout", float),
     "WXBOT_REPLY_DEADLINE": ("reply_deadline", float),
+    "WXBOT_TIMEZONE": ("timezone", str),
 }
 _FIELD_TYPES = {f.name: f for f in fields(Settings)}
 
@@ -151,6 +153,15 @@ def validate(settings: Settings) -> None:
     for name in ("session_ttl", "max_sessions", "max_rounds", "history_rounds", "max_attempts"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"WXBOT_{name.upper()} must be at least 1")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(settings.timezone)
+    except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        raise ConfigError(
+            f"WXBOT_TIMEZONE={settings.timezone!r} is not a time zone name; "
+            "use e.g. Asia/Shanghai or UTC"
+        ) from None
     if settings.sms_backend not in ("console", "webhook"):
         raise ConfigError("WXBOT_SMS_BACKEND must be 'console' or 'webhook'")
     if settings.sms_backend == "webhook" and not settings.sms_webhook_url:

@@ -63,6 +63,7 @@ class Outcome:
     failed: bool = False  # the input did not satisfy this step: counts toward the attempt limit
     deferred: Deferred | None = None  # slow work to finish outside the transaction
     counts: bool = True  # False: this message does not count as a round of the flow
+    stat: str = ""  # what the message counts as in the daily statistics (answered, unknown...)
 
 
 Handler = Callable[[Turn], Outcome]

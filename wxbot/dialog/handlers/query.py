@@ -21,6 +21,8 @@ TEACH_HINT = "\n\n（你有教学权限：发送「学习」，先发问题、�
 DID_YOU_MEAN = "我不太确定你想问的是哪一个：\n{choices}\n回复序号查看答案，或者换个说法再问。"
 GONE = "这条答案刚刚被删除了，请换个说法再问一次。"
 SUGGEST = "suggest"  # slot: entry ids offered as "did you mean" choices
+# What each outcome counts as in the daily statistics (the console's dashboard shows the rates).
+ANSWERED, SUGGESTED, UNKNOWN = "answered", "suggested", "unknown"
 
 
 def _choice(text: str, count: int) -> int | None:
@@ -47,12 +49,12 @@ def answer(turn: Turn) -> Outcome:
             return Outcome(Text(GONE), WAIT_QUERY)
         kb.record_hit(match.entry_id)
         kb.maybe_flush_hits(turn.db)
-        return Outcome(Text(match.answer), WAIT_QUERY)
+        return Outcome(Text(match.answer), WAIT_QUERY, stat=ANSWERED)
     found = kb.lookup(text)
     if found.best is not None:
         kb.record_hit(found.best.entry_id)
         kb.maybe_flush_hits(turn.db)
-        return Outcome(Text(found.best.answer), WAIT_QUERY)
+        return Outcome(Text(found.best.answer), WAIT_QUERY, stat=ANSWERED)
     now = turn.now
     turn.after_commit.append(lambda conn: store.record_unanswered(conn, text, now))
     if found.suggestions:
@@ -62,6 +64,6 @@ def answer(turn: Turn) -> Outcome:
         choices = "\n".join(f"{i}. {titles[e]}" for i, e in enumerate(ids, 1))
         slots = {SUGGEST: ids}
         reply = DID_YOU_MEAN.format(choices=choices) + (TEACH_HINT if turn.can_teach else "")
-        return Outcome(Text(reply), WAIT_QUERY, slots=slots)
+        return Outcome(Text(reply), WAIT_QUERY, slots=slots, stat=SUGGESTED)
     reply = DONT_KNOW + (TEACH_HINT if turn.can_teach else "")
-    return Outcome(Text(reply), WAIT_QUERY)
+    return Outcome(Text(reply), WAIT_QUERY, stat=UNKNOWN)
