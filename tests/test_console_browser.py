@@ -156,7 +156,7 @@ def test_import_with_one_bad_row_reports_it_and_loses_nothing(site, tmp_path) ->
     assert ask(site, "运费谁出") == "质量问题我们承担运费。"
 
 
-XSS = ['<script>window.__xss = 1</script>', '"><img src=x onerror="window.__xss = 2">']
+XSS = ["<script>window.__xss = 1</script>", '"><img src=x onerror="window.__xss = 2">']
 
 
 def test_user_text_renders_as_text_everywhere(site) -> None:  # type: ignore[no-untyped-def]
@@ -165,9 +165,7 @@ def test_user_text_renders_as_text_everywhere(site) -> None:  # type: ignore[no-
         ask(site, text, openid=f"o_xss_{i}")
     engine = site["app"].extensions["wxbot.engine"]
     with engine.begin() as conn:
-        entry = writer.create_entry(
-            conn, [f"问题 {XSS[1]}"], f"答案 {XSS[0]}", now=0, source="api"
-        )
+        entry = writer.create_entry(conn, [f"问题 {XSS[1]}"], f"答案 {XSS[0]}", now=0, source="api")
     log_in(site)
     wait_for(b, "h1")
     pages = [

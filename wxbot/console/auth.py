@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -189,7 +190,7 @@ def throttled_for() -> int:
     if row is None or row.failures < MAX_FAILURES:
         return 0
     left = row.window_start + FAILURE_WINDOW - now
-    return int(left) + 1 if left > 0 else 0
+    return math.ceil(left) if left > 0 else 0
 
 
 def record_failure() -> None:
