@@ -69,9 +69,13 @@ def chromium(window: tuple[int, int] = (1280, 900)) -> Iterator[Any]:
 @contextmanager
 def served(app: Any) -> Iterator[str]:
     """Serve ``app`` on a free port of 127.0.0.1 in a thread; yields its base URL."""
-    from werkzeug.serving import make_server
+    from werkzeug.serving import WSGIRequestHandler, make_server
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    class Quiet(WSGIRequestHandler):
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

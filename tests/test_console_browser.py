@@ -143,7 +143,7 @@ def test_import_with_one_bad_row_reports_it_and_loses_nothing(site, tmp_path) ->
     rejected = wait_for(b, "#r-rejected")  # the dry run finished: the page reloaded itself
     assert rejected.text == "1" and find(b, "#r-added").text == "3"
     rows = [r.text for r in find_all(b, "#bad-rows tbody tr")]
-    assert rows == ["4 expected 2 columns (question,answer), found 1"]
+    assert rows == ["4 应为 2 列（问题,答案），实际 1 列。"]
     with engine.connect() as conn:
         assert store.counts(conn)["entries"] == 1  # checked, nothing written yet
     assert "跳过 1 个错误行，导入其余 3 行" in find(b, "#commit").text

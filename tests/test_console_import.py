@@ -54,7 +54,7 @@ def test_dry_run_lists_the_bad_row_then_the_rest_is_imported(app, admin) -> None
     assert wait_for_job(admin, job, ("checked",))["status"] == "checked"
     page = admin.get(job).text
     assert '<td id="r-added">3</td>' in page and '<td id="r-rejected" class="bad">1</td>' in page
-    assert "<td>4</td><td>expected 2 columns (question,answer), found 1</td>" in page
+    assert "<td>4</td><td>应为 2 列（问题,答案），实际 1 列。</td>" in page
     assert entries(app) == 1  # nothing written by the check
     refused = admin.post(job + "/commit", data={"csrf_token": csrf(admin, job)})
     assert refused.status_code == 400  # bad rows must be skipped knowingly
@@ -107,7 +107,7 @@ def test_not_utf8_is_a_reported_error(admin) -> None:  # type: ignore[no-untyped
     job = upload(admin, "gbk.csv", "问题,答案\n你好,您好\n".encode("gbk")).headers["Location"]
     wait_for_job(admin, job, ("checked",))
     page = admin.get(job).text
-    assert "not UTF-8" in page and "没有需要写入的行" in page
+    assert "不是 UTF-8 编码" in page and "没有需要写入的行" in page
 
 
 def test_discard_and_stalled_jobs(app, admin, clock) -> None:  # type: ignore[no-untyped-def]

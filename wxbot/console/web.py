@@ -167,6 +167,7 @@ def _template_globals() -> dict[str, Any]:
         "unanswered_total": unanswered_total,
         "state_label": labels.state,
         "source_label": labels.source,
+        "reason_label": labels.reason,
     }
 
 
