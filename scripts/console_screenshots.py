@@ -133,7 +133,8 @@ def main() -> None:
             for name, path, height in PAGES[1:]:
                 driver.get(base + path.format(entry=2, job=job))
                 if name == "console-unanswered.png":  # open one item's panels
-                    for summary in driver.find_elements(By.CSS_SELECTOR, "article.item summary")[:2]:
+                    panels = driver.find_elements(By.CSS_SELECTOR, "article.item summary")
+                    for summary in panels[:2]:
                         summary.click()
                 shot(driver, out / name, height)
         app.extensions["wxbot.bot"].close()

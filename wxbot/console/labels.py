@@ -44,7 +44,10 @@ _REASONS = [
     (r"no unanswered question (\d+).*", "这个未答问题已经不在列表里（可能刚被回答或忽略）。"),
     (r"no session for '(.+)'", r"用户 \1 没有会话记录。"),
     # the importer's (wxbot.qa.formats and importer), shown per bad row
-    (r"expected 2 columns \(question,answer\), found (\d+)", r"应为 2 列（问题,答案），实际 \1 列。"),
+    (
+        r"expected 2 columns \(question,answer\), found (\d+)",
+        r"应为 2 列（问题,答案），实际 \1 列。",
+    ),
     (
         r"expected 2 columns \(question,answer\), found (\d+); quote answers that contain commas",
         r"应为 2 列（问题,答案），实际 \1 列：答案里有逗号时请加英文双引号。",
@@ -52,7 +55,10 @@ _REASONS = [
     (r"invalid JSON \((.+)\)", r"不是有效的 JSON（\1）。"),
     (r'missing "answer"', "缺少 answer（答案）。"),
     (r"the question (.+) is already at .+:(\d+)", r"问题 \1 与第 \2 行重复。"),
-    (r"not UTF-8 \(byte (\d+)\); save the file as UTF-8", r"不是 UTF-8 编码（第 \1 字节）：请另存为 UTF-8。"),
+    (
+        r"not UTF-8 \(byte (\d+)\); save the file as UTF-8",
+        r"不是 UTF-8 编码（第 \1 字节）：请另存为 UTF-8。",
+    ),
     (r"question\(s\) without an A: line", "有 Q: 问题但没有 A: 答案。"),
     (r"A: line without a Q: line before it", "A: 答案前面没有 Q: 问题。"),
 ]
