@@ -32,7 +32,8 @@ def site(make_app, browser) -> Iterator[dict[str, Any]]:  # type: ignore[no-unty
     app = make_app(admin_token=ADMIN_TOKEN, token=TOKEN, appid=APPID, encoding_aes_key=KEY)
     sim = WeChatSimulator(TOKEN, APPID, KEY, "safe", clock=app.extensions["wxbot.clock"])
     with served(app) as base:
-        browser.delete_all_cookies()
+        # cookies belong to the host, not the port: the previous test's must go
+        browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
         yield {"app": app, "base": base, "sim": sim, "wechat": base + "/wechat", "b": browser}
     browser.get("about:blank")
 
@@ -43,6 +44,17 @@ def wait_for(driver: Any, css: str) -> Any:
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(driver, WAIT).until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def wait_text(driver: Any, css: str, text: str) -> None:
+    """Wait until an element with ``text`` shows (not just any element: the page before
+    the click may still be there with an element of the same kind)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    located = ec.text_to_be_present_in_element((By.CSS_SELECTOR, css), text)
+    WebDriverWait(driver, WAIT).until(located)
 
 
 def find(driver: Any, css: str) -> Any:
@@ -57,12 +69,21 @@ def find_all(driver: Any, css: str) -> list[Any]:
     return driver.find_elements(By.CSS_SELECTOR, css)
 
 
+def wait_until_at(driver: Any, path: str) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, WAIT).until(lambda d: d.current_url.split("?")[0].endswith(path))
+
+
 def log_in(site: dict[str, Any], token: str = ADMIN_TOKEN, start: str = "/admin/") -> None:
+    """Log in through the form; with the right token, wait until the start page is shown."""
     b = site["b"]
     b.get(site["base"] + start)
     field = wait_for(b, 'input[name="token"]')
     field.send_keys(token)
     find(b, 'form button[type="submit"]').click()
+    if token == ADMIN_TOKEN:
+        wait_until_at(b, start.split("?")[0])
 
 
 def ask(site: dict[str, Any], text: str, openid: str = "o_browser_user") -> str:
@@ -78,12 +99,12 @@ def test_login_fails_with_a_wrong_token_then_succeeds(site) -> None:  # type: ig
     assert "/admin/login" in b.current_url and not b.get_cookie("wxbot_console")
     find(b, 'input[name="token"]').send_keys(ADMIN_TOKEN)
     find(b, 'form button[type="submit"]').click()
-    assert wait_for(b, "h1").text == "知识库"  # back where the admin was going
-    assert b.current_url.endswith("/admin/knowledge")
+    wait_until_at(b, "/admin/knowledge")  # back where the admin was going
+    assert find(b, "h1").text == "知识库"
     cookie = b.get_cookie("wxbot_console")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
     find(b, "header .logout button").click()
-    wait_for(b, 'input[name="token"]')
+    wait_until_at(b, "/admin/login")
     b.get(site["base"] + "/admin/")
     assert "/admin/login" in b.current_url  # logged out for real
 
@@ -102,7 +123,7 @@ def test_unanswered_question_taught_in_the_browser_then_answered_on_wechat(site)
         "周末 10:00-18:00 有同事值班。"
     )
     article.find_element("css selector", "details.teach button.primary").click()
-    assert "已教会" in wait_for(b, ".flash.ok").text
+    wait_text(b, ".flash.ok", "已教会")
     assert ask(site, "周末有人值班吗") == "周末 10:00-18:00 有同事值班。"
 
     # the other one becomes a similar question of an entry found by typing in the search box
@@ -116,7 +137,7 @@ def test_unanswered_question_taught_in_the_browser_then_answered_on_wechat(site)
     button = wait_for(b, "article.item [data-results] button.choice")
     assert f"#{invoice}" in button.text
     button.click()
-    assert "已归入条目" in wait_for(b, ".flash.ok").text
+    wait_text(b, ".flash.ok", "已归入条目")
     assert ask(site, "发票怎么开") == "在订单页点「申请发票」。"
     with site["app"].extensions["wxbot.engine"].connect() as conn:
         assert store.get_entry(conn, invoice).questions == ["如何开具发票", "发票怎么开"]
@@ -148,7 +169,7 @@ def test_import_with_one_bad_row_reports_it_and_loses_nothing(site, tmp_path) ->
         assert store.counts(conn)["entries"] == 1  # checked, nothing written yet
     assert "跳过 1 个错误行，导入其余 3 行" in find(b, "#commit").text
     find(b, "#commit").click()
-    assert "导入完成" in wait_for(b, ".flash.ok").text
+    wait_text(b, ".flash.ok", "导入完成")
     with engine.connect() as conn:
         assert store.counts(conn)["entries"] == 4
         assert store.get_entry(conn, kept).answer == "每天 9:00-21:00。"
@@ -167,7 +188,6 @@ def test_user_text_renders_as_text_everywhere(site) -> None:  # type: ignore[no-
     with engine.begin() as conn:
         entry = writer.create_entry(conn, [f"问题 {XSS[1]}"], f"答案 {XSS[0]}", now=0, source="api")
     log_in(site)
-    wait_for(b, "h1")
     pages = [
         "/admin/",
         "/admin/unanswered",
