@@ -11,6 +11,7 @@ With Pillow installed the PNGs are quantised to 64 colours (a few times smaller)
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import random
 import sys
@@ -20,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.browser import chromium, served  # noqa: E402
+from tests.browser import chromium  # noqa: E402
+from tests.wechat_fakes import http_server  # noqa: E402
 from wxbot import create_app  # noqa: E402
 from wxbot.db import upgrade  # noqa: E402
 from wxbot.qa.importer import import_files  # noqa: E402
@@ -117,10 +119,12 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "docs"))
     out = Path(parser.parse_args().out)
     out.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     with tempfile.TemporaryDirectory() as workdir:
         app, clock = build_demo(workdir)
-        with served(app) as base, chromium() as driver:
-            simulate_traffic(app, clock, base + "/wechat")
+        with http_server(app) as wechat, chromium() as driver:
+            base = wechat.removesuffix("/wechat")
+            simulate_traffic(app, clock, wechat)
             driver.get(base + "/admin/login")
             from selenium.webdriver.common.by import By
 

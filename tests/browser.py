@@ -1,5 +1,5 @@
 """Real Chromium for the console's browser tests: Debian's chromium and chromium-driver
-(scripts/test.sh installs them), driven by Selenium, and the app served on 127.0.0.1.
+(scripts/test.sh installs them), driven by Selenium.
 
 Without the browser the tests are skipped locally and fail in CI (CI=true).
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -64,22 +63,3 @@ def chromium(window: tuple[int, int] = (1280, 900)) -> Iterator[Any]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
-
-
-@contextmanager
-def served(app: Any) -> Iterator[str]:
-    """Serve ``app`` on a free port of 127.0.0.1 in a thread; yields its base URL."""
-    from werkzeug.serving import WSGIRequestHandler, make_server
-
-    class Quiet(WSGIRequestHandler):
-        def log_request(self, *args: Any, **kwargs: Any) -> None:
-            pass
-
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)

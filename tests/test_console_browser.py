@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser import chromium, require_browser, served
-from tests.wechat_fakes import KEY
+from tests.browser import chromium, require_browser
+from tests.wechat_fakes import KEY, http_server
 from wxbot.dialog.handlers.query import DONT_KNOW
 from wxbot.messages.replies import Text
 from wxbot.qa import store, writer
@@ -31,10 +31,11 @@ def browser() -> Iterator[Any]:
 def site(make_app, browser) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
     app = make_app(admin_token=ADMIN_TOKEN, token=TOKEN, appid=APPID, encoding_aes_key=KEY)
     sim = WeChatSimulator(TOKEN, APPID, KEY, "safe", clock=app.extensions["wxbot.clock"])
-    with served(app) as base:
+    with http_server(app) as wechat:
+        base = wechat.removesuffix("/wechat")
         # cookies belong to the host, not the port: the previous test's must go
         browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
-        yield {"app": app, "base": base, "sim": sim, "wechat": base + "/wechat", "b": browser}
+        yield {"app": app, "base": base, "sim": sim, "wechat": wechat, "b": browser}
     browser.get("about:blank")
 
 
