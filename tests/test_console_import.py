@@ -135,3 +135,11 @@ def test_the_importer_announces_its_total_before_writing(app) -> None:  # type: 
     )
     assert report.added == 5000 and planned == [10_000]
     assert sum(done) == 10_000 and len(done) > 2  # several batches: progress as it goes
+
+
+def test_other_forms_are_small(admin) -> None:  # type: ignore[no-untyped-def]
+    resp = admin.post(
+        "/admin/knowledge/new",
+        data={"csrf_token": csrf(admin), "questions": "问", "answer": "答" * 2_000_000},
+    )
+    assert resp.status_code == 413 and entries(admin.application) == 0

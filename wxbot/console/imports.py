@@ -32,7 +32,6 @@ def import_page() -> tuple[str, int]:
 
 @bp.post("/import")
 def upload() -> Response | tuple[str, int]:
-    request.max_content_length = MAX_UPLOAD_BYTES + 64 * 1024  # the file plus the form around it
     file = request.files.get("file")
     if file is None or not file.filename:
         return _upload_page(400, "请选择要导入的文件。")

@@ -25,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 
 from wxbot.admin.ops import Admin, AdminError
 from wxbot.console import auth, labels
+from wxbot.console.models import MAX_UPLOAD_BYTES
 from wxbot.qa import store
 from wxbot.stats import zone
 
@@ -38,6 +39,7 @@ bp = Blueprint(
 )
 
 OPEN_ENDPOINTS = {"console.static", "console.login"}
+MAX_FORM_BYTES = 1024 * 1024  # an answer is at most 10,000 characters
 PER_PAGE = 20
 # No inline script or style anywhere: an injected tag could not run even if escaping failed.
 CSP = (
@@ -54,6 +56,9 @@ def admin() -> Admin:
 def _guard() -> Response | None:
     if not auth.admin_token():
         abort(404, "管理后台未启用：请设置 WXBOT_ADMIN_TOKEN。")
+    # before anything reads the body (the CSRF check does): uploads may be large, forms not
+    upload = request.endpoint == "console.upload"
+    request.max_content_length = MAX_UPLOAD_BYTES + 64 * 1024 if upload else MAX_FORM_BYTES
     if request.endpoint in OPEN_ENDPOINTS:
         return None
     access = auth.bearer_access() or auth.session_access(request.cookies.get(auth.COOKIE, ""))
