@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -179,12 +180,14 @@ def test_import_with_one_bad_row_reports_it_and_loses_nothing(site, tmp_path) ->
 
 
 XSS = ["<script>window.__xss = 1</script>", '"><img src=x onerror="window.__xss = 2">']
+XSS_OPENID = 'o_"><img src=x onerror=window.__xss=3>'
 
 
 def test_user_text_renders_as_text_everywhere(site) -> None:  # type: ignore[no-untyped-def]
     b = site["b"]
     for i, text in enumerate(XSS):
         ask(site, text, openid=f"o_xss_{i}")
+    ask(site, "你好", openid=XSS_OPENID)  # WeChat's OpenIDs are tame; a forged one must be too
     engine = site["app"].extensions["wxbot.engine"]
     with engine.begin() as conn:
         entry = writer.create_entry(conn, [f"问题 {XSS[1]}"], f"答案 {XSS[0]}", now=0, source="api")
@@ -198,6 +201,7 @@ def test_user_text_renders_as_text_everywhere(site) -> None:  # type: ignore[no-
         "/admin/conversations",
         "/admin/conversations/o_xss_1",
         "/admin/knowledge?q=" + XSS[1],
+        "/admin/conversations/" + quote(XSS_OPENID, safe=""),
     ]
     for page in pages:
         b.get(site["base"] + page)
@@ -210,8 +214,8 @@ def test_user_text_renders_as_text_everywhere(site) -> None:  # type: ignore[no-
         assert state["xss"] is None, page
         assert state["imgs"] == 0 and state["scripts"] == 1, page  # only console.js
         shown = state["text"] + "\n".join(state["values"])
-        assert any(x in shown for x in XSS), page  # the text is there, as text
+        assert any(x in shown for x in [*XSS, XSS_OPENID]), page  # there, as text
     b.get(site["base"] + "/admin/conversations/o_xss_0")
     assert wait_for(b, ".bubble.user p").text == XSS[0]
     with engine.connect() as conn:
-        assert store.count_unanswered(conn) == 2
+        assert store.count_unanswered(conn) == 3
