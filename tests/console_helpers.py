@@ -17,7 +17,9 @@ def csrf_of(html: str) -> str:
 
 
 def login(client: Any, token: str = ADMIN_TOKEN, next_url: str = "", **kw: Any) -> Any:
-    """Post the login form as a browser would (its CSRF pair included); returns the response."""
+    """Post the login form as a browser would (its CSRF pair included); returns the response.
+    Any session the client had is dropped first (a logged-in browser gets no form)."""
+    client.delete_cookie("wxbot_console", path="/admin")
     page = client.get("/admin/login", **kw)
     data = {"csrf_token": csrf_of(page.text), "token": token, "next": next_url}
     return client.post("/admin/login", data=data, **kw)

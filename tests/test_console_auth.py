@@ -51,6 +51,8 @@ def test_login_sets_a_safe_cookie_and_logout_ends_the_session(client) -> None:  
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/admin" in cookie
     assert "Secure" not in cookie  # plain HTTP here
     stolen = client.get_cookie("wxbot_console", path="/admin").value
+    again = client.get("/admin/login?next=/admin/import")  # logged in already: no form
+    assert again.status_code == 303 and again.headers["Location"] == "/admin/import"
     assert client.get("/admin/knowledge").status_code == 200
     assert post(client, "/admin/logout").status_code == 303
     assert client.get("/admin/knowledge").status_code == 302

@@ -28,6 +28,8 @@ def _form(status: int = 200, error: str = "") -> Response:
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Response:
     if request.method == "GET":
+        if auth.session_access(request.cookies.get(auth.COOKIE, "")):  # already logged in
+            return redirect(auth.safe_next(request.args.get("next")), code=303)
         return _form()
     secret = request.cookies.get(auth.LOGIN_COOKIE, "")
     given = request.form.get("csrf_token", "")
