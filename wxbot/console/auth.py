@@ -206,6 +206,13 @@ def record_failure() -> None:
 
     def run() -> None:
         with transaction(_engine()) as conn:
+            # windows that ended are forgotten (the table stays as small as the attack is wide)
+            conn.execute(
+                delete(failures).where(
+                    failures.c.window_start <= now - FAILURE_WINDOW,
+                    failures.c.client != values["client"],
+                )
+            )
             if is_mysql(conn):
                 stmt = mysql_insert(failures).values(values).on_duplicate_key_update(updates)
             else:
