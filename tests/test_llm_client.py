@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
@@ -85,7 +86,9 @@ def test_unreachable_and_slow_servers(fake_llm: FakeLlm) -> None:
     fake_llm.hold()
     with pytest.raises(LlmError, match="timed out"):
         client(fake_llm.url, read_timeout=0.2).complete(MESSAGES)
+    assert fake_llm.entered.wait(10)  # on a loaded machine the server may see it late
     fake_llm.release()
+    time.sleep(0.5)  # room for a second request, were the client to send one
     assert len(fake_llm.requests) == 1  # a read that timed out is not sent again
 
 

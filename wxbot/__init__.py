@@ -16,7 +16,7 @@ from wxbot.config import Settings, load_settings, warn_about_demo
 log = logging.getLogger(__name__)
 
 INSTANCE_CONFIG = "wxbot.cfg"  # optional; WXBOT_* = "value" lines, overridden by the environment
-BLUEPRINT_MODULES = ("wxbot.wechat", "wxbot.admin")
+BLUEPRINT_MODULES = ("wxbot.wechat", "wxbot.admin", "wxbot.console")
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:

@@ -78,6 +78,7 @@ class Settings:
     llm_price_output: float = 0.0  # per million completion tokens
     llm_connect_timeout: float = 2.0
     llm_timeout: float = 20.0  # read budget: a 7-12 s answer still arrives (retry/push/next)
+    timezone: str = "Asia/Shanghai"  # the day boundary of the daily statistics
 
     @property
     def demo_credentials(self) -> bool:
@@ -129,6 +130,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "WXBOT_LLM_PRICE_OUTPUT": ("llm_price_output", float),
     "WXBOT_LLM_CONNECT_TIMEOUT": ("llm_connect_timeout", float),
     "WXBOT_LLM_TIMEOUT": ("llm_timeout", float),
+    "WXBOT_TIMEZONE": ("timezone", str),
 }
 _FIELD_TYPES = {f.name: f for f in fields(Settings)}
 
@@ -201,6 +203,15 @@ def validate(settings: Settings) -> None:
     if settings.history_rounds > MAX_HISTORY_ROUNDS:
         raise ConfigError(f"WXBOT_HISTORY_ROUNDS must be at most {MAX_HISTORY_ROUNDS}")
     _validate_llm(settings)
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(settings.timezone)
+    except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        raise ConfigError(
+            f"WXBOT_TIMEZONE={settings.timezone!r} is not a time zone name; "
+            "use e.g. Asia/Shanghai or UTC"
+        ) from None
     if settings.sms_backend not in ("console", "webhook"):
         raise ConfigError("WXBOT_SMS_BACKEND must be 'console' or 'webhook'")
     if settings.sms_backend == "webhook" and not settings.sms_webhook_url:

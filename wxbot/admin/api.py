@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
+
+from wxbot.admin.ops import Admin, AdminError
 
 bp = Blueprint("admin_api", __name__, url_prefix="/admin/api")
 
 MAX_PER_PAGE = 100
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
+ApiError = AdminError  # the name the API modules raise it by
 
 
 def error(status: int, reason: str, **headers: str) -> Response:
@@ -45,27 +44,44 @@ def _check_token() -> Response | None:
     return None
 
 
-@bp.errorhandler(ApiError)
-def _api_error(exc: ApiError) -> Response:
+@bp.errorhandler(AdminError)
+def _api_error(exc: AdminError) -> Response:
     return error(exc.status, exc.reason)
 
 
+def admin() -> Admin:
+    return Admin.of(current_app)
+
+
+ERROR_PAGES = "wxbot.error_pages"  # app.extensions: [(path prefix, render)], longest first
+
+
+def add_error_page(app: Flask, prefix: str, render: Callable[[HTTPException], Response]) -> None:
+    """Errors (unknown routes, wrong methods, aborts, 500s) of paths under ``prefix`` are
+    rendered by ``render``: JSON for the API, HTML pages for the console."""
+    pages = app.extensions.setdefault(ERROR_PAGES, [])
+    if not pages:
+        app.register_error_handler(HTTPException, _render_error)
+    pages.append((prefix, render))
+    pages.sort(key=lambda page: -len(page[0]))
+
+
+def _render_error(exc: HTTPException) -> Response | HTTPException:
+    for prefix, render in current_app.extensions[ERROR_PAGES]:
+        if request.path.startswith(prefix):
+            return render(exc)
+    return exc
+
+
 def register_error_pages(app: Flask) -> None:
-    """JSON instead of HTML for errors under /admin/ (unknown routes, wrong methods, 500s)."""
-
-    def handle(exc: Exception):  # type: ignore[no-untyped-def]
-        if not request.path.startswith("/admin/"):
-            return exc if isinstance(exc, HTTPException) else _internal(exc)
-        if isinstance(exc, HTTPException):
-            return error(exc.code or 500, exc.description or exc.name)
-        return _internal(exc)
-
-    app.register_error_handler(HTTPException, handle)
+    """JSON instead of HTML for errors under /admin/api/."""
+    add_error_page(app, "/admin/api/", _json_error)
 
 
-def _internal(exc: Exception) -> Response:
-    current_app.logger.exception("admin API failed", exc_info=exc)
-    return error(500, "internal error; see the server log")
+def _json_error(exc: HTTPException) -> Response:
+    if exc.code == 500:  # Flask has logged the exception
+        return error(500, "internal error; see the server log")
+    return error(exc.code or 500, exc.description or exc.name)
 
 
 def json_body() -> dict[str, Any]:

@@ -10,16 +10,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Response, current_app, jsonify
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
-from wxbot.admin.api import ApiError, bp, json_body, page_of, paging
+from wxbot.admin.api import ApiError, admin, bp, json_body, page_of, paging
 from wxbot.config import MAX_HISTORY_ROUNDS
 from wxbot.db import with_retries
 from wxbot.dialog import context
 from wxbot.dialog.delivery import public_slots
-from wxbot.flows import stats as flow_stats
-from wxbot.llm import memory, usage
-from wxbot.qa import store
+from wxbot.llm import memory
 
 T = TypeVar("T")
 
@@ -160,14 +158,7 @@ def get_history(openid: str) -> Response:
 @bp.delete("/sessions/<openid>/history")
 def clear_history(openid: str) -> Response:
     """Forget what was said; the user, their dialogue state, window and usage stay."""
-    now = _now()
-
-    def write(conn: Connection) -> int:
-        found = _memory_or_404(conn, openid, lock=True)
-        memory.clear_history(conn, openid, now)
-        return len(found.history)
-
-    return jsonify(openid=openid, cleared_messages=_write(write))
+    return jsonify(openid=openid, cleared_messages=admin().clear_history(openid))
 
 
 @bp.delete("/sessions/<openid>")
@@ -185,29 +176,4 @@ def delete_session(openid: str) -> Response:
 
 @bp.get("/stats")
 def stats() -> Response:
-    now = _now()
-    contexts = context.contexts
-    kb = current_app.extensions["wxbot.bot"].deps.kb
-    settings = current_app.extensions["wxbot.settings"]
-    runner = current_app.extensions.get("wxbot.flows")
-
-    def read(conn: Connection) -> dict[str, Any]:
-        live = conn.execute(
-            select(func.count()).select_from(contexts).where(contexts.c.expires_at > now)
-        ).scalar_one()
-        return {
-            "sessions": {
-                "live": int(live),
-                "stored": context.count_contexts(conn),
-                "users": memory.count_users(conn),
-            },
-            "knowledge": {**store.counts(conn), "loaded_here": len(kb) if kb is not None else 0},
-            "llm": {
-                "mode": "fallback" if settings.llm_fallback else "off",
-                "model": settings.llm_model,
-                **usage.totals(conn, now),
-            },
-            "flows": flow_stats.funnel(conn, runner.flows if runner else [], now),
-        }
-
-    return jsonify(_read(read))
+    return jsonify(admin().stats())

@@ -246,16 +246,23 @@ def forget_user(conn: Connection, openid: str) -> None:
 
 
 def list_contexts(
-    conn: Connection, now: float, limit: int = 100, offset: int = 0
+    conn: Connection, now: float, limit: int = 100, offset: int = 0, live_only: bool = True
 ) -> list[ContextRow]:
+    """Contexts by last activity, newest first; ``live_only=False`` includes expired ones
+    not evicted yet (a user's last conversation stays readable until then)."""
+    stmt = select(contexts)
+    if live_only:
+        stmt = stmt.where(contexts.c.expires_at > now)
     rows = conn.execute(
-        select(contexts)
-        .where(contexts.c.expires_at > now)
-        .order_by(contexts.c.updated_at.desc())
-        .limit(limit)
-        .offset(offset)
+        stmt.order_by(contexts.c.updated_at.desc(), contexts.c.openid).limit(limit).offset(offset)
     ).all()
     return [_row_to_context(r) for r in rows]
+
+
+def count_live(conn: Connection, now: float) -> int:
+    return conn.execute(
+        select(func.count()).select_from(contexts).where(contexts.c.expires_at > now)
+    ).scalar_one()
 
 
 def get_context(conn: Connection, openid: str) -> ContextRow | None:

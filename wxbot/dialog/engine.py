@@ -33,6 +33,7 @@ from wxbot.dialog.states import DialogueTable, build_table
 from wxbot.i18n import Message, translate
 from wxbot.messages.inbound import Inbound
 from wxbot.messages.replies import Reply, Silent, Text, TransferToHuman, reply_from_dict
+from wxbot.stats import DailyCounters, zone
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class Bot(SlowWork):
         extra_columns = [rider() for rider in riders if rider]
         self._lock_statement = store.lock_statement(*extra_columns, *language.lock_columns())
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="wxbot-deferred")
+        # Messages and their outcomes per day, for the console's dashboard: summed in memory.
+        self.stats = DailyCounters(engine, clock, zone(settings.timezone))
         self._messages = 0
         self._count_lock = threading.Lock()
 
@@ -89,8 +92,11 @@ class Bot(SlowWork):
 
     def _phase_one(self, msg: Inbound) -> Reply | Pending:
         later: list[Callable[[Connection], None]] = []
-        result = self._locked_step(msg, later)  # committed when it returns
+        counted: list[str] = []
+        result = self._locked_step(msg, later, counted)  # committed when it returns
+        self.stats.add(counted)  # only now: a rolled-back attempt that is retried counts once
         self._run_after_commit(later)
+        self.stats.maybe_flush()
         return result
 
     def _run_after_commit(self, later: list[Callable[[Connection], None]]) -> None:
@@ -105,7 +111,7 @@ class Bot(SlowWork):
             work(conn)
 
     def _locked_step(
-        self, msg: Inbound, later: list[Callable[[Connection], None]]
+        self, msg: Inbound, later: list[Callable[[Connection], None]], counted: list[str]
     ) -> Reply | Pending:
         settings = self.settings
         with transaction(self.engine) as conn:
@@ -125,6 +131,7 @@ class Bot(SlowWork):
                 memory = self.deps.memory  # a returning user's context starts from their memory
                 history = memory.initial_history(msg.openid) if memory is not None else "[]"
                 store.create_context(conn, msg.openid, now, settings.session_ttl, history)
+                counted.append("new_users")
                 ctx, _ = store.lock_context(conn, msg.openid, None, self._lock_statement)
                 assert ctx is not None
             if "kb_version" in ctx.extras:
@@ -136,6 +143,7 @@ class Bot(SlowWork):
             outcome = self._dispatch(conn, msg, ctx, now, later)
             deferred = outcome.deferred
             reply = self._apply(ctx, msg, outcome, notice=notice, remember=deferred is None)
+            counted.extend(_counted_as(msg, outcome, reply))
             store.save_context(conn, ctx, now, settings.session_ttl)
             if deferred is None:
                 store.record_seen(conn, msg.dedup_key, msg.openid, dump_reply(reply), now)
@@ -336,6 +344,7 @@ class Bot(SlowWork):
     def close(self) -> None:
         """Finish slow work under way and write what the knowledge base batches (hits)."""
         self._pool.shutdown(wait=True)
+        self.stats.flush()
         flush = getattr(self.deps.kb, "flush_hits_now", None)
         if flush is not None:
             flush()
@@ -374,6 +383,16 @@ class Bot(SlowWork):
                 store.prune_seen(conn, now - self.settings.seen_ttl, 500)
         except Exception:
             log.warning("opportunistic clean-up failed", exc_info=True)
+
+
+def _counted_as(msg: Inbound, outcome: Outcome, reply: Reply) -> list[str]:
+    """The daily statistics this message adds to (events are not messages users wrote)."""
+    names = [] if msg.is_event else ["messages"]
+    if outcome.stat:
+        names.append(outcome.stat)
+    if isinstance(reply, TransferToHuman):
+        names.append("handoffs")
+    return names
 
 
 def _as_text(msg: Inbound, text: str) -> Inbound:

@@ -87,6 +87,7 @@ class Outcome:
     deferred: Deferred | None = None  # slow work to finish outside the transaction
     counts: bool = True  # False: this message does not count as a round of the flow
     limits: Limits | None = None  # None: the settings' limits apply to the next state
+    stat: str = ""  # what the message counts as in the daily statistics (answered, unknown...)
 
 
 Handler = Callable[[Turn], Outcome]

@@ -182,14 +182,18 @@ def _parse_txt(text: str, name: str) -> Parsed:
 
 
 def parse_file(path: str, fmt: str | None = None) -> Parsed:
-    name = path
     try:
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
         return Parsed(errors=[f"{path}: cannot read ({exc.strerror})"])
+    return parse_bytes(data, path, fmt)
+
+
+def parse_bytes(data: bytes, name: str, fmt: str | None = None) -> Parsed:
+    """Parse a file's content (an upload); ``name`` gives the format and the error prefix."""
     try:
-        return parse(decode(data, name), name, detect_format(path, fmt))
+        return parse(decode(data, name), name, detect_format(name, fmt))
     except FormatError as exc:
         return Parsed(errors=[str(exc)])
 

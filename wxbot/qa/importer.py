@@ -54,11 +54,15 @@ class _Row:
 
 def read_files(paths: Sequence[str], fmt: str | None = None) -> tuple[list[_Row], list[str]]:
     """Parse and validate; duplicates across the whole import are errors too."""
+    return check_parsed([parse_file(path, fmt) for path in paths])
+
+
+def check_parsed(files: Sequence[Parsed]) -> tuple[list[_Row], list[str]]:
+    """Validate parsed files; duplicates across the whole import are errors too."""
     rows: list[_Row] = []
     errors: list[str] = []
     first_seen: dict[str, str] = {}
-    for path in paths:
-        parsed: Parsed = parse_file(path, fmt)
+    for parsed in files:
         errors.extend(parsed.errors)
         for rec in parsed.records:
             try:
@@ -88,13 +92,32 @@ def import_files(
     fmt: str | None = None,
     progress: Callable[[int, str], object] | None = None,
 ) -> ImportReport:
-    rows, errors = read_files(paths, fmt)
+    files = [parse_file(path, fmt) for path in paths]
+    return import_parsed(
+        engine, files, now=now, skip_bad=skip_bad, dry_run=dry_run, progress=progress
+    )
+
+
+def import_parsed(
+    engine: Engine,
+    files: Sequence[Parsed],
+    *,
+    now: float,
+    skip_bad: bool = False,
+    dry_run: bool = False,
+    progress: Callable[[int, str], object] | None = None,
+    planned: Callable[[int], object] | None = None,
+) -> ImportReport:
+    """Import already parsed files (``import_files`` reads them from paths; the web console
+    from an upload). ``planned(n)`` is told how many rows will be written before the
+    writes start, ``progress(n, what)`` after each batch of them."""
+    rows, errors = check_parsed(files)
     report = ImportReport(errors=errors, rejected=len(errors))
     if errors and not skip_bad:
         return report
     try:
         with engine.begin() as conn:
-            _upsert(conn, rows, report, now, progress)
+            _upsert(conn, rows, report, now, progress, planned)
             if report.errors and not skip_bad:
                 raise ImportAborted
             if dry_run:
@@ -113,6 +136,7 @@ def _upsert(
     report: ImportReport,
     now: float,
     progress: Callable[[int, str], object] | None,
+    planned: Callable[[int], object] | None = None,
 ) -> None:
     version = store.bump_version(conn, now)  # the knowledge write lock
     owners_by_key = store.entry_ids_by_keys(conn, [k for r in rows for k in r.keys])
@@ -168,6 +192,8 @@ def _upsert(
             {"entry_id": entry_id, "question": q, "qkey": k, "position": i}
             for i, (q, k) in enumerate(zip(row.questions, row.keys, strict=True))
         )
+    if planned is not None:
+        planned(len(entry_rows) + len(question_rows) + len(updates))
     _executemany(conn, insert(store.entries), entry_rows, "entries", progress)
     _executemany(conn, insert(store.questions), question_rows, "questions", progress)
     stmt = (

@@ -270,27 +270,55 @@ def forget_unanswered(conn: Connection, keys: Iterable[str]) -> None:
         conn.execute(delete(unanswered).where(unanswered.c.qkey.in_(keys[i : i + CHUNK])))
 
 
+def _unanswered_dict(r: Any) -> dict[str, object]:
+    return {
+        "id": r.id,
+        "question": r.question,
+        "count": r.count,
+        "first_asked_at": r.first_asked_at,
+        "last_asked_at": r.last_asked_at,
+    }
+
+
 def list_unanswered(
-    conn: Connection, offset: int = 0, limit: int = 20
+    conn: Connection, offset: int = 0, limit: int = 20, newest_first: bool = False
 ) -> tuple[int, list[dict[str, object]]]:
+    """Unanswered questions (each one counts its normalised duplicates), most asked first or
+    most recently asked first."""
     total = conn.execute(select(func.count()).select_from(unanswered)).scalar_one()
+    order = [unanswered.c.count.desc(), unanswered.c.last_asked_at.desc()]
+    if newest_first:
+        order.reverse()
     rows = conn.execute(
-        select(unanswered)
-        .order_by(unanswered.c.count.desc(), unanswered.c.last_asked_at.desc())
-        .offset(offset)
+        select(unanswered).order_by(*order, unanswered.c.id.desc()).offset(offset).limit(limit)
+    ).all()
+    return int(total), [_unanswered_dict(r) for r in rows]
+
+
+def count_unanswered(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(unanswered)).scalar_one())
+
+
+def get_unanswered(conn: Connection, unanswered_id: int) -> dict[str, object] | None:
+    row = conn.execute(select(unanswered).where(unanswered.c.id == unanswered_id)).first()
+    return None if row is None else _unanswered_dict(row)
+
+
+def delete_unanswered(conn: Connection, unanswered_id: int) -> bool:
+    done = conn.execute(delete(unanswered).where(unanswered.c.id == unanswered_id))
+    return done.rowcount > 0
+
+
+def top_entries(conn: Connection, limit: int = 10) -> list[tuple[int, str, int]]:
+    """(entry id, main question, hits) of the most answered entries."""
+    rows = conn.execute(
+        select(entries.c.id, entries.c.hits)
+        .where(entries.c.hits > 0)
+        .order_by(entries.c.hits.desc(), entries.c.id)
         .limit(limit)
     ).all()
-    items = [
-        {
-            "id": r.id,
-            "question": r.question,
-            "count": r.count,
-            "first_asked_at": r.first_asked_at,
-            "last_asked_at": r.last_asked_at,
-        }
-        for r in rows
-    ]
-    return int(total), items
+    titles = main_questions(conn, [r.id for r in rows]) if rows else {}
+    return [(r.id, titles.get(r.id, ""), int(r.hits)) for r in rows]
 
 
 def add_hits(conn: Connection, hits: dict[int, int], now: float) -> None:

@@ -145,6 +145,34 @@ def update_entry(
     store.log_changes(conn, version, [entry_id], now)
 
 
+def add_questions(conn: Connection, entry_id: int, questions: object, *, now: float) -> list[str]:
+    """Add questions to an entry (after its own), e.g. an unanswered question an admin
+    attached; questions the entry already has are skipped. Returns the ones added."""
+    qs = check_questions(questions)
+    version = store.bump_version(conn, now)
+    current = store.get_entry(conn, entry_id)
+    if current is None:
+        raise KnowledgeError(f"no entry {entry_id}", status=404)
+    own = {question_key(q) for q in current.questions}
+    new = {question_key(q): q for q in qs if question_key(q) not in own}
+    if len(own) + len(new) > MAX_QUESTIONS:
+        raise KnowledgeError(f"at most {MAX_QUESTIONS} questions per entry")
+    _conflicts(conn, new, entry_id)
+    first = len(current.questions)
+    if new:
+        conn.execute(
+            insert(store.questions),
+            [
+                {"entry_id": entry_id, "question": q, "qkey": k, "position": first + i}
+                for i, (k, q) in enumerate(new.items())
+            ],
+        )
+        store.forget_unanswered(conn, new)
+    conn.execute(update(store.entries).where(store.entries.c.id == entry_id).values(updated_at=now))
+    store.log_changes(conn, version, [entry_id], now)
+    return list(new.values())
+
+
 def delete_entry(conn: Connection, entry_id: int, *, now: float) -> None:
     version = store.bump_version(conn, now)
     conn.execute(delete(store.questions).where(store.questions.c.entry_id == entry_id))

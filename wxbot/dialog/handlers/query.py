@@ -22,6 +22,8 @@ TEACH_HINT = N_("\n\n（你有教学权限：发送「学习」，先发问题�
 DID_YOU_MEAN = N_("我不太确定你想问的是哪一个：\n{choices}\n回复序号查看答案，或者换个说法再问。")
 GONE = N_("这条答案刚刚被删除了，请换个说法再问一次。")
 SUGGEST = "suggest"  # slot: entry ids offered as "did you mean" choices
+# What each outcome counts as in the daily statistics (the console's dashboard shows the rates).
+ANSWERED, SUGGESTED, UNKNOWN = "answered", "suggested", "unknown"
 
 
 def _choice(text: str, count: int) -> int | None:
@@ -48,12 +50,12 @@ def answer(turn: Turn) -> Outcome:
             return Outcome(Text(turn.t(GONE)), WAIT_QUERY)
         kb.record_hit(match.entry_id)
         kb.maybe_flush_hits(turn.db)
-        return Outcome(Text(match.answer), WAIT_QUERY)
+        return Outcome(Text(match.answer), WAIT_QUERY, stat=ANSWERED)
     found = kb.lookup(text)
     if found.best is not None:
         kb.record_hit(found.best.entry_id)
         kb.maybe_flush_hits(turn.db)
-        return Outcome(Text(found.best.answer), WAIT_QUERY)
+        return Outcome(Text(found.best.answer), WAIT_QUERY, stat=ANSWERED)
     now = turn.now
     turn.after_commit.append(lambda conn: store.record_unanswered(conn, text, now))
     fallback = turn.deps.fallback  # the LLM, when configured (wxbot.llm)
@@ -69,6 +71,6 @@ def answer(turn: Turn) -> Outcome:
         reply = turn.t(DID_YOU_MEAN, choices=choices) + (
             turn.t(TEACH_HINT) if turn.can_teach else ""
         )
-        return Outcome(Text(reply), WAIT_QUERY, slots=slots)
+        return Outcome(Text(reply), WAIT_QUERY, slots=slots, stat=SUGGESTED)
     reply = turn.t(DONT_KNOW) + (turn.t(TEACH_HINT) if turn.can_teach else "")
-    return Outcome(Text(reply), WAIT_QUERY)
+    return Outcome(Text(reply), WAIT_QUERY, stat=UNKNOWN)

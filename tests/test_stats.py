@@ -1,0 +1,96 @@
+"""Daily counters: summed in memory, written in batches, days in the configured time zone;
+the engine counts each message's outcome once."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from tests.helpers import say, text
+from wxbot.models import Base
+from wxbot.qa import writer
+from wxbot.stats import DailyCounters, day_of, read_counts
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def stored(engine, day: str) -> Counter[str]:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return read_counts(conn, date.fromisoformat(day), date.fromisoformat(day)).get(
+            day, Counter()
+        )
+
+
+def test_days_follow_the_time_zone() -> None:
+    evening_utc = 1_800_000_000.0 - (1_800_000_000 % 86_400) + 17 * 3600  # 17:00 UTC
+    assert day_of(evening_utc, ZoneInfo("UTC")) < day_of(evening_utc, SHANGHAI)  # 01:00 next day
+
+
+def test_counts_are_batched_and_added_up(app, clock) -> None:  # type: ignore[no-untyped-def]
+    engine = app.extensions["wxbot.engine"]
+    today = day_of(clock(), SHANGHAI)
+    counters = DailyCounters(engine, clock, SHANGHAI, flush_every=3, flush_seconds=3600)
+    other = DailyCounters(engine, clock, SHANGHAI)  # a second process
+    counters.add(["messages", "answered"])
+    counters.maybe_flush()
+    assert stored(engine, today) == Counter()  # not due yet
+    counters.add(["messages"])
+    counters.maybe_flush()
+    assert stored(engine, today) == Counter(messages=2, answered=1)
+    other.add(["messages"])
+    other.flush()
+    assert stored(engine, today) == Counter(messages=3, answered=1)
+
+
+def test_a_failed_write_keeps_the_counts(app, clock, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from wxbot.db import make_engine, upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.sqlite3'}")  # no schema yet
+    counters = DailyCounters(engine, clock, SHANGHAI)
+    counters.add(["messages"])
+    counters.flush()  # logged, not raised
+    upgrade(engine)
+    counters.flush()
+    assert stored(engine, day_of(clock(), SHANGHAI)) == Counter(messages=1)
+    engine.dispose()
+
+
+def test_the_engine_counts_each_outcome_once(app, bot, clock) -> None:  # type: ignore[no-untyped-def]
+    with app.extensions["wxbot.engine"].begin() as conn:
+        writer.create_entry(conn, ["营业时间"], "9 点到 21 点。", now=0, source="api")
+    message = text("o_1", "营业时间")
+    bot.handle(message)
+    bot.handle(message)  # WeChat's retry of the same message: not a second message
+    say(bot, "o_1", "营业时间表")  # a near miss: "did you mean"
+    say(bot, "o_1", "1")  # picks the suggestion: answered
+    say(bot, "o_2", "火星上有网吗")
+    say(bot, "o_2", "人工")
+    bot.stats.flush()
+    assert stored(app.extensions["wxbot.engine"], day_of(clock(), SHANGHAI)) == Counter(
+        messages=5, new_users=2, answered=2, suggested=1, unknown=1, handoffs=1
+    )
+
+
+def test_models_match_the_migration(app) -> None:  # type: ignore[no-untyped-def]
+    ours = {"daily_counts", "console_sessions", "console_login_failures", "console_imports"}
+    with app.extensions["wxbot.engine"].connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+
+    def tables(diff) -> set[str]:  # type: ignore[no-untyped-def]
+        found = set()
+        for part in diff if isinstance(diff, list) else [diff]:
+            for item in part:
+                name = getattr(getattr(item, "table", None), "name", None) or getattr(
+                    item, "name", None
+                )
+                if isinstance(item, str):
+                    name = item
+                if name in ours:
+                    found.add(name)
+        return found
+
+    assert [d for d in diffs if tables(d)] == []

@@ -1,0 +1,244 @@
+"""Who may see the console: a login form checked against WXBOT_ADMIN_TOKEN, server-side
+sessions, CSRF tokens on every form, throttled failed logins; or the API's bearer token.
+
+The cookie holds a random session id; the database keeps only its sha256, the admin token's
+fingerprint (changing WXBOT_ADMIN_TOKEN logs everyone out) and the expiry (idle and absolute),
+so logging out really ends the session, in every container. The CSRF token of a session is an
+HMAC of the cookie's secret value, so it needs no storage. Requests with the bearer token
+carry no cookie, so they need no CSRF token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from flask import Response, current_app, g, request
+from sqlalchemy import case, delete, insert, select, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from werkzeug.exceptions import Forbidden
+
+from wxbot.console.models import ConsoleLoginFailure, ConsoleSession
+from wxbot.db import is_mysql, transaction, with_retries
+
+COOKIE = "wxbot_console"
+LOGIN_COOKIE = "wxbot_console_login"  # the login form's CSRF secret (no session exists yet)
+COOKIE_PATH = "/admin"
+IDLE_SECONDS = 2 * 3600
+MAX_AGE_SECONDS = 12 * 3600
+TOUCH_EVERY = 60  # seconds: how stale last_seen may get before a request refreshes it
+MAX_FAILURES = 5  # failed logins per client address...
+FAILURE_WINDOW = 15 * 60  # ...within this many seconds; then refused until the window ends
+
+sessions = ConsoleSession.__table__
+failures = ConsoleLoginFailure.__table__
+
+
+@dataclass(frozen=True)
+class Access:
+    via: str  # "session" | "bearer"
+    csrf_token: str = ""  # "" for bearer requests
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _hmac(secret: str, purpose: str) -> str:
+    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).hexdigest()
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    return current_app.extensions["wxbot.engine"]
+
+
+def _now() -> float:
+    return current_app.extensions["wxbot.clock"]()
+
+
+def admin_token() -> str | None:
+    return current_app.extensions["wxbot.settings"].admin_token
+
+
+def token_matches(given: str) -> bool:
+    token = admin_token()
+    return bool(token) and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def client_address() -> str:
+    """The address failed logins are counted under (the connecting peer: behind a reverse
+    proxy, that is the proxy unless it is made to pass the client's address on)."""
+    return (request.remote_addr or "unknown")[:64]
+
+
+# -- sessions --------------------------------------------------------------------------------
+
+
+def start_session() -> str:
+    """Store a new session; returns the cookie value."""
+    secret = secrets.token_urlsafe(32)
+    now = _now()
+
+    def run() -> None:
+        with transaction(_engine()) as conn:
+            conn.execute(delete(sessions).where(sessions.c.expires_at <= now))
+            conn.execute(
+                insert(sessions).values(
+                    id_hash=_sha256(secret),
+                    token_hash=_sha256(admin_token() or ""),
+                    client=client_address(),
+                    created_at=now,
+                    last_seen=now,
+                    expires_at=now + IDLE_SECONDS,
+                )
+            )
+
+    with_retries(run)
+    return secret
+
+
+def end_session(secret: str) -> None:
+    def run() -> None:
+        with transaction(_engine()) as conn:
+            conn.execute(delete(sessions).where(sessions.c.id_hash == _sha256(secret)))
+
+    with_retries(run)
+
+
+def session_access(secret: str) -> Access | None:
+    """The access a session cookie gives, or None (unknown, expired, or an older token)."""
+    if not secret:
+        return None
+    now = _now()
+    key = _sha256(secret)
+    with _engine().connect() as conn:
+        row = conn.execute(select(sessions).where(sessions.c.id_hash == key)).first()
+    if row is None or row.expires_at <= now or now - row.created_at > MAX_AGE_SECONDS:
+        return None
+    if not hmac.compare_digest(row.token_hash, _sha256(admin_token() or "")):
+        return None
+    if now - row.last_seen >= TOUCH_EVERY:  # sliding idle expiry, written once a minute at most
+        expires = min(now + IDLE_SECONDS, row.created_at + MAX_AGE_SECONDS)
+
+        def touch() -> None:
+            with transaction(_engine()) as conn:
+                conn.execute(
+                    update(sessions)
+                    .where(sessions.c.id_hash == key)
+                    .values(last_seen=now, expires_at=expires)
+                )
+
+        with_retries(touch)
+    return Access("session", _hmac(secret, "csrf"))
+
+
+def bearer_access() -> Access | None:
+    """Access by ``Authorization: Bearer``: None when the header is absent; 403 when it is
+    present but wrong (as the JSON API answers)."""
+    header = request.headers.get("Authorization", "")
+    if not header:
+        return None
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given.strip() or not token_matches(given):
+        raise Forbidden("the bearer token is not the admin token")
+    return Access("bearer")
+
+
+def csrf_ok(access: Access) -> bool:
+    if access.via == "bearer":
+        return True
+    given = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token", "")
+    return hmac.compare_digest(given.encode(), access.csrf_token.encode())
+
+
+def set_cookie(response: Response, name: str, value: str, samesite: str = "Lax") -> None:
+    response.set_cookie(
+        name,
+        value,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite=samesite,
+        secure=request.is_secure,  # behind HTTPS (gunicorn trusts X-Forwarded-Proto from its proxy)
+    )
+
+
+def current_access() -> Access:
+    return g.console_access
+
+
+# -- the login form ---------------------------------------------------------------------------
+
+
+def login_csrf(secret: str) -> str:
+    return _hmac(secret, "login")
+
+
+def new_login_secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def throttled_for() -> int:
+    """Seconds until this client may try again (0 = now)."""
+    now = _now()
+    with _engine().connect() as conn:
+        row = conn.execute(select(failures).where(failures.c.client == client_address())).first()
+    if row is None or row.failures < MAX_FAILURES:
+        return 0
+    left = row.window_start + FAILURE_WINDOW - now
+    return math.ceil(left) if left > 0 else 0
+
+
+def record_failure() -> None:
+    """Count a failed login in the client's window (a new window once the old one ended)."""
+    now = _now()
+    stale = failures.c.window_start <= now - FAILURE_WINDOW
+    values = {"client": client_address(), "failures": 1, "window_start": now}
+    # failures first: MySQL evaluates the assignments in order, and it must see the old window
+    updates = [
+        ("failures", case((stale, 1), else_=failures.c.failures + 1)),
+        ("window_start", case((stale, now), else_=failures.c.window_start)),
+    ]
+
+    def run() -> None:
+        with transaction(_engine()) as conn:
+            # windows that ended are forgotten (the table stays as small as the attack is wide)
+            conn.execute(
+                delete(failures).where(
+                    failures.c.window_start <= now - FAILURE_WINDOW,
+                    failures.c.client != values["client"],
+                )
+            )
+            if is_mysql(conn):
+                stmt = mysql_insert(failures).values(values).on_duplicate_key_update(updates)
+            else:
+                stmt = sqlite_insert(failures).values(values)
+                stmt = stmt.on_conflict_do_update(index_elements=["client"], set_=dict(updates))
+            conn.execute(stmt)
+
+    with_retries(run)
+
+
+def forget_failures() -> None:
+    def run() -> None:
+        with transaction(_engine()) as conn:
+            conn.execute(delete(failures).where(failures.c.client == client_address()))
+
+    with_retries(run)
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after login: only a path inside the console (no open redirect)."""
+    default = "/admin/"
+    if not target or any(ch in target for ch in "\\\r\n\t") or not target.isprintable():
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/admin/"):
+        return default
+    if target.startswith("//") or parts.path.startswith("/admin/login"):
+        return default
+    return target

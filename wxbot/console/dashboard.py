@@ -1,0 +1,82 @@
+"""/admin/: today's and this week's figures, answer rates, top questions, the unanswered trend."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from flask import current_app, render_template
+
+from wxbot.console.web import admin, bp
+from wxbot.qa import store
+from wxbot.stats import zone
+
+TREND_DAYS = 14
+OUTCOMES = ("answered", "suggested", "unknown")
+
+
+@dataclass
+class Bar:
+    """One day of the trend chart (SVG coordinates worked out here, not in the template)."""
+
+    day: str
+    unknown: int
+    suggested: int
+    x: float
+    height_unknown: float
+    height_suggested: float
+
+
+def _sum(days: dict[str, Counter[str]], first: date, last: date) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for day, counts in days.items():
+        if first.isoformat() <= day <= last.isoformat():
+            total.update(counts)
+    return total
+
+
+def rates(counts: Counter[str]) -> dict[str, float | None]:
+    """Share of the questions answered, answered with suggestions, not answered."""
+    asked = sum(counts[name] for name in OUTCOMES)
+    return {name: (counts[name] / asked if asked else None) for name in OUTCOMES}
+
+
+def trend(days: dict[str, Counter[str]], today: date, height: float = 80.0) -> list[Bar]:
+    first = today - timedelta(days=TREND_DAYS - 1)
+    series = [(first + timedelta(days=i)).isoformat() for i in range(TREND_DAYS)]
+    values = [(d, days.get(d, Counter())) for d in series]
+    peak = max((c["unknown"] + c["suggested"] for _, c in values), default=0) or 1
+    return [
+        Bar(
+            day=d[5:],
+            unknown=c["unknown"],
+            suggested=c["suggested"],
+            x=i * 22.0,
+            height_unknown=round(c["unknown"] / peak * height, 1),
+            height_suggested=round(c["suggested"] / peak * height, 1),
+        )
+        for i, (d, c) in enumerate(values)
+    ]
+
+
+@bp.get("/")
+def dashboard() -> str:
+    ops = admin()
+    tz = zone(current_app.extensions["wxbot.settings"].timezone)
+    today = datetime.fromtimestamp(ops.now(), tz).date()
+    week_start = today - timedelta(days=today.weekday())  # 本周 starts on Monday
+    first = min(week_start, today - timedelta(days=TREND_DAYS - 1))
+    days = ops.daily_counts(first, today)
+    week = _sum(days, week_start, today)
+    figures: dict[str, Any] = {
+        "today": days.get(today.isoformat(), Counter()),
+        "week": week,
+        "rates": rates(week),
+        "trend": trend(days, today),
+        "top": ops.top_entries(10),
+        "top_unanswered": ops.read(lambda conn: store.list_unanswered(conn, 0, 5)[1]),
+        "stats": ops.stats(),
+    }
+    return render_template("console/dashboard.html", nav="dashboard", **figures)

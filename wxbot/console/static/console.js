@@ -1,0 +1,118 @@
+// wxbot console: small enhancements; every page works without them.
+"use strict";
+
+(function () {
+  const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
+
+  // Forms that ask before doing something that cannot be undone.
+  document.querySelectorAll("form[data-confirm]").forEach((form) => {
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  });
+
+  document.querySelectorAll("a[data-back]").forEach((link) => {
+    link.addEventListener("click", (event) => {
+      if (window.history.length > 1) {
+        event.preventDefault();
+        window.history.back();
+      }
+    });
+  });
+
+  // Attach an unanswered question: entries matching what is typed, each a one-click button.
+  document.querySelectorAll("form[data-attach-search]").forEach((form) => {
+    const input = form.querySelector('input[name="q"]');
+    const results = form.parentElement.querySelector("[data-results]");
+    const attachUrl = form.action; // the same URL takes the POST
+    let timer = null;
+    let asked = "";
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(async () => {
+        const q = input.value.trim();
+        if (q === asked) return;
+        asked = q;
+        results.replaceChildren();
+        if (!q) return;
+        const response = await fetch("/admin/knowledge/search.json?q=" + encodeURIComponent(q), {
+          credentials: "same-origin",
+        });
+        if (!response.ok || q !== asked) return;
+        const { items } = await response.json();
+        if (!items.length) {
+          const none = document.createElement("p");
+          none.className = "muted small";
+          none.textContent = "没有找到。";
+          results.append(none);
+        }
+        for (const item of items) results.append(attachButton(attachUrl, item));
+      }, 250);
+    });
+  });
+
+  function attachButton(url, item) {
+    const form = document.createElement("form");
+    form.method = "post";
+    form.action = url;
+    form.className = "inline";
+    for (const [name, value] of [["csrf_token", csrf()], ["entry_id", String(item.id)]]) {
+      const field = document.createElement("input");
+      field.type = "hidden";
+      field.name = name;
+      field.value = value;
+      form.append(field);
+    }
+    const button = document.createElement("button");
+    button.type = "submit";
+    button.className = "choice";
+    button.textContent = `归入 #${item.id}「${item.question}」`; // text, never HTML
+    form.append(button);
+    return form;
+  }
+
+  // Upload with a progress bar (large files take a while on a slow line).
+  document.querySelectorAll("form[data-upload]").forEach((form) => {
+    const bar = form.querySelector("[data-upload-progress]");
+    form.addEventListener("submit", (event) => {
+      const file = form.querySelector('input[type="file"]').files[0];
+      if (!file || file.size < 512 * 1024) return; // small files: a plain submit is instant
+      event.preventDefault();
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", form.action);
+      bar.classList.remove("hidden");
+      xhr.upload.addEventListener("progress", (e) => {
+        if (e.lengthComputable) bar.value = Math.round((e.loaded / e.total) * 100);
+      });
+      xhr.addEventListener("load", () => {
+        if (xhr.status < 400) window.location.assign(xhr.responseURL);
+        else form.submit(); // let the server's error page show
+      });
+      xhr.addEventListener("error", () => form.submit());
+      xhr.send(new FormData(form));
+    });
+  });
+
+  // An import under way: follow its progress, then show the result.
+  const job = document.querySelector("[data-job-status]");
+  if (job && ["checking", "importing"].includes(job.dataset.state)) {
+    const bar = job.querySelector("[data-job-progress]");
+    const count = job.querySelector("[data-job-count]");
+    const poll = async () => {
+      try {
+        const response = await fetch(job.dataset.jobStatus, { credentials: "same-origin" });
+        const state = await response.json();
+        if (state.status !== job.dataset.state) return window.location.reload();
+        if (bar && state.total) {
+          bar.max = state.total;
+          bar.value = state.done;
+        }
+        if (count) count.textContent = `${state.done} / ${state.total || "?"}`;
+      } catch (err) {
+        /* a network hiccup: try again */
+      }
+      setTimeout(poll, 700);
+    };
+    setTimeout(poll, 300);
+  }
+})();
