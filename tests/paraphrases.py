@@ -141,7 +141,7 @@ def evaluate(kb, cases, unrelated, verbose: bool = False, language: str | None =
         want = wanted[expected].id
         hits = kb.search(question, limit=1)
         result.top1 += bool(hits) and hits[0].entry_id == want
-        found = kb.lookup(question)
+        found = kb.lookup(question, language=language)
         if found.best is not None:
             ok = found.best.entry_id == want
             result.direct += ok
@@ -157,7 +157,7 @@ def evaluate(kb, cases, unrelated, verbose: bool = False, language: str | None =
             offered = ", ".join(titles[m.entry_id] for m in found.suggestions)
             result.misses.append(f"{question!r} -> {outcome} [{offered}]; wanted {expected!r}")
     for q in unrelated:
-        found = kb.lookup(q)
+        found = kb.lookup(q, language=language)
         if found.best is not None:
             result.unrelated_answered += 1
             result.misses.append(f"unrelated {q!r} answered with {titles[found.best.entry_id]!r}")

@@ -17,19 +17,27 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, inspect
 
 from wxbot.qa import store
+from wxbot.qa import synonyms as synonym_store
 from wxbot.qa.index import Bm25Index, Hit
+from wxbot.qa.synonyms import Synonyms
 from wxbot.qa.text import STOPWORD_WEIGHT, STOPWORDS, Analyzer, get_analyzer, normalize
 
 log = logging.getLogger(__name__)
 
-CONFIDENT = 0.5  # answer at or above this overlap (chosen on a dev set, not the paraphrases)
-SUGGEST = 0.3  # "did you mean" between SUGGEST and CONFIDENT
+# The decision (chosen on the development sets only: benchmarks/calibrate.py prints the
+# trade-off). Scores are question overlap + ANSWER_WEIGHT x answer coverage.
+CONFIDENT = 0.5  # answer at or above this score ...
+MARGIN = 0.1  # ... when the runner-up is at least this far behind
+SURE = 0.8  # answer whatever the runner-up (near-identical questions)
+SUGGEST = 0.3  # "did you mean" at or above this
+ANSWER_WEIGHT = 0.2
+OTHER_LANGUAGE = 0.7  # score factor for an entry in another language than the user's
 INCREMENTAL_LIMIT = 5_000  # more changed entries than this: rebuild the whole index
 BACKGROUND_REBUILD_OVER = 5_000  # entries; a larger index is rebuilt in a background thread
 FLUSH_EVERY_HITS = 200
@@ -50,6 +58,14 @@ class Lookup:
     suggestions: tuple[Match, ...] = ()  # near misses worth offering
 
 
+class _Snapshot(NamedTuple):
+    """Everything the index is built from, read in one go."""
+
+    rows: dict[int, tuple[str, list[str]]]
+    languages: dict[int, str]
+    synonyms: Synonyms
+
+
 class KnowledgeBase:
     def __init__(
         self,
@@ -58,12 +74,20 @@ class KnowledgeBase:
         analyzer: Analyzer | None = None,
         confident: float = CONFIDENT,
         suggest: float = SUGGEST,
+        margin: float = MARGIN,
+        sure: float = SURE,
+        answer_weight: float = ANSWER_WEIGHT,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         self.analyzer = analyzer or get_analyzer()
         self.confident = confident
         self.suggest = suggest
+        self.margin = margin
+        self.sure = sure
+        self.answer_weight = answer_weight
+        self._synonyms = Synonyms()
+        self._languages: dict[int, str] = {}
         self.clock = clock
         self.version = -1  # nothing loaded yet
         self._index = _new_index()
@@ -122,24 +146,44 @@ class KnowledgeBase:
             elif self._rebuild_in_background():
                 return False  # the current index serves until the new one is ready
             else:
-                self._swap(*self._build(store.load_entries(conn)))
+                self._swap(*self._build(self._read_all(conn)))
             self.version = current
         return True
 
-    def _build(self, rows: dict[int, tuple[str, list[str]]]) -> tuple[Bm25Index, dict[int, str]]:
+    @staticmethod
+    def _read_all(conn: Connection) -> _Snapshot:
+        groups = synonym_store.load(conn)
+        return _Snapshot(
+            store.load_entries(conn),
+            store.load_languages(conn),
+            Synonyms((g.id, g.words) for g in groups),
+        )
+
+    def _build(self, snap: _Snapshot) -> tuple[Bm25Index, dict[int, str], _Snapshot]:
         started = time.monotonic()
         index = _new_index()
         answers: dict[int, str] = {}
-        terms = self.analyzer.terms
-        for entry_id, (answer, qs) in rows.items():
-            index.add_entry(entry_id, [terms(normalize(q)) for q in qs])
+        for entry_id, (answer, qs) in snap.rows.items():
+            self._index_entry(index, entry_id, answer, qs, snap.synonyms)
             answers[entry_id] = answer
-        log.info("knowledge index: %d entries in %.2fs", len(rows), time.monotonic() - started)
-        return index, answers
+        rows = len(snap.rows)
+        log.info("knowledge index: %d entries in %.2fs", rows, time.monotonic() - started)
+        return index, answers, snap
 
-    def _swap(self, index: Bm25Index, answers: dict[int, str]) -> None:
-        # Whole objects: a concurrent reader keeps using the old, consistent pair.
+    def _index_entry(
+        self, index: Bm25Index, entry_id: int, answer: str, qs: list[str], syn: Synonyms
+    ) -> None:
+        analyzer = self.analyzer
+        index.add_entry(
+            entry_id,
+            [analyzer.terms(normalize(q), syn) for q in qs],
+            analyzer.answer_terms(normalize(answer), syn) if self.answer_weight else (),
+        )
+
+    def _swap(self, index: Bm25Index, answers: dict[int, str], snap: _Snapshot) -> None:
+        # Whole objects: a concurrent reader keeps using the old, consistent set.
         self._index, self._answers = index, answers
+        self._languages, self._synonyms = snap.languages, snap.synonyms
 
     def _rebuild_in_background(self) -> bool:
         """Rebuild a large index in a thread (True), or tell the caller to do it now (False).
@@ -161,8 +205,8 @@ class KnowledgeBase:
             assert self.engine is not None
             with self.engine.connect() as conn:
                 version = store.read_version(conn)
-                rows = store.load_entries(conn)
-            built = self._build(rows)  # outside any transaction
+                snap = self._read_all(conn)
+            built = self._build(snap)  # outside any transaction
             with self._lock:
                 self._swap(*built)
                 self.version = version  # later changes follow incrementally
@@ -177,37 +221,68 @@ class KnowledgeBase:
 
     def _apply(self, conn: Connection, changed: set[int]) -> None:
         rows = store.load_entries(conn, changed)
+        languages = store.load_languages(conn, changed)
         for entry_id in changed:
             row = rows.get(entry_id)
             if row is None:  # deleted
                 self._index.remove_entry(entry_id)
                 self._answers.pop(entry_id, None)
+                self._languages.pop(entry_id, None)
                 continue
             answer, qs = row
-            self._index.add_entry(entry_id, [self.analyzer.terms(normalize(q)) for q in qs])
+            self._index_entry(self._index, entry_id, answer, qs, self._synonyms)
             self._answers[entry_id] = answer
+            if entry_id in languages:
+                self._languages[entry_id] = languages[entry_id]
+            else:
+                self._languages.pop(entry_id, None)
         # Updated entries leave dead postings behind: compact now and then.
         compact = self._index.dead_fraction > 0.5 and len(self._answers) > 1000
         if compact and not self._rebuild_in_background():
-            self._swap(*self._build(store.load_entries(conn)))
+            self._swap(*self._build(self._read_all(conn)))
 
     # -- matching ------------------------------------------------------------------------------
 
     def __len__(self) -> int:
         return len(self._answers)
 
-    def search(self, text: str, limit: int = 5) -> list[Hit]:
-        """Ranked hits whatever their confidence (evaluation, admin tools)."""
-        return self._index.search(self.analyzer.terms(normalize(text)), limit=limit)
+    def search(self, text: str, limit: int = 5, language: str | None = None) -> list[Hit]:
+        """Ranked hits whatever their confidence (evaluation, admin tools, LLM grounding).
 
-    def lookup(self, text: str, suggestions: int = 3) -> Lookup:
-        """Match a question against the in-memory index (no database access)."""
-        index, answers = self._index, self._answers
-        hits = index.search(self.analyzer.terms(normalize(text)), limit=suggestions + 1)
-        matches = [self._match(h, answers) for h in hits]
-        matches = [m for m in matches if m is not None]
-        if matches and matches[0].confidence >= self.confident:
-            return Lookup(matches[0])
+        With ``language``, entries in another language score OTHER_LANGUAGE x their score
+        (entries without a language are for everyone)."""
+        index, languages = self._index, self._languages
+        q = self.analyzer.query(normalize(text), self._synonyms)
+        want = limit + 1 if language and languages else limit
+        hits = index.search(
+            q.terms, want, soft=q.soft, words=q.words, answer_weight=self.answer_weight
+        )
+        if language and languages:
+            hits = [
+                h
+                if languages.get(h.entry_id, language) == language
+                else replace(h, confidence=h.confidence * OTHER_LANGUAGE)
+                for h in hits
+            ]
+            hits.sort(key=lambda h: (h.confidence, h.bm25), reverse=True)
+        return hits[:limit]
+
+    def lookup(self, text: str, suggestions: int = 3, language: str | None = None) -> Lookup:
+        """Match a question against the in-memory index (no database access).
+
+        The one place that decides between answering and not: the best entry is answered
+        when its score is SURE, or CONFIDENT with a MARGIN over the runner-up (two entries
+        that fit about equally well are a question to ask back, not a coin to toss).
+        Otherwise ``best`` is None and the entries scoring SUGGEST or more are offered.
+        """
+        answers = self._answers
+        hits = self.search(text, limit=max(suggestions, 2), language=language)
+        matches = [m for m in (self._match(h, answers) for h in hits) if m is not None]
+        if matches:
+            top = matches[0].confidence
+            runner_up = matches[1].confidence if len(matches) > 1 else 0.0
+            if top >= self.sure or (top >= self.confident and top - runner_up >= self.margin):
+                return Lookup(matches[0])
         near = tuple(m for m in matches if m.confidence >= self.suggest)[:suggestions]
         return Lookup(None, near)
 

@@ -141,6 +141,18 @@ def load_entries(
     return out
 
 
+def load_languages(conn: Connection, entry_ids: Iterable[int] | None = None) -> dict[int, str]:
+    """entry id -> language, for the entries that have one (most have none)."""
+    stmt = select(entries.c.id, entries.c.language).where(entries.c.language.is_not(None))
+    if entry_ids is None:
+        return {e: lang for e, lang in conn.execute(stmt)}
+    ids = sorted(set(entry_ids))
+    out: dict[int, str] = {}
+    for i in range(0, len(ids), CHUNK):
+        out.update(conn.execute(stmt.where(entries.c.id.in_(ids[i : i + CHUNK]))).tuples())
+    return out
+
+
 def main_questions(conn: Connection, entry_ids: list[int]) -> dict[int, str]:
     """The first question of each entry (for "did you mean"; not kept in memory)."""
     rows = conn.execute(

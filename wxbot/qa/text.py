@@ -20,6 +20,10 @@ import threading
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from wxbot.qa.synonyms import Synonyms
 
 MAX_KEY_CHARS = 500
 
@@ -40,6 +44,12 @@ _STOPWORDS_TEXT = """
 """
 STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 STOPWORD_WEIGHT = 0.2
+
+
+class Query(NamedTuple):
+    terms: list[str]  # index terms (with repetitions)
+    soft: tuple[str, ...]  # cross-word bigrams: count only where a question has them
+    words: list[str]  # word-level terms and synonym groups, compared with answers
 
 
 def _is_kept(ch: str) -> bool:
@@ -125,29 +135,67 @@ class Analyzer:
         self._jieba = jieba.Tokenizer()
         self._jieba.initialize()
 
-    def terms(self, normalized: str) -> list[str]:
-        """Index terms of already-normalised text, with repetitions (they count as tf)."""
+    def terms(self, normalized: str, synonyms: Synonyms | None = None) -> list[str]:
+        """Index terms of already-normalised text, with repetitions; plus the synonym groups
+        it mentions (``~id`` tokens) when ``synonyms`` is given."""
+        return self._analyze(normalized, synonyms)[0]
+
+    def query(self, normalized: str, synonyms: Synonyms | None = None) -> Query:
+        """The terms of a question being asked: the index terms, plus every character bigram
+        of each CJK run as *soft* terms (they count only where a stored question has them, so
+        segmentation differences cost nothing: 「挂失我的」 still meets 「挂失」), plus the
+        word-level terms compared with answers."""
+        terms, words, runs = self._analyze(normalized, synonyms)
+        have = set(terms)
+        soft = {
+            run[i : i + 2]
+            for run in runs
+            for i in range(len(run) - 1)
+            if run[i : i + 2] not in have and run[i : i + 2] not in STOPWORDS
+        }
+        return Query(terms, tuple(soft), words)
+
+    def answer_terms(self, normalized: str, synonyms: Synonyms | None = None) -> list[str]:
+        """Word-level terms of an answer (weak evidence): words, no characters or bigrams."""
+        return self._analyze(normalized, synonyms)[1]
+
+    def _analyze(
+        self, normalized: str, synonyms: Synonyms | None
+    ) -> tuple[list[str], list[str], list[str]]:
+        """(index terms, word-level terms, CJK runs)."""
         out: list[str] = []
+        words: list[str] = []
+        runs: list[str] = []
+        jieba_words: list[str] = []
         for match in _RUN_RE.finditer(normalized):
             run = match.group()
             if run[0] < "\u3400":  # Latin letters / digits: one term per word
                 out.append(run)
+                words.append(run)
+                jieba_words.append(run)
                 continue
+            runs.append(run)
             # Per jieba word: the word, the bigrams inside words of 3+ characters (so 营业时间
             # also matches 营业 and 时间 when the other side is segmented differently) and its
             # characters (typos and unknown words then lose a term or two, not the match).
-            # Bigrams across word boundaries are left out: mostly noise, and they would
-            # multiply the vocabulary (memory). Function words (STOPWORDS) stay whole: the
-            # index weighs them down, and their characters would only add noise.
+            # Bigrams across word boundaries are left out of the index: mostly noise, and they
+            # would multiply the vocabulary (memory); queries try them as soft terms instead.
+            # Function words (STOPWORDS) stay whole: the index weighs them down.
             for w in self._jieba.lcut(run):
+                jieba_words.append(w)
                 if w in STOPWORDS or len(w) == 1:
                     out.append(w)
                     continue
                 out.append(w)
+                words.append(w)
                 if len(w) > 2:
                     out.extend(w[i : i + 2] for i in range(len(w) - 1))
                 out.extend(w)
-        return out
+        if synonyms:
+            groups = synonyms.tokens(normalized.replace(" ", ""), jieba_words)
+            out.extend(groups)
+            words.extend(groups)
+        return out, words, runs
 
     def analyze(self, text: str) -> list[str]:
         return self.terms(normalize(text))
