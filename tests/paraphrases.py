@@ -78,7 +78,9 @@ SETS: dict[str, dict[str, EvalSet]] = {
 }
 
 
-def load_cases(dev: bool = False, which: str = "starter") -> tuple[list[tuple[str, str]], list[str]]:
+def load_cases(
+    dev: bool = False, which: str = "starter"
+) -> tuple[list[tuple[str, str]], list[str]]:
     chosen = SETS[which]["dev" if dev else "test"]
     return read_cases(chosen)
 

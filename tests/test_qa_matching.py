@@ -75,7 +75,7 @@ def test_teachers_are_told_how_to_teach(faq_bot) -> None:  # type: ignore[no-unt
 def test_did_you_mean_then_pick_a_number(faq_app) -> None:  # type: ignore[no-untyped-def]
     kb = faq_app.extensions["wxbot.bot"].deps.kb
     bot = faq_app.extensions["wxbot.bot"]
-    kb.confident = 1.01  # nothing is confident: every match becomes a suggestion
+    kb.confident = kb.sure = 99.0  # nothing is confident: every match is a suggestion
     reply = content(say(bot, "o_u", "怎么查物流"))
     assert reply.startswith("我不太确定") and "1. 怎么查物流" in reply
     assert "查看物流" in content(say(bot, "o_u", "１"))

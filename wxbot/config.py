@@ -53,6 +53,11 @@ class Settings:
     http_timeout: float = 3.0
     reply_deadline: float = 4.0  # seconds a request may spend before WeChat's 5 s limit bites
     seen_ttl: int = 86_400
+    alias_min_users: int = 2  # distinct users whose did-you-mean pick teaches a wording
+    embedding_url: str | None = None  # OpenAI-compatible: POST {url}/embeddings
+    embedding_model: str = "bge-m3"
+    embedding_api_key: str | None = None
+    embedding_timeout: float = 0.5  # seconds a question may wait for its vector
 
     @property
     def demo_credentials(self) -> bool:
@@ -84,6 +89,11 @@ _ENV: dict[str, tuple[str, type]] = {
     "WXBOT_SMS_WEBHOOK_URL": ("sms_webhook_url", str),
     "WXBOT_HTTP_TIMEOUT": ("http_timeout", float),
     "WXBOT_REPLY_DEADLINE": ("reply_deadline", float),
+    "WXBOT_ALIAS_MIN_USERS": ("alias_min_users", int),
+    "WXBOT_EMBEDDING_URL": ("embedding_url", str),
+    "WXBOT_EMBEDDING_MODEL": ("embedding_model", str),
+    "WXBOT_EMBEDDING_API_KEY": ("embedding_api_key", str),
+    "WXBOT_EMBEDDING_TIMEOUT": ("embedding_timeout", float),
 }
 _FIELD_TYPES = {f.name: f for f in fields(Settings)}
 
@@ -148,7 +158,8 @@ def validate(settings: Settings) -> None:
                 "WXBOT_DATABASE_URL is not a SQLAlchemy URL; use e.g. "
                 "mysql+pymysql://user:password@host/db?charset=utf8mb4 or sqlite:////path/wxbot.db"
             ) from None
-    for name in ("session_ttl", "max_sessions", "max_rounds", "history_rounds", "max_attempts"):
+    names = ("session_ttl", "max_sessions", "max_rounds", "history_rounds", "max_attempts")
+    for name in (*names, "alias_min_users"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"WXBOT_{name.upper()} must be at least 1")
     if settings.sms_backend not in ("console", "webhook"):

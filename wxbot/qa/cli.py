@@ -9,7 +9,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from wxbot.qa.formats import FORMATS, FormatError, detect_format, write
+from wxbot.qa.formats import FORMATS, FormatError, Item, detect_format, write
 from wxbot.qa.importer import import_files
 
 MAX_ERRORS_SHOWN = 200
@@ -24,10 +24,18 @@ def kb() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--skip-bad", is_flag=True, help="Import the good rows even if some are bad.")
 @click.option("--dry-run", is_flag=True, help="Check and count, write nothing.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Override the extension.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([*FORMATS, "synonyms"]),
+    help="Override the extension (synonyms: one group of words per line).",
+)
 @with_appcontext
 def import_command(files: tuple[str, ...], skip_bad: bool, dry_run: bool, fmt: str | None) -> None:
     """Import FILE... (.csv question,answer | .jsonl | .txt Q:/A: blocks), UTF-8.
+
+    A synonyms file (its name contains "synonym", or its first line is "# wxbot synonyms":
+    one group of words per line) adds synonym groups.
 
     Every row is checked first; bad rows are listed as file:line: reason and nothing is
     written unless all rows are good (or --skip-bad). Re-importing a file is harmless.
@@ -77,7 +85,12 @@ def export_command(file: str, fmt: str | None) -> None:
     engine = current_app.extensions["wxbot.engine"]
     with engine.connect() as conn:
         entries = store.load_entries(conn)
-    items = ((qs, answer) for _, (answer, qs) in sorted(entries.items()) if qs)
+        languages = store.load_languages(conn)
+    items = (
+        Item(qs, answer, languages.get(entry_id))
+        for entry_id, (answer, qs) in sorted(entries.items())
+        if qs
+    )
     if file == "-":
         count = write(items, fmt, sys.stdout)
     else:

@@ -52,11 +52,17 @@ class Hit:
 
 class Bm25Index:
     def __init__(
-        self, down_weighted: frozenset[str] = frozenset(), down_weight: float = 1.0
+        self,
+        down_weighted: frozenset[str] = frozenset(),
+        down_weight: float = 1.0,
+        group_weight: float = 1.0,
     ) -> None:
         # Terms whose idf is scaled by down_weight (function words: see text.STOPWORDS).
         self._down = down_weighted
         self._down_weight = down_weight
+        # Synonym-group terms (``~id``) stand for a whole word with its characters and
+        # bigrams on the other side, so one of them weighs group_weight x its idf.
+        self._group_weight = group_weight
         self._post_docs: dict[str, array] = {}
         self._dead_df: dict[str, int] = {}  # postings of dead documents, per term
         self._doc_entry = array("q")
@@ -169,6 +175,8 @@ class Bm25Index:
     def idf(self, term: str) -> float:
         df = self.df(term)
         idf = math.log(1 + (self._n_alive - df + 0.5) / (df + 0.5))
+        if term[0] == "~":
+            return idf * self._group_weight
         return idf * self._down_weight if term in self._down else idf
 
     def search(

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, inspect
 from wxbot.qa import store
 from wxbot.qa import synonyms as synonym_store
 from wxbot.qa.index import Bm25Index, Hit
+from wxbot.qa.rerank import CharScorer
 from wxbot.qa.synonyms import Synonyms
 from wxbot.qa.text import STOPWORD_WEIGHT, STOPWORDS, Analyzer, get_analyzer, normalize
 
@@ -32,11 +33,14 @@ log = logging.getLogger(__name__)
 
 # The decision (chosen on the development sets only: benchmarks/calibrate.py prints the
 # trade-off). Scores are question overlap + ANSWER_WEIGHT x answer coverage.
-CONFIDENT = 0.5  # answer at or above this score ...
-MARGIN = 0.1  # ... when the runner-up is at least this far behind
-SURE = 0.8  # answer whatever the runner-up (near-identical questions)
-SUGGEST = 0.3  # "did you mean" at or above this
-ANSWER_WEIGHT = 0.2
+CONFIDENT = 0.7  # answer at or above this score ...
+MARGIN = 0.2  # ... when the runner-up is at least this far behind
+SURE = 1.2  # answer whatever the runner-up (near-identical questions)
+SUGGEST = 0.4  # "did you mean" at or above this
+ANSWER_WEIGHT = 0.1
+CHAR_WEIGHT = 1.0  # x the character cosine over question and answer (see rerank.py)
+RERANK_POOL = 10  # candidates re-scored by characters
+GROUP_WEIGHT = 2.0  # a synonym group's term weighs this x its idf (see Bm25Index)
 OTHER_LANGUAGE = 0.7  # score factor for an entry in another language than the user's
 INCREMENTAL_LIMIT = 5_000  # more changed entries than this: rebuild the whole index
 BACKGROUND_REBUILD_OVER = 5_000  # entries; a larger index is rebuilt in a background thread
@@ -47,7 +51,7 @@ FLUSH_EVERY_SECONDS = 30.0
 @dataclass(frozen=True)
 class Match:
     entry_id: int
-    question: str  # the matched question's text; "" from lookup (kept in the database only)
+    question: str  # the entry's main question
     answer: str
     confidence: float
 
@@ -64,6 +68,7 @@ class _Snapshot(NamedTuple):
     rows: dict[int, tuple[str, list[str]]]
     languages: dict[int, str]
     synonyms: Synonyms
+    questions: dict[int, tuple[str, ...]]  # filled by _build
 
 
 class KnowledgeBase:
@@ -77,6 +82,7 @@ class KnowledgeBase:
         margin: float = MARGIN,
         sure: float = SURE,
         answer_weight: float = ANSWER_WEIGHT,
+        char_weight: float = CHAR_WEIGHT,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
@@ -86,6 +92,8 @@ class KnowledgeBase:
         self.margin = margin
         self.sure = sure
         self.answer_weight = answer_weight
+        self.char_weight = char_weight
+        self._questions: dict[int, tuple[str, ...]] = {}  # for re-ranking and did-you-mean
         self._synonyms = Synonyms()
         self._languages: dict[int, str] = {}
         self.clock = clock
@@ -157,6 +165,7 @@ class KnowledgeBase:
             store.load_entries(conn),
             store.load_languages(conn),
             Synonyms((g.id, g.words) for g in groups),
+            {},
         )
 
     def _build(self, snap: _Snapshot) -> tuple[Bm25Index, dict[int, str], _Snapshot]:
@@ -166,6 +175,7 @@ class KnowledgeBase:
         for entry_id, (answer, qs) in snap.rows.items():
             self._index_entry(index, entry_id, answer, qs, snap.synonyms)
             answers[entry_id] = answer
+            snap.questions[entry_id] = tuple(qs)
         rows = len(snap.rows)
         log.info("knowledge index: %d entries in %.2fs", rows, time.monotonic() - started)
         return index, answers, snap
@@ -184,6 +194,7 @@ class KnowledgeBase:
         # Whole objects: a concurrent reader keeps using the old, consistent set.
         self._index, self._answers = index, answers
         self._languages, self._synonyms = snap.languages, snap.synonyms
+        self._questions = snap.questions
 
     def _rebuild_in_background(self) -> bool:
         """Rebuild a large index in a thread (True), or tell the caller to do it now (False).
@@ -228,10 +239,12 @@ class KnowledgeBase:
                 self._index.remove_entry(entry_id)
                 self._answers.pop(entry_id, None)
                 self._languages.pop(entry_id, None)
+                self._questions.pop(entry_id, None)
                 continue
             answer, qs = row
             self._index_entry(self._index, entry_id, answer, qs, self._synonyms)
             self._answers[entry_id] = answer
+            self._questions[entry_id] = tuple(qs)
             if entry_id in languages:
                 self._languages[entry_id] = languages[entry_id]
             else:
@@ -252,11 +265,24 @@ class KnowledgeBase:
         With ``language``, entries in another language score OTHER_LANGUAGE x their score
         (entries without a language are for everyone)."""
         index, languages = self._index, self._languages
+        answers, questions = self._answers, self._questions
         q = self.analyzer.query(normalize(text), self._synonyms)
-        want = limit + 1 if language and languages else limit
+        want = max(limit + 1, RERANK_POOL) if self.char_weight else limit + 1
         hits = index.search(
             q.terms, want, soft=q.soft, words=q.words, answer_weight=self.answer_weight
         )
+        if self.char_weight and hits:
+            chars = CharScorer(text, index.idf)
+            hits = [
+                replace(
+                    h,
+                    confidence=h.confidence
+                    + self.char_weight
+                    * chars.score(questions.get(h.entry_id, ()), answers.get(h.entry_id, "")),
+                )
+                for h in hits
+            ]
+            hits.sort(key=lambda h: (h.confidence, h.bm25), reverse=True)
         if language and languages:
             hits = [
                 h
@@ -275,9 +301,8 @@ class KnowledgeBase:
         that fit about equally well are a question to ask back, not a coin to toss).
         Otherwise ``best`` is None and the entries scoring SUGGEST or more are offered.
         """
-        answers = self._answers
         hits = self.search(text, limit=max(suggestions, 2), language=language)
-        matches = [m for m in (self._match(h, answers) for h in hits) if m is not None]
+        matches = [m for m in map(self._match, hits) if m is not None]
         if matches:
             top = matches[0].confidence
             runner_up = matches[1].confidence if len(matches) > 1 else 0.0
@@ -286,18 +311,18 @@ class KnowledgeBase:
         near = tuple(m for m in matches if m.confidence >= self.suggest)[:suggestions]
         return Lookup(None, near)
 
-    @staticmethod
-    def _match(hit: Hit, answers: dict[int, str]) -> Match | None:
-        answer = answers.get(hit.entry_id)
-        if answer is None:
-            return None
-        return Match(hit.entry_id, "", answer, hit.confidence)
+    def _match(self, hit: Hit) -> Match | None:
+        return self._entry(hit.entry_id, hit.confidence)
 
     def entry(self, entry_id: int) -> Match | None:
+        return self._entry(entry_id, 1.0)
+
+    def _entry(self, entry_id: int, confidence: float) -> Match | None:
         answer = self._answers.get(entry_id)
         if answer is None:
             return None
-        return Match(entry_id, "", answer, 1.0)
+        questions = self._questions.get(entry_id) or ("",)
+        return Match(entry_id, questions[0], answer, confidence)
 
     def answer(self, conn: Connection, text: str) -> str | None:
         """Refresh, match, count the hit: the answer text or None (simple callers)."""
@@ -309,7 +334,20 @@ class KnowledgeBase:
         self.maybe_flush_hits(conn)
         return found.answer
 
+    def content_terms(self, text: str) -> set[str]:
+        """Words and synonym groups of a text, function words left out (grouping questions)."""
+        words = self.analyzer.query(normalize(text), self._synonyms).words
+        return {w for w in words if w not in STOPWORDS}
+
     # -- hit counters --------------------------------------------------------------------------
+
+    def flush_due(self) -> bool:
+        """Would maybe_flush_hits write now? (So callers schedule a write only when due.)"""
+        pending = sum(self._hits.values())
+        if not pending:
+            return False
+        due = time.monotonic() - self._last_flush >= FLUSH_EVERY_SECONDS
+        return due or pending >= FLUSH_EVERY_HITS
 
     def record_hit(self, entry_id: int) -> None:
         with self._hits_lock:
@@ -351,4 +389,4 @@ class KnowledgeBase:
 
 
 def _new_index() -> Bm25Index:
-    return Bm25Index(STOPWORDS, STOPWORD_WEIGHT)
+    return Bm25Index(STOPWORDS, STOPWORD_WEIGHT, GROUP_WEIGHT)

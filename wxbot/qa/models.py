@@ -131,9 +131,7 @@ class KbAliasVote(Base):
     question: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Double)
 
-    __table_args__ = (
-        Index("uq_kb_alias_votes_pick", "qkey", "entry_id", "openid", unique=True),
-    )
+    __table_args__ = (Index("uq_kb_alias_votes_pick", "qkey", "entry_id", "openid", unique=True),)
 
 
 class KbEmbedding(Base):

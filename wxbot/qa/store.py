@@ -149,7 +149,9 @@ def load_languages(conn: Connection, entry_ids: Iterable[int] | None = None) -> 
     ids = sorted(set(entry_ids))
     out: dict[int, str] = {}
     for i in range(0, len(ids), CHUNK):
-        out.update(conn.execute(stmt.where(entries.c.id.in_(ids[i : i + CHUNK]))).tuples())
+        out.update(
+            {e: lang for e, lang in conn.execute(stmt.where(entries.c.id.in_(ids[i : i + CHUNK])))}
+        )
     return out
 
 

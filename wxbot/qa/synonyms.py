@@ -168,9 +168,7 @@ def remove(conn: Connection, group_id: int, *, now: float) -> None:
         raise SynonymError(f"no synonym group {group_id}", status=404)
 
 
-def import_groups(
-    conn: Connection, groups: list[list[str]], *, now: float
-) -> tuple[int, int]:
+def import_groups(conn: Connection, groups: list[list[str]], *, now: float) -> tuple[int, int]:
     """Add the groups not stored yet (same set of words = the same group). (added, unchanged)"""
     existing = {frozenset(g.words) for g in load(conn)}
     new = []
