@@ -1,4 +1,4 @@
-"""/admin/api/knowledge and /admin/api/unanswered."""
+"""/admin/api/knowledge (entries, their similar questions, language) and its helpers."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ from flask import Response, current_app, jsonify, request, url_for
 from wxbot.admin.api import ApiError, bp, json_body, page_of, paging
 from wxbot.db import with_retries
 from wxbot.qa import store, writer
+from wxbot.qa.formats import MISSING
 
-FIELDS = {"question", "questions", "answer"}
+FIELDS = {"question", "questions", "similar", "answer", "language"}
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def engine():  # type: ignore[no-untyped-def]
     return current_app.extensions["wxbot.engine"]
 
 
-def _now() -> float:
+def now() -> float:
     return current_app.extensions["wxbot.clock"]()
 
 
@@ -30,12 +31,19 @@ def _questions(data: dict[str, Any], required: bool) -> Any:
     questions = data.get("questions", data.get("question"))
     if required and questions is None:
         raise ApiError(422, 'missing "questions" (a list of strings) or "question"')
+    similar = data.get("similar")
+    if similar is not None:
+        if not isinstance(similar, list):
+            raise ApiError(422, '"similar" must be a list of strings')
+        if questions is None:
+            raise ApiError(422, '"similar" needs "question" (the main question) too')
+        questions = [*(questions if isinstance(questions, list) else [questions]), *similar]
     return questions
 
 
-def _write(work) -> Any:  # type: ignore[no-untyped-def]
+def write(work) -> Any:  # type: ignore[no-untyped-def]
     def run():  # type: ignore[no-untyped-def]
-        with _engine().begin() as conn:
+        with engine().begin() as conn:
             return work(conn)
 
     try:
@@ -44,8 +52,8 @@ def _write(work) -> Any:  # type: ignore[no-untyped-def]
         raise ApiError(exc.status, exc.reason) from None
 
 
-def _entry_or_404(entry_id: int) -> store.EntryRow:
-    with _engine().connect() as conn:
+def entry_or_404(entry_id: int) -> store.EntryRow:
+    with engine().connect() as conn:
         entry = store.get_entry(conn, entry_id)
     if entry is None:
         raise ApiError(404, f"no knowledge entry {entry_id}")
@@ -56,7 +64,7 @@ def _entry_or_404(entry_id: int) -> store.EntryRow:
 def list_knowledge() -> Response:
     page, per_page = paging()
     search = request.args.get("q", "").strip()
-    with _engine().connect() as conn:
+    with engine().connect() as conn:
         total, rows = store.list_entries(conn, search, (page - 1) * per_page, per_page)
     return page_of([r.to_dict() for r in rows], total, page, per_page)
 
@@ -67,43 +75,67 @@ def create_knowledge() -> tuple[Response, int, dict[str, str]]:
     questions = _questions(data, required=True)
     if "answer" not in data:
         raise ApiError(422, 'missing "answer"')
-    entry_id = _write(
+    entry_id = write(
         lambda conn: writer.create_entry(
-            conn, questions, data["answer"], now=_now(), source="api", taught_by="admin-api"
+            conn,
+            questions,
+            data["answer"],
+            now=now(),
+            source="api",
+            taught_by="admin-api",
+            language=data.get("language"),
         )
     )
     location = url_for("admin_api.get_knowledge", entry_id=entry_id)
-    return jsonify(_entry_or_404(entry_id).to_dict()), 201, {"Location": location}
+    return jsonify(entry_or_404(entry_id).to_dict()), 201, {"Location": location}
 
 
 @bp.get("/knowledge/<int:entry_id>")
 def get_knowledge(entry_id: int) -> Response:
-    return jsonify(_entry_or_404(entry_id).to_dict())
+    return jsonify(entry_or_404(entry_id).to_dict())
 
 
 @bp.put("/knowledge/<int:entry_id>")
 def update_knowledge(entry_id: int) -> Response:
     data = json_body()
     questions = _questions(data, required=False)
-    if questions is None and "answer" not in data:
-        raise ApiError(422, 'nothing to update: give "answer" and/or "questions"')
-    _write(
+    if questions is None and "answer" not in data and "language" not in data:
+        raise ApiError(422, 'nothing to update: give "answer", "questions" and/or "language"')
+    write(
         lambda conn: writer.update_entry(
-            conn, entry_id, now=_now(), questions=questions, answer=data.get("answer")
+            conn,
+            entry_id,
+            now=now(),
+            questions=questions,
+            answer=data.get("answer"),
+            language=data.get("language", MISSING),
         )
     )
-    return jsonify(_entry_or_404(entry_id).to_dict())
+    return jsonify(entry_or_404(entry_id).to_dict())
 
 
 @bp.delete("/knowledge/<int:entry_id>")
 def delete_knowledge(entry_id: int) -> Response:
-    _write(lambda conn: writer.delete_entry(conn, entry_id, now=_now()))
+    write(lambda conn: writer.delete_entry(conn, entry_id, now=now()))
     return jsonify(deleted=entry_id)
 
 
-@bp.get("/unanswered")
-def list_unanswered() -> Response:
-    page, per_page = paging()
-    with _engine().connect() as conn:
-        total, items = store.list_unanswered(conn, (page - 1) * per_page, per_page)
-    return page_of(items, total, page, per_page)
+@bp.post("/knowledge/<int:entry_id>/questions")
+def add_questions(entry_id: int) -> Response:
+    """Add similar questions: ``{"questions": [...]}`` or ``{"question": "..."}``."""
+    data = json_body()
+    if set(data) - {"question", "questions"}:
+        raise ApiError(422, 'give only "questions" (a list) or "question"')
+    questions = _questions(data, required=True)
+    added = write(lambda conn: writer.add_questions(conn, entry_id, questions, now=now()))
+    return jsonify({**entry_or_404(entry_id).to_dict(), "added": added})
+
+
+@bp.delete("/knowledge/<int:entry_id>/questions")
+def remove_question(entry_id: int) -> Response:
+    """Remove one question: ``?question=...`` (URL-encoded)."""
+    question = request.args.get("question", "")
+    if not question.strip():
+        raise ApiError(422, "say which question to remove: ?question=...")
+    write(lambda conn: writer.remove_question(conn, entry_id, question, now=now()))
+    return jsonify(entry_or_404(entry_id).to_dict())

@@ -335,9 +335,11 @@ class KnowledgeBase:
         return found.answer
 
     def content_terms(self, text: str) -> set[str]:
-        """Words and synonym groups of a text, function words left out (grouping questions)."""
-        words = self.analyzer.query(normalize(text), self._synonyms).words
-        return {w for w in words if w not in STOPWORDS}
+        """Words and synonym groups of a text, function words and words a group stands for
+        left out (grouping questions)."""
+        syn = self._synonyms
+        words = self.analyzer.query(normalize(text), syn).words
+        return {w for w in words if w not in STOPWORDS and w not in syn}
 
     # -- hit counters --------------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ class EntryRow:
     created_at: float = 0.0
     updated_at: float = 0.0
     hits: int = 0
+    language: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -57,6 +58,7 @@ class EntryRow:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "hits": self.hits,
+            "language": self.language,
         }
 
 
@@ -184,6 +186,7 @@ def _rows_to_entries(conn: Connection, rows: Sequence) -> list[EntryRow]:  # typ
             created_at=r.created_at,
             updated_at=r.updated_at,
             hits=r.hits,
+            language=r.language,
         )
         for r in rows
     ]

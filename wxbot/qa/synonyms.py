@@ -103,6 +103,9 @@ class Synonyms:
     def __bool__(self) -> bool:
         return bool(self._phrases or self._singles)
 
+    def __contains__(self, word: str) -> bool:
+        return word in self._phrases or word in self._singles
+
     def tokens(self, compact: str, words: Iterable[str] = ()) -> list[str]:
         """Group tokens of ``compact`` (normalised text without spaces) and its jieba words."""
         found: dict[str, None] = {}
