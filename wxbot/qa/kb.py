@@ -33,15 +33,15 @@ log = logging.getLogger(__name__)
 
 # The decision (chosen on the development sets only: benchmarks/calibrate.py prints the
 # trade-off). Scores are question overlap + ANSWER_WEIGHT x answer coverage.
-CONFIDENT = 0.7  # answer at or above this score ...
-MARGIN = 0.2  # ... when the runner-up is at least this far behind
+CONFIDENT = 0.52  # answer at or above this score ...
+MARGIN = 0.18  # ... when the runner-up is at least this far behind
 SURE = 1.2  # answer whatever the runner-up (near-identical questions)
 SUGGEST = 0.4  # "did you mean" at or above this
 ANSWER_WEIGHT = 0.1
 CHAR_WEIGHT = 1.0  # x the character cosine over question and answer (see rerank.py)
 RERANK_POOL = 10  # candidates re-scored by characters
 GROUP_WEIGHT = 2.0  # a synonym group's term weighs this x its idf (see Bm25Index)
-OTHER_LANGUAGE = 0.7  # score factor for an entry in another language than the user's
+OTHER_LANGUAGE = 0.5  # score factor for an entry in another language than the user's
 INCREMENTAL_LIMIT = 5_000  # more changed entries than this: rebuild the whole index
 BACKGROUND_REBUILD_OVER = 5_000  # entries; a larger index is rebuilt in a background thread
 FLUSH_EVERY_HITS = 200

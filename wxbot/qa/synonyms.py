@@ -1,9 +1,10 @@
 """Synonym groups: words that mean the same thing in customer questions (丢了 / 遗失 / 不见了).
 
-A group becomes one extra index term (``~<id>``) wherever any of its words occurs, in stored
-questions, answers and queries alike, so 「银行卡不见了」 meets 「借记卡丢了」 on two terms.
-Words of two or more characters are found as substrings of the normalised text (jieba may cut
-「不见了」 as 不见 + 了); single characters only when jieba kept them as a word of their own.
+A group's words are replaced by one index term (``~<id>``) wherever they occur, in stored
+questions, answers and queries alike, so 「银行卡不见了」 and 「借记卡丢了」 become the same two
+terms. Words of two or more characters are found in the normalised text before jieba cuts it
+(it may cut 「不见了」 as 不见 + 了), the longest first; a single character only where jieba
+kept it as a word of its own.
 
 The groups live in ``kb_synonyms`` (seeded with knowledge/synonyms.txt by migration 0005;
 edited through /admin/api/synonyms or ``wxbot kb import FILE`` for a synonyms file). A change
@@ -106,23 +107,40 @@ class Synonyms:
     def __contains__(self, word: str) -> bool:
         return word in self._phrases or word in self._singles
 
-    def tokens(self, compact: str, words: Iterable[str] = ()) -> list[str]:
-        """Group tokens of ``compact`` (normalised text without spaces) and its jieba words."""
-        found: dict[str, None] = {}
-        phrases, n = self._phrases, len(compact)
-        if phrases:
-            for i in range(n - 1):
-                for length in self._lengths:
-                    if i + length <= n:
-                        hit = phrases.get(compact[i : i + length])
-                        if hit:
-                            found.update(dict.fromkeys(hit))
-        if self._singles:
-            for w in words:
-                hit = self._singles.get(w)
-                if hit:
-                    found.update(dict.fromkeys(hit))
-        return list(found)
+    def split(self, text: str) -> list[tuple[str, tuple[str, ...]]]:
+        """``text`` cut into (plain text, ()) and (group word, its group tokens) pieces, the
+        longest group word first at each position. Latin words match only whole."""
+        phrases, lengths = self._phrases, self._lengths
+        if not phrases:
+            return [(text, ())]
+        out: list[tuple[str, tuple[str, ...]]] = []
+        start = i = 0
+        n = len(text)
+        while i < n:
+            for length in lengths:
+                word = text[i : i + length]
+                hit = phrases.get(word) if len(word) == length else None
+                if hit and (not word.isascii() or _whole(text, i, i + length)):
+                    if start < i:
+                        out.append((text[start:i], ()))
+                    out.append((word, hit))
+                    i = start = i + length
+                    break
+            else:
+                i += 1
+        if start < n:
+            out.append((text[start:], ()))
+        return out
+
+    def single(self, word: str) -> tuple[str, ...]:
+        """The group tokens of a one-character word (empty if none)."""
+        return self._singles.get(word, ())
+
+
+def _whole(text: str, start: int, end: int) -> bool:
+    before = text[start - 1] if start else " "
+    after = text[end] if end < len(text) else " "
+    return not (before.isascii() and before.isalnum()) and not (after.isascii() and after.isalnum())
 
 
 # -- storage ----------------------------------------------------------------------------------

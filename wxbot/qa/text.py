@@ -166,36 +166,44 @@ class Analyzer:
         out: list[str] = []
         words: list[str] = []
         runs: list[str] = []
-        jieba_words: list[str] = []
-        for match in _RUN_RE.finditer(normalized):
-            run = match.group()
-            if run[0] < "\u3400":  # Latin letters / digits: one term per word
-                out.append(run)
-                words.append(run)
-                jieba_words.append(run)
+        pieces = synonyms.split(normalized) if synonyms else [(normalized, ())]
+        for piece, groups in pieces:
+            if groups:  # a synonym-group word: its group stands for it
+                out.extend(groups)
+                words.extend(groups)
                 continue
-            runs.append(run)
-            # Per jieba word: the word, the bigrams inside words of 3+ characters (so 营业时间
-            # also matches 营业 and 时间 when the other side is segmented differently) and its
-            # characters (typos and unknown words then lose a term or two, not the match).
-            # Bigrams across word boundaries are left out of the index: mostly noise, and they
-            # would multiply the vocabulary (memory); queries try them as soft terms instead.
-            # Function words (STOPWORDS) stay whole: the index weighs them down.
-            for w in self._jieba.lcut(run):
-                jieba_words.append(w)
-                if w in STOPWORDS or len(w) == 1:
-                    out.append(w)
+            for match in _RUN_RE.finditer(piece):
+                run = match.group()
+                if run[0] < "\u3400":  # Latin letters / digits: one term per word
+                    out.append(run)
+                    words.append(run)
                     continue
+                runs.append(run)
+                self._cjk_terms(run, synonyms, out, words)
+        return out, words, runs
+
+    def _cjk_terms(
+        self, run: str, synonyms: Synonyms | None, out: list[str], words: list[str]
+    ) -> None:
+        # Per jieba word: the word, the bigrams inside words of 3+ characters (so 营业时间
+        # also matches 营业 and 时间 when the other side is segmented differently) and its
+        # characters (typos and unknown words then lose a term or two, not the match).
+        # Bigrams across word boundaries are left out of the index: mostly noise, and they
+        # would multiply the vocabulary (memory); queries try them as soft terms instead.
+        # Function words (STOPWORDS) stay whole: the index weighs them down.
+        for w in self._jieba.lcut(run):
+            groups = synonyms.single(w) if synonyms and len(w) == 1 else ()
+            if groups:
+                out.extend(groups)
+                words.extend(groups)
+            elif w in STOPWORDS or len(w) == 1:
+                out.append(w)
+            else:
                 out.append(w)
                 words.append(w)
                 if len(w) > 2:
                     out.extend(w[i : i + 2] for i in range(len(w) - 1))
                 out.extend(w)
-        if synonyms:
-            groups = synonyms.tokens(normalized.replace(" ", ""), jieba_words)
-            out.extend(groups)
-            words.extend(groups)
-        return out, words, runs
 
     def analyze(self, text: str) -> list[str]:
         return self.terms(normalize(text))
