@@ -63,11 +63,29 @@ def import_command(files: tuple[str, ...], skip_bad: bool, dry_run: bool, fmt: s
         click.echo(f"... and {len(report.errors) - MAX_ERRORS_SHOWN} more", err=True)
     if report.written:
         click.echo(f"imported: {report.summary()}")
+        _embed_new_questions(clock())
     elif report.errors and not skip_bad:
         click.echo(f"nothing written: {report.summary()} (fix the rows above or use --skip-bad)")
         raise SystemExit(1)
     else:
         click.echo(f"dry run, nothing written: {report.summary()}")
+
+
+def _embed_new_questions(now: float) -> None:
+    """With an embedding service configured: vectors for the questions that lack one."""
+    from wxbot.qa import build_semantic
+    from wxbot.qa.embeddings import EmbeddingError, embed_missing
+
+    settings = current_app.extensions["wxbot.settings"]
+    semantic = build_semantic(settings, None)
+    if semantic is None:
+        return
+    try:
+        done = embed_missing(current_app.extensions["wxbot.engine"], semantic.client, now=now)
+    except EmbeddingError as exc:
+        click.echo(f"embedding the questions failed ({exc}); the bot retries in the background")
+        return
+    click.echo(f"embedded {done} questions ({settings.embedding_model})")
 
 
 @kb.command("export")

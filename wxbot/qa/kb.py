@@ -24,10 +24,18 @@ from sqlalchemy import Connection, Engine, inspect
 
 from wxbot.qa import store
 from wxbot.qa import synonyms as synonym_store
+from wxbot.qa.embeddings import Semantic, VectorIndex, load_vectors
 from wxbot.qa.index import Bm25Index, Hit
 from wxbot.qa.rerank import CharScorer
 from wxbot.qa.synonyms import Synonyms
-from wxbot.qa.text import STOPWORD_WEIGHT, STOPWORDS, Analyzer, get_analyzer, normalize
+from wxbot.qa.text import (
+    STOPWORD_WEIGHT,
+    STOPWORDS,
+    Analyzer,
+    get_analyzer,
+    normalize,
+    question_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,13 @@ ANSWER_WEIGHT = 0.1
 CHAR_WEIGHT = 1.0  # x the character cosine over question and answer (see rerank.py)
 RERANK_POOL = 10  # candidates re-scored by characters
 GROUP_WEIGHT = 2.0  # a synonym group's term weighs this x its idf (see Bm25Index)
+# With an embedding service (embeddings.py): the two rankings are fused by reciprocal rank,
+# and a semantic match alone answers when its cosine is EMBED_CONFIDENT with EMBED_MARGIN
+# over the next entry (values for bge-m3-like models; see the README to recalibrate).
+RRF_K = 60
+EMBED_CONFIDENT = 0.75
+EMBED_MARGIN = 0.05
+EMBED_SUGGEST = 0.6
 OTHER_LANGUAGE = 0.5  # score factor for an entry in another language than the user's
 INCREMENTAL_LIMIT = 5_000  # more changed entries than this: rebuild the whole index
 BACKGROUND_REBUILD_OVER = 5_000  # entries; a larger index is rebuilt in a background thread
@@ -69,6 +84,7 @@ class _Snapshot(NamedTuple):
     languages: dict[int, str]
     synonyms: Synonyms
     questions: dict[int, tuple[str, ...]]  # filled by _build
+    vectors: dict[str, Any]  # question key -> unit vector (with an embedding service)
 
 
 class KnowledgeBase:
@@ -83,6 +99,7 @@ class KnowledgeBase:
         sure: float = SURE,
         answer_weight: float = ANSWER_WEIGHT,
         char_weight: float = CHAR_WEIGHT,
+        semantic: Semantic | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
@@ -93,6 +110,7 @@ class KnowledgeBase:
         self.sure = sure
         self.answer_weight = answer_weight
         self.char_weight = char_weight
+        self.semantic = semantic
         self._questions: dict[int, tuple[str, ...]] = {}  # for re-ranking and did-you-mean
         self._synonyms = Synonyms()
         self._languages: dict[int, str] = {}
@@ -158,14 +176,19 @@ class KnowledgeBase:
             self.version = current
         return True
 
-    @staticmethod
-    def _read_all(conn: Connection) -> _Snapshot:
+    def _read_all(self, conn: Connection) -> _Snapshot:
         groups = synonym_store.load(conn)
+        rows = store.load_entries(conn)
+        vectors = {}
+        if self.semantic is not None:
+            keys = (question_key(q) for _, qs in rows.values() for q in qs)
+            vectors = load_vectors(conn, self.semantic.client.model, keys)
         return _Snapshot(
-            store.load_entries(conn),
+            rows,
             store.load_languages(conn),
             Synonyms((g.id, g.words) for g in groups),
             {},
+            vectors,
         )
 
     def _build(self, snap: _Snapshot) -> tuple[Bm25Index, dict[int, str], _Snapshot]:
@@ -195,6 +218,16 @@ class KnowledgeBase:
         self._index, self._answers = index, answers
         self._languages, self._synonyms = snap.languages, snap.synonyms
         self._questions = snap.questions
+        if self.semantic is not None:
+            vectors = VectorIndex()
+            missing = False
+            for entry_id, qs in snap.questions.items():
+                keys = [question_key(q) for q in qs]
+                vectors.set_entry(entry_id, {k: snap.vectors[k] for k in keys if k in snap.vectors})
+                missing = missing or any(k not in snap.vectors for k in keys)
+            self.semantic.index = vectors
+            if missing:
+                self.semantic.fill_in_background()
 
     def _rebuild_in_background(self) -> bool:
         """Rebuild a large index in a thread (True), or tell the caller to do it now (False).
@@ -245,6 +278,11 @@ class KnowledgeBase:
             self._index_entry(self._index, entry_id, answer, qs, self._synonyms)
             self._answers[entry_id] = answer
             self._questions[entry_id] = tuple(qs)
+        if self.semantic is not None:
+            for entry_id in changed - rows.keys():
+                self.semantic.index.remove_entry(entry_id)
+            if self.semantic.load(conn, {e: qs for e, (_, qs) in rows.items()}):
+                self.semantic.fill_in_background()
             if entry_id in languages:
                 self._languages[entry_id] = languages[entry_id]
             else:
@@ -303,13 +341,56 @@ class KnowledgeBase:
         """
         hits = self.search(text, limit=max(suggestions, 2), language=language)
         matches = [m for m in map(self._match, hits) if m is not None]
+        near = self._semantic(text, language) if self.semantic is not None else None
+        if near:
+            return self._fused(matches, near, suggestions)
         if matches:
             top = matches[0].confidence
             runner_up = matches[1].confidence if len(matches) > 1 else 0.0
             if top >= self.sure or (top >= self.confident and top - runner_up >= self.margin):
                 return Lookup(matches[0])
-        near = tuple(m for m in matches if m.confidence >= self.suggest)[:suggestions]
-        return Lookup(None, near)
+        return Lookup(None, tuple(m for m in matches if m.confidence >= self.suggest)[:suggestions])
+
+    def _semantic(self, text: str, language: str | None) -> list[tuple[int, float]]:
+        assert self.semantic is not None
+        near = self.semantic.query(text, RERANK_POOL)
+        if language and self._languages:
+            near = [
+                (e, c if self._languages.get(e, language) == language else c * OTHER_LANGUAGE)
+                for e, c in near
+            ]
+            near.sort(key=lambda item: -item[1])
+        return near
+
+    def _fused(
+        self, lexical: list[Match], near: list[tuple[int, float]], suggestions: int
+    ) -> Lookup:
+        """Reciprocal rank fusion of the lexical and the semantic ranking; the fused best is
+        answered if either matcher alone would answer it."""
+        rrf: dict[int, float] = {}
+        for ranking in ([m.entry_id for m in lexical], [e for e, _ in near]):
+            for rank, entry_id in enumerate(ranking):
+                rrf[entry_id] = rrf.get(entry_id, 0.0) + 1 / (RRF_K + rank)
+        order = sorted(rrf, key=lambda e: -rrf[e])
+        lex = {m.entry_id: m.confidence for m in lexical}
+        cos = dict(near)
+        best = order[0]
+        lex_rest = max((c for e, c in lex.items() if e != best), default=0.0)
+        cos_rest = max((c for e, c in cos.items() if e != best), default=0.0)
+        top, sim = lex.get(best, 0.0), cos.get(best, 0.0)
+        answered = (
+            top >= self.sure
+            or (top >= self.confident and top - lex_rest >= self.margin)
+            or (sim >= EMBED_CONFIDENT and sim - cos_rest >= EMBED_MARGIN)
+        )
+        if answered and (match := self._entry(best, max(top, sim))) is not None:
+            return Lookup(match)
+        offered = [
+            self._entry(e, max(lex.get(e, 0.0), cos.get(e, 0.0)))
+            for e in order
+            if lex.get(e, 0.0) >= self.suggest or cos.get(e, 0.0) >= EMBED_SUGGEST
+        ]
+        return Lookup(None, tuple(m for m in offered if m is not None)[:suggestions])
 
     def _match(self, hit: Hit) -> Match | None:
         return self._entry(hit.entry_id, hit.confidence)
