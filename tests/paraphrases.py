@@ -187,14 +187,14 @@ def build_kb(*files: str, kb_options: dict | None = None):  # type: ignore[no-un
 
 
 HEADER = (
-    f"{'set':<14}{'questions':>10}{'direct':>9}{'suggested':>11}{'wrong':>8}"
+    f"{'set':<18}{'questions':>10}{'direct':>9}{'suggested':>11}{'wrong':>8}"
     f"{'abstained':>11}{'top-1':>8}{'unrelated answered':>21}"
 )
 
 
 def row(name: str, r: Result) -> str:
     return (
-        f"{name:<14}{r.questions:>10}{r.share('direct'):>9.1%}{r.share('suggested'):>11.1%}"
+        f"{name:<18}{r.questions:>10}{r.share('direct'):>9.1%}{r.share('suggested'):>11.1%}"
         f"{r.share('wrong'):>8.1%}{r.share('abstained'):>11.1%}{r.share('top1'):>8.1%}"
         f"{f'{r.unrelated_answered} of {r.unrelated}':>21}"
     )
