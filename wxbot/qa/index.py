@@ -11,11 +11,6 @@ their sorted posting arrays. Candidates are finally re-ranked by an idf-weighted
 the query's and the question's term sets, which is also the confidence in [0, 1]: BM25 scores
 are unbounded and not comparable across queries, the overlap is.
 
-Answers are weak evidence: each entry's answer words (no characters) are a second, leaner set
-of postings (no per-answer term lists are kept). They bring in candidates whose question
-shares little with the query, and add ``answer coverage`` (the idf mass of the query's words
-found in the answer) to the score with a small weight.
-
 Updates: deleting marks documents dead (skipped when ranking, their df is given back); adding
 appends. Dead postings cost memory until the next full rebuild (``dead_fraction`` tells when).
 Not thread-safe for concurrent writers: the owner serialises updates with a lock; readers may
@@ -37,7 +32,6 @@ B = 0.75
 SCAN_BUDGET = 3_000  # postings scanned exhaustively per query before switching to lookups
 RESCORE_CANDIDATES = 64  # candidates that get the common terms' contribution by lookup
 RERANK = 12  # best BM25 candidates re-ranked by overlap
-ANSWER_CANDIDATES = 6  # entries brought in by their answers alone
 
 
 @dataclass(frozen=True)
@@ -45,9 +39,8 @@ class Hit:
     entry_id: int
     doc_id: int
     bm25: float
-    confidence: float  # the ranking score: overlap + answer_weight x answer coverage
+    confidence: float  # the ranking score (the overlap here; the KB adds re-ranking evidence)
     overlap: float = 0.0  # idf-weighted Dice overlap of query and best question terms, 0..1
-    answer: float = 0.0  # share of the query words' idf mass found in the answer, 0..1
 
 
 class Bm25Index:
@@ -73,11 +66,6 @@ class Bm25Index:
         self._entry_docs: dict[int, tuple[int, ...]] = {}
         self._n_alive = 0
         self._len_alive = 0
-        # answers: postings of answer-document ids; one answer document per entry
-        self._ans_post: dict[str, array] = {}
-        self._ans_entry = array("q")
-        self._ans_alive = bytearray()
-        self._entry_ans: dict[int, int] = {}
 
     # -- updates ---------------------------------------------------------------------------
 
@@ -95,31 +83,13 @@ class Bm25Index:
     def entry_count(self) -> int:
         return len(self._entry_docs)
 
-    def add_entry(
-        self,
-        entry_id: int,
-        questions_terms: Iterable[list[str]],
-        answer_terms: Iterable[str] = (),
-    ) -> None:
-        """Index an entry's questions (each a list of terms) and its answer's word-level
-        terms; replaces any earlier version."""
-        if entry_id in self._entry_docs or entry_id in self._entry_ans:
+    def add_entry(self, entry_id: int, questions_terms: Iterable[list[str]]) -> None:
+        """Index an entry's questions (each a list of terms); replaces any earlier version."""
+        if entry_id in self._entry_docs:
             self.remove_entry(entry_id)
         docs = tuple(self._add_doc(entry_id, terms) for terms in questions_terms if terms)
         if docs:
             self._entry_docs[entry_id] = docs
-        unique = dict.fromkeys(map(sys.intern, answer_terms))
-        if unique:
-            doc = len(self._ans_alive)
-            self._ans_entry.append(entry_id)
-            self._ans_alive.append(1)
-            post = self._ans_post
-            for t in unique:
-                docs_of = post.get(t)
-                if docs_of is None:
-                    docs_of = post[t] = array("i")
-                docs_of.append(doc)
-            self._entry_ans[entry_id] = doc
 
     def _add_doc(self, entry_id: int, terms: list[str]) -> int:
         doc = len(self._alive)
@@ -149,12 +119,9 @@ class Bm25Index:
         return doc
 
     def remove_entry(self, entry_id: int) -> bool:
-        ans = self._entry_ans.pop(entry_id, None)
-        if ans is not None:
-            self._ans_alive[ans] = 0
         docs = self._entry_docs.pop(entry_id, None)
         if docs is None:
-            return ans is not None
+            return False
         dead_df = self._dead_df
         for doc in docs:
             if not self._alive[doc]:
@@ -180,18 +147,11 @@ class Bm25Index:
         return idf * self._down_weight if term in self._down else idf
 
     def search(
-        self,
-        query_terms: list[str],
-        limit: int = 5,
-        *,
-        soft: Iterable[str] = (),
-        words: Iterable[str] = (),
-        answer_weight: float = 0.0,
+        self, query_terms: list[str], limit: int = 5, *, soft: Iterable[str] = ()
     ) -> list[Hit]:
         """Best entries for the query (one hit per entry), best first.
 
-        ``soft`` terms count only where a question has them (see Analyzer.query); ``words``
-        are compared with answers, whose coverage adds ``answer_weight`` x coverage.
+        ``soft`` terms count only where a question has them (see Analyzer.query).
         """
         if not query_terms or self._n_alive == 0:
             return []
@@ -235,15 +195,6 @@ class Bm25Index:
         else:
             scored = list(zip(acc.values(), acc, strict=True))
         top = [d for _, d in heapq.nlargest(RERANK + 8, scored) if alive[d]][:RERANK]
-        word_w = {t: idf.get(t) or self.idf(t) for t in dict.fromkeys(words)}
-        if answer_weight and word_w:
-            in_top = set(top)
-            for entry in self._answer_candidates(word_w):
-                for d in self._entry_docs.get(entry, ()):
-                    if d not in in_top:
-                        acc.setdefault(d, 0.0)
-                        in_top.add(d)
-                        top.append(d)
         q_mass = sum(idf.values())
         best: dict[int, Hit] = {}
         for d in top:
@@ -266,52 +217,12 @@ class Bm25Index:
             old = best.get(entry)
             if old is None or (conf, acc[d]) > (old.overlap, old.bm25):
                 best[entry] = Hit(entry, d, acc[d], conf, conf)
-        if answer_weight and word_w:
-            mass = sum(word_w.values())
-            for entry, hit in best.items():
-                cover = self._answer_coverage(entry, word_w) / mass if mass else 0.0
-                score = hit.overlap + answer_weight * cover
-                best[entry] = Hit(entry, hit.doc_id, hit.bm25, score, hit.overlap, cover)
         ranked = sorted(best.values(), key=lambda h: (h.confidence, h.bm25), reverse=True)
         return ranked[:limit]
 
-    def _answer_candidates(self, word_w: dict[str, float]) -> list[int]:
-        """Entries whose answers share the most query-word mass (rarest words first)."""
-        post, alive = self._ans_post, self._ans_alive
-        terms = sorted((t for t in word_w if t in post), key=lambda t: len(post[t]))
-        acc: dict[int, float] = {}
-        scanned = 0
-        for i, t in enumerate(terms):
-            docs = post[t]
-            if i > 0 and scanned + len(docs) > SCAN_BUDGET:
-                break
-            w = word_w[t]
-            get = acc.get
-            for d in docs:
-                acc[d] = get(d, 0.0) + w
-            scanned += len(docs)
-        top = heapq.nlargest(ANSWER_CANDIDATES * 2, zip(acc.values(), acc, strict=True))
-        return [self._ans_entry[d] for _, d in top if alive[d]][:ANSWER_CANDIDATES]
-
-    def _answer_coverage(self, entry: int, word_w: dict[str, float]) -> float:
-        doc = self._entry_ans.get(entry)
-        if doc is None:
-            return 0.0
-        post = self._ans_post
-        covered = 0.0
-        for t, w in word_w.items():
-            docs = post.get(t)
-            if docs is not None:
-                j = bisect.bisect_left(docs, doc)
-                if j < len(docs) and docs[j] == doc:
-                    covered += w
-        return covered
-
     def postings_count(self) -> int:
         """Total postings held (alive and dead): a rough size measure for the benchmark."""
-        return sum(len(a) for a in self._post_docs.values()) + sum(
-            len(a) for a in self._ans_post.values()
-        )
+        return sum(len(a) for a in self._post_docs.values())
 
     def vocabulary_size(self) -> int:
         return len(self._post_docs)

@@ -26,7 +26,7 @@ from wxbot.qa import store
 from wxbot.qa import synonyms as synonym_store
 from wxbot.qa.embeddings import Semantic, VectorIndex, load_vectors
 from wxbot.qa.index import Bm25Index, Hit
-from wxbot.qa.rerank import CharScorer
+from wxbot.qa.rerank import Reranker, TextCache
 from wxbot.qa.synonyms import Synonyms
 from wxbot.qa.text import (
     STOPWORD_WEIGHT,
@@ -45,7 +45,7 @@ CONFIDENT = 0.52  # answer at or above this score ...
 MARGIN = 0.18  # ... when the runner-up is at least this far behind
 SURE = 1.2  # answer whatever the runner-up (near-identical questions)
 SUGGEST = 0.3  # "did you mean" at or above this
-ANSWER_WEIGHT = 0.1
+ANSWER_WEIGHT = 0.1  # x the share of the query's words found in the answer (rerank.py)
 CHAR_WEIGHT = 1.0  # x the character cosine over question and answer (see rerank.py)
 RERANK_POOL = 10  # candidates re-scored by characters
 GROUP_WEIGHT = 2.0  # a synonym group's term weighs this x its idf (see Bm25Index)
@@ -112,6 +112,7 @@ class KnowledgeBase:
         self.char_weight = char_weight
         self.semantic = semantic
         self._questions: dict[int, tuple[str, ...]] = {}  # for re-ranking and did-you-mean
+        self._texts = TextCache()
         self._synonyms = Synonyms()
         self._languages: dict[int, str] = {}
         self.clock = clock
@@ -206,18 +207,14 @@ class KnowledgeBase:
     def _index_entry(
         self, index: Bm25Index, entry_id: int, answer: str, qs: list[str], syn: Synonyms
     ) -> None:
-        analyzer = self.analyzer
-        index.add_entry(
-            entry_id,
-            [analyzer.terms(normalize(q), syn) for q in qs],
-            analyzer.answer_terms(normalize(answer), syn) if self.answer_weight else (),
-        )
+        terms = self.analyzer.terms
+        index.add_entry(entry_id, [terms(normalize(q), syn) for q in qs])
 
     def _swap(self, index: Bm25Index, answers: dict[int, str], snap: _Snapshot) -> None:
         # Whole objects: a concurrent reader keeps using the old, consistent set.
         self._index, self._answers = index, answers
         self._languages, self._synonyms = snap.languages, snap.synonyms
-        self._questions = snap.questions
+        self._questions, self._texts = snap.questions, TextCache()
         if self.semantic is not None:
             vectors = VectorIndex()
             missing = False
@@ -267,6 +264,7 @@ class KnowledgeBase:
         rows = store.load_entries(conn, changed)
         languages = store.load_languages(conn, changed)
         for entry_id in changed:
+            self._texts.forget(entry_id)
             row = rows.get(entry_id)
             if row is None:  # deleted
                 self._index.remove_entry(entry_id)
@@ -304,23 +302,21 @@ class KnowledgeBase:
         (entries without a language are for everyone)."""
         index, languages = self._index, self._languages
         answers, questions = self._answers, self._questions
-        q = self.analyzer.query(normalize(text), self._synonyms)
-        want = max(limit + 1, RERANK_POOL) if self.char_weight else limit + 1
-        hits = index.search(
-            q.terms, want, soft=q.soft, words=q.words, answer_weight=self.answer_weight
-        )
-        if self.char_weight and hits:
-            chars = CharScorer(text, index.idf)
-            hits = [
-                replace(
-                    h,
-                    confidence=h.confidence
-                    + self.char_weight
-                    * chars.score(questions.get(h.entry_id, ()), answers.get(h.entry_id, "")),
+        syn = self._synonyms
+        q = self.analyzer.query(normalize(text), syn)
+        hits = index.search(q.terms, max(limit + 1, RERANK_POOL), soft=q.soft)
+        if hits and (self.char_weight or self.answer_weight):
+            rerank = Reranker(text, q.words, index.idf, syn.words_of)
+            texts = self._texts
+            rescored = []
+            for h in hits:
+                entry = h.entry_id
+                chars, share = rerank.score(
+                    texts.get(entry, questions.get(entry, ()), answers.get(entry, ""))
                 )
-                for h in hits
-            ]
-            hits.sort(key=lambda h: (h.confidence, h.bm25), reverse=True)
+                extra = self.char_weight * chars + self.answer_weight * share
+                rescored.append(replace(h, confidence=h.confidence + extra))
+            hits = sorted(rescored, key=lambda h: (h.confidence, h.bm25), reverse=True)
         if language and languages:
             hits = [
                 h

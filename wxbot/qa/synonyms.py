@@ -91,15 +91,18 @@ class Synonyms:
     def __init__(self, groups: Iterable[tuple[int, list[str]]] = ()) -> None:
         self._phrases: dict[str, tuple[str, ...]] = {}
         self._singles: dict[str, tuple[str, ...]] = {}
+        self._words: dict[str, tuple[str, ...]] = {}
         lengths: set[int] = set()
         for gid, words in groups:
             token = f"~{gid}"
+            self._words[token] = tuple(words)
             for w in words:
                 target = self._singles if len(w) == 1 else self._phrases
                 target[w] = (*target.get(w, ()), token)
                 if len(w) > 1:
                     lengths.add(len(w))
         self._lengths = sorted(lengths, reverse=True)
+        self._starts = frozenset(w[:2] for w in self._phrases)  # a cheap test per position
 
     def __bool__(self) -> bool:
         return bool(self._phrases or self._singles)
@@ -110,13 +113,16 @@ class Synonyms:
     def split(self, text: str) -> list[tuple[str, tuple[str, ...]]]:
         """``text`` cut into (plain text, ()) and (group word, its group tokens) pieces, the
         longest group word first at each position. Latin words match only whole."""
-        phrases, lengths = self._phrases, self._lengths
+        phrases, lengths, starts = self._phrases, self._lengths, self._starts
         if not phrases:
             return [(text, ())]
         out: list[tuple[str, tuple[str, ...]]] = []
         start = i = 0
         n = len(text)
         while i < n:
+            if text[i : i + 2] not in starts:
+                i += 1
+                continue
             for length in lengths:
                 word = text[i : i + length]
                 hit = phrases.get(word) if len(word) == length else None
@@ -131,6 +137,10 @@ class Synonyms:
         if start < n:
             out.append((text[start:], ()))
         return out
+
+    def words_of(self, token: str) -> tuple[str, ...]:
+        """The words of the group a ``~id`` token stands for."""
+        return self._words.get(token, ())
 
     def single(self, word: str) -> tuple[str, ...]:
         """The group tokens of a one-character word (empty if none)."""

@@ -156,10 +156,6 @@ class Analyzer:
         }
         return Query(terms, tuple(soft), words)
 
-    def answer_terms(self, normalized: str, synonyms: Synonyms | None = None) -> list[str]:
-        """Word-level terms of an answer (weak evidence): words, no characters or bigrams."""
-        return self._analyze(normalized, synonyms)[1]
-
     def _analyze(
         self, normalized: str, synonyms: Synonyms | None
     ) -> tuple[list[str], list[str], list[str]]:
