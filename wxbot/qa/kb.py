@@ -47,7 +47,7 @@ SURE = 1.2  # answer whatever the runner-up (near-identical questions)
 SUGGEST = 0.3  # "did you mean" at or above this
 ANSWER_WEIGHT = 0.1  # x the share of the query's words found in the answer (rerank.py)
 CHAR_WEIGHT = 1.0  # x the character cosine over question and answer (see rerank.py)
-RERANK_POOL = 10  # candidates re-scored by characters
+RERANK_POOL = 8  # candidates re-scored by characters
 GROUP_WEIGHT = 2.0  # a synonym group's term weighs this x its idf (see Bm25Index)
 # With an embedding service (embeddings.py): the two rankings are fused by reciprocal rank,
 # and a semantic match alone answers when its cosine is EMBED_CONFIDENT with EMBED_MARGIN
@@ -112,12 +112,12 @@ class KnowledgeBase:
         self.char_weight = char_weight
         self.semantic = semantic
         self._questions: dict[int, tuple[str, ...]] = {}  # for re-ranking and did-you-mean
-        self._texts = TextCache()
         self._synonyms = Synonyms()
         self._languages: dict[int, str] = {}
         self.clock = clock
         self.version = -1  # nothing loaded yet
         self._index = _new_index()
+        self._texts = TextCache(self._index.idf)
         self._answers: dict[int, str] = {}
         self._lock = threading.Lock()  # serialises index updates
         self._hits_lock = threading.Lock()
@@ -214,7 +214,7 @@ class KnowledgeBase:
         # Whole objects: a concurrent reader keeps using the old, consistent set.
         self._index, self._answers = index, answers
         self._languages, self._synonyms = snap.languages, snap.synonyms
-        self._questions, self._texts = snap.questions, TextCache()
+        self._questions, self._texts = snap.questions, TextCache(index.idf)
         if self.semantic is not None:
             vectors = VectorIndex()
             missing = False
@@ -263,8 +263,8 @@ class KnowledgeBase:
     def _apply(self, conn: Connection, changed: set[int]) -> None:
         rows = store.load_entries(conn, changed)
         languages = store.load_languages(conn, changed)
+        self._texts = TextCache(self._index.idf)  # idf moved
         for entry_id in changed:
-            self._texts.forget(entry_id)
             row = rows.get(entry_id)
             if row is None:  # deleted
                 self._index.remove_entry(entry_id)
@@ -306,8 +306,8 @@ class KnowledgeBase:
         q = self.analyzer.query(normalize(text), syn)
         hits = index.search(q.terms, max(limit + 1, RERANK_POOL), soft=q.soft)
         if hits and (self.char_weight or self.answer_weight):
-            rerank = Reranker(text, q.words, index.idf, syn.words_of)
             texts = self._texts
+            rerank = Reranker(text, q.words, texts.idf, syn.words_of)
             rescored = []
             for h in hits:
                 entry = h.entry_id

@@ -25,30 +25,44 @@ from wxbot.qa.text import normalize
 
 ANSWER_CHARS = 300  # the start of an answer says what it is about; the rest costs time
 CACHE_ENTRIES = 20_000  # entries whose normalised text is kept (a few MB)
+CACHE_GRAMS = 200_000  # idf values kept
 
 
 class EntryText(NamedTuple):
-    questions: str  # normalised, no spaces, all questions run together
-    answer: str  # normalised, no spaces, the first ANSWER_CHARS characters
-
-
-def entry_text(questions: Iterable[str], answer: str) -> EntryText:
-    return EntryText(compact("".join(questions)), compact(answer[:ANSWER_CHARS]))
+    text: str  # questions and the start of the answer, normalised, no spaces
+    answer: str  # the start of the answer alone
+    norm: float  # length of the text's gram vector (idf as when it was cached)
 
 
 class TextCache:
-    """Normalised entry texts of recent candidates (normalising costs more than scoring)."""
+    """Normalised entry texts and their vector lengths, for recent candidates (normalising
+    and weighing a text costs more than scoring it); idf of grams, shared by all queries.
+    Bounded: cleared when full. Replaced whenever the index is (idf moves with it)."""
 
-    def __init__(self, size: int = CACHE_ENTRIES) -> None:
+    def __init__(self, idf: Callable[[str], float], size: int = CACHE_ENTRIES) -> None:
+        self._index_idf = idf
         self._size = size
         self._texts: dict[int, EntryText] = {}
+        self._idf: dict[str, float] = {}
+
+    def idf(self, gram: str) -> float:
+        w = self._idf.get(gram)
+        if w is None:
+            if len(self._idf) >= CACHE_GRAMS:
+                self._idf.clear()
+            w = self._idf[gram] = self._index_idf(gram)
+        return w
 
     def get(self, entry_id: int, questions: Iterable[str], answer: str) -> EntryText:
         text = self._texts.get(entry_id)
         if text is None:
             if len(self._texts) >= self._size:
                 self._texts.clear()  # crude, but bounded and lock-free
-            text = self._texts[entry_id] = entry_text(questions, answer)
+            ans = compact(answer[:ANSWER_CHARS])
+            full = compact("".join(questions)) + ans
+            idf = self.idf
+            norm = math.sqrt(sum(((1 + math.log(n)) * idf(g)) ** 2 for g, n in grams(full).items()))
+            text = self._texts[entry_id] = EntryText(full, ans, norm)
         return text
 
     def forget(self, entry_id: int) -> None:
@@ -92,15 +106,16 @@ class Reranker:
     def _weights(self, counts: Counter[str]) -> dict[str, float]:
         return {g: (1 + math.log(n)) * self._w(g) for g, n in counts.items()}
 
-    def score(self, text: EntryText) -> tuple[float, float]:
-        ans = text.answer
+    def score(self, entry: EntryText) -> tuple[float, float]:
+        ans = entry.answer
         covered = sum(w for w, forms in self._words if any(f in ans for f in forms))
         share = covered / self._mass if self._mass else 0.0
-        if not self._norm:
+        if not self._norm or not entry.norm:
             return 0.0, share
-        doc = self._weights(grams(text.questions + ans))
-        norm = math.sqrt(sum(w * w for w in doc.values()))
-        if not norm:
-            return 0.0, share
-        dot = sum(w * doc.get(g, 0.0) for g, w in self.query.items())
-        return dot / (norm * self._norm), share
+        text, log = entry.text, math.log
+        dot = 0.0
+        for gram, w in self.query.items():
+            n = text.count(gram)  # in C: cheaper than keeping every entry's grams
+            if n:
+                dot += w * (1 + log(n)) * self._w(gram)
+        return dot / (entry.norm * self._norm), share
