@@ -108,3 +108,15 @@ def test_paraphrase_accuracy_does_not_regress() -> None:
     result = evaluate(build_kb(str(FAQ)), cases, unrelated)
     assert len(cases) >= 100 and result["top1"] >= 0.6
     assert result["answered_wrong"] <= 0.2 and result["unrelated_declined"] >= 0.9
+
+
+def test_bank_accuracy_does_not_regress() -> None:
+    """The same kind of floor on the bank set (one question per entry: rewordings must be
+    matched through synonyms and answers), well under the measured figures."""
+    from tests.paraphrases import SETS, build_kb, evaluate, read_cases
+
+    chosen = SETS["bank"]["test"]
+    cases, unrelated = read_cases(chosen)
+    result = evaluate(build_kb(str(chosen.faq)), cases, unrelated)
+    assert result.share("top1") >= 0.65 and result.share("direct") >= 0.45
+    assert result.share("wrong") <= 0.1 and result.unrelated_answered <= 2

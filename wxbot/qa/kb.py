@@ -83,7 +83,7 @@ class _Snapshot(NamedTuple):
     rows: dict[int, tuple[str, list[str]]]
     languages: dict[int, str]
     synonyms: Synonyms
-    questions: dict[int, tuple[str, ...]]  # filled by _build
+    questions: dict[int, str]  # filled by _build: questions joined by newlines
     vectors: dict[str, Any]  # question key -> unit vector (with an embedding service)
 
 
@@ -111,7 +111,9 @@ class KnowledgeBase:
         self.answer_weight = answer_weight
         self.char_weight = char_weight
         self.semantic = semantic
-        self._questions: dict[int, tuple[str, ...]] = {}  # for re-ranking and did-you-mean
+        # an entry's questions joined by newlines (one string: lean), for re-ranking and
+        # did-you-mean titles
+        self._questions: dict[int, str] = {}
         self._synonyms = Synonyms()
         self._languages: dict[int, str] = {}
         self.clock = clock
@@ -199,7 +201,7 @@ class KnowledgeBase:
         for entry_id, (answer, qs) in snap.rows.items():
             self._index_entry(index, entry_id, answer, qs, snap.synonyms)
             answers[entry_id] = answer
-            snap.questions[entry_id] = tuple(qs)
+            snap.questions[entry_id] = "\n".join(qs)
         rows = len(snap.rows)
         log.info("knowledge index: %d entries in %.2fs", rows, time.monotonic() - started)
         return index, answers, snap
@@ -218,8 +220,8 @@ class KnowledgeBase:
         if self.semantic is not None:
             vectors = VectorIndex()
             missing = False
-            for entry_id, qs in snap.questions.items():
-                keys = [question_key(q) for q in qs]
+            for entry_id, joined in snap.questions.items():
+                keys = [question_key(q) for q in joined.split("\n")]
                 vectors.set_entry(entry_id, {k: snap.vectors[k] for k in keys if k in snap.vectors})
                 missing = missing or any(k not in snap.vectors for k in keys)
             self.semantic.index = vectors
@@ -275,7 +277,7 @@ class KnowledgeBase:
             answer, qs = row
             self._index_entry(self._index, entry_id, answer, qs, self._synonyms)
             self._answers[entry_id] = answer
-            self._questions[entry_id] = tuple(qs)
+            self._questions[entry_id] = "\n".join(qs)
         if self.semantic is not None:
             for entry_id in changed - rows.keys():
                 self.semantic.index.remove_entry(entry_id)
@@ -312,7 +314,7 @@ class KnowledgeBase:
             for h in hits:
                 entry = h.entry_id
                 chars, share = rerank.score(
-                    texts.get(entry, questions.get(entry, ()), answers.get(entry, ""))
+                    texts.get(entry, questions.get(entry, ""), answers.get(entry, ""))
                 )
                 extra = self.char_weight * chars + self.answer_weight * share
                 rescored.append(replace(h, confidence=h.confidence + extra))
@@ -398,8 +400,8 @@ class KnowledgeBase:
         answer = self._answers.get(entry_id)
         if answer is None:
             return None
-        questions = self._questions.get(entry_id) or ("",)
-        return Match(entry_id, questions[0], answer, confidence)
+        title = self._questions.get(entry_id, "").partition("\n")[0]
+        return Match(entry_id, title, answer, confidence)
 
     def answer(self, conn: Connection, text: str) -> str | None:
         """Refresh, match, count the hit: the answer text or None (simple callers)."""

@@ -25,7 +25,7 @@ from wxbot.qa.text import normalize
 
 ANSWER_CHARS = 300  # the start of an answer says what it is about; the rest costs time
 CACHE_ENTRIES = 20_000  # entries whose normalised text is kept (a few MB)
-CACHE_GRAMS = 200_000  # idf values kept
+CACHE_GRAMS = 100_000  # idf values kept (~10 MB)
 
 
 class EntryText(NamedTuple):
@@ -53,13 +53,13 @@ class TextCache:
             w = self._idf[gram] = self._index_idf(gram)
         return w
 
-    def get(self, entry_id: int, questions: Iterable[str], answer: str) -> EntryText:
+    def get(self, entry_id: int, questions: str, answer: str) -> EntryText:
         text = self._texts.get(entry_id)
         if text is None:
             if len(self._texts) >= self._size:
                 self._texts.clear()  # crude, but bounded and lock-free
             ans = compact(answer[:ANSWER_CHARS])
-            full = compact("".join(questions)) + ans
+            full = compact(questions) + ans
             idf = self.idf
             norm = math.sqrt(sum(((1 + math.log(n)) * idf(g)) ** 2 for g, n in grams(full).items()))
             text = self._texts[entry_id] = EntryText(full, ans, norm)
