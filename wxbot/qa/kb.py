@@ -339,7 +339,8 @@ class KnowledgeBase:
         """
         hits = self.search(text, limit=max(suggestions, 2), language=language)
         matches = [m for m in map(self._match, hits) if m is not None]
-        near = self._semantic(text, language) if self.semantic is not None else None
+        sure = bool(matches) and matches[0].confidence >= self.sure
+        near = self._semantic(text, language) if self.semantic is not None and not sure else None
         if near:
             return self._fused(matches, near, suggestions)
         if matches:
