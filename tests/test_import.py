@@ -68,7 +68,7 @@ def test_txt_answers_run_until_the_next_question(tmp_path) -> None:  # type: ign
 
 
 BAD = [
-    ("a.csv", "question,answer\n只有一列\n", "a.csv:2: expected 2 columns"),
+    ("a.csv", "question,answer\n只有一列\n", "a.csv:2: expected 2 columns (question,answer)"),
     ("a.csv", "q,a,extra\n", "a.csv:1: expected 2 columns (question,answer), found 3"),
     ("a.csv", "q,\n", "a.csv:1: the answer is empty"),
     ("a.csv", ",a\n", "a.csv:1: the question is empty"),

@@ -79,6 +79,11 @@ class Settings:
     llm_connect_timeout: float = 2.0
     llm_timeout: float = 20.0  # read budget: a 7-12 s answer still arrives (retry/push/next)
     timezone: str = "Asia/Shanghai"  # the day boundary of the daily statistics
+    alias_min_users: int = 2  # distinct users whose did-you-mean pick teaches a wording
+    embedding_url: str | None = None  # OpenAI-compatible: POST {url}/embeddings
+    embedding_model: str = "bge-m3"
+    embedding_api_key: str | None = None
+    embedding_timeout: float = 0.5  # seconds a question may wait for its vector
 
     @property
     def demo_credentials(self) -> bool:
@@ -131,6 +136,11 @@ _ENV: dict[str, tuple[str, type]] = {
     "WXBOT_LLM_CONNECT_TIMEOUT": ("llm_connect_timeout", float),
     "WXBOT_LLM_TIMEOUT": ("llm_timeout", float),
     "WXBOT_TIMEZONE": ("timezone", str),
+    "WXBOT_ALIAS_MIN_USERS": ("alias_min_users", int),
+    "WXBOT_EMBEDDING_URL": ("embedding_url", str),
+    "WXBOT_EMBEDDING_MODEL": ("embedding_model", str),
+    "WXBOT_EMBEDDING_API_KEY": ("embedding_api_key", str),
+    "WXBOT_EMBEDDING_TIMEOUT": ("embedding_timeout", float),
 }
 _FIELD_TYPES = {f.name: f for f in fields(Settings)}
 
@@ -195,7 +205,8 @@ def validate(settings: Settings) -> None:
                 "WXBOT_DATABASE_URL is not a SQLAlchemy URL; use e.g. "
                 "mysql+pymysql://user:password@host/db?charset=utf8mb4 or sqlite:////path/wxbot.db"
             ) from None
-    for name in ("session_ttl", "max_sessions", "max_rounds", "history_rounds", "max_attempts"):
+    names = ("session_ttl", "max_sessions", "max_rounds", "history_rounds", "max_attempts")
+    for name in (*names, "alias_min_users"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"WXBOT_{name.upper()} must be at least 1")
     if settings.default_language not in LANGUAGES:

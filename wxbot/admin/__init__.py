@@ -13,7 +13,7 @@ from wxbot.admin.api import bp, register_error_pages
 
 
 def init_app(app: Flask) -> None:
-    from wxbot.admin import knowledge, llm, sessions  # noqa: F401 - their routes join the blueprint
+    from wxbot.admin import knowledge, learning, llm, sessions  # noqa: F401 - routes join the blueprint
 
     app.register_blueprint(bp)
     register_error_pages(app)

@@ -1,4 +1,4 @@
-"""/admin/api/knowledge and /admin/api/unanswered."""
+"""/admin/api/knowledge: entries, their similar questions and language."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 from flask import Response, jsonify, request, url_for
 
 from wxbot.admin.api import ApiError, admin, bp, json_body, page_of, paging
-from wxbot.qa import store
+from wxbot.qa.formats import MISSING
 
-FIELDS = {"question", "questions", "answer"}
+FIELDS = {"question", "questions", "similar", "answer", "language"}
 
 
 def _questions(data: dict[str, Any], required: bool) -> Any:
@@ -21,6 +21,13 @@ def _questions(data: dict[str, Any], required: bool) -> Any:
     questions = data.get("questions", data.get("question"))
     if required and questions is None:
         raise ApiError(422, 'missing "questions" (a list of strings) or "question"')
+    similar = data.get("similar")
+    if similar is not None:
+        if not isinstance(similar, list):
+            raise ApiError(422, '"similar" must be a list of strings')
+        if questions is None:
+            raise ApiError(422, '"similar" needs "question" (the main question) too')
+        questions = [*(questions if isinstance(questions, list) else [questions]), *similar]
     return questions
 
 
@@ -39,7 +46,13 @@ def create_knowledge() -> tuple[Response, int, dict[str, str]]:
     if "answer" not in data:
         raise ApiError(422, 'missing "answer"')
     ops = admin()
-    entry_id = ops.create_entry(questions, data["answer"], source="api", taught_by="admin-api")
+    entry_id = ops.create_entry(
+        questions,
+        data["answer"],
+        source="api",
+        taught_by="admin-api",
+        language=data.get("language"),
+    )
     location = url_for("admin_api.get_knowledge", entry_id=entry_id)
     return jsonify(ops.entry(entry_id).to_dict()), 201, {"Location": location}
 
@@ -53,10 +66,15 @@ def get_knowledge(entry_id: int) -> Response:
 def update_knowledge(entry_id: int) -> Response:
     data = json_body()
     questions = _questions(data, required=False)
-    if questions is None and "answer" not in data:
-        raise ApiError(422, 'nothing to update: give "answer" and/or "questions"')
+    if questions is None and "answer" not in data and "language" not in data:
+        raise ApiError(422, 'nothing to update: give "answer", "questions" and/or "language"')
     ops = admin()
-    ops.update_entry(entry_id, questions=questions, answer=data.get("answer"))
+    ops.update_entry(
+        entry_id,
+        questions=questions,
+        answer=data.get("answer"),
+        language=data.get("language", MISSING),
+    )
     return jsonify(ops.entry(entry_id).to_dict())
 
 
@@ -66,10 +84,24 @@ def delete_knowledge(entry_id: int) -> Response:
     return jsonify(deleted=entry_id)
 
 
-@bp.get("/unanswered")
-def list_unanswered() -> Response:
-    page, per_page = paging()
-    total, items = admin().read(
-        lambda conn: store.list_unanswered(conn, (page - 1) * per_page, per_page)
-    )
-    return page_of(items, total, page, per_page)
+@bp.post("/knowledge/<int:entry_id>/questions")
+def add_questions(entry_id: int) -> Response:
+    """Add similar questions: ``{"questions": [...]}`` or ``{"question": "..."}``."""
+    data = json_body()
+    if set(data) - {"question", "questions"}:
+        raise ApiError(422, 'give only "questions" (a list) or "question"')
+    questions = _questions(data, required=True)
+    ops = admin()
+    added = ops.add_questions(entry_id, questions)
+    return jsonify({**ops.entry(entry_id).to_dict(), "added": added})
+
+
+@bp.delete("/knowledge/<int:entry_id>/questions")
+def remove_question(entry_id: int) -> Response:
+    """Remove one question: ``?question=...`` (URL-encoded)."""
+    question = request.args.get("question", "")
+    if not question.strip():
+        raise ApiError(422, "say which question to remove: ?question=...")
+    ops = admin()
+    ops.remove_question(entry_id, question)
+    return jsonify(ops.entry(entry_id).to_dict())

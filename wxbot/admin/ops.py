@@ -8,7 +8,7 @@ JSON error, the console into a message on the page.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVar
@@ -21,10 +21,13 @@ from wxbot.dialog import context
 from wxbot.dialog.context import ContextRow
 from wxbot.flows import stats as flow_stats
 from wxbot.llm import memory, usage
-from wxbot.qa import store, writer
+from wxbot.qa import formats, learning, store, writer
+from wxbot.qa import synonyms as synonym_store
+from wxbot.qa.formats import MISSING
 from wxbot.stats import read_counts
 
 T = TypeVar("T")
+GROUPED_LIMIT = 1000  # most-asked unanswered questions considered when grouping
 
 
 class AdminError(Exception):
@@ -80,21 +83,49 @@ class Admin:
     def entries(self, search: str, offset: int, limit: int) -> tuple[int, list[store.EntryRow]]:
         return self.read(lambda conn: store.list_entries(conn, search, offset, limit))
 
-    def create_entry(self, questions: object, answer: object, source: str, taught_by: str) -> int:
+    def create_entry(
+        self,
+        questions: object,
+        answer: object,
+        source: str,
+        taught_by: str,
+        language: object = None,
+    ) -> int:
         now = self.now()
         return self.write(
             lambda conn: writer.create_entry(
-                conn, questions, answer, now=now, source=source, taught_by=taught_by
+                conn,
+                questions,
+                answer,
+                now=now,
+                source=source,
+                taught_by=taught_by,
+                language=language,
             )
         )
 
-    def update_entry(self, entry_id: int, questions: object = None, answer: object = None) -> None:
+    def update_entry(
+        self,
+        entry_id: int,
+        questions: object = None,
+        answer: object = None,
+        language: object = MISSING,
+    ) -> None:
         now = self.now()
         self.write(
             lambda conn: writer.update_entry(
-                conn, entry_id, now=now, questions=questions, answer=answer
+                conn, entry_id, now=now, questions=questions, answer=answer, language=language
             )
         )
+
+    def add_questions(self, entry_id: int, questions: object) -> list[str]:
+        """Add similar questions to an entry; returns the ones it did not have yet."""
+        now = self.now()
+        return self.write(lambda conn: writer.add_questions(conn, entry_id, questions, now=now))
+
+    def remove_question(self, entry_id: int, question: str) -> None:
+        now = self.now()
+        self.write(lambda conn: writer.remove_question(conn, entry_id, question, now=now))
 
     def delete_entry(self, entry_id: int) -> None:
         now = self.now()
@@ -118,10 +149,9 @@ class Admin:
 
         return self.read(work)
 
-    def export_items(self) -> list[tuple[list[str], str]]:
-        """Every entry as (questions, answer), oldest first: what `wxbot kb export` writes."""
-        loaded = self.read(store.load_entries)
-        return [(qs, answer) for _, (answer, qs) in sorted(loaded.items()) if qs]
+    def export_items(self) -> list[formats.Item]:
+        """Every entry, oldest first: what `wxbot kb export` writes."""
+        return self.read(formats.export_items)
 
     # -- unanswered questions ------------------------------------------------------------------
 
@@ -132,33 +162,61 @@ class Admin:
         return item
 
     def answer_unanswered(
-        self, unanswered_id: int, questions: object, answer: object, source: str, taught_by: str
+        self,
+        unanswered_id: int,
+        questions: object | None,
+        answer: object,
+        source: str,
+        taught_by: str,
+        similar: Sequence[int] = (),
     ) -> int:
-        """Teach a new entry from an unanswered question (its wording may have been edited);
-        the unanswered question goes in the same transaction."""
+        """Teach a new entry from an unanswered question: ``questions`` as the admin edited
+        them, or None for the question as asked (plus the ``similar`` unanswered ones). The
+        unanswered questions go in the same transaction."""
         now = self.now()
 
         def work(conn: Connection) -> int:
-            self._check_unanswered(conn, unanswered_id)
+            asked = [self._check_unanswered(conn, i)["question"] for i in [unanswered_id, *similar]]
             entry_id = writer.create_entry(
-                conn, questions, answer, now=now, source=source, taught_by=taught_by
+                conn,
+                asked if questions is None else questions,
+                answer,
+                now=now,
+                source=source,
+                taught_by=taught_by,
+                origin=learning.ATTACHED,
             )
-            store.delete_unanswered(conn, unanswered_id)
+            for i in [unanswered_id, *similar]:
+                store.delete_unanswered(conn, i)
             return entry_id
 
         return self.write(work)
 
-    def attach_unanswered(self, unanswered_id: int, entry_id: int) -> list[str]:
-        """Make an unanswered question one more question of an existing entry."""
+    def attach_unanswered(
+        self, unanswered_id: int, entry_id: int, similar: Sequence[int] = ()
+    ) -> list[str]:
+        """Make an unanswered question (and the ``similar`` ones) more questions of an
+        existing entry; returns the questions the entry did not have yet."""
         now = self.now()
 
         def work(conn: Connection) -> list[str]:
-            item = self._check_unanswered(conn, unanswered_id)
-            added = writer.add_questions(conn, entry_id, [item["question"]], now=now)
-            store.delete_unanswered(conn, unanswered_id)
+            for i in [unanswered_id, *similar]:
+                self._check_unanswered(conn, i)
+            added = learning.attach(conn, unanswered_id, entry_id, now=now, with_similar=[*similar])
+            for i in [unanswered_id, *similar]:
+                store.delete_unanswered(conn, i)
             return added
 
         return self.write(work)
+
+    def unanswered_page(self, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        """Unanswered questions, most asked first."""
+        return self.read(lambda conn: store.list_unanswered(conn, offset, limit))
+
+    def unanswered_grouped(self) -> list[dict[str, Any]]:
+        """The most asked unanswered questions, those that say the same thing grouped."""
+        _, items = self.unanswered_page(0, GROUPED_LIMIT)
+        return learning.group_unanswered(items, self.bot.deps.kb.content_terms)
 
     def dismiss_unanswered(self, unanswered_id: int) -> None:
         if not self.write(lambda conn: store.delete_unanswered(conn, unanswered_id)):
@@ -169,6 +227,46 @@ class Admin:
         if item is None:
             raise AdminError(404, f"no unanswered question {unanswered_id} (answered meanwhile?)")
         return item
+
+    # -- synonyms and learned questions -------------------------------------------------------
+
+    def synonym_groups(self, search: str = "") -> list[synonym_store.Group]:
+        """Every synonym group (those with a word containing ``search``)."""
+        groups = self.read(synonym_store.load)
+        search = search.strip().lower()
+        return [g for g in groups if any(search in w for w in g.words)] if search else groups
+
+    def synonym_group(self, group_id: int) -> synonym_store.Group:
+        for group in self.read(synonym_store.load):
+            if group.id == group_id:
+                return group
+        raise AdminError(404, f"no synonym group {group_id}")
+
+    def create_synonyms(self, words: object) -> int:
+        now = self.now()
+        return self._synonym_write(lambda conn: synonym_store.create(conn, words, now=now))
+
+    def replace_synonyms(self, group_id: int, words: object) -> None:
+        now = self.now()
+        self._synonym_write(lambda conn: synonym_store.replace(conn, group_id, words, now=now))
+
+    def delete_synonyms(self, group_id: int) -> None:
+        now = self.now()
+        self._synonym_write(lambda conn: synonym_store.remove(conn, group_id, now=now))
+
+    def _synonym_write(self, work: Callable[[Connection], T]) -> T:
+        try:
+            return self.write(work)
+        except synonym_store.SynonymError as exc:
+            raise AdminError(exc.status, exc.reason) from None
+
+    def learned(self, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        """Similar questions learned from did-you-mean picks, newest first."""
+        return self.read(lambda conn: learning.list_learned(conn, offset, limit))
+
+    def undo_learned(self, question_id: int) -> dict[str, object]:
+        now = self.now()
+        return self.write(lambda conn: learning.undo_learned(conn, question_id, now=now))
 
     # -- users ---------------------------------------------------------------------------------
 

@@ -388,9 +388,10 @@ def _knowledge_answer(turn: Turn) -> str | None:
     if kb is None or not any(ch.isalpha() for ch in text):
         return None
     kb.refresh_if_stale(turn.db)
-    found = kb.lookup(text).best
+    found = kb.lookup(text, language=turn.language).best
     if found is None:
         return None
     kb.record_hit(found.entry_id)
-    kb.maybe_flush_hits(turn.db)
+    if kb.flush_due():  # hit counts are statistics: written after the commit, when due
+        turn.after_commit.append(kb.maybe_flush_hits)
     return found.answer

@@ -16,6 +16,7 @@ from typing import Any
 from wxbot.config import Settings
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Outcome, Turn
 from wxbot.dialog.handlers.query import DONT_KNOW, TEACH_HINT
+from wxbot.i18n import N_
 from wxbot.llm import memory as memories
 from wxbot.llm.client import ChatClient, Completion
 from wxbot.llm.memory import CallCost
@@ -26,9 +27,9 @@ from wxbot.qa import store as kb_store
 
 log = logging.getLogger(__name__)
 
-RATE_LIMITED = "你问得有点快，请稍等一分钟再问我。"
-DAILY_LIMIT = "今天的智能问答额度已经用完了，明天再来吧。知识库里有的问题仍然可以随时问我。"
-TRUNCATED = "……（回答较长，后面的部分省略了）"
+RATE_LIMITED = N_("你问得有点快，请稍等一分钟再问我。")
+DAILY_LIMIT = N_("今天的智能问答额度已经用完了，明天再来吧。知识库里有的问题仍然可以随时问我。")
+TRUNCATED = N_("……（回答较长，后面的部分省略了）")
 GROUNDING_ENTRIES = 3  # the best few knowledge entries go into the prompt
 GROUNDING_MIN_CONFIDENCE = 0.2  # below this overlap an entry was noise in the starter FAQ
 
@@ -47,9 +48,9 @@ class LlmFallback:
         if memory is None:  # no context row: not a dialogue turn (cannot happen via the engine)
             return None
         if settings.llm_rate and len(memory.calls_last_minute(now)) >= settings.llm_rate:
-            return Outcome(Text(RATE_LIMITED), WAIT_QUERY)
+            return Outcome(Text(turn.t(RATE_LIMITED)), WAIT_QUERY)
         if settings.llm_daily_tokens and memory.tokens_today(now) >= settings.llm_daily_tokens:
-            return Outcome(Text(DAILY_LIMIT), WAIT_QUERY)
+            return Outcome(Text(turn.t(DAILY_LIMIT)), WAIT_QUERY)
         history = memories.trim(memory.history, memory.window(settings.history_rounds))
         messages = build_messages(
             settings.llm_system_prompt, history, turn.text, self.grounding(turn)
@@ -69,7 +70,7 @@ class LlmFallback:
             return []
         hits = [
             h
-            for h in kb.search(turn.text, GROUNDING_ENTRIES)
+            for h in kb.search(turn.text, GROUNDING_ENTRIES, language=turn.language)
             if h.confidence >= GROUNDING_MIN_CONFIDENCE
         ]
         answers = {h.entry_id: m.answer for h in hits if (m := kb.entry(h.entry_id)) is not None}
@@ -87,7 +88,8 @@ class LlmFallback:
             call = CallCost(failed=True)
             memories.record_call(conn, memory, now, call)
             turn.after_commit.append(lambda c: add_daily(c, now, call))
-            return Outcome(Text(DONT_KNOW + (TEACH_HINT if turn.can_teach else "")), WAIT_QUERY)
+            hint = turn.t(TEACH_HINT) if turn.can_teach else ""
+            return Outcome(Text(turn.t(DONT_KNOW) + hint), WAIT_QUERY)
         cost = estimate_cost(
             result.prompt_tokens,
             result.completion_tokens,
@@ -95,7 +97,7 @@ class LlmFallback:
             settings.llm_price_output,
         )
         call = CallCost(result.prompt_tokens, result.completion_tokens, cost)
-        text = result.text + (TRUNCATED if result.truncated else "")
+        text = result.text + (turn.t(TRUNCATED) if result.truncated else "")
         window = memory.window(settings.history_rounds)
         # the same window the engine is about to save in the context row (it appends this
         # exchange there): the durable copy a returning user's next context starts from

@@ -4,10 +4,12 @@ the per-process ``KnowledgeBase`` that keeps an in-memory index fresh from the d
 from __future__ import annotations
 
 import atexit
+import logging
 import weakref
 from typing import TYPE_CHECKING
 
 from wxbot.qa import models  # noqa: F401 - registers the kb_* tables on the shared Base
+from wxbot.qa.embeddings import EmbeddingClient, Semantic
 from wxbot.qa.kb import KnowledgeBase, Lookup, Match
 
 if TYPE_CHECKING:
@@ -15,13 +17,33 @@ if TYPE_CHECKING:
 
     from wxbot.config import Settings
 
-__all__ = ["KnowledgeBase", "Lookup", "Match", "build_knowledge_base"]
+__all__ = ["KnowledgeBase", "Lookup", "Match", "build_knowledge_base", "build_semantic"]
+
+log = logging.getLogger(__name__)
+
+
+def build_semantic(settings: Settings, engine: Engine | None) -> Semantic | None:
+    """Semantic retrieval when WXBOT_EMBEDDING_URL is set (and numpy is installed)."""
+    if not settings.embedding_url:
+        return None
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        log.warning(
+            "WXBOT_EMBEDDING_URL is set but numpy is missing: pip install 'wxbot[embeddings]'; "
+            "answering without semantic retrieval"
+        )
+        return None
+    client = EmbeddingClient(
+        settings.embedding_url, settings.embedding_model, settings.embedding_api_key
+    )
+    return Semantic(client, engine, settings.embedding_timeout)
 
 
 def build_knowledge_base(settings: Settings, engine: Engine) -> KnowledgeBase:
     """The process's knowledge base, loaded now (jieba's dictionary and the index) so no
     request pays for it; when the schema does not exist yet the first request loads it."""
-    kb = KnowledgeBase(engine)
+    kb = KnowledgeBase(engine, semantic=build_semantic(settings, engine))
     kb.load_at_start()
     ref = weakref.ref(kb)
     atexit.register(lambda: (k := ref()) is not None and k.flush_hits_now())  # batched hits

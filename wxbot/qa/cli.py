@@ -9,7 +9,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from wxbot.qa.formats import FORMATS, FormatError, detect_format, write
+from wxbot.qa.formats import FORMATS, FormatError, detect_format, export_items, write
 from wxbot.qa.importer import import_files
 
 MAX_ERRORS_SHOWN = 200
@@ -24,10 +24,18 @@ def kb() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--skip-bad", is_flag=True, help="Import the good rows even if some are bad.")
 @click.option("--dry-run", is_flag=True, help="Check and count, write nothing.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Override the extension.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([*FORMATS, "synonyms"]),
+    help="Override the extension (synonyms: one group of words per line).",
+)
 @with_appcontext
 def import_command(files: tuple[str, ...], skip_bad: bool, dry_run: bool, fmt: str | None) -> None:
     """Import FILE... (.csv question,answer | .jsonl | .txt Q:/A: blocks), UTF-8.
+
+    A synonyms file (its name contains "synonym", or its first line is "# wxbot synonyms":
+    one group of words per line) adds synonym groups.
 
     Every row is checked first; bad rows are listed as file:line: reason and nothing is
     written unless all rows are good (or --skip-bad). Re-importing a file is harmless.
@@ -55,11 +63,29 @@ def import_command(files: tuple[str, ...], skip_bad: bool, dry_run: bool, fmt: s
         click.echo(f"... and {len(report.errors) - MAX_ERRORS_SHOWN} more", err=True)
     if report.written:
         click.echo(f"imported: {report.summary()}")
+        _embed_new_questions(clock())
     elif report.errors and not skip_bad:
         click.echo(f"nothing written: {report.summary()} (fix the rows above or use --skip-bad)")
         raise SystemExit(1)
     else:
         click.echo(f"dry run, nothing written: {report.summary()}")
+
+
+def _embed_new_questions(now: float) -> None:
+    """With an embedding service configured: vectors for the questions that lack one."""
+    from wxbot.qa import build_semantic
+    from wxbot.qa.embeddings import EmbeddingError, embed_missing
+
+    settings = current_app.extensions["wxbot.settings"]
+    semantic = build_semantic(settings, None)
+    if semantic is None:
+        return
+    try:
+        done = embed_missing(current_app.extensions["wxbot.engine"], semantic.client, now=now)
+    except EmbeddingError as exc:
+        click.echo(f"embedding the questions failed ({exc}); the bot retries in the background")
+        return
+    click.echo(f"embedded {done} questions ({settings.embedding_model})")
 
 
 @kb.command("export")
@@ -68,16 +94,13 @@ def import_command(files: tuple[str, ...], skip_bad: bool, dry_run: bool, fmt: s
 @with_appcontext
 def export_command(file: str, fmt: str | None) -> None:
     """Write every entry to FILE ('-' = stdout) in an importable format."""
-    from wxbot.qa import store
-
     try:
         fmt = fmt or ("txt" if file == "-" else detect_format(file))
     except FormatError as exc:
         raise click.UsageError(str(exc)) from None
     engine = current_app.extensions["wxbot.engine"]
     with engine.connect() as conn:
-        entries = store.load_entries(conn)
-    items = ((qs, answer) for _, (answer, qs) in sorted(entries.items()) if qs)
+        items = export_items(conn)
     if file == "-":
         count = write(items, fmt, sys.stdout)
     else:

@@ -1,12 +1,19 @@
 """Knowledge file formats: parsing (with ``file:line: reason`` errors) and writing.
 
+An entry has one answer, any number of questions (the first is the main one, the others its
+similar questions, 相似问法) and optionally a language (zh, en, th, tl, ja; none = any).
+
 - CSV: ``question,answer`` per row; more questions of the same answer separated by ``|`` in
-  the question column; an optional header row ``question,answer`` (or ``问题,答案``).
+  the question column. With a header row the columns are named: ``question`` (may repeat),
+  ``answer``, ``similar`` (``|``-separated similar questions), ``language``; Chinese names
+  (问题, 答案, 相似问法, 语言) work too.
 - JSON Lines: one object per line, ``{"question": "...", "answer": "..."}`` or
-  ``{"questions": ["...", "..."], "answer": "..."}``.
-- Text: blocks of one or more ``Q:`` lines followed by an ``A:`` line; the answer continues
-  on the following lines until the next ``Q:``. ``#`` starts a comment line; full-width
-  colons and ``问:``/``答:`` work too; markers and ``#`` count only at the start of a line.
+  ``{"questions": ["...", "..."], "answer": "..."}``, optionally ``"similar": [...]`` and
+  ``"language": "en"``.
+- Text: blocks of one or more ``Q:`` lines, optionally an ``L: en`` line, then an ``A:`` line;
+  the answer continues on the following lines until the next ``Q:``. ``#`` starts a comment
+  line; full-width colons and ``问:``/``语言:``/``答:`` work too; markers and ``#`` count only
+  at the start of a line.
 
 All UTF-8, with or without a BOM. The format comes from the extension (.csv, .jsonl/.json,
 .txt/.md) unless given.
@@ -21,10 +28,36 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 FORMATS = ("csv", "jsonl", "txt")
 _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".txt": "txt", ".md": "txt"}
-_HEADERS = ({"question", "answer"}, {"问题", "答案"}, {"questions", "answer"})
+_COLUMNS = {
+    "question": "question",
+    "questions": "question",
+    "问题": "question",
+    "answer": "answer",
+    "答案": "answer",
+    "similar": "similar",
+    "相似问法": "similar",
+    "相似问题": "similar",
+    "language": "language",
+    "语言": "language",
+}
+_L_RE = re.compile(r"^(?:l|语言)\s*[:：]\s?(.*)$", re.IGNORECASE)
+
+
+class _Missing:
+    """The file says nothing about an entry's language (an update keeps the entry's)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: object = _Missing()
 # Markers count only at the very start of a line: an indented "Q:" is answer text.
 _Q_RE = re.compile(r"^(?:q|问)\s*[:：]\s?(.*)$", re.IGNORECASE)
 _A_RE = re.compile(r"^(?:a|答)\s*[:：]\s?(.*)$", re.IGNORECASE)
@@ -42,6 +75,7 @@ class Record:
     answer: object
     file: str
     line: int
+    language: object = MISSING  # MISSING: not given (an update keeps the entry's)
 
     @property
     def where(self) -> str:
@@ -82,10 +116,19 @@ def parse(text: str, name: str, fmt: str) -> Parsed:
     return {"csv": _parse_csv, "jsonl": _parse_jsonl, "txt": _parse_txt}[fmt](text, name)
 
 
+def _header(row: list[str]) -> list[str] | None:
+    """Column roles of a header row, or None if the row is data."""
+    roles = [_COLUMNS.get(c.strip().lower()) for c in row]
+    if None in roles or "question" not in roles or roles.count("answer") != 1:
+        return None
+    return roles  # type: ignore[return-value]
+
+
 def _parse_csv(text: str, name: str) -> Parsed:
     out = Parsed()
     reader = csv.reader(io.StringIO(text, newline=""))
     start = 1
+    roles: list[str] | None = None
     first = True
     try:
         for row in reader:
@@ -94,16 +137,42 @@ def _parse_csv(text: str, name: str) -> Parsed:
                 continue
             if first:
                 first = False
-                if {c.strip().lower() for c in row} in _HEADERS:
+                roles = _header(row)
+                if roles is not None:
                     continue
-            if len(row) != 2:
+            if roles is None:
+                if len(row) != 2:
+                    out.errors.append(
+                        f"{name}:{line}: expected 2 columns (question,answer), found {len(row)}"
+                        + ("; quote answers that contain commas" if len(row) > 2 else "")
+                    )
+                    continue
+                out.records.append(Record(row[0].split("|"), row[1], name, line))
+                continue
+            while len(row) > len(roles) and not row[-1].strip():
+                row = row[:-1]
+            short = {"question", "answer"} & set(roles[len(row) :])  # optional ones may go
+            if len(row) > len(roles) or short:
                 out.errors.append(
-                    f"{name}:{line}: expected 2 columns (question,answer), found {len(row)}"
-                    + ("; quote answers that contain commas" if len(row) > 2 else "")
+                    f"{name}:{line}: expected {len(roles)} columns ({','.join(roles)}), "
+                    f"found {len(row)}"
+                    + ("; quote answers that contain commas" if len(row) > len(roles) else "")
                 )
                 continue
-            questions = [q for q in row[0].split("|")]
-            out.records.append(Record(questions, row[1], name, line))
+            row = row + [""] * (len(roles) - len(row))
+            questions: list[object] = []
+            language: object = MISSING
+            answer = ""
+            for role, cell in zip(roles, row, strict=True):
+                if role == "question" and cell.strip():
+                    questions.extend(cell.split("|"))
+                elif role == "similar":
+                    questions.extend(q for q in cell.split("|") if q.strip())
+                elif role == "language":
+                    language = cell.strip() or None
+                elif role == "answer":
+                    answer = cell
+            out.records.append(Record(questions, answer, name, line, language))
     except csv.Error as exc:
         out.errors.append(f"{name}:{reader.line_num}: broken CSV ({exc})")
     return out
@@ -122,7 +191,7 @@ def _parse_jsonl(text: str, name: str) -> Parsed:
         if not isinstance(obj, dict):
             out.errors.append(f"{name}:{number}: expected a JSON object")
             continue
-        unknown = set(obj) - {"question", "questions", "answer", "id"}
+        unknown = set(obj) - {"question", "questions", "similar", "answer", "language", "id"}
         if unknown:
             out.errors.append(f"{name}:{number}: unknown field(s) {', '.join(sorted(unknown))}")
             continue
@@ -133,10 +202,12 @@ def _parse_jsonl(text: str, name: str) -> Parsed:
             out.errors.append(f'{name}:{number}: missing "answer"')
             continue
         qs = obj["questions"] if "questions" in obj else [obj["question"]]
-        if not isinstance(qs, list):
+        similar = obj.get("similar", [])
+        if not isinstance(qs, list) or not isinstance(similar, list):
             out.errors.append(f'{name}:{number}: "questions" must be a list of strings')
             continue
-        out.records.append(Record(list(qs), obj["answer"], name, number))
+        language = obj.get("language", MISSING)
+        out.records.append(Record([*qs, *similar], obj["answer"], name, number, language))
     return out
 
 
@@ -144,15 +215,17 @@ def _parse_txt(text: str, name: str) -> Parsed:
     out = Parsed()
     questions: list[object] = []
     answer: list[str] | None = None
+    language: object = MISSING
     start = 0
 
     def finish() -> None:
-        nonlocal questions, answer
+        nonlocal questions, answer, language
         if questions and answer is None:
             out.errors.append(f"{name}:{start}: question(s) without an A: line")
         elif questions and answer is not None:
-            out.records.append(Record(questions, "\n".join(answer).strip(), name, start))
-        questions, answer = [], None
+            text = "\n".join(answer).strip()
+            out.records.append(Record(questions, text, name, start, language))
+        questions, answer, language = [], None, MISSING
 
     for number, raw in enumerate(text.splitlines(), 1):
         if raw.startswith("#"):
@@ -164,6 +237,10 @@ def _parse_txt(text: str, name: str) -> Parsed:
             if not questions:
                 start = number
             questions.append(q.group(1))
+            continue
+        lang = _L_RE.match(raw) if questions and answer is None else None
+        if lang:
+            language = lang.group(1).strip() or None
             continue
         a = _A_RE.match(raw)
         if a and answer is None:
@@ -201,25 +278,53 @@ def parse_bytes(data: bytes, name: str, fmt: str | None = None) -> Parsed:
 # -- writing -------------------------------------------------------------------------------------
 
 
-def write(items: Iterable[tuple[list[str], str]], fmt: str, out: io.TextIOBase) -> int:
-    """Write (questions, answer) pairs in ``fmt``; returns the number written."""
+@dataclass
+class Item:
+    """One entry to write."""
+
+    questions: list[str]
+    answer: str
+    language: str | None = None
+
+
+def export_items(conn: Connection) -> list[Item]:
+    """Every entry of the knowledge base as an Item, oldest first (what an export writes)."""
+    from wxbot.qa import store
+
+    entries = store.load_entries(conn)
+    languages = store.load_languages(conn)
+    return [
+        Item(qs, answer, languages.get(entry_id))
+        for entry_id, (answer, qs) in sorted(entries.items())
+        if qs
+    ]
+
+
+def write(items: Iterable[Item], fmt: str, out: io.TextIOBase) -> int:
+    """Write entries in ``fmt``; returns the number written. Reads back to the same entries."""
     count = 0
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["question", "answer"])
-        for qs, answer in items:
-            writer.writerow(["|".join(q.replace("|", "/") for q in qs), answer])
+        writer.writerow(["question", "answer", "similar", "language"])
+        for it in items:
+            qs = [q.replace("|", "/") for q in it.questions]
+            writer.writerow([qs[0], it.answer, "|".join(qs[1:]), it.language or ""])
             count += 1
     elif fmt == "jsonl":
-        for qs, answer in items:
-            out.write(json.dumps({"questions": qs, "answer": answer}, ensure_ascii=False) + "\n")
+        for it in items:
+            obj: dict[str, object] = {"questions": it.questions, "answer": it.answer}
+            if it.language:
+                obj["language"] = it.language
+            out.write(json.dumps(obj, ensure_ascii=False) + "\n")
             count += 1
     elif fmt == "txt":
-        for qs, answer in items:
+        for it in items:
             if count:
                 out.write("\n")
-            out.writelines(f"Q: {_one_line(q)}\n" for q in qs)
-            lines = answer.split("\n")
+            out.writelines(f"Q: {_one_line(q)}\n" for q in it.questions)
+            if it.language:
+                out.write(f"L: {it.language}\n")
+            lines = it.answer.split("\n")
             # Lines that would read back as a marker or a comment are indented by one space.
             lines[1:] = [
                 " " + ln if _Q_RE.match(ln) or ln.startswith("#") else ln for ln in lines[1:]

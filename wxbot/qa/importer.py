@@ -1,5 +1,8 @@
 """Batch import: validate every row first, then upsert in bulk in one transaction.
 
+Knowledge files (see formats.py) and synonyms files (one group per line; a file whose name
+contains "synonym" or whose first line is ``# wxbot synonyms``) may be mixed in one import.
+
 Nothing is written unless every row is good (or ``skip_bad``); ``dry_run`` plans and rolls
 back. Rows are matched to existing entries by their normalised questions, so importing the
 same file again changes nothing (all rows "unchanged"). An imported row whose question exists
@@ -16,9 +19,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
 from wxbot.qa import store
-from wxbot.qa.formats import Parsed, Record, parse_file
+from wxbot.qa import synonyms as synonym_store
+from wxbot.qa.formats import MISSING, FormatError, Parsed, Record, decode, parse_file
 from wxbot.qa.text import question_key
-from wxbot.qa.writer import KnowledgeError, check_answer, check_questions
+from wxbot.qa.writer import KnowledgeError, check_answer, check_language, check_questions
 
 BATCH = 2_000
 LOG_EACH_LIMIT = 2_000  # more changed entries than this: readers reload in full
@@ -32,12 +36,21 @@ class ImportReport:
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
     written: bool = False
+    synonyms_added: int = 0
+    synonyms_unchanged: int = 0
+    synonyms: list[list[str]] = field(default_factory=list)  # the groups read
 
     def summary(self) -> str:
-        return (
+        text = (
             f"added {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
             f"rejected {self.rejected}"
         )
+        if self.synonyms:
+            text += (
+                f"; synonym groups: added {self.synonyms_added}, "
+                f"unchanged {self.synonyms_unchanged}"
+            )
+        return text
 
 
 class ImportAborted(Exception):
@@ -50,11 +63,57 @@ class _Row:
     questions: list[str]
     keys: list[str]
     answer: str
+    language: object  # a code, None (any), or MISSING (keep the entry's)
 
 
-def read_files(paths: Sequence[str], fmt: str | None = None) -> tuple[list[_Row], list[str]]:
-    """Parse and validate; duplicates across the whole import are errors too."""
-    return check_parsed([parse_file(path, fmt) for path in paths])
+def is_synonyms_file(path: str) -> bool:
+    if "synonym" in os.path.basename(path).lower():
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except OSError:
+        return False
+    return head.decode("utf-8-sig", "ignore").lower().startswith(synonym_store.HEADER)
+
+
+def read_synonyms(path: str) -> tuple[list[list[str]], list[str]]:
+    try:
+        with open(path, "rb") as fh:
+            text = decode(fh.read(), path)
+    except OSError as exc:
+        return [], [f"{path}: cannot read ({exc.strerror})"]
+    except FormatError as exc:
+        return [], [str(exc)]
+    groups, errors = synonym_store.parse_text(text, path)
+    return [words for _, words in groups], errors
+
+
+def read_files(
+    paths: Sequence[str], fmt: str | None = None, synonyms: list[list[str]] | None = None
+) -> tuple[list[_Row], list[str]]:
+    """Parse and validate; duplicates across the whole import are errors too. Groups read
+    from synonyms files are appended to ``synonyms`` when given."""
+    files, errors = _parse_paths(paths, fmt, synonyms)
+    rows, problems = check_parsed(files)
+    return rows, errors + problems
+
+
+def _parse_paths(
+    paths: Sequence[str], fmt: str | None, synonyms: list[list[str]] | None
+) -> tuple[list[Parsed], list[str]]:
+    """Knowledge files parsed; synonyms files read into ``synonyms`` (their errors returned)."""
+    files: list[Parsed] = []
+    errors: list[str] = []
+    for path in paths:
+        if fmt in (None, "synonyms") and (fmt == "synonyms" or is_synonyms_file(path)):
+            groups, problems = read_synonyms(path)
+            errors.extend(problems)
+            if synonyms is not None:
+                synonyms.extend(groups)
+            continue
+        files.append(parse_file(path, fmt))
+    return files, errors
 
 
 def check_parsed(files: Sequence[Parsed]) -> tuple[list[_Row], list[str]]:
@@ -68,6 +127,9 @@ def check_parsed(files: Sequence[Parsed]) -> tuple[list[_Row], list[str]]:
             try:
                 qs = check_questions(rec.questions)
                 answer = check_answer(rec.answer)
+                language = rec.language
+                if language is not MISSING:
+                    language = check_language(language)
             except KnowledgeError as exc:
                 errors.append(f"{rec.where}: {exc.reason}")
                 continue
@@ -78,7 +140,7 @@ def check_parsed(files: Sequence[Parsed]) -> tuple[list[_Row], list[str]]:
                 errors.append(f"{rec.where}: the question {q!r} is already at {first_seen[clash]}")
                 continue
             first_seen.update(dict.fromkeys(keys, rec.where))
-            rows.append(_Row(rec, qs, keys, answer))
+            rows.append(_Row(rec, qs, keys, answer, language))
     return rows, errors
 
 
@@ -92,9 +154,17 @@ def import_files(
     fmt: str | None = None,
     progress: Callable[[int, str], object] | None = None,
 ) -> ImportReport:
-    files = [parse_file(path, fmt) for path in paths]
+    groups: list[list[str]] = []
+    files, errors = _parse_paths(paths, fmt, groups)
     return import_parsed(
-        engine, files, now=now, skip_bad=skip_bad, dry_run=dry_run, progress=progress
+        engine,
+        files,
+        now=now,
+        skip_bad=skip_bad,
+        dry_run=dry_run,
+        progress=progress,
+        synonyms=groups,
+        errors=errors,
     )
 
 
@@ -107,23 +177,33 @@ def import_parsed(
     dry_run: bool = False,
     progress: Callable[[int, str], object] | None = None,
     planned: Callable[[int], object] | None = None,
+    synonyms: Sequence[list[str]] = (),
+    errors: Sequence[str] = (),
 ) -> ImportReport:
     """Import already parsed files (``import_files`` reads them from paths; the web console
-    from an upload). ``planned(n)`` is told how many rows will be written before the
-    writes start, ``progress(n, what)`` after each batch of them."""
-    rows, errors = check_parsed(files)
-    report = ImportReport(errors=errors, rejected=len(errors))
+    from an upload) and synonym groups. ``planned(n)`` is told how many rows will be written
+    before the writes start, ``progress(n, what)`` after each batch of them; ``errors`` are
+    problems found before parsing (unreadable synonyms files)."""
+    groups = list(synonyms)
+    rows, problems = check_parsed(files)
+    errors = [*errors, *problems]
+    report = ImportReport(errors=errors, rejected=len(errors), synonyms=groups)
     if errors and not skip_bad:
         return report
     try:
         with engine.begin() as conn:
-            _upsert(conn, rows, report, now, progress, planned)
+            if groups:
+                report.synonyms_added, report.synonyms_unchanged = synonym_store.import_groups(
+                    conn, groups, now=now
+                )
+            if rows:
+                _upsert(conn, rows, report, now, progress, planned)
             if report.errors and not skip_bad:
                 raise ImportAborted
             if dry_run:
                 raise ImportAborted
             report.written = True
-            if not (report.added or report.updated):
+            if not (report.added or report.updated or report.synonyms_added):
                 raise ImportAborted  # nothing changed: no new version for every process
     except ImportAborted:
         pass
@@ -141,6 +221,7 @@ def _upsert(
     version = store.bump_version(conn, now)  # the knowledge write lock
     owners_by_key = store.entry_ids_by_keys(conn, [k for r in rows for k in r.keys])
     current = store.load_entries(conn, set(owners_by_key.values()))
+    languages = store.load_languages(conn, current)
     current_keys = {e: {question_key(q) for q in qs} for e, (_, qs) in current.items()}
     new_rows: list[_Row] = []
     updates: list[dict[str, object]] = []
@@ -159,13 +240,14 @@ def _upsert(
             continue
         entry_id = owners.pop()
         answer, qs = current[entry_id]
+        language = languages.get(entry_id) if row.language is MISSING else row.language
         missing = [(q, k) for q, k in zip(row.questions, row.keys, strict=True)]
         missing = [(q, k) for q, k in missing if k not in current_keys[entry_id]]
-        if answer == row.answer and not missing:
+        if answer == row.answer and not missing and language == languages.get(entry_id):
             report.unchanged += 1
             continue
         report.updated += 1
-        updates.append({"eid": entry_id, "answer": row.answer, "now": now})
+        updates.append({"eid": entry_id, "answer": row.answer, "now": now, "lang": language})
         extra_questions.extend(
             {"entry_id": entry_id, "question": q, "qkey": k, "position": len(qs) + i}
             for i, (q, k) in enumerate(missing)
@@ -186,6 +268,7 @@ def _upsert(
                 "created_at": now,
                 "updated_at": now,
                 "hits": 0,
+                "language": None if row.language is MISSING else row.language,
             }
         )
         question_rows.extend(
@@ -199,7 +282,7 @@ def _upsert(
     stmt = (
         update(store.entries)
         .where(store.entries.c.id == bindparam("eid"))
-        .values(answer=bindparam("answer"), updated_at=bindparam("now"))
+        .values(answer=bindparam("answer"), updated_at=bindparam("now"), language=bindparam("lang"))
     )
     _executemany(conn, stmt, updates, "updates", progress)
     store.forget_unanswered(conn, [r["qkey"] for r in question_rows])  # type: ignore[misc]

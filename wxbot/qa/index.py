@@ -39,16 +39,23 @@ class Hit:
     entry_id: int
     doc_id: int
     bm25: float
-    confidence: float  # idf-weighted Dice overlap of query and question terms, 0..1
+    confidence: float  # the ranking score (the overlap here; the KB adds re-ranking evidence)
+    overlap: float = 0.0  # idf-weighted Dice overlap of query and best question terms, 0..1
 
 
 class Bm25Index:
     def __init__(
-        self, down_weighted: frozenset[str] = frozenset(), down_weight: float = 1.0
+        self,
+        down_weighted: frozenset[str] = frozenset(),
+        down_weight: float = 1.0,
+        group_weight: float = 1.0,
     ) -> None:
         # Terms whose idf is scaled by down_weight (function words: see text.STOPWORDS).
         self._down = down_weighted
         self._down_weight = down_weight
+        # Synonym-group terms (``~id``) stand for a whole word with its characters and
+        # bigrams on the other side, so one of them weighs group_weight x its idf.
+        self._group_weight = group_weight
         self._post_docs: dict[str, array] = {}
         self._dead_df: dict[str, int] = {}  # postings of dead documents, per term
         self._doc_entry = array("q")
@@ -135,18 +142,27 @@ class Bm25Index:
     def idf(self, term: str) -> float:
         df = self.df(term)
         idf = math.log(1 + (self._n_alive - df + 0.5) / (df + 0.5))
+        if term[0] == "~":
+            return idf * self._group_weight
         return idf * self._down_weight if term in self._down else idf
 
-    def search(self, query_terms: list[str], limit: int = 5) -> list[Hit]:
-        """Best entries for the query (one hit per entry), best first."""
+    def search(
+        self, query_terms: list[str], limit: int = 5, *, soft: Iterable[str] = ()
+    ) -> list[Hit]:
+        """Best entries for the query (one hit per entry), best first.
+
+        ``soft`` terms count only where a question has them (see Analyzer.query).
+        """
         if not query_terms or self._n_alive == 0:
             return []
         unique = list(dict.fromkeys(query_terms))
         idf = {t: self.idf(t) for t in unique}
         post_docs, doc_w = self._post_docs, self._doc_w
-        known = sorted((t for t in unique if t in post_docs), key=lambda t: len(post_docs[t]))
-        if not known:
-            return []
+        soft_known = {t: self.idf(t) for t in soft if t not in idf and t in post_docs}
+        known = sorted(
+            (t for t in (*unique, *soft_known) if t in post_docs), key=lambda t: len(post_docs[t])
+        )
+        weights = {**idf, **soft_known}
         acc: dict[int, float] = {}
         scanned = 0
         rest: list[str] = []
@@ -156,7 +172,7 @@ class Bm25Index:
             if i > 0 and scanned + len(docs) > SCAN_BUDGET:
                 rest = known[i:]
                 break
-            w_idf = idf[t]
+            w_idf = weights[t]
             get = acc.get
             for d in docs:
                 acc[d] = get(d, 0.0) + w_idf * doc_w[d]
@@ -169,7 +185,7 @@ class Bm25Index:
                 for _, d in heapq.nlargest(RESCORE_CANDIDATES, zip(acc.values(), acc, strict=True))
             ]
             for t in rest:
-                docs, w_idf = post_docs[t], idf[t]
+                docs, w_idf = post_docs[t], weights[t]
                 n = len(docs)
                 for d in cands:
                     j = bisect.bisect_left(docs, d)
@@ -184,19 +200,23 @@ class Bm25Index:
         for d in top:
             d_mass = 0.0
             shared = 0.0
+            extra = 0.0  # soft terms this question has
             for t in self._doc_terms[d]:
                 w = idf.get(t)
                 if w is None:
-                    d_mass += self.idf(t)
-                else:
-                    d_mass += w
-                    shared += w
-            conf = 2 * shared / (q_mass + d_mass) if q_mass + d_mass else 0.0
+                    w = soft_known.get(t)
+                    if w is None:
+                        d_mass += self.idf(t)
+                        continue
+                    extra += w
+                d_mass += w
+                shared += w
+            total = q_mass + extra + d_mass
+            conf = 2 * shared / total if total else 0.0
             entry = self._doc_entry[d]
-            hit = Hit(entry, d, acc[d], conf)
             old = best.get(entry)
-            if old is None or (hit.confidence, hit.bm25) > (old.confidence, old.bm25):
-                best[entry] = hit
+            if old is None or (conf, acc[d]) > (old.overlap, old.bm25):
+                best[entry] = Hit(entry, d, acc[d], conf, conf)
         ranked = sorted(best.values(), key=lambda h: (h.confidence, h.bm25), reverse=True)
         return ranked[:limit]
 

@@ -17,19 +17,46 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, inspect
 
 from wxbot.qa import store
+from wxbot.qa import synonyms as synonym_store
+from wxbot.qa.embeddings import Semantic, VectorIndex, load_vectors
 from wxbot.qa.index import Bm25Index, Hit
-from wxbot.qa.text import STOPWORD_WEIGHT, STOPWORDS, Analyzer, get_analyzer, normalize
+from wxbot.qa.rerank import Reranker, TextCache
+from wxbot.qa.synonyms import Synonyms
+from wxbot.qa.text import (
+    STOPWORD_WEIGHT,
+    STOPWORDS,
+    Analyzer,
+    get_analyzer,
+    normalize,
+    question_key,
+)
 
 log = logging.getLogger(__name__)
 
-CONFIDENT = 0.5  # answer at or above this overlap (chosen on a dev set, not the paraphrases)
-SUGGEST = 0.3  # "did you mean" between SUGGEST and CONFIDENT
+# The decision (chosen on the development sets only: benchmarks/calibrate.py prints the
+# trade-off). Scores are question overlap + ANSWER_WEIGHT x answer coverage.
+CONFIDENT = 0.52  # answer at or above this score ...
+MARGIN = 0.18  # ... when the runner-up is at least this far behind
+SURE = 1.2  # answer whatever the runner-up (near-identical questions)
+SUGGEST = 0.3  # "did you mean" at or above this
+ANSWER_WEIGHT = 0.1  # x the share of the query's words found in the answer (rerank.py)
+CHAR_WEIGHT = 1.0  # x the character cosine over question and answer (see rerank.py)
+RERANK_POOL = 8  # candidates re-scored by characters
+GROUP_WEIGHT = 2.0  # a synonym group's term weighs this x its idf (see Bm25Index)
+# With an embedding service (embeddings.py): the two rankings are fused by reciprocal rank,
+# and a semantic match alone answers when its cosine is EMBED_CONFIDENT with EMBED_MARGIN
+# over the next entry (values for bge-m3-like models; see the README to recalibrate).
+RRF_K = 60
+EMBED_CONFIDENT = 0.75
+EMBED_MARGIN = 0.05
+EMBED_SUGGEST = 0.6
+OTHER_LANGUAGE = 0.5  # score factor for an entry in another language than the user's
 INCREMENTAL_LIMIT = 5_000  # more changed entries than this: rebuild the whole index
 BACKGROUND_REBUILD_OVER = 5_000  # entries; a larger index is rebuilt in a background thread
 FLUSH_EVERY_HITS = 200
@@ -39,7 +66,7 @@ FLUSH_EVERY_SECONDS = 30.0
 @dataclass(frozen=True)
 class Match:
     entry_id: int
-    question: str  # the matched question's text; "" from lookup (kept in the database only)
+    question: str  # the entry's main question
     answer: str
     confidence: float
 
@@ -50,6 +77,16 @@ class Lookup:
     suggestions: tuple[Match, ...] = ()  # near misses worth offering
 
 
+class _Snapshot(NamedTuple):
+    """Everything the index is built from, read in one go."""
+
+    rows: dict[int, tuple[str, list[str]]]
+    languages: dict[int, str]
+    synonyms: Synonyms
+    questions: dict[int, str]  # filled by _build: questions joined by newlines
+    vectors: dict[str, Any]  # question key -> unit vector (with an embedding service)
+
+
 class KnowledgeBase:
     def __init__(
         self,
@@ -58,15 +95,31 @@ class KnowledgeBase:
         analyzer: Analyzer | None = None,
         confident: float = CONFIDENT,
         suggest: float = SUGGEST,
+        margin: float = MARGIN,
+        sure: float = SURE,
+        answer_weight: float = ANSWER_WEIGHT,
+        char_weight: float = CHAR_WEIGHT,
+        semantic: Semantic | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         self.analyzer = analyzer or get_analyzer()
         self.confident = confident
         self.suggest = suggest
+        self.margin = margin
+        self.sure = sure
+        self.answer_weight = answer_weight
+        self.char_weight = char_weight
+        self.semantic = semantic
+        # an entry's questions joined by newlines (one string: lean), for re-ranking and
+        # did-you-mean titles
+        self._questions: dict[int, str] = {}
+        self._synonyms = Synonyms()
+        self._languages: dict[int, str] = {}
         self.clock = clock
         self.version = -1  # nothing loaded yet
         self._index = _new_index()
+        self._texts = TextCache(self._index.idf)
         self._answers: dict[int, str] = {}
         self._lock = threading.Lock()  # serialises index updates
         self._hits_lock = threading.Lock()
@@ -122,24 +175,58 @@ class KnowledgeBase:
             elif self._rebuild_in_background():
                 return False  # the current index serves until the new one is ready
             else:
-                self._swap(*self._build(store.load_entries(conn)))
+                self._swap(*self._build(self._read_all(conn)))
             self.version = current
         return True
 
-    def _build(self, rows: dict[int, tuple[str, list[str]]]) -> tuple[Bm25Index, dict[int, str]]:
+    def _read_all(self, conn: Connection) -> _Snapshot:
+        groups = synonym_store.load(conn)
+        rows = store.load_entries(conn)
+        vectors = {}
+        if self.semantic is not None:
+            keys = (question_key(q) for _, qs in rows.values() for q in qs)
+            vectors = load_vectors(conn, self.semantic.client.model, keys)
+        return _Snapshot(
+            rows,
+            store.load_languages(conn),
+            Synonyms((g.id, g.words) for g in groups),
+            {},
+            vectors,
+        )
+
+    def _build(self, snap: _Snapshot) -> tuple[Bm25Index, dict[int, str], _Snapshot]:
         started = time.monotonic()
         index = _new_index()
         answers: dict[int, str] = {}
-        terms = self.analyzer.terms
-        for entry_id, (answer, qs) in rows.items():
-            index.add_entry(entry_id, [terms(normalize(q)) for q in qs])
+        for entry_id, (answer, qs) in snap.rows.items():
+            self._index_entry(index, entry_id, answer, qs, snap.synonyms)
             answers[entry_id] = answer
-        log.info("knowledge index: %d entries in %.2fs", len(rows), time.monotonic() - started)
-        return index, answers
+            snap.questions[entry_id] = "\n".join(qs)
+        rows = len(snap.rows)
+        log.info("knowledge index: %d entries in %.2fs", rows, time.monotonic() - started)
+        return index, answers, snap
 
-    def _swap(self, index: Bm25Index, answers: dict[int, str]) -> None:
-        # Whole objects: a concurrent reader keeps using the old, consistent pair.
+    def _index_entry(
+        self, index: Bm25Index, entry_id: int, answer: str, qs: list[str], syn: Synonyms
+    ) -> None:
+        terms = self.analyzer.terms
+        index.add_entry(entry_id, [terms(normalize(q), syn) for q in qs])
+
+    def _swap(self, index: Bm25Index, answers: dict[int, str], snap: _Snapshot) -> None:
+        # Whole objects: a concurrent reader keeps using the old, consistent set.
         self._index, self._answers = index, answers
+        self._languages, self._synonyms = snap.languages, snap.synonyms
+        self._questions, self._texts = snap.questions, TextCache(index.idf)
+        if self.semantic is not None:
+            vectors = VectorIndex()
+            missing = False
+            for entry_id, joined in snap.questions.items():
+                keys = [question_key(q) for q in joined.split("\n")]
+                vectors.set_entry(entry_id, {k: snap.vectors[k] for k in keys if k in snap.vectors})
+                missing = missing or any(k not in snap.vectors for k in keys)
+            self.semantic.index = vectors
+            if missing:
+                self.semantic.fill_in_background()
 
     def _rebuild_in_background(self) -> bool:
         """Rebuild a large index in a thread (True), or tell the caller to do it now (False).
@@ -161,8 +248,8 @@ class KnowledgeBase:
             assert self.engine is not None
             with self.engine.connect() as conn:
                 version = store.read_version(conn)
-                rows = store.load_entries(conn)
-            built = self._build(rows)  # outside any transaction
+                snap = self._read_all(conn)
+            built = self._build(snap)  # outside any transaction
             with self._lock:
                 self._swap(*built)
                 self.version = version  # later changes follow incrementally
@@ -177,52 +264,145 @@ class KnowledgeBase:
 
     def _apply(self, conn: Connection, changed: set[int]) -> None:
         rows = store.load_entries(conn, changed)
+        languages = store.load_languages(conn, changed)
+        self._texts = TextCache(self._index.idf)  # idf moved
         for entry_id in changed:
             row = rows.get(entry_id)
             if row is None:  # deleted
                 self._index.remove_entry(entry_id)
                 self._answers.pop(entry_id, None)
+                self._languages.pop(entry_id, None)
+                self._questions.pop(entry_id, None)
                 continue
             answer, qs = row
-            self._index.add_entry(entry_id, [self.analyzer.terms(normalize(q)) for q in qs])
+            self._index_entry(self._index, entry_id, answer, qs, self._synonyms)
             self._answers[entry_id] = answer
+            self._questions[entry_id] = "\n".join(qs)
+        if self.semantic is not None:
+            for entry_id in changed - rows.keys():
+                self.semantic.index.remove_entry(entry_id)
+            if self.semantic.load(conn, {e: qs for e, (_, qs) in rows.items()}):
+                self.semantic.fill_in_background()
+            if entry_id in languages:
+                self._languages[entry_id] = languages[entry_id]
+            else:
+                self._languages.pop(entry_id, None)
         # Updated entries leave dead postings behind: compact now and then.
         compact = self._index.dead_fraction > 0.5 and len(self._answers) > 1000
         if compact and not self._rebuild_in_background():
-            self._swap(*self._build(store.load_entries(conn)))
+            self._swap(*self._build(self._read_all(conn)))
 
     # -- matching ------------------------------------------------------------------------------
 
     def __len__(self) -> int:
         return len(self._answers)
 
-    def search(self, text: str, limit: int = 5) -> list[Hit]:
-        """Ranked hits whatever their confidence (evaluation, admin tools)."""
-        return self._index.search(self.analyzer.terms(normalize(text)), limit=limit)
+    def search(self, text: str, limit: int = 5, language: str | None = None) -> list[Hit]:
+        """Ranked hits whatever their confidence (evaluation, admin tools, LLM grounding).
 
-    def lookup(self, text: str, suggestions: int = 3) -> Lookup:
-        """Match a question against the in-memory index (no database access)."""
-        index, answers = self._index, self._answers
-        hits = index.search(self.analyzer.terms(normalize(text)), limit=suggestions + 1)
-        matches = [self._match(h, answers) for h in hits]
-        matches = [m for m in matches if m is not None]
-        if matches and matches[0].confidence >= self.confident:
-            return Lookup(matches[0])
-        near = tuple(m for m in matches if m.confidence >= self.suggest)[:suggestions]
-        return Lookup(None, near)
+        With ``language``, entries in another language score OTHER_LANGUAGE x their score
+        (entries without a language are for everyone)."""
+        index, languages = self._index, self._languages
+        answers, questions = self._answers, self._questions
+        syn = self._synonyms
+        q = self.analyzer.query(normalize(text), syn)
+        hits = index.search(q.terms, max(limit + 1, RERANK_POOL), soft=q.soft)
+        if hits and (self.char_weight or self.answer_weight):
+            texts = self._texts
+            rerank = Reranker(text, q.words, texts.idf, syn.words_of)
+            rescored = []
+            for h in hits:
+                entry = h.entry_id
+                chars, share = rerank.score(
+                    texts.get(entry, questions.get(entry, ""), answers.get(entry, ""))
+                )
+                extra = self.char_weight * chars + self.answer_weight * share
+                rescored.append(replace(h, confidence=h.confidence + extra))
+            hits = sorted(rescored, key=lambda h: (h.confidence, h.bm25), reverse=True)
+        if language and languages:
+            hits = [
+                h
+                if languages.get(h.entry_id, language) == language
+                else replace(h, confidence=h.confidence * OTHER_LANGUAGE)
+                for h in hits
+            ]
+            hits.sort(key=lambda h: (h.confidence, h.bm25), reverse=True)
+        return hits[:limit]
 
-    @staticmethod
-    def _match(hit: Hit, answers: dict[int, str]) -> Match | None:
-        answer = answers.get(hit.entry_id)
-        if answer is None:
-            return None
-        return Match(hit.entry_id, "", answer, hit.confidence)
+    def lookup(self, text: str, suggestions: int = 3, language: str | None = None) -> Lookup:
+        """Match a question against the in-memory index (no database access).
+
+        The one place that decides between answering and not: the best entry is answered
+        when its score is SURE, or CONFIDENT with a MARGIN over the runner-up (two entries
+        that fit about equally well are a question to ask back, not a coin to toss).
+        Otherwise ``best`` is None and the entries scoring SUGGEST or more are offered.
+        """
+        hits = self.search(text, limit=max(suggestions, 2), language=language)
+        matches = [m for m in map(self._match, hits) if m is not None]
+        sure = bool(matches) and matches[0].confidence >= self.sure
+        near = self._semantic(text, language) if self.semantic is not None and not sure else None
+        if near:
+            return self._fused(matches, near, suggestions)
+        if matches:
+            top = matches[0].confidence
+            runner_up = matches[1].confidence if len(matches) > 1 else 0.0
+            if top >= self.sure or (top >= self.confident and top - runner_up >= self.margin):
+                return Lookup(matches[0])
+        return Lookup(None, tuple(m for m in matches if m.confidence >= self.suggest)[:suggestions])
+
+    def _semantic(self, text: str, language: str | None) -> list[tuple[int, float]]:
+        assert self.semantic is not None
+        near = self.semantic.query(text, RERANK_POOL)
+        if language and self._languages:
+            near = [
+                (e, c if self._languages.get(e, language) == language else c * OTHER_LANGUAGE)
+                for e, c in near
+            ]
+            near.sort(key=lambda item: -item[1])
+        return near
+
+    def _fused(
+        self, lexical: list[Match], near: list[tuple[int, float]], suggestions: int
+    ) -> Lookup:
+        """Reciprocal rank fusion of the lexical and the semantic ranking; the fused best is
+        answered if either matcher alone would answer it."""
+        rrf: dict[int, float] = {}
+        for ranking in ([m.entry_id for m in lexical], [e for e, _ in near]):
+            for rank, entry_id in enumerate(ranking):
+                rrf[entry_id] = rrf.get(entry_id, 0.0) + 1 / (RRF_K + rank)
+        order = sorted(rrf, key=lambda e: -rrf[e])
+        lex = {m.entry_id: m.confidence for m in lexical}
+        cos = dict(near)
+        best = order[0]
+        lex_rest = max((c for e, c in lex.items() if e != best), default=0.0)
+        cos_rest = max((c for e, c in cos.items() if e != best), default=0.0)
+        top, sim = lex.get(best, 0.0), cos.get(best, 0.0)
+        answered = (
+            top >= self.sure
+            or (top >= self.confident and top - lex_rest >= self.margin)
+            or (sim >= EMBED_CONFIDENT and sim - cos_rest >= EMBED_MARGIN)
+        )
+        if answered and (match := self._entry(best, max(top, sim))) is not None:
+            return Lookup(match)
+        offered = [
+            self._entry(e, max(lex.get(e, 0.0), cos.get(e, 0.0)))
+            for e in order
+            if lex.get(e, 0.0) >= self.suggest or cos.get(e, 0.0) >= EMBED_SUGGEST
+        ]
+        return Lookup(None, tuple(m for m in offered if m is not None)[:suggestions])
+
+    def _match(self, hit: Hit) -> Match | None:
+        return self._entry(hit.entry_id, hit.confidence)
 
     def entry(self, entry_id: int) -> Match | None:
+        return self._entry(entry_id, 1.0)
+
+    def _entry(self, entry_id: int, confidence: float) -> Match | None:
         answer = self._answers.get(entry_id)
         if answer is None:
             return None
-        return Match(entry_id, "", answer, 1.0)
+        title = self._questions.get(entry_id, "").partition("\n")[0]
+        return Match(entry_id, title, answer, confidence)
 
     def answer(self, conn: Connection, text: str) -> str | None:
         """Refresh, match, count the hit: the answer text or None (simple callers)."""
@@ -234,7 +414,22 @@ class KnowledgeBase:
         self.maybe_flush_hits(conn)
         return found.answer
 
+    def content_terms(self, text: str) -> set[str]:
+        """Words and synonym groups of a text, function words and words a group stands for
+        left out (grouping questions)."""
+        syn = self._synonyms
+        words = self.analyzer.query(normalize(text), syn).words
+        return {w for w in words if w not in STOPWORDS and w not in syn}
+
     # -- hit counters --------------------------------------------------------------------------
+
+    def flush_due(self) -> bool:
+        """Would maybe_flush_hits write now? (So callers schedule a write only when due.)"""
+        pending = sum(self._hits.values())
+        if not pending:
+            return False
+        due = time.monotonic() - self._last_flush >= FLUSH_EVERY_SECONDS
+        return due or pending >= FLUSH_EVERY_HITS
 
     def record_hit(self, entry_id: int) -> None:
         with self._hits_lock:
@@ -276,4 +471,4 @@ class KnowledgeBase:
 
 
 def _new_index() -> Bm25Index:
-    return Bm25Index(STOPWORDS, STOPWORD_WEIGHT)
+    return Bm25Index(STOPWORDS, STOPWORD_WEIGHT, GROUP_WEIGHT)

@@ -8,11 +8,26 @@
   check of every process reads only this row.
 - ``kb_changes``: which entries each version touched, so a process catches up incrementally;
   ``entry_id`` NULL means "too many to list: reload everything".
+- ``kb_synonyms``: word groups that mean the same thing (migration 0005 seeds the starter
+  list); a change bumps the version with a NULL change row (every process re-indexes).
+- ``kb_alias_votes``: a user picked entry ``entry_id`` from a did-you-mean list after asking
+  ``question``; enough distinct users make that wording a learned similar question.
+- ``kb_embeddings``: a question's vector from the optional embedding service, per model,
+  keyed by the question's key so it survives the question being re-saved.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Double, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from wxbot.models import OPENID_LEN, Base
@@ -22,6 +37,10 @@ SOURCE_LEN = 16
 SOURCE_REF_LEN = 255
 MAX_QUESTION_CHARS = 500
 MAX_ANSWER_CHARS = 10_000
+LANGUAGE_LEN = 8
+ORIGIN_LEN = 16
+MODEL_LEN = 100
+LANGUAGES = ("zh", "en", "th", "tl", "ja")
 
 
 class KbEntry(Base):
@@ -36,6 +55,8 @@ class KbEntry(Base):
     updated_at: Mapped[float] = mapped_column(Double)
     hits: Mapped[int] = mapped_column(Integer, default=0)
     last_hit_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    # zh / en / th / tl / ja; NULL = any language (the matcher prefers the user's)
+    language: Mapped[str | None] = mapped_column(String(LANGUAGE_LEN), nullable=True)
 
 
 class KbQuestion(Base):
@@ -48,6 +69,9 @@ class KbQuestion(Base):
     question: Mapped[str] = mapped_column(Text)
     qkey: Mapped[str] = mapped_column(String(KEY_LEN))
     position: Mapped[int] = mapped_column(Integer, default=0)  # 0 = the main question
+    # how it got there: "" (given by an admin, a file or chat), "learned" (did-you-mean picks),
+    # "unanswered" (an admin attached an unanswered question)
+    origin: Mapped[str] = mapped_column(String(ORIGIN_LEN), default="", server_default="")
 
     __table_args__ = (Index("uq_kb_questions_qkey", "qkey", unique=True),)
 
@@ -83,3 +107,37 @@ class KbChange(Base):
     version: Mapped[int] = mapped_column(BigInteger, index=True)
     entry_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     changed_at: Mapped[float] = mapped_column(Double)
+
+
+class KbSynonym(Base):
+    __tablename__ = "kb_synonyms"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    words: Mapped[str] = mapped_column(Text)  # normalised words joined by "|"
+    source: Mapped[str] = mapped_column(String(SOURCE_LEN))  # starter | api | import
+    created_at: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[float] = mapped_column(Double)
+
+
+class KbAliasVote(Base):
+    __tablename__ = "kb_alias_votes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    qkey: Mapped[str] = mapped_column(String(KEY_LEN))
+    entry_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("kb_entries.id", ondelete="CASCADE"), index=True
+    )
+    openid: Mapped[str] = mapped_column(String(OPENID_LEN), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Double)
+
+    __table_args__ = (Index("uq_kb_alias_votes_pick", "qkey", "entry_id", "openid", unique=True),)
+
+
+class KbEmbedding(Base):
+    __tablename__ = "kb_embeddings"
+
+    qkey: Mapped[str] = mapped_column(String(KEY_LEN), primary_key=True)
+    model: Mapped[str] = mapped_column(String(MODEL_LEN), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+    created_at: Mapped[float] = mapped_column(Double)

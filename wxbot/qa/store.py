@@ -45,6 +45,7 @@ class EntryRow:
     created_at: float = 0.0
     updated_at: float = 0.0
     hits: int = 0
+    language: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -57,6 +58,7 @@ class EntryRow:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "hits": self.hits,
+            "language": self.language,
         }
 
 
@@ -141,6 +143,20 @@ def load_entries(
     return out
 
 
+def load_languages(conn: Connection, entry_ids: Iterable[int] | None = None) -> dict[int, str]:
+    """entry id -> language, for the entries that have one (most have none)."""
+    stmt = select(entries.c.id, entries.c.language).where(entries.c.language.is_not(None))
+    if entry_ids is None:
+        return {e: lang for e, lang in conn.execute(stmt)}
+    ids = sorted(set(entry_ids))
+    out: dict[int, str] = {}
+    for i in range(0, len(ids), CHUNK):
+        out.update(
+            {e: lang for e, lang in conn.execute(stmt.where(entries.c.id.in_(ids[i : i + CHUNK])))}
+        )
+    return out
+
+
 def main_questions(conn: Connection, entry_ids: list[int]) -> dict[int, str]:
     """The first question of each entry (for "did you mean"; not kept in memory)."""
     rows = conn.execute(
@@ -170,6 +186,7 @@ def _rows_to_entries(conn: Connection, rows: Sequence) -> list[EntryRow]:  # typ
             created_at=r.created_at,
             updated_at=r.updated_at,
             hits=r.hits,
+            language=r.language,
         )
         for r in rows
     ]

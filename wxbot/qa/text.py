@@ -20,6 +20,10 @@ import threading
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from wxbot.qa.synonyms import Synonyms
 
 MAX_KEY_CHARS = 500
 
@@ -37,9 +41,16 @@ _STOPWORDS_TEXT = """
     哪 哪个 哪些 哪里 哪儿 什么 怎么 怎样 怎么样 怎么办 如何 为什么 为何 咋 啥 多少 几
     能 能不能 可以 可不可以 会 会不会 要 想 请 请问 一下 一个 给 把 被 让 对 得 地 着 过
     该 应该 需要 是否 是不是 有没有 能否 到底 帮 帮我 麻烦 告诉 知道 吗 呢 么 不 没 没有
+    怎么弄 怎么搞 怎么整 咋弄 咋整 咋搞 咋办 怎么回事 弄 搞 我想 我要 想要 一张 一份 一些 一点
 """
 STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 STOPWORD_WEIGHT = 0.2
+
+
+class Query(NamedTuple):
+    terms: list[str]  # index terms (with repetitions)
+    soft: tuple[str, ...]  # cross-word bigrams: count only where a question has them
+    words: list[str]  # word-level terms and synonym groups, compared with answers
 
 
 def _is_kept(ch: str) -> bool:
@@ -125,29 +136,71 @@ class Analyzer:
         self._jieba = jieba.Tokenizer()
         self._jieba.initialize()
 
-    def terms(self, normalized: str) -> list[str]:
-        """Index terms of already-normalised text, with repetitions (they count as tf)."""
+    def terms(self, normalized: str, synonyms: Synonyms | None = None) -> list[str]:
+        """Index terms of already-normalised text, with repetitions; plus the synonym groups
+        it mentions (``~id`` tokens) when ``synonyms`` is given."""
+        return self._analyze(normalized, synonyms)[0]
+
+    def query(self, normalized: str, synonyms: Synonyms | None = None) -> Query:
+        """The terms of a question being asked: the index terms, plus every character bigram
+        of each CJK run as *soft* terms (they count only where a stored question has them, so
+        segmentation differences cost nothing: 「挂失我的」 still meets 「挂失」), plus the
+        word-level terms compared with answers."""
+        terms, words, runs = self._analyze(normalized, synonyms)
+        have = set(terms)
+        soft = {
+            run[i : i + 2]
+            for run in runs
+            for i in range(len(run) - 1)
+            if run[i : i + 2] not in have and run[i : i + 2] not in STOPWORDS
+        }
+        return Query(terms, tuple(soft), words)
+
+    def _analyze(
+        self, normalized: str, synonyms: Synonyms | None
+    ) -> tuple[list[str], list[str], list[str]]:
+        """(index terms, word-level terms, CJK runs)."""
         out: list[str] = []
-        for match in _RUN_RE.finditer(normalized):
-            run = match.group()
-            if run[0] < "\u3400":  # Latin letters / digits: one term per word
-                out.append(run)
+        words: list[str] = []
+        runs: list[str] = []
+        pieces = synonyms.split(normalized) if synonyms else [(normalized, ())]
+        for piece, groups in pieces:
+            if groups:  # a synonym-group word: its group stands for it
+                out.extend(groups)
+                words.extend(groups)
                 continue
-            # Per jieba word: the word, the bigrams inside words of 3+ characters (so 营业时间
-            # also matches 营业 and 时间 when the other side is segmented differently) and its
-            # characters (typos and unknown words then lose a term or two, not the match).
-            # Bigrams across word boundaries are left out: mostly noise, and they would
-            # multiply the vocabulary (memory). Function words (STOPWORDS) stay whole: the
-            # index weighs them down, and their characters would only add noise.
-            for w in self._jieba.lcut(run):
-                if w in STOPWORDS or len(w) == 1:
-                    out.append(w)
+            for match in _RUN_RE.finditer(piece):
+                run = match.group()
+                if run[0] < "\u3400":  # Latin letters / digits: one term per word
+                    out.append(run)
+                    words.append(run)
                     continue
+                runs.append(run)
+                self._cjk_terms(run, synonyms, out, words)
+        return out, words, runs
+
+    def _cjk_terms(
+        self, run: str, synonyms: Synonyms | None, out: list[str], words: list[str]
+    ) -> None:
+        # Per jieba word: the word, the bigrams inside words of 3+ characters (so 营业时间
+        # also matches 营业 and 时间 when the other side is segmented differently) and its
+        # characters (typos and unknown words then lose a term or two, not the match).
+        # Bigrams across word boundaries are left out of the index: mostly noise, and they
+        # would multiply the vocabulary (memory); queries try them as soft terms instead.
+        # Function words (STOPWORDS) stay whole: the index weighs them down.
+        for w in self._jieba.lcut(run):
+            groups = synonyms.single(w) if synonyms and len(w) == 1 else ()
+            if groups:
+                out.extend(groups)
+                words.extend(groups)
+            elif w in STOPWORDS or len(w) == 1:
                 out.append(w)
+            else:
+                out.append(w)
+                words.append(w)
                 if len(w) > 2:
                     out.extend(w[i : i + 2] for i in range(len(w) - 1))
                 out.extend(w)
-        return out
 
     def analyze(self, text: str) -> list[str]:
         return self.terms(normalize(text))

@@ -9,7 +9,8 @@ from __future__ import annotations
 from sqlalchemy import Connection, delete, insert, update
 
 from wxbot.qa import store
-from wxbot.qa.models import MAX_ANSWER_CHARS, MAX_QUESTION_CHARS
+from wxbot.qa.formats import MISSING
+from wxbot.qa.models import LANGUAGES, MAX_ANSWER_CHARS, MAX_QUESTION_CHARS
 from wxbot.qa.text import question_key
 
 MAX_QUESTIONS = 50
@@ -48,6 +49,17 @@ def check_answer(answer: object) -> str:
     return answer
 
 
+def check_language(language: object) -> str | None:
+    """A language code (zh, en, th, tl, ja) or None (the entry is for every language)."""
+    if language is None or language == "":
+        return None
+    if not isinstance(language, str) or language.strip().lower() not in LANGUAGES:
+        raise KnowledgeError(
+            f"unknown language {language!r}; use one of {', '.join(LANGUAGES)} (or none)"
+        )
+    return language.strip().lower()
+
+
 def check_questions(raw: object) -> list[str]:
     """Validated questions, duplicates (same normalised form) dropped, order kept."""
     if isinstance(raw, str):
@@ -72,11 +84,19 @@ def _conflicts(conn: Connection, keys: dict[str, str], own_id: int | None) -> No
             )
 
 
-def _insert_questions(conn: Connection, entry_id: int, questions: list[str]) -> None:
+def _insert_questions(
+    conn: Connection, entry_id: int, questions: list[str], first: int = 0, origin: str = ""
+) -> None:
     conn.execute(
         insert(store.questions),
         [
-            {"entry_id": entry_id, "question": q, "qkey": question_key(q), "position": i}
+            {
+                "entry_id": entry_id,
+                "question": q,
+                "qkey": question_key(q),
+                "position": first + i,
+                "origin": origin,
+            }
             for i, q in enumerate(questions)
         ],
     )
@@ -91,9 +111,12 @@ def create_entry(
     source: str,
     source_ref: str | None = None,
     taught_by: str | None = None,
+    language: object = None,
+    origin: str = "",
 ) -> int:
     qs = check_questions(questions)
     text = check_answer(answer)
+    lang = check_language(language)
     keys = {question_key(q): q for q in qs}
     version = store.bump_version(conn, now)  # the knowledge write lock, before any check
     _conflicts(conn, keys, None)
@@ -106,10 +129,11 @@ def create_entry(
             created_at=now,
             updated_at=now,
             hits=0,
+            language=lang,
         )
     )
     entry_id = int(result.inserted_primary_key[0])
-    _insert_questions(conn, entry_id, qs)
+    _insert_questions(conn, entry_id, qs, origin=origin)
     store.forget_unanswered(conn, keys)
     store.log_changes(conn, version, [entry_id], now)
     return entry_id
@@ -123,12 +147,15 @@ def update_entry(
     questions: object = None,
     answer: object = None,
     taught_by: str | None = None,
+    language: object = MISSING,
 ) -> None:
-    """Replace the answer and/or the whole question list of an entry."""
+    """Replace the answer, the whole question list and/or the language of an entry."""
     qs = None if questions is None else check_questions(questions)
     text = None if answer is None else check_answer(answer)
-    version = store.bump_version(conn, now)
     values: dict[str, object] = {"updated_at": now}
+    if language is not MISSING:
+        values["language"] = check_language(language)
+    version = store.bump_version(conn, now)
     if text is not None:
         values["answer"] = text
     if taught_by is not None:
@@ -145,32 +172,49 @@ def update_entry(
     store.log_changes(conn, version, [entry_id], now)
 
 
-def add_questions(conn: Connection, entry_id: int, questions: object, *, now: float) -> list[str]:
-    """Add questions to an entry (after its own), e.g. an unanswered question an admin
-    attached; questions the entry already has are skipped. Returns the ones added."""
+def add_questions(
+    conn: Connection, entry_id: int, questions: object, *, now: float, origin: str = ""
+) -> list[str]:
+    """Add similar questions to an entry (those it has already are skipped). Returns the
+    questions added."""
     qs = check_questions(questions)
     version = store.bump_version(conn, now)
-    current = store.get_entry(conn, entry_id)
+    keys = {question_key(q): q for q in qs}
+    _conflicts(conn, keys, entry_id)
+    current = store.load_entries(conn, [entry_id]).get(entry_id)
     if current is None:
         raise KnowledgeError(f"no entry {entry_id}", status=404)
-    own = {question_key(q) for q in current.questions}
-    new = {question_key(q): q for q in qs if question_key(q) not in own}
-    if len(own) + len(new) > MAX_QUESTIONS:
+    have = {question_key(q) for q in current[1]}
+    new = [q for k, q in keys.items() if k not in have]
+    if len(have) + len(new) > MAX_QUESTIONS:
         raise KnowledgeError(f"at most {MAX_QUESTIONS} questions per entry")
-    _conflicts(conn, new, entry_id)
-    first = len(current.questions)
     if new:
+        _insert_questions(conn, entry_id, new, first=len(have), origin=origin)
         conn.execute(
-            insert(store.questions),
-            [
-                {"entry_id": entry_id, "question": q, "qkey": k, "position": first + i}
-                for i, (k, q) in enumerate(new.items())
-            ],
+            update(store.entries).where(store.entries.c.id == entry_id).values(updated_at=now)
         )
-        store.forget_unanswered(conn, new)
-    conn.execute(update(store.entries).where(store.entries.c.id == entry_id).values(updated_at=now))
+        store.forget_unanswered(conn, [question_key(q) for q in new])
+        store.log_changes(conn, version, [entry_id], now)
+    return new
+
+
+def remove_question(conn: Connection, entry_id: int, question: str, *, now: float) -> None:
+    """Remove one question from an entry; its last question cannot go (delete the entry)."""
+    key = question_key(question) if isinstance(question, str) else ""
+    version = store.bump_version(conn, now)
+    current = store.load_entries(conn, [entry_id]).get(entry_id)
+    if current is None:
+        raise KnowledgeError(f"no entry {entry_id}", status=404)
+    if key not in {question_key(q) for q in current[1]}:
+        raise KnowledgeError(f"entry {entry_id} has no question {question!r}", status=404)
+    if len(current[1]) == 1:
+        raise KnowledgeError("an entry keeps at least one question; delete the entry instead")
+    conn.execute(
+        delete(store.questions).where(
+            store.questions.c.entry_id == entry_id, store.questions.c.qkey == key
+        )
+    )
     store.log_changes(conn, version, [entry_id], now)
-    return list(new.values())
 
 
 def delete_entry(conn: Connection, entry_id: int, *, now: float) -> None:

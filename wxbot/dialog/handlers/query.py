@@ -1,11 +1,14 @@
 """WAIT_QUERY: answer from the knowledge base once no functional router claimed the message.
 
 Confident match → the answer. Near misses → up to three numbered "did you mean" questions
-(the choice is kept in the slots; replying with its number shows that answer). Nothing → say
-so, record the question as unanswered for admins, and tell users who may teach how to.
-Database cost: the knowledge version read (refresh_if_stale), plus one upsert for an
-unanswered question (and one read of the suggested questions' titles) and, now and then, one
-batched hit-counter update.
+(the choice and the user's wording are kept in the slots; replying with its number shows that
+answer and counts as a vote to learn the wording: see qa/learning.py). Nothing → ``dont_know``
+(the one place that handles "no confident answer"): say so, record the question as
+unanswered for admins, and tell users who may teach how to.
+
+Database cost of a plain question: nothing beyond the engine's statements (the knowledge
+version rides along with its lock; answers and suggestion titles are in memory). Statistics
+(unanswered questions, batched hit counts, did-you-mean votes) are written after the commit.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ import unicodedata
 from wxbot.dialog.flow import WAIT_QUERY, Outcome, Turn
 from wxbot.i18n import N_
 from wxbot.messages.replies import Text
-from wxbot.qa import store
+from wxbot.qa import Lookup, learning, store
 
 DONT_KNOW = N_("这个问题我还不会回答，已经记下来了，会尽快请同事补充。你也可以换个说法再问我。")
 TEACH_HINT = N_("\n\n（你有教学权限：发送「学习」，先发问题、再发答案，就能教会我。）")
 DID_YOU_MEAN = N_("我不太确定你想问的是哪一个：\n{choices}\n回复序号查看答案，或者换个说法再问。")
 GONE = N_("这条答案刚刚被删除了，请换个说法再问一次。")
 SUGGEST = "suggest"  # slot: entry ids offered as "did you mean" choices
+ASKED = "asked"  # slot: the wording that led to them (learned when users pick)
 # What each outcome counts as in the daily statistics (the console's dashboard shows the rates).
 ANSWERED, SUGGESTED, UNKNOWN = "answered", "suggested", "unknown"
 
@@ -36,41 +40,65 @@ def _choice(text: str, count: int) -> int | None:
     return n if 1 <= n <= count else None
 
 
+def _count_hit(turn: Turn, entry_id: int) -> None:
+    kb = turn.deps.kb
+    kb.record_hit(entry_id)
+    if kb.flush_due():  # only then: an empty after-commit transaction still costs round trips
+        turn.after_commit.append(kb.maybe_flush_hits)
+
+
 def answer(turn: Turn) -> Outcome:
     kb = turn.deps.kb
     text = turn.text
     if kb is None or not text:
         return Outcome(Text(turn.t(DONT_KNOW)), WAIT_QUERY)
-    kb.refresh_if_stale(turn.db)
+    kb.refresh_if_stale(turn.db)  # no query: the engine read the version with its lock
     offered = turn.slots.get(SUGGEST) or []
     picked = _choice(text, len(offered)) if offered else None
     if picked is not None:
-        match = kb.entry(int(offered[picked - 1]))
-        if match is None:
-            return Outcome(Text(turn.t(GONE)), WAIT_QUERY)
-        kb.record_hit(match.entry_id)
-        kb.maybe_flush_hits(turn.db)
-        return Outcome(Text(match.answer), WAIT_QUERY, stat=ANSWERED)
-    found = kb.lookup(text)
+        return _picked(turn, int(offered[picked - 1]))
+    found = kb.lookup(text, language=turn.language)
     if found.best is not None:
-        kb.record_hit(found.best.entry_id)
-        kb.maybe_flush_hits(turn.db)
+        _count_hit(turn, found.best.entry_id)
         return Outcome(Text(found.best.answer), WAIT_QUERY, stat=ANSWERED)
-    now = turn.now
+    return dont_know(turn, found)
+
+
+def _picked(turn: Turn, entry_id: int) -> Outcome:
+    match = turn.deps.kb.entry(entry_id)
+    if match is None:
+        return Outcome(Text(turn.t(GONE)), WAIT_QUERY)
+    _count_hit(turn, entry_id)
+    asked = turn.slots.get(ASKED)
+    if isinstance(asked, str) and asked:
+        openid, now = turn.msg.openid, turn.now
+        min_users = turn.deps.settings.alias_min_users
+        turn.after_commit.append(
+            lambda conn: learning.record_pick(
+                conn, openid, asked, entry_id, now=now, min_users=min_users
+            )
+        )
+    return Outcome(Text(match.answer), WAIT_QUERY, stat=ANSWERED)
+
+
+def dont_know(turn: Turn, found: Lookup) -> Outcome:
+    """No confident answer: offer the near misses, or say so. Either way the question is
+    counted as unanswered (after the commit: a statistics row many users share)."""
+    text, now = turn.text, turn.now
     turn.after_commit.append(lambda conn: store.record_unanswered(conn, text, now))
     fallback = turn.deps.fallback  # the LLM, when configured (wxbot.llm)
     claimed = fallback(turn) if fallback is not None else None
     if claimed is not None:
         return claimed
+    hint = turn.t(TEACH_HINT) if turn.can_teach else ""
     if found.suggestions:
-        ids = [m.entry_id for m in found.suggestions]
-        titles = store.main_questions(turn.db, ids)  # one query, only on this rarer path
-        ids = [e for e in ids if e in titles]
-        choices = "\n".join(f"{i}. {titles[e]}" for i, e in enumerate(ids, 1))
-        slots = {SUGGEST: ids}
-        reply = turn.t(DID_YOU_MEAN, choices=choices) + (
-            turn.t(TEACH_HINT) if turn.can_teach else ""
-        )
+        choices = "\n".join(f"{i}. {m.question}" for i, m in enumerate(found.suggestions, 1))
+        slots = {SUGGEST: [m.entry_id for m in found.suggestions], ASKED: text}
+        reply = turn.t(DID_YOU_MEAN, choices=choices) + hint
         return Outcome(Text(reply), WAIT_QUERY, slots=slots, stat=SUGGESTED)
-    reply = turn.t(DONT_KNOW) + (turn.t(TEACH_HINT) if turn.can_teach else "")
-    return Outcome(Text(reply), WAIT_QUERY, stat=UNKNOWN)
+    return Outcome(Text(turn.t(DONT_KNOW) + hint), WAIT_QUERY, stat=UNKNOWN)
+
+
+def forget_user(conn, openid: str) -> None:  # type: ignore[no-untyped-def]
+    """Unsubscribe: the user's did-you-mean votes go too."""
+    learning.forget_user(conn, openid)

@@ -1,0 +1,242 @@
+"""Optional semantic retrieval: question vectors from an OpenAI-compatible embeddings API.
+
+Wire format (OpenAI, and servers that copy it: a self-hosted bge-m3 behind text-embeddings-
+inference / vLLM / Xinference, or hosted APIs): ``POST {url}/embeddings`` with
+``{"model": ..., "input": [texts]}`` → ``{"data": [{"index": i, "embedding": [floats]}]}``.
+
+- Questions are embedded in batches when they are imported (``wxbot kb import``) and by a
+  background job in any process that finds questions without a vector (taught by chat, the
+  admin API, learned). Vectors are stored in ``kb_embeddings`` per question key and model, and
+  the job bumps the knowledge version so every process loads them.
+- A query is embedded within ``WXBOT_EMBEDDING_TIMEOUT`` seconds; on a timeout or any error
+  the lexical matcher answers alone.
+- Search is a dot product over unit vectors with numpy (``pip install wxbot[embeddings]``);
+  without numpy semantic retrieval stays off (logged once).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from array import array
+from collections.abc import Iterable
+from typing import Any
+
+import requests
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from wxbot.db import is_mysql
+from wxbot.qa import store
+from wxbot.qa.models import KbEmbedding
+from wxbot.qa.text import question_key
+
+log = logging.getLogger(__name__)
+
+table = KbEmbedding.__table__
+BATCH = 64  # texts per request
+IMPORT_TIMEOUT = 30.0  # seconds per batch when embedding stored questions
+RETRY_AFTER = 60.0  # seconds between background attempts after a failure
+
+
+class EmbeddingError(Exception):
+    pass
+
+
+class EmbeddingClient:
+    def __init__(self, url: str, model: str, api_key: str | None = None) -> None:
+        self.url = url.rstrip("/") + "/embeddings"
+        self.model = model
+        self._session = requests.Session()
+        if api_key:
+            self._session.headers["Authorization"] = f"Bearer {api_key}"
+
+    def embed(self, texts: list[str], timeout: float) -> list[array]:
+        """Unit vectors (float32 arrays) of ``texts``, in order."""
+        try:
+            resp = self._session.post(
+                self.url, json={"model": self.model, "input": texts}, timeout=timeout
+            )
+        except requests.RequestException as exc:
+            raise EmbeddingError(f"embeddings request failed: {exc}") from None
+        if resp.status_code != 200:
+            raise EmbeddingError(f"embeddings service answered HTTP {resp.status_code}")
+        try:
+            data = sorted(resp.json()["data"], key=lambda d: d["index"])
+            vectors = [_unit(d["embedding"]) for d in data]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EmbeddingError(f"embeddings service answered nonsense ({exc!r})") from None
+        if len(vectors) != len(texts) or len({len(v) for v in vectors}) > 1:
+            raise EmbeddingError("embeddings service answered the wrong number of vectors")
+        return vectors
+
+
+def _unit(values: Iterable[float]) -> array:
+    vec = array("f", values)
+    norm = sum(x * x for x in vec) ** 0.5
+    if not norm:
+        raise ValueError("zero vector")
+    return array("f", (x / norm for x in vec))
+
+
+# -- storage ----------------------------------------------------------------------------------
+
+
+def load_vectors(conn: Connection, model: str, keys: Iterable[str]) -> dict[str, array]:
+    keys = list(set(keys))
+    out: dict[str, array] = {}
+    for i in range(0, len(keys), store.CHUNK):
+        rows = conn.execute(
+            select(table.c.qkey, table.c.vector).where(
+                table.c.model == model, table.c.qkey.in_(keys[i : i + store.CHUNK])
+            )
+        )
+        for key, blob in rows:
+            vec = array("f")
+            vec.frombytes(blob)
+            out[key] = vec
+    return out
+
+
+def save_vectors(conn: Connection, model: str, vectors: dict[str, array], now: float) -> None:
+    rows = [
+        {"qkey": k, "model": model, "vector": v.tobytes(), "created_at": now}
+        for k, v in vectors.items()
+    ]
+    if is_mysql(conn):
+        stmt = mysql_insert(table)
+        stmt = stmt.on_duplicate_key_update(vector=stmt.inserted.vector)
+    else:
+        stmt = sqlite_insert(table).on_conflict_do_nothing()
+    for i in range(0, len(rows), store.CHUNK):
+        conn.execute(stmt, rows[i : i + store.CHUNK])
+
+
+def embed_missing(
+    engine: Engine, client: EmbeddingClient, *, now: float, limit: int | None = None
+) -> int:
+    """Embed stored questions that have no vector for the client's model, in batches; each
+    batch is saved and announced (a knowledge version) in its own transaction. Returns the
+    number embedded."""
+    with engine.connect() as conn:
+        entries = store.load_entries(conn)
+        keyed = {question_key(q): (e, q) for e, (_, qs) in entries.items() for q in qs}
+        have = load_vectors(conn, client.model, keyed)
+    missing = [k for k in keyed if k not in have][:limit]
+    done = 0
+    for i in range(0, len(missing), BATCH):
+        keys = missing[i : i + BATCH]
+        vectors = client.embed([keyed[k][1] for k in keys], timeout=IMPORT_TIMEOUT)
+        with engine.begin() as conn:
+            version = store.bump_version(conn, now)
+            save_vectors(conn, client.model, dict(zip(keys, vectors, strict=True)), now)
+            store.log_changes(conn, version, {keyed[k][0] for k in keys}, now)
+        done += len(keys)
+    return done
+
+
+# -- search -----------------------------------------------------------------------------------
+
+
+class VectorIndex:
+    """Question vectors of the entries, searched by dot product (numpy)."""
+
+    def __init__(self) -> None:
+        self._vectors: dict[str, array] = {}  # qkey -> unit vector
+        self._owner: dict[str, int] = {}  # qkey -> entry id
+        self._matrix: Any = None  # rebuilt lazily after changes
+        self._keys: list[str] = []
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def set_entry(self, entry_id: int, vectors: dict[str, array]) -> None:
+        with self._lock:
+            self._drop(entry_id)
+            for key, vec in vectors.items():
+                self._vectors[key] = vec
+                self._owner[key] = entry_id
+            self._matrix = None
+
+    def remove_entry(self, entry_id: int) -> None:
+        with self._lock:
+            self._drop(entry_id)
+            self._matrix = None
+
+    def _drop(self, entry_id: int) -> None:
+        for key in [k for k, e in self._owner.items() if e == entry_id]:
+            del self._owner[key], self._vectors[key]
+
+    def search(self, query: array, limit: int) -> list[tuple[int, float]]:
+        """(entry id, cosine) best first, one per entry."""
+        import numpy as np
+
+        with self._lock:
+            if self._matrix is None and self._vectors:
+                self._keys = list(self._vectors)
+                self._matrix = np.array([self._vectors[k] for k in self._keys], dtype=np.float32)
+            matrix, keys, owner = self._matrix, self._keys, dict(self._owner)
+        if matrix is None or matrix.shape[1] != len(query):
+            return []
+        scores = matrix @ np.frombuffer(query, dtype=np.float32)
+        top = np.argsort(-scores)[: limit * 4]
+        best: dict[int, float] = {}
+        for i in top:
+            entry = owner.get(keys[i])
+            if entry is not None and entry not in best:
+                best[entry] = float(scores[i])
+        return list(best.items())[:limit]
+
+
+class Semantic:
+    """What the knowledge base needs: a client, the vectors, and a background filler."""
+
+    def __init__(self, client: EmbeddingClient, engine: Engine | None, timeout: float) -> None:
+        self.client = client
+        self.engine = engine
+        self.timeout = timeout
+        self.index = VectorIndex()
+        self._busy = threading.Lock()
+        self._last_failure = 0.0
+
+    def load(self, conn: Connection, questions: dict[int, list[str]]) -> bool:
+        """Load the vectors of these entries; True if some question has none yet."""
+        keys = {e: [question_key(q) for q in qs] for e, qs in questions.items()}
+        found = load_vectors(conn, self.client.model, (k for ks in keys.values() for k in ks))
+        missing = False
+        for entry_id, ks in keys.items():
+            self.index.set_entry(entry_id, {k: found[k] for k in ks if k in found})
+            missing = missing or any(k not in found for k in ks)
+        return missing
+
+    def fill_in_background(self) -> None:
+        """Embed questions without a vector, in a thread (one at a time, not too often)."""
+        if self.engine is None or time.monotonic() - self._last_failure < RETRY_AFTER:
+            return
+        if not self._busy.acquire(blocking=False):
+            return
+        threading.Thread(target=self._fill, name="wxbot-embed", daemon=True).start()
+
+    def _fill(self) -> None:
+        try:
+            assert self.engine is not None
+            embed_missing(self.engine, self.client, now=time.time())
+        except Exception as exc:
+            self._last_failure = time.monotonic()
+            log.warning("embedding stored questions failed (retrying later): %s", exc)
+        finally:
+            self._busy.release()
+
+    def query(self, text: str, limit: int) -> list[tuple[int, float]]:
+        """Entries nearest to ``text``; [] when the service is slow or down."""
+        if not len(self.index):
+            return []
+        try:
+            (vec,) = self.client.embed([text], timeout=self.timeout)
+        except EmbeddingError as exc:
+            log.info("query embedding skipped: %s", exc)
+            return []
+        return self.index.search(vec, limit)
