@@ -16,7 +16,7 @@ from wxbot.config import Settings, load_settings, warn_about_demo
 log = logging.getLogger(__name__)
 
 INSTANCE_CONFIG = "wxbot.cfg"  # optional; WXBOT_* = "value" lines, overridden by the environment
-BLUEPRINT_MODULES = ("wxbot.wechat", "wxbot.admin")
+BLUEPRINT_MODULES = ("wxbot.wechat", "wxbot.admin", "wxbot.metrics")
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -32,6 +32,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from wxbot.db import default_sqlite_url, make_engine
     from wxbot.dialog.engine import Bot
     from wxbot.dialog.flow import Deps
+    from wxbot.metrics import count_lookups
     from wxbot.qa import build_knowledge_base
     from wxbot.services import build_services
 
@@ -39,7 +40,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     engine = make_engine(url)
     deps = Deps(
         settings=settings,
-        kb=build_knowledge_base(settings, engine),
+        kb=count_lookups(build_knowledge_base(settings, engine)),
         services=build_services(settings, engine),
     )
     app.extensions["wxbot.settings"] = settings
