@@ -28,10 +28,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class Servers(list):  # type: ignore[type-arg]
+    """The /wechat URLs of the started processes; ``procs`` are the processes."""
+
+    def __init__(self, urls: list[str], procs: list[subprocess.Popen[bytes]]) -> None:
+        super().__init__(urls)
+        self.procs = procs
+
+    def workers(self, n: int) -> list[int]:
+        """PIDs of process ``n``'s gunicorn workers."""
+        pid = self.procs[n].pid
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 @contextmanager
 def serve(
     database_url: str, count: int = 2, log_dir: Path | None = None, **env: str
-) -> Iterator[list[str]]:
+) -> Iterator[Servers]:
     """Start ``count`` `wxbot serve` processes on one database; yields their /wechat URLs.
     ``log_dir``: each process's log (stderr) goes to ``serve-N.log`` there (see read_logs)."""
     procs: list[subprocess.Popen[bytes]] = []
@@ -80,7 +93,7 @@ def serve(
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{url} did not become healthy")
                 time.sleep(0.1)
-        yield [url + "/wechat" for url in urls]
+        yield Servers([url + "/wechat" for url in urls], procs)
     finally:
         for proc in procs:
             proc.terminate()
