@@ -30,6 +30,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         warn_about_demo(settings)
 
     from wxbot.db import default_sqlite_url, make_engine
+    from wxbot.dialog.answer_cache import cache_lookups
     from wxbot.dialog.engine import Bot
     from wxbot.dialog.flow import Deps
     from wxbot.metrics import count_lookups
@@ -40,7 +41,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     engine = make_engine(url)
     deps = Deps(
         settings=settings,
-        kb=count_lookups(build_knowledge_base(settings, engine)),
+        kb=count_lookups(cache_lookups(build_knowledge_base(settings, engine))),
         services=build_services(settings, engine),
     )
     app.extensions["wxbot.settings"] = settings

@@ -61,7 +61,7 @@ def make_engine(url: str) -> Engine:
         # invalidates the whole pool (SQLAlchemy does so for its statements, raw_cursor for
         # the hot path's), so no dead connection is handed out twice, and the message is
         # retried (with_retries). pool_timeout: waiting longer would miss the reply deadline.
-        return create_engine(
+        engine = create_engine(
             parsed,
             isolation_level="READ COMMITTED",
             pool_pre_ping=False,
@@ -71,7 +71,44 @@ def make_engine(url: str) -> Engine:
             max_overflow=20,
             pool_timeout=3,
         )
+        _skip_needless_commit(engine)
+        return engine
     return create_engine(parsed, pool_pre_ping=True)
+
+
+SERVER_STATUS_IN_TRANS = 1  # MySQL protocol: a transaction is open on this connection
+_committed_in_sql: set[int] = set()  # id() of DBAPI connections; cleared by the next end
+
+
+def committed_in_sql(conn: Connection) -> None:
+    """Tell the transaction of ``conn`` that its statements ended with COMMIT themselves
+    (the message path sends COMMIT in its last multi-statement query, saving a round trip):
+    the transaction's own commit then sends nothing."""
+    _committed_in_sql.add(id(conn.connection.dbapi_connection))
+
+
+def _skip_needless_commit(engine: Engine) -> None:
+    """Send no second COMMIT after ``committed_in_sql``, provided the server's answer to
+    that COMMIT (an OK packet, whose status flags PyMySQL keeps) says no transaction is
+    open. Without both, COMMIT is sent as usual."""
+    dialect = engine.dialect
+    send_commit, send_rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_connection: Any) -> None:
+        raw = getattr(dbapi_connection, "dbapi_connection", dbapi_connection)  # pool proxy
+        marked = id(raw) in _committed_in_sql
+        _committed_in_sql.discard(id(raw))
+        status = getattr(dbapi_connection, "server_status", None)
+        if marked and isinstance(status, int) and not status & SERVER_STATUS_IN_TRANS:
+            return
+        send_commit(dbapi_connection)
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        _committed_in_sql.discard(id(getattr(dbapi_connection, "dbapi_connection", None)))
+        send_rollback(dbapi_connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
 
 
 def _enable_sqlite_locking(engine: Engine, wal: bool) -> None:

@@ -193,11 +193,13 @@ class Bot:
             deferred = outcome.deferred
             reply = self.dialogue.apply(ctx, msg, outcome, notice=notice, remember=deferred is None)
             if deferred is None:
-                statements.finish(
+                statements.finish_and_commit(
                     conn, ctx, now, settings.session_ttl, msg.dedup_key, dump_reply(reply), "done"
                 )
                 return reply, "replied"
-            statements.finish(conn, ctx, now, settings.session_ttl, msg.dedup_key, None, "pending")
+            statements.finish_and_commit(
+                conn, ctx, now, settings.session_ttl, msg.dedup_key, None, "pending"
+            )
             return deferred, ctx.version
 
     def _create(self, conn: Connection, msg: Inbound, now: float) -> Locked:

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
-from wxbot.db import is_mysql, raw_cursor
+from wxbot.db import committed_in_sql, is_mysql, raw_cursor
 from wxbot.dialog.context import ContextRow, SeenRecord, contexts, seen
 from wxbot.dialog.flow import WAIT_QUERY
 
@@ -174,7 +174,7 @@ class MessageStatements:
 
     # -- writes --------------------------------------------------------------------------
 
-    def finish(
+    def finish_and_commit(
         self,
         conn: Connection,
         ctx: ContextRow,
@@ -184,9 +184,11 @@ class MessageStatements:
         reply_json: str | None,
         status: str,
     ) -> None:
-        """Insert the dedup record and save the context (MySQL: one round trip). The insert
-        goes first: if another delivery recorded this message meanwhile, nothing is saved and
-        AlreadyProcessed is raised (the caller rolls back and answers from that record)."""
+        """Insert the dedup record, save the context and commit: the last statements of the
+        transaction (MySQL: one round trip, COMMIT included, so the transaction's own commit
+        has nothing left to send). The insert goes first: if another delivery recorded this
+        message meanwhile, nothing is saved and AlreadyProcessed is raised (the caller rolls
+        back and answers from that record). SQLite: the caller's commit commits."""
         ctx.version += 1
         record = (dedup_key, ctx.openid, reply_json, status, 1, now)
         values = {
@@ -201,7 +203,8 @@ class MessageStatements:
         save = (*[values[c] for c in self._saved], ctx.version, ctx.openid)
         try:
             if self.mysql:
-                self._run(conn, [(self._record, record), (self._save, save)])
+                self._run(conn, [(self._record, record), (self._save, save), ("COMMIT", ())])
+                committed_in_sql(conn)
             else:
                 self._run(conn, [(self._record, record)])
                 self._run(conn, [(self._save, save)])
