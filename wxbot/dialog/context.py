@@ -51,7 +51,7 @@ class ContextRow:
         self.attempts = 0
 
 
-def _row_to_context(row: Any) -> ContextRow:
+def row_to_context(row: Any) -> ContextRow:
     return ContextRow(
         openid=row.openid,
         state=row.state,
@@ -120,7 +120,7 @@ def lock_context(
     record = (
         SeenRecord(row.reply, row.status, row.seen_attempts) if row.status is not None else None
     )
-    ctx = _row_to_context(row)
+    ctx = row_to_context(row)
     ctx.extras = {k: v for k, v in row._mapping.items() if k not in _LOCK_COLUMNS}
     return ctx, record
 
@@ -252,9 +252,9 @@ def list_contexts(
         .limit(limit)
         .offset(offset)
     ).all()
-    return [_row_to_context(r) for r in rows]
+    return [row_to_context(r) for r in rows]
 
 
 def get_context(conn: Connection, openid: str) -> ContextRow | None:
     row = conn.execute(select(contexts).where(contexts.c.openid == openid)).first()
-    return _row_to_context(row) if row else None
+    return row_to_context(row) if row else None

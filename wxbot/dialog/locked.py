@@ -20,12 +20,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
 from wxbot.db import committed_in_sql, is_mysql, raw_cursor
-from wxbot.dialog.context import ContextRow, SeenRecord, contexts, seen
+from wxbot.dialog.context import ContextRow, SeenRecord, contexts, row_to_context, seen
 from wxbot.dialog.flow import WAIT_QUERY
 
 
@@ -58,18 +59,21 @@ class MessageStatements:
         self._select_context = (
             f"SELECT {cols} FROM {ctx_table} WHERE {openid} = {mark}{lock_suffix}"
         )
-        self._select_seen = (
-            f"SELECT {quote('reply')}, {quote('status')}, {quote('attempts')} FROM {seen_table}"
-            f" WHERE {quote('dedup_key')} = {mark}"
-        )
-        self._select_extras = (
-            str(
+        # The dedup record and the extras in one statement (one result set to parse):
+        # a one-row derived table, the record LEFT JOINed to it, the extras as columns.
+        extras = ""
+        if extra_columns:
+            compiled = str(
                 select(*extra_columns).compile(
                     dialect=dialect, compile_kwargs={"literal_binds": True}
                 )
             )
-            if extra_columns
-            else None
+            extras = ", " + compiled.replace("\n", " ").removeprefix("SELECT ")
+        self._extra_names = [c.name for c in extra_columns]
+        self._select_seen = (
+            f"SELECT s.{quote('reply')}, s.{quote('status')}, s.{quote('attempts')}{extras}"
+            f" FROM (SELECT 1 AS one) AS o LEFT JOIN {seen_table} AS s"
+            f" ON s.{quote('dedup_key')} = {mark}"
         )
         self._count = f"SELECT COUNT(*) FROM {ctx_table}"
         marks = ", ".join([mark] * len(self.columns))
@@ -100,8 +104,6 @@ class MessageStatements:
     def lock(self, conn: Connection, openid: str, dedup_key: str) -> Locked:
         """Lock the user's context row, then read the dedup record and the extras."""
         reads = [(self._select_context, (openid,)), (self._select_seen, (dedup_key,))]
-        if self._select_extras:
-            reads.append((self._select_extras, ()))
         return self._locked(conn, reads)
 
     def create_and_lock(
@@ -126,8 +128,6 @@ class MessageStatements:
             (self._select_context, (openid,)),
             (self._select_seen, (dedup_key,)),
         ]
-        if self._select_extras:
-            statements.append((self._select_extras, ()))
         if count:
             statements.append((self._count, ()))
         return self._locked(conn, statements, counted=count)
@@ -137,18 +137,13 @@ class MessageStatements:
     ) -> Locked:
         row_sets = [r for r in self._run(conn, statements) if r is not None]
         ctx_rows, seen_rows, *rest = row_sets
-        extras: dict[str, Any] = {}
-        if self._select_extras:
-            names, values = rest.pop(0)
-            extras = dict(zip(names, values[0], strict=True)) if values else {}
-        stored = rest.pop(0)[1][0][0] if counted else None
-        record = None
-        if seen_rows[1]:
-            reply, status, attempts = seen_rows[1][0]
-            record = SeenRecord(reply, status, attempts)
+        reply, status, attempts, *extra_values = seen_rows[1][0]
+        extras = dict(zip(self._extra_names, extra_values, strict=True))
+        stored = rest[0][1][0][0] if counted else None
+        record = SeenRecord(reply, status, attempts) if status is not None else None
         if not ctx_rows[1]:
             return Locked(None, record, stored)
-        ctx = _context(dict(zip(ctx_rows[0], ctx_rows[1][0], strict=True)))
+        ctx = row_to_context(SimpleNamespace(**dict(zip(ctx_rows[0], ctx_rows[1][0], strict=True))))
         ctx.extras = extras
         return Locked(ctx, record, stored)
 
@@ -227,18 +222,3 @@ def _fetched(cursor: Any) -> tuple[list[str], list[tuple[Any, ...]]] | None:
     if cursor.description is None:  # an INSERT / UPDATE
         return None
     return [d[0] for d in cursor.description], list(cursor.fetchall())
-
-
-def _context(row: dict[str, Any]) -> ContextRow:
-    return ContextRow(
-        openid=row["openid"],
-        state=row["state"],
-        slots=json.loads(row["slots"] or "{}"),
-        history=json.loads(row["history"] or "[]"),
-        rounds=row["rounds"],
-        attempts=row["attempts"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        expires_at=row["expires_at"],
-        version=row["version"],
-    )
