@@ -12,25 +12,16 @@ import itertools
 import json
 import threading
 
-import pytest
 import requests
 from sqlalchemy import create_engine, select
 
 from tests.processes import reply_content, serve, signed_params, text_body
-from wxbot.db import make_engine, upgrade
+from tests.test_multiprocess import database  # noqa: F401 - the fixture
 from wxbot.models import Context, SeenMessage
 
 DELIVERIES = 3
 ROUNDS = 6
 _ids = itertools.count(8_100_000_000)
-
-
-@pytest.fixture
-def database(db_url):  # type: ignore[no-untyped-def]
-    engine = make_engine(db_url)
-    upgrade(engine)
-    engine.dispose()
-    return db_url
 
 
 def fire_at_once(urls: list[str], openid: str, content: str, msg_id: int) -> list[str]:
@@ -69,7 +60,7 @@ def stored(db_url: str, openid: str) -> tuple[int, list[str], int]:
     return row.version, said, len(records)
 
 
-def test_identical_deliveries_at_two_processes_are_answered_alike(database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_identical_deliveries_at_two_processes_are_answered_alike(database, tmp_path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     with serve(database, log_dir=tmp_path) as urls:
         for round_ in range(ROUNDS):
             newcomer = f"o_new_{round_}"

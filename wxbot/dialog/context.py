@@ -133,10 +133,9 @@ def find_seen(conn: Connection, dedup_key: str, lock: bool = False) -> SeenRecor
     return SeenRecord(row.reply, row.status, row.attempts) if row else None
 
 
-def create_context(conn: Connection, openid: str, now: float, ttl: float) -> None:
-    """Insert a fresh context, tolerating a concurrent insert of the same OpenID (the first
-    message of a new user may reach two containers at once)."""
-    values = {
+def fresh_context(openid: str, now: float, ttl: float) -> dict[str, Any]:
+    """The column values of a new user's context row."""
+    return {
         "openid": openid,
         "state": WAIT_QUERY,
         "slots": "{}",
@@ -148,6 +147,12 @@ def create_context(conn: Connection, openid: str, now: float, ttl: float) -> Non
         "expires_at": now + ttl,
         "version": 0,
     }
+
+
+def create_context(conn: Connection, openid: str, now: float, ttl: float) -> None:
+    """Insert a fresh context, tolerating a concurrent insert of the same OpenID (the first
+    message of a new user may reach two containers at once)."""
+    values = fresh_context(openid, now, ttl)
     if is_mysql(conn):
         stmt = mysql.insert(contexts).values(values).prefix_with("IGNORE")
     elif conn.dialect.name == "sqlite":
@@ -157,22 +162,23 @@ def create_context(conn: Connection, openid: str, now: float, ttl: float) -> Non
     conn.execute(stmt)
 
 
+def saved_values(ctx: ContextRow, now: float, ttl: float) -> dict[str, Any]:
+    """The column values that saving ``ctx`` writes (call after bumping its version)."""
+    return {
+        "state": ctx.state,
+        "slots": json.dumps(ctx.slots, ensure_ascii=False),
+        "history": json.dumps(ctx.history, ensure_ascii=False),
+        "rounds": ctx.rounds,
+        "attempts": ctx.attempts,
+        "updated_at": now,
+        "expires_at": now + ttl,
+        "version": ctx.version,
+    }
+
+
 def save_context(conn: Connection, ctx: ContextRow, now: float, ttl: float) -> None:
     ctx.version += 1
-    conn.execute(
-        _SAVE,
-        {
-            "key_openid": ctx.openid,
-            "state": ctx.state,
-            "slots": json.dumps(ctx.slots, ensure_ascii=False),
-            "history": json.dumps(ctx.history, ensure_ascii=False),
-            "rounds": ctx.rounds,
-            "attempts": ctx.attempts,
-            "updated_at": now,
-            "expires_at": now + ttl,
-            "version": ctx.version,
-        },
-    )
+    conn.execute(_SAVE, {"key_openid": ctx.openid, **saved_values(ctx, now, ttl)})
 
 
 def record_seen(

@@ -17,7 +17,6 @@ building SQLAlchemy constructs per message cost more CPU than the database spent
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -26,8 +25,15 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 
 from wxbot.db import committed_in_sql, is_mysql, raw_cursor
-from wxbot.dialog.context import ContextRow, SeenRecord, contexts, row_to_context, seen
-from wxbot.dialog.flow import WAIT_QUERY
+from wxbot.dialog.context import (
+    ContextRow,
+    SeenRecord,
+    contexts,
+    fresh_context,
+    row_to_context,
+    saved_values,
+    seen,
+)
 
 
 class AlreadyProcessed(Exception):
@@ -91,11 +97,10 @@ class MessageStatements:
             f"INSERT INTO {seen_table} ({', '.join(quote(c) for c in seen_cols)})"
             f" VALUES ({', '.join([mark] * len(seen_cols))})"
         )
-        saved = ["state", "slots", "history", "rounds", "attempts", "updated_at", "expires_at"]
-        self._saved = saved
+        self._saved = list(saved_values(ContextRow(""), 0.0, 0.0))
         self._save = (
             f"UPDATE {ctx_table} SET "
-            + ", ".join(f"{quote(c)} = {mark}" for c in [*saved, "version"])
+            + ", ".join(f"{quote(c)} = {mark}" for c in self._saved)
             + f" WHERE {openid} = {mark}"
         )
 
@@ -111,18 +116,7 @@ class MessageStatements:
     ) -> Locked:
         """Create the user's context row (or wait for a concurrent creator and lock theirs),
         then read as ``lock`` does; ``count``: also count the stored contexts."""
-        fresh = {
-            "openid": openid,
-            "state": WAIT_QUERY,
-            "slots": "{}",
-            "history": "[]",
-            "rounds": 0,
-            "attempts": 0,
-            "created_at": now,
-            "updated_at": now,
-            "expires_at": now + ttl,
-            "version": 0,
-        }
+        fresh = fresh_context(openid, now, ttl)
         statements = [
             (self._create, tuple(fresh[c] for c in self.columns)),
             (self._select_context, (openid,)),
@@ -186,16 +180,8 @@ class MessageStatements:
         back and answers from that record). SQLite: the caller's commit commits."""
         ctx.version += 1
         record = (dedup_key, ctx.openid, reply_json, status, 1, now)
-        values = {
-            "state": ctx.state,
-            "slots": json.dumps(ctx.slots, ensure_ascii=False),
-            "history": json.dumps(ctx.history, ensure_ascii=False),
-            "rounds": ctx.rounds,
-            "attempts": ctx.attempts,
-            "updated_at": now,
-            "expires_at": now + ttl,
-        }
-        save = (*[values[c] for c in self._saved], ctx.version, ctx.openid)
+        values = saved_values(ctx, now, ttl)
+        save = (*[values[c] for c in self._saved], ctx.openid)
         try:
             if self.mysql:
                 self._run(conn, [(self._record, record), (self._save, save), ("COMMIT", ())])
