@@ -41,9 +41,12 @@ from benchmarks.engine_bench import (  # noqa: E402
     APPID,
     TOKEN,
     _client,
+    cpu_seconds,
     fresh_database,
     load_starter_knowledge,
+    mariadb_pids,
     round_trips,
+    server_pids,
     starter_questions,
 )
 from tests.processes import free_port  # noqa: E402
@@ -63,6 +66,7 @@ def server(command: list[str], env: dict[str, str]):  # type: ignore[no-untyped-
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}/wechat"
+    server.pid = proc.pid  # type: ignore[attr-defined]
     try:
         for _ in range(600):
             if proc.poll() is not None:
@@ -155,20 +159,28 @@ def at_rate(url: str, rate: float, seconds: float, threads: int, clients: int) -
 
 def measure(name: str, url: str, args: argparse.Namespace) -> dict[str, float]:
     peak(url, 8, 3, 8, args.clients)  # warm-up: every worker has loaded and connected
-    best = max(
+    pids, db_pids = server_pids(server.pid), mariadb_pids()  # type: ignore[attr-defined]
+    cpu_before = cpu_seconds(pids), cpu_seconds(db_pids)
+    rates = [
         peak(url, args.users, args.messages, args.concurrency, args.clients)
         for _ in range(args.repeat)
-    )
+    ]
+    sent = args.users * args.messages * args.repeat
+    app_cpu = (cpu_seconds(pids) - cpu_before[0]) / sent * 1000
+    db_cpu = (cpu_seconds(db_pids) - cpu_before[1]) / sent * 1000
+    best = max(rates)
     latencies = sorted(at_rate(url, best * 0.7, args.paced_seconds, 48, args.clients))
     n = len(latencies)
     figures = {
         "peak": best,
         "p50": statistics.median(latencies) * 1000,
         "p99": latencies[max(0, int(n * 0.99) - 1)] * 1000,
+        "cpu": app_cpu + db_cpu,
     }
     print(
         f"{name:8s} peak {best:7,.0f} msg/s | at 70% ({best * 0.7:,.0f} msg/s): "
-        f"p50 {figures['p50']:6.1f} ms, p99 {figures['p99']:6.1f} ms",
+        f"p50 {figures['p50']:6.1f} ms, p99 {figures['p99']:6.1f} ms | server CPU "
+        f"{app_cpu:.2f} + MariaDB {db_cpu:.2f} ms/msg",
         flush=True,
     )
     return figures
@@ -194,7 +206,8 @@ def main() -> None:
         wxbot_command += ["--workers", str(args.workers)]
     if args.threads:
         wxbot_command += ["--threads", str(args.threads)]
-    ratios = []
+    ratios: list[float] = []
+    cpu_ratios: list[float] = []
     for run in range(args.runs):
         print(f"run {run + 1}", flush=True)
         with fresh_database("mysql") as url:
@@ -234,9 +247,17 @@ def main() -> None:
             if run == 0:
                 first, known = round_trips(url)
         ratios.append(ours["peak"] / theirs["peak"])
-        print(f"ratio    wxbot / WeRoBot peak throughput: {ratios[-1]:.2f}x", flush=True)
+        cpu_ratios.append(theirs["cpu"] / ours["cpu"])
+        print(
+            f"ratio    wxbot / WeRoBot: peak throughput {ratios[-1]:.2f}x, "
+            f"messages per CPU-second (server + MariaDB) {cpu_ratios[-1]:.2f}x",
+            flush=True,
+        )
     if len(ratios) > 1:
-        print(f"ratio range over {len(ratios)} runs: {min(ratios):.2f}x - {max(ratios):.2f}x")
+        print(
+            f"over {len(ratios)} runs: throughput {min(ratios):.2f}x - {max(ratios):.2f}x, "
+            f"per CPU-second {min(cpu_ratios):.2f}x - {max(cpu_ratios):.2f}x"
+        )
     print(f"wxbot round trips: {known} for a known user's question, {first} for a new user's")
 
 
