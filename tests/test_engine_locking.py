@@ -9,10 +9,9 @@ import time
 import pytest
 from sqlalchemy import text as sql
 
-from tests.helpers import say
+from tests.helpers import content, say
 from wxbot import create_app
 from wxbot.db import transaction, upgrade
-from wxbot.dialog import context as store
 from wxbot.qa import store as kb_store
 
 
@@ -30,13 +29,13 @@ def test_lock_reads_knowledge_version_without_locking_it(mysql_bot):  # type: ig
     say(bot, "o_a", "你好")
     say(bot, "o_b", "你好")
     with transaction(bot.engine) as holder:
-        ctx, _ = store.lock_context(holder, "o_a", None, bot._lock_statement)
+        ctx = bot.statements.lock(holder, "o_a", "").ctx
         assert ctx is not None and "kb_version" in ctx.extras
         # another user's message and a knowledge write both go through at once
         with transaction(bot.engine) as other:
             other.execute(sql("SET SESSION innodb_lock_wait_timeout = 1"))
             started = time.monotonic()
-            ctx_b, _ = store.lock_context(other, "o_b", None, bot._lock_statement)
+            ctx_b = bot.statements.lock(other, "o_b", "").ctx
             kb_store.bump_version(other, 0.0)
             assert ctx_b is not None and time.monotonic() - started < 1
 
@@ -47,7 +46,54 @@ def test_same_user_waits_for_the_lock(mysql_bot):  # type: ignore[no-untyped-def
     bot = mysql_bot
     say(bot, "o_a", "你好")
     with transaction(bot.engine) as holder:
-        store.lock_context(holder, "o_a", None, bot._lock_statement)
+        bot.statements.lock(holder, "o_a", "")
         with pytest.raises(OperationalError), transaction(bot.engine) as other:
             other.execute(sql("SET SESSION innodb_lock_wait_timeout = 1"))
-            store.lock_context(other, "o_a", None, bot._lock_statement)
+            bot.statements.lock(other, "o_a", "")
+
+
+def test_a_knowledge_write_committed_during_the_lock_wait_is_seen(mysql_bot):  # type: ignore[no-untyped-def]
+    """The knowledge version is read after the lock is held, not before the wait."""
+    import threading
+
+    bot = mysql_bot
+    say(bot, "o_a", "你好")
+    seen: list[int] = []
+    with transaction(bot.engine) as holder:
+        bot.statements.lock(holder, "o_a", "")
+
+        def waiter() -> None:
+            with transaction(bot.engine) as other:
+                seen.append(bot.statements.lock(other, "o_a", "").ctx.extras["kb_version"])
+
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        time.sleep(0.3)  # the waiter is blocked on o_a's lock
+        version = kb_store.bump_version(holder, 0.0)
+    thread.join(10)
+    assert seen == [version]
+
+
+def test_round_trips_of_a_plain_question(mysql_bot, monkeypatch):  # type: ignore[no-untyped-def]
+    """A known user's question: the lock with the reads after it, then the writes with
+    COMMIT. A new user's first: one more, to create the context row."""
+    import pymysql.connections
+
+    from wxbot.qa import writer
+
+    with mysql_bot.engine.begin() as conn:
+        writer.create_entry(conn, ["营业时间"], "每天 9 点到 21 点。", now=1.0, source="api")
+    sent: list[bytes] = []
+    original = pymysql.connections.Connection._execute_command
+
+    def counting(self, command, sql):  # type: ignore[no-untyped-def]
+        sent.append(sql)
+        return original(self, command, sql)
+
+    say(mysql_bot, "o_warm", "营业时间")
+    monkeypatch.setattr(pymysql.connections.Connection, "_execute_command", counting)
+    assert "21 点" in content(say(mysql_bot, "o_new", "营业时间"))
+    new_user = len(sent)
+    sent.clear()
+    assert "21 点" in content(say(mysql_bot, "o_new", "营业时间"))
+    assert (new_user, len(sent)) == (3, 2), sent

@@ -16,7 +16,7 @@ from wxbot.config import Settings, load_settings, warn_about_demo
 log = logging.getLogger(__name__)
 
 INSTANCE_CONFIG = "wxbot.cfg"  # optional; WXBOT_* = "value" lines, overridden by the environment
-BLUEPRINT_MODULES = ("wxbot.wechat", "wxbot.admin", "wxbot.console")
+BLUEPRINT_MODULES = ("wxbot.wechat", "wxbot.admin", "wxbot.console", "wxbot.metrics")
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -30,12 +30,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         warn_about_demo(settings)
 
     from wxbot.db import default_sqlite_url, make_engine
+    from wxbot.dialog.answer_cache import cache_lookups
     from wxbot.dialog.engine import Bot
     from wxbot.dialog.flow import Deps
     from wxbot.dialog.states import build_table
     from wxbot.flows import load_flows
     from wxbot.flows.runner import FlowRunner
     from wxbot.llm import MemoryStore, build_fallback
+    from wxbot.metrics import count_lookups
     from wxbot.qa import build_knowledge_base
     from wxbot.services import build_services
 
@@ -44,7 +46,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     engine = make_engine(url)
     deps = Deps(
         settings=settings,
-        kb=build_knowledge_base(settings, engine),
+        kb=count_lookups(cache_lookups(build_knowledge_base(settings, engine))),
         services=build_services(settings, engine),
         memory=MemoryStore(),
         fallback=build_fallback(settings),

@@ -57,14 +57,29 @@ def init_db() -> None:
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@with_appcontext
-def serve(host: str, port: int) -> None:
-    """Run the bot with a threaded development-grade server (use gunicorn in production)."""
-    from werkzeug.serving import run_simple
+@click.option("--workers", type=int, help="gunicorn worker processes  [default: one per core]")
+@click.option("--threads", type=int, help="threads per worker  [default: 4]")
+@click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn")
+@click.pass_context
+def serve(
+    ctx: click.Context, host: str, port: int, workers: int | None, threads: int | None, dev: bool
+) -> None:
+    """Serve /wechat with gunicorn (or the development server with --dev)."""
+    from flask.cli import ScriptInfo
+
+    def load_app():  # type: ignore[no-untyped-def]
+        return ctx.ensure_object(ScriptInfo).load_app()
 
     click.echo(f"wxbot listening on http://{host}:{port}/wechat")
-    # Flask refuses app.run() inside its CLI; run werkzeug's threaded server directly.
-    run_simple(host, port, current_app._get_current_object(), threaded=True)
+    if dev:
+        from werkzeug.serving import run_simple
+
+        # Flask refuses app.run() inside its CLI; run werkzeug's threaded server directly.
+        run_simple(host, port, load_app(), threaded=True)
+        return
+    from wxbot import serving
+
+    serving.run(load_app, host, port, workers, threads)
 
 
 @cli.group("sessions")

@@ -59,7 +59,9 @@ class Settings:
     api_url: str = "https://api.weixin.qq.com"
     sms_backend: str = "console"
     sms_webhook_url: str | None = None
-    http_timeout: float = 3.0
+    http_timeout: float = 12.0  # read budget of outbound calls (services/budget.py)
+    connect_timeout: float = 1.5
+    timeouts: Mapping[str, float] = field(default_factory=dict)  # per service, overrides
     reply_deadline: float = 4.0  # seconds a request may spend before WeChat's 5 s limit bites
     seen_ttl: int = 86_400
     default_language: str = "zh"  # replies to users whose language is not known yet
@@ -120,6 +122,8 @@ _ENV: dict[str, tuple[str, type]] = {
     "WXBOT_SMS_BACKEND": ("sms_backend", str),
     "WXBOT_SMS_WEBHOOK_URL": ("sms_webhook_url", str),
     "WXBOT_HTTP_TIMEOUT": ("http_timeout", float),
+    "WXBOT_CONNECT_TIMEOUT": ("connect_timeout", float),
+    "WXBOT_TIMEOUTS": ("timeouts", dict),
     "WXBOT_REPLY_DEADLINE": ("reply_deadline", float),
     "WXBOT_DEFAULT_LANGUAGE": ("default_language", str),
     "WXBOT_FLOWS_DIR": ("flows_dir", str),
@@ -146,6 +150,14 @@ _FIELD_TYPES = {f.name: f for f in fields(Settings)}
 
 
 def _convert(var: str, raw: str, kind: type) -> Any:
+    if kind is dict:  # name=seconds,name=seconds
+        parsed = {}
+        for part in filter(None, (p.strip() for p in raw.split(","))):
+            name, sep, value = part.partition("=")
+            if not sep or not name.strip():
+                raise ConfigError(f"{var}: {part!r} is not name=seconds (e.g. weather=8)")
+            parsed[name.strip()] = _convert(var, value.strip(), float)
+        return parsed
     if kind is frozenset:
         return frozenset(p.strip() for p in raw.split(",") if p.strip())
     if kind in (int, float):
@@ -173,6 +185,8 @@ def load_settings(
         if name not in _FIELD_TYPES:
             raise ConfigError(f"unknown setting {name!r}")
         values[name] = frozenset(value) if name == "admin_openids" else value
+        if name == "timeouts":
+            values[name] = dict(value)
     settings = Settings(**values)
     validate(settings)
     return settings

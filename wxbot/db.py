@@ -7,17 +7,19 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+MULTI_STATEMENTS = 1 << 16  # CLIENT.MULTI_STATEMENTS in the MySQL protocol
 
 
 def default_sqlite_url(instance_path: str) -> str:
@@ -32,7 +34,10 @@ def make_engine(url: str) -> Engine:
     context before either writes; SQLAlchemy's documented recipe turns that off and we emit
     ``BEGIN IMMEDIATE`` ourselves, which takes the database's write lock up front. WAL and a
     busy timeout let several processes share one file.
-    MySQL: utf8mb4 so emoji survive, pre-ping so a restarted server does not cost a message.
+    MySQL: utf8mb4 so emoji survive; multi-statement queries, so the message path can send
+    its lock and the reads after it in one round trip (every statement binds its parameters:
+    nothing is spliced into SQL); a short connect timeout, so a database that is down fails
+    fast and the message is retried within its deadline.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -45,13 +50,18 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "mysql":
         query = dict(parsed.query)
         query.setdefault("charset", "utf8mb4")
+        query.setdefault("connect_timeout", "2")
+        # The dialect ORs in FOUND_ROWS; both DBAPIs (PyMySQL, mysqlclient) use this value.
+        query["client_flag"] = str(int(query.get("client_flag", 0)) | MULTI_STATEMENTS)
         parsed = parsed.set(query=query)
         # READ COMMITTED: a locking read of a missing row takes no gap lock, so two first
         # messages of new users cannot deadlock on their inserts.
         # No pre-ping and no reset-on-return: each costs a round trip per message, every
-        # transaction ends in an explicit COMMIT/ROLLBACK anyway, and a connection the server
-        # dropped is invalidated on first use and the message retried (with_retries).
-        return create_engine(
+        # transaction ends in an explicit COMMIT/ROLLBACK anyway. Instead, a connection error
+        # invalidates the whole pool (SQLAlchemy does so for its statements, raw_cursor for
+        # the hot path's), so no dead connection is handed out twice, and the message is
+        # retried (with_retries). pool_timeout: waiting longer would miss the reply deadline.
+        engine = create_engine(
             parsed,
             isolation_level="READ COMMITTED",
             pool_pre_ping=False,
@@ -59,8 +69,46 @@ def make_engine(url: str) -> Engine:
             pool_recycle=3600,
             pool_size=10,
             max_overflow=20,
+            pool_timeout=3,
         )
+        _skip_needless_commit(engine)
+        return engine
     return create_engine(parsed, pool_pre_ping=True)
+
+
+SERVER_STATUS_IN_TRANS = 1  # MySQL protocol: a transaction is open on this connection
+_committed_in_sql: set[int] = set()  # id() of DBAPI connections; cleared by the next end
+
+
+def committed_in_sql(conn: Connection) -> None:
+    """Tell the transaction of ``conn`` that its statements ended with COMMIT themselves
+    (the message path sends COMMIT in its last multi-statement query, saving a round trip):
+    the transaction's own commit then sends nothing."""
+    _committed_in_sql.add(id(conn.connection.dbapi_connection))
+
+
+def _skip_needless_commit(engine: Engine) -> None:
+    """Send no second COMMIT after ``committed_in_sql``, provided the server's answer to
+    that COMMIT (an OK packet, whose status flags PyMySQL keeps) says no transaction is
+    open. Without both, COMMIT is sent as usual."""
+    dialect = engine.dialect
+    send_commit, send_rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_connection: Any) -> None:
+        raw = getattr(dbapi_connection, "dbapi_connection", dbapi_connection)  # pool proxy
+        marked = id(raw) in _committed_in_sql
+        _committed_in_sql.discard(id(raw))
+        status = getattr(dbapi_connection, "server_status", None)
+        if marked and isinstance(status, int) and not status & SERVER_STATUS_IN_TRANS:
+            return
+        send_commit(dbapi_connection)
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        _committed_in_sql.discard(id(getattr(dbapi_connection, "dbapi_connection", None)))
+        send_rollback(dbapi_connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
 
 
 def _enable_sqlite_locking(engine: Engine, wal: bool) -> None:
@@ -91,24 +139,88 @@ def transaction(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
-_RETRYABLE_MYSQL_ERRORS = {1205, 1213}  # lock wait timeout, deadlock
+@contextmanager
+def raw_cursor(conn: Connection) -> Iterator[Any]:
+    """The DBAPI cursor of ``conn`` (inside its transaction), for hot-path statements sent as
+    plain SQL. Errors come out as SQLAlchemy's, handled as SQLAlchemy handles its own: a lost
+    connection invalidates it and every pooled connection older than the error."""
+    dbapi_connection = conn.connection.dbapi_connection
+    cursor = dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        yield cursor
+    except conn.dialect.loaded_dbapi.Error as exc:
+        disconnect = conn.dialect.is_disconnect(exc, dbapi_connection, cursor)
+        if disconnect and not conn.invalidated:
+            invalidate_pool = getattr(conn.engine.pool, "_invalidate", None)
+            if invalidate_pool is not None:
+                invalidate_pool(conn.connection, exc, _checkin=False)
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            None,
+            None,
+            exc,
+            conn.dialect.loaded_dbapi.Error,
+            connection_invalidated=disconnect,
+            dialect=conn.dialect,
+        ) from exc
+    finally:
+        with suppress(Exception):  # a cursor of a dead connection may not close
+            cursor.close()
+
+
+# MySQL errors after which running the whole transaction again is safe and may succeed:
+# it was rolled back (or never started), and a commit that did happen is found by the dedup
+# record. Lock wait timeout, deadlock, too many connections, server shutting down, query
+# interrupted, connection killed, can't connect (socket / TCP), server gone away, lost
+# connection, and the client side of a closed connection.
+_RETRYABLE_MYSQL_ERRORS = {1205, 1213, 1040, 1053, 1317, 1927, 2002, 2003, 2006, 2013, 2055, 4031}
 T = TypeVar("T")
 
 
-def with_retries(work: Callable[[], T], attempts: int = 4) -> T:
-    """Run a whole transaction again when MySQL chose it as a deadlock victim, its lock wait
-    timed out, or the server had dropped the pooled connection; the transaction was rolled
-    back, so running it again is safe."""
-    for attempt in range(attempts):
+def is_transient(exc: BaseException) -> bool:
+    """Will the same transaction likely succeed if tried again in a moment?"""
+    if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    code = orig.args[0] if orig is not None and orig.args else None
+    if code in _RETRYABLE_MYSQL_ERRORS:
+        return True
+    return "database is locked" in str(orig)  # SQLite's busy timeout ran out
+
+
+def with_retries(
+    work: Callable[[], T],
+    deadline: float | None = None,
+    attempts: int = 4,
+    on_retry: Callable[[BaseException], None] | None = None,
+) -> T:
+    """Run a whole transaction again after a transient failure (is_transient), with
+    exponential backoff. ``deadline`` (time.monotonic()): keep trying until then; without
+    it, ``attempts`` tries. The last failure is raised."""
+    delay = 0.02
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             return work()
-        except DBAPIError as exc:
-            code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-            retryable = code in _RETRYABLE_MYSQL_ERRORS or exc.connection_invalidated
-            if not retryable or attempt == attempts - 1:
+        except Exception as exc:
+            if not is_transient(exc):
                 raise
-            time.sleep(0.01 * (attempt + 1) + random.random() * 0.02)
-    raise AssertionError("unreachable")
+            now = time.monotonic()
+            if deadline is None and attempt >= attempts:
+                raise
+            pause = delay * (0.5 + random.random())
+            if deadline is not None and now + pause >= deadline:
+                raise
+            if on_retry is not None:
+                on_retry(exc)
+            log.info("transient database error, trying again in %.2fs: %s", pause, exc.args[0])
+            time.sleep(pause)
+            delay = min(delay * 2, 0.5)
 
 
 def alembic_config(engine: Engine):  # type: ignore[no-untyped-def]

@@ -1,8 +1,8 @@
 """Loading, locking and saving conversation contexts and seen-message records.
 
 Query helpers take a Core connection inside the caller's transaction and never commit.
-The hot path (an existing user asking a question) costs one SELECT that locks the context
-row and looks up the dedup key at once, then one INSERT and one UPDATE.
+The message path's own statements (lock, create, record and save in as few round trips as
+the database allows) are in locked.py; it shares the row conversions defined here.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, update
-from sqlalchemy.dialects import mysql, sqlite
 
-from wxbot.db import is_mysql
 from wxbot.dialog.flow import WAIT_QUERY
 from wxbot.models import Context, SeenMessage
 
@@ -51,7 +49,7 @@ class ContextRow:
         self.attempts = 0
 
 
-def _row_to_context(row: Any) -> ContextRow:
+def row_to_context(row: Any) -> ContextRow:
     return ContextRow(
         openid=row.openid,
         state=row.state,
@@ -120,7 +118,7 @@ def lock_context(
     record = (
         SeenRecord(row.reply, row.status, row.seen_attempts) if row.status is not None else None
     )
-    ctx = _row_to_context(row)
+    ctx = row_to_context(row)
     ctx.extras = {k: v for k, v in row._mapping.items() if k not in _LOCK_COLUMNS}
     return ctx, record
 
@@ -133,13 +131,10 @@ def find_seen(conn: Connection, dedup_key: str, lock: bool = False) -> SeenRecor
     return SeenRecord(row.reply, row.status, row.attempts) if row else None
 
 
-def create_context(
-    conn: Connection, openid: str, now: float, ttl: float, history: Any = "[]"
-) -> None:
-    """Insert a fresh context, tolerating a concurrent insert of the same OpenID (the first
-    message of a new user may reach two containers at once). ``history``: JSON text, or a SQL
+def fresh_context(openid: str, now: float, ttl: float, history: Any = "[]") -> dict[str, Any]:
+    """The column values of a new user's context row. ``history``: JSON text, or a SQL
     expression evaluated inside the INSERT (a returning user's remembered history)."""
-    values = {
+    return {
         "openid": openid,
         "state": WAIT_QUERY,
         "slots": "{}",
@@ -151,31 +146,25 @@ def create_context(
         "expires_at": now + ttl,
         "version": 0,
     }
-    if is_mysql(conn):
-        stmt = mysql.insert(contexts).values(values).prefix_with("IGNORE")
-    elif conn.dialect.name == "sqlite":
-        stmt = sqlite.insert(contexts).values(values).on_conflict_do_nothing()
-    else:  # pragma: no cover - other backends: plain insert inside the lock-holding transaction
-        stmt = insert(contexts).values(values)
-    conn.execute(stmt)
+
+
+def saved_values(ctx: ContextRow, now: float, ttl: float) -> dict[str, Any]:
+    """The column values that saving ``ctx`` writes (call after bumping its version)."""
+    return {
+        "state": ctx.state,
+        "slots": json.dumps(ctx.slots, ensure_ascii=False),
+        "history": json.dumps(ctx.history, ensure_ascii=False),
+        "rounds": ctx.rounds,
+        "attempts": ctx.attempts,
+        "updated_at": now,
+        "expires_at": now + ttl,
+        "version": ctx.version,
+    }
 
 
 def save_context(conn: Connection, ctx: ContextRow, now: float, ttl: float) -> None:
     ctx.version += 1
-    conn.execute(
-        _SAVE,
-        {
-            "key_openid": ctx.openid,
-            "state": ctx.state,
-            "slots": json.dumps(ctx.slots, ensure_ascii=False),
-            "history": json.dumps(ctx.history, ensure_ascii=False),
-            "rounds": ctx.rounds,
-            "attempts": ctx.attempts,
-            "updated_at": now,
-            "expires_at": now + ttl,
-            "version": ctx.version,
-        },
-    )
+    conn.execute(_SAVE, {"key_openid": ctx.openid, **saved_values(ctx, now, ttl)})
 
 
 def record_seen(
@@ -256,7 +245,7 @@ def list_contexts(
     rows = conn.execute(
         stmt.order_by(contexts.c.updated_at.desc(), contexts.c.openid).limit(limit).offset(offset)
     ).all()
-    return [_row_to_context(r) for r in rows]
+    return [row_to_context(r) for r in rows]
 
 
 def count_live(conn: Connection, now: float) -> int:
@@ -267,4 +256,4 @@ def count_live(conn: Connection, now: float) -> int:
 
 def get_context(conn: Connection, openid: str) -> ContextRow | None:
     row = conn.execute(select(contexts).where(contexts.c.openid == openid)).first()
-    return _row_to_context(row) if row else None
+    return row_to_context(row) if row else None

@@ -12,40 +12,46 @@ from __future__ import annotations
 import json
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, bindparam
 
+from wxbot import metrics
 from wxbot.config import Settings
-from wxbot.db import transaction, with_retries
+from wxbot.db import is_transient, transaction, with_retries
 from wxbot.dialog import context as store
 from wxbot.dialog import delivery, language, words
-from wxbot.dialog.context import ContextRow
-from wxbot.dialog.delivery import PAGES, public_slots
-from wxbot.dialog.flow import WAIT_QUERY, WINDOW_COLUMN, Deps, Limits, Outcome, Turn
-from wxbot.dialog.paging import MORE_WORDS
-from wxbot.dialog.slow import Pending, SlowWork, dump_reply
+from wxbot.dialog.context import SeenRecord
+from wxbot.dialog.flow import Deferred, Deps, Outcome
+from wxbot.dialog.locked import AlreadyProcessed, Locked, MessageStatements
+from wxbot.dialog.slow import Pending, SlowPath, dump_reply
 from wxbot.dialog.states import DialogueTable, build_table
+from wxbot.dialog.steps import Dialogue
 from wxbot.i18n import Message, translate
 from wxbot.messages.inbound import Inbound
-from wxbot.messages.replies import Reply, Silent, Text, TransferToHuman, reply_from_dict
+from wxbot.messages.replies import (
+    Reply,
+    Silent,
+    Text,
+    TransferToHuman,
+    Withheld,
+    reply_from_dict,
+)
 from wxbot.stats import DailyCounters, zone
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class _NextPage(Outcome):
-    """继续: the next page of a long answer; the rest stays stored."""
-
-    pages: list[str] | None = None
+WECHAT_GIVES_UP = 5.0  # seconds WeChat waits for one delivery before it drops it and retries
+LAST_DELIVERY_AGE = 8.0  # a message this old (by its CreateTime) is on its third delivery
+ROOM_TRUST_SECONDS = 5.0  # how long a session count far below the cap is trusted
 
 
-class Bot(SlowWork):
+class _SessionsFull(Exception):
+    """A new user's context would exceed WXBOT_MAX_SESSIONS: roll back its creation."""
+
+
+class Bot:
     def __init__(
         self,
         engine: Engine,
@@ -59,45 +65,112 @@ class Bot(SlowWork):
         self.deps = deps or Deps(settings=settings)
         self.table = table or build_table()
         self.clock = clock
-        # The knowledge version, the user's language and their history window ride along
-        # with the context lock: freshness, language and memory for free (no extra round trip).
+        self.dialogue = Dialogue(self.table, settings, self.deps)
+        # The knowledge version, the user's language and their history window are read
+        # right after the context lock, in the same round trip: freshness, language and
+        # memory for free. A new context starts from the user's stored memory, and their
+        # first message's language is stored with it (no statement of their own either).
+        memory = self.deps.memory
         riders = (
             getattr(self.deps.kb, "version_column", None),
-            getattr(self.deps.memory, "window_column", None),
+            getattr(memory, "window_column", None),
         )
-        extra_columns = [rider() for rider in riders if rider]
-        self._lock_statement = store.lock_statement(*extra_columns, *language.lock_columns())
-        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="wxbot-deferred")
+        self.statements = MessageStatements(
+            engine,
+            [*(rider() for rider in riders if rider), *language.lock_columns()],
+            history=memory.initial_history(bindparam("openid")) if memory is not None else None,
+            on_create=language.first_language_statement(engine),
+        )
+        self.slow = SlowPath(engine, settings, self, push=getattr(self.deps.services, "push", None))
         # Messages and their outcomes per day, for the console's dashboard: summed in memory.
         self.stats = DailyCounters(engine, clock, zone(settings.timezone))
-        self._messages = 0
-        self._count_lock = threading.Lock()
+        self._room_known: tuple[float, int] | None = None  # (when, stored contexts) when far below
 
     # ----------------------------------------------------------------- public entry point
 
     def handle(self, msg: Inbound) -> Reply:
-        """Answer one message. Never raises: a failure rolls back and apologises."""
+        """Answer one delivery of a message. Never raises.
+
+        A transient database failure (dropped connection, refused connect, deadlock, lock wait
+        timeout) is retried with backoff. While WeChat will still deliver the message again,
+        the retries go on until WeChat has given up on this delivery, and then the delivery is
+        left unanswered (Withheld) rather than apologised for: a 200 would stop WeChat's
+        retries and lose the message. Only the last delivery, or a failure that is no blip,
+        gets the apology.
+        """
         started = time.monotonic()
+        last = self.is_last_delivery(msg)
+        budget = self.settings.reply_deadline if last else WECHAT_GIVES_UP + 0.5
         try:
-            result = with_retries(lambda: self._phase_one(msg))
-        except Exception:
+            result = with_retries(
+                lambda: self._phase_one(msg), deadline=started + budget, on_retry=metrics.db_retry
+            )
+        except Exception as exc:
+            if is_transient(exc) and not last:
+                log.warning(
+                    "database unavailable for %s (%s): left unanswered for WeChat to deliver again",
+                    msg.dedup_key,
+                    exc.args[0] if exc.args else exc,
+                )
+                return self._done(msg, Withheld(), "withheld", started)
             log.exception("message %s from %s failed; rolled back", msg.dedup_key, msg.openid)
-            return Text(translate(words.APOLOGY, language.guess(msg, self._default_language)))
+            apology = translate(words.APOLOGY, language.guess(msg, self.settings.default_language))
+            return self._done(msg, Text(apology), "apology", started)
         self._maybe_clean_up()
-        if isinstance(result, Reply):
-            return result
-        return self._await_pending(msg, result, started)
+        if isinstance(result, tuple):
+            reply, outcome = result
+            return self._done(msg, reply, outcome, started)
+        reply, outcome = self.slow.await_pending(msg, result, started)
+        return self._done(msg, reply, outcome, started)
+
+    def is_last_delivery(self, msg: Inbound) -> bool:
+        """WeChat's third delivery (or one we cannot place: no CreateTime). Retries keep the
+        message's CreateTime, so its age tells, even while the database is down."""
+        if not msg.create_time:
+            return True
+        return self.clock() - msg.create_time >= LAST_DELIVERY_AGE
+
+    def _done(self, msg: Inbound, reply: Reply, outcome: str, started: float) -> Reply:
+        kind = f"event:{msg.event}" if msg.is_event else msg.kind
+        metrics.message(kind, outcome, time.monotonic() - started)
+        return reply
 
     # ------------------------------------------------------------------- phase one
 
-    def _phase_one(self, msg: Inbound) -> Reply | Pending:
+    def _phase_one(self, msg: Inbound) -> tuple[Reply, str] | Pending:
         later: list[Callable[[Connection], None]] = []
         counted: list[str] = []
-        result = self._locked_step(msg, later, counted)  # committed when it returns
+        try:
+            result = self._locked_step(msg, later, counted)  # committed when it returns
+        except AlreadyProcessed:
+            # Another delivery recorded this message between our lock and our insert (the
+            # lock should prevent it; if it still happens, it means "already processed").
+            return self._from_record(msg)
+        except _SessionsFull:
+            busy = translate(words.BUSY, language.guess(msg, self.settings.default_language))
+            return Text(busy), "busy"
         self.stats.add(counted)  # only now: a rolled-back attempt that is retried counts once
         self._run_after_commit(later)
         self.stats.maybe_flush()
-        return result
+        if isinstance(result, tuple) and isinstance(result[0], Deferred):
+            deferred, saved_version = result
+            return self.slow.start(msg, deferred, saved_version)
+        return result  # type: ignore[return-value]
+
+    def _from_record(self, msg: Inbound) -> tuple[Reply, str] | Pending:
+        with transaction(self.engine) as conn:
+            record = store.find_seen(conn, msg.dedup_key, lock=True)
+            if record is not None:
+                store.bump_seen_attempts(conn, msg.dedup_key)
+        if record is None:  # forgotten meanwhile (unsubscribe): process it afresh
+            return self._phase_one(msg)
+        return self._answer_retry(record)
+
+    @staticmethod
+    def _answer_retry(record: SeenRecord) -> tuple[Reply, str] | Pending:
+        if record.status == "done" and record.reply is not None:
+            return reply_from_dict(json.loads(record.reply)), "duplicate"
+        return Pending(future=None, attempts=record.attempts + 1)
 
     def _run_after_commit(self, later: list[Callable[[Connection], None]]) -> None:
         for work in later:
@@ -112,78 +185,107 @@ class Bot(SlowWork):
 
     def _locked_step(
         self, msg: Inbound, later: list[Callable[[Connection], None]], counted: list[str]
-    ) -> Reply | Pending:
-        settings = self.settings
+    ) -> tuple[Reply, str] | tuple[Deferred, int] | Pending:
+        """One transaction: lock, decide, record. Returns (reply, outcome), a retry's Pending,
+        or (deferred work, saved context version) to start once committed. ``counted``
+        receives the daily statistics the message adds to (added once it has committed)."""
+        settings, statements = self.settings, self.statements
         with transaction(self.engine) as conn:
-            now = self.clock()
-            ctx, seen = store.lock_context(conn, msg.openid, msg.dedup_key, self._lock_statement)
-            if seen is not None:
+            locked = statements.lock(conn, msg.openid, msg.dedup_key)
+            now = self.clock()  # after the lock: a wait for it must not age the message
+            if locked.seen is not None:
                 store.bump_seen_attempts(conn, msg.dedup_key)
-                if seen.status == "done" and seen.reply is not None:
-                    return reply_from_dict(json.loads(seen.reply))
-                return Pending(future=None, attempts=seen.attempts + 1)
+                return self._answer_retry(locked.seen)
             if msg.is_event and msg.event == "unsubscribe":
                 self.forget_user(conn, msg.openid)
-                return Silent()
-            if ctx is None:
-                if not self._has_room(conn, now):
-                    return Text(translate(words.BUSY, language.guess(msg, self._default_language)))
-                memory = self.deps.memory  # a returning user's context starts from their memory
-                history = memory.initial_history(msg.openid) if memory is not None else "[]"
-                store.create_context(conn, msg.openid, now, settings.session_ttl, history)
-                counted.append("new_users")
-                ctx, _ = store.lock_context(conn, msg.openid, None, self._lock_statement)
-                assert ctx is not None
+                return Silent(), "replied"
+            if locked.ctx is None:
+                locked = self._create(conn, msg, now)
+                if locked.seen is not None:  # the creator we waited for answered it already
+                    store.bump_seen_attempts(conn, msg.dedup_key)
+                    return self._answer_retry(locked.seen)
+                if locked.ctx is not None and locked.ctx.version == 0:  # created it: a newcomer
+                    counted.append("new_users")
+            ctx = locked.ctx
+            assert ctx is not None
             if "kb_version" in ctx.extras:
                 self.deps.kb.refresh_if_stale(conn, ctx.extras["kb_version"])
-            notice = self._expire_if_stale(ctx, now)
+            notice = self.dialogue.expire_if_stale(ctx, now)
             ctx.extras["language"] = language.resolve(
-                conn, msg, ctx.extras, now, self._default_language
+                conn, msg, ctx.extras, now, self.settings.default_language
             )
-            outcome = self._dispatch(conn, msg, ctx, now, later)
+            outcome = self.dialogue.dispatch(conn, msg, ctx, now, later)
             deferred = outcome.deferred
-            reply = self._apply(ctx, msg, outcome, notice=notice, remember=deferred is None)
+            reply = self.dialogue.apply(ctx, msg, outcome, notice=notice, remember=deferred is None)
             counted.extend(_counted_as(msg, outcome, reply))
-            store.save_context(conn, ctx, now, settings.session_ttl)
             if deferred is None:
-                store.record_seen(conn, msg.dedup_key, msg.openid, dump_reply(reply), now)
-                return reply
-            store.record_seen(conn, msg.dedup_key, msg.openid, None, now, status="pending")
-            saved_version = ctx.version
-        # committed: only now may the slow work start (it must find the pending record)
-        future = self._pool.submit(self._finish_deferred, msg, outcome.deferred, saved_version)
-        return Pending(future=future, attempts=1)
+                statements.finish_and_commit(
+                    conn, ctx, now, settings.session_ttl, msg.dedup_key, dump_reply(reply), "done"
+                )
+                return reply, "replied"
+            statements.finish_and_commit(
+                conn, ctx, now, settings.session_ttl, msg.dedup_key, None, "pending"
+            )
+            return deferred, ctx.version
 
-    def _has_room(self, conn: Connection, now: float) -> bool:
-        """Room for a new user's context? When full, evict expired contexts first.
+    def _create(self, conn: Connection, msg: Inbound, now: float) -> Locked:
+        """A new user: create and lock the context, counting the stored ones when the count
+        matters (WXBOT_MAX_SESSIONS). The count is taken after the lock, like every value the
+        decision uses; a recent count far below the cap is trusted for a few seconds."""
+        cap = self.settings.max_sessions
+        known = self._room_known
+        count = known is None or now - known[0] > ROOM_TRUST_SECONDS or known[1] >= cap // 2
+        found = language.detected(msg)
+        first_language = (
+            {"openid": msg.openid, "language": found.language, "now": now} if found else None
+        )
+        locked = self.statements.create_and_lock(
+            conn,
+            msg.openid,
+            msg.dedup_key,
+            now,
+            self.settings.session_ttl,
+            count=count,
+            on_create=first_language,
+        )
+        stored = locked.stored_contexts
+        if stored is None and known is not None:  # trusted: count this one in
+            self._room_known = (known[0], known[1] + 1)
+        if stored is None or locked.seen is not None or locked.ctx is None:
+            return locked
+        if locked.ctx.version != 0:  # created by a concurrent first message of this user
+            return locked
+        if stored > cap:
+            stored -= store.delete_expired(conn, now)
+            if stored > cap:
+                raise _SessionsFull
+        self._room_known = (now, stored)
+        return locked
 
-        The cap is soft under concurrency: two newcomers counted at once may both get in.
-        """
-        if store.count_contexts(conn) < self.settings.max_sessions:
-            return True
-        if store.delete_expired(conn, now) == 0:
-            return False
-        return store.count_contexts(conn) < self.settings.max_sessions
-
-    def _expire_if_stale(self, ctx: ContextRow, now: float) -> str:
-        if ctx.expires_at > now:
-            return ""
-        was_waiting = ctx.state != WAIT_QUERY
-        ctx.reset()  # the dialogue starts over; the history (the user's memory) stays
-        return words.TIMED_OUT if was_waiting else ""
-
-    # ------------------------------------------------------------------- dispatch
-
-    @property
-    def _default_language(self) -> str:
-        return self.settings.default_language
-
-    def _language_of(self, conn: Connection, ctx: ContextRow) -> str:
-        """The language decided for this message (resumed work reads the stored one)."""
-        if "language" not in ctx.extras:
-            stored, _ = language.stored(conn, ctx.openid)
-            ctx.extras["language"] = stored or self._default_language
-        return ctx.extras["language"]
+    def resume_deferred(
+        self, msg: Inbound, deferred: Deferred, result: object, saved_version: int
+    ) -> tuple[Reply, bool]:
+        """Apply the resumed outcome; returns the reply and whether it is late (to push).
+        The lock reads what the message's own lock read (language, history window...), and
+        the turn's after-commit writes run once the user's lock is released."""
+        later: list[Callable[[Connection], None]] = []
+        with transaction(self.engine) as conn:
+            locked = self.statements.lock(conn, msg.openid, msg.dedup_key)
+            ctx, seen = locked.ctx, locked.seen
+            now = self.clock()
+            if ctx is None or seen is None:  # the user unsubscribed meanwhile
+                return Silent(), False
+            turn = self.dialogue.turn(conn, msg, ctx, now, later)
+            outcome = deferred.resume(turn, result)
+            if ctx.version == saved_version:
+                reply = self.dialogue.apply(ctx, msg, outcome)
+            else:  # another message moved the dialogue on: keep its state, deliver the answer
+                reply = outcome.reply or Silent()
+                delivery.remember(ctx, msg, reply, self.dialogue.history_window(ctx))
+            store.save_context(conn, ctx, now, self.settings.session_ttl)
+            store.update_seen(conn, msg.dedup_key, reply=dump_reply(reply), status="done")
+        self._run_after_commit(later)  # shared statistics rows, after the user's lock is gone
+        return reply, seen.status == "late"
 
     def localised(self, msg: Inbound, message: Message) -> str:
         """``message`` in the language stored for the sender (outside any transaction: the
@@ -193,157 +295,21 @@ class Bot(SlowWork):
                 stored, _ = language.stored(conn, msg.openid)
         except Exception:  # the database may be what failed
             stored = None
-        return translate(message, stored or language.guess(msg, self._default_language))
+        return translate(message, stored or language.guess(msg, self.settings.default_language))
 
-    def _turn(
-        self,
-        conn: Connection,
-        msg: Inbound,
-        ctx: ContextRow,
-        now: float,
-        later: list | None = None,  # type: ignore[type-arg]
-    ) -> Turn:
-        return Turn(
-            msg=msg,
-            state=ctx.state,
-            slots=public_slots(ctx.slots),
-            attempts=ctx.attempts,
-            rounds=ctx.rounds,
-            now=now,
-            db=conn,
-            deps=self.deps,
-            can_teach=self._can_teach(msg.openid),
-            after_commit=later if later is not None else [],
-            language=self._language_of(conn, ctx),
-        )
-
-    def _can_teach(self, openid: str) -> bool:
-        return self.settings.teach_policy == "everyone" or openid in self.settings.admin_openids
-
-    def _dispatch(
-        self,
-        conn: Connection,
-        msg: Inbound,
-        ctx: ContextRow,
-        now: float,
-        later: list,  # type: ignore[type-arg]
-    ) -> Outcome:
-        """Global interrupts first, then the current state's handler."""
-        state = ctx.state
-        keep = public_slots(ctx.slots)
-        lang = self._language_of(conn, ctx)
-        if msg.is_event:
-            if msg.event in ("subscribe", "subscribe_scan"):
-                return Outcome(Text(translate(self.settings.welcome, lang)), WAIT_QUERY)
-            if msg.event == "click" and msg.event_key:
-                msg = _as_text(msg, msg.event_key)
-            elif msg.event != "location":
-                return Outcome(Silent(), state, slots=keep, counts=False)
-        turn = self._turn(conn, msg, ctx, now, later)
-        command = words.normalise_command(msg.text)
-        if command in words.CANCEL_WORDS:
-            text = words.CANCELLED if state != WAIT_QUERY else words.NOTHING_TO_CANCEL
-            self.table.exited(turn, "cancelled")
-            return Outcome(Text(turn.t(text)), WAIT_QUERY)
-        if command in words.HUMAN_WORDS:
-            self.table.exited(turn, "handed_off")
-            return Outcome(TransferToHuman(), WAIT_QUERY)
-        choice = language.parse_command(msg.text) if not msg.is_event else None
-        if choice is not None:
-            return self._set_language(turn, ctx, choice, keep)
-        if command in MORE_WORDS and ctx.slots.get(PAGES):
-            pages = list(ctx.slots[PAGES])
-            return _NextPage(Text(pages.pop(0)), state, slots=keep, counts=False, pages=pages)
-        if state == WAIT_QUERY:
-            for router in self.table.routers:
-                claimed = router(turn)
-                if claimed is not None:
-                    return claimed
-            if msg.is_event:  # e.g. LOCATION reports nobody asked for
-                return Outcome(Silent(), WAIT_QUERY, counts=False)
-            if not turn.text:
-                return Outcome(Text(turn.t(words.NON_TEXT)), WAIT_QUERY)
-        handler = self.table.handlers.get(state)
-        if handler is None:  # a state from an older release: start over rather than fail
-            log.warning("context of %s was in unknown state %r; reset", msg.openid, state)
-            ctx.reset()
-            handler = self.table.handlers[WAIT_QUERY]
-            turn = self._turn(conn, msg, ctx, now, later)
-        return handler(turn)
-
-    def _set_language(self, turn: Turn, ctx: ContextRow, choice: str, keep: dict) -> Outcome:  # type: ignore[type-arg]
-        """「语言 xx」 in any state: answer in the new language and, mid-flow, ask again."""
-        if not choice:
-            reply = language.choices_text(turn.language)
-        else:
-            guessed = language.guess(turn.msg, self._default_language)
-            fallback = guessed if choice == "auto" else choice
-            lang, reply = language.set_explicit(
-                turn.db, ctx.openid, choice, ctx.extras, turn.now, fallback
-            )
-            ctx.extras["language"] = turn.language = lang
-        prompt = self.table.prompt(turn)
-        if prompt:
-            reply = f"{reply}\n\n{prompt}"
-        return Outcome(Text(reply), ctx.state, slots=keep, counts=False)
-
-    # ------------------------------------------------------------------- applying
-
-    def _apply(
-        self,
-        ctx: ContextRow,
-        msg: Inbound,
-        outcome: Outcome,
-        notice: str = "",
-        remember: bool = True,
-    ) -> Reply:
-        """Apply an Outcome to the context: limits, paging, outbox, history. Returns the reply."""
-        self.table.check_next_state(outcome.state)
-        settings = self.settings
-        previous = ctx.state
-        reply = outcome.reply if outcome.reply is not None else Silent()
-        slots = dict(outcome.slots or {})
-        limits = outcome.limits or Limits(settings.max_attempts, settings.max_rounds)
-        lang = ctx.extras.get("language") or self._default_language
-        if outcome.state == WAIT_QUERY:
-            ctx.rounds, ctx.attempts = 0, 0
-        elif outcome.counts:
-            ctx.rounds = ctx.rounds + 1 if previous != WAIT_QUERY else 1
-            if outcome.failed:
-                ctx.attempts = ctx.attempts + 1 if previous == outcome.state else 1
-            elif previous != outcome.state:
-                ctx.attempts = 0
-        ctx.state = outcome.state
-        if ctx.state != WAIT_QUERY and (
-            ctx.rounds >= limits.rounds or ctx.attempts >= limits.attempts
-        ):
-            log.info(
-                "hand-off of %s after %d rounds, %d attempts", msg.openid, ctx.rounds, ctx.attempts
-            )
-            reply, slots = TransferToHuman(), {}
-            ctx.reset()
-        if outcome.deferred is not None:
-            # The interim reply is never sent (the resumed outcome's is): keep the late
-            # results for that one instead of spending them on a reply nobody sees.
-            outbox = ctx.slots.get(delivery.OUTBOX)
-            ctx.slots = {**slots, delivery.OUTBOX: outbox} if outbox else slots
-            return reply
-        pages = outcome.pages if isinstance(outcome, _NextPage) else None
-        notice = translate(notice, lang) if notice else ""
-        reply = delivery.compose(ctx, reply, slots, settings.reply_max_bytes, notice, pages, lang)
-        if remember:
-            delivery.remember(ctx, msg, reply, self.history_window(ctx))
-        return reply
-
-    def history_window(self, ctx: ContextRow) -> int:
-        """Rounds of history kept for this user: their own setting, else the default."""
-        return ctx.extras.get(WINDOW_COLUMN) or self.settings.history_rounds
+    def queue_late(self, openid: str, reply: Reply) -> None:
+        with transaction(self.engine) as conn:
+            ctx, _ = store.lock_context(conn, openid)
+            if ctx is None:  # unsubscribed meanwhile
+                return
+            delivery.queue_late(ctx, reply)
+            store.save_context(conn, ctx, self.clock(), self.settings.session_ttl)
 
     # ------------------------------------------------------------------- housekeeping
 
     def close(self) -> None:
-        """Finish slow work under way and write what the knowledge base batches (hits)."""
-        self._pool.shutdown(wait=True)
+        """Finish slow work under way and write what is batched (statistics, hits)."""
+        self.slow.close()
         self.stats.flush()
         flush = getattr(self.deps.kb, "flush_hits_now", None)
         if flush is not None:
@@ -393,7 +359,3 @@ def _counted_as(msg: Inbound, outcome: Outcome, reply: Reply) -> list[str]:
     if isinstance(reply, TransferToHuman):
         names.append("handoffs")
     return names
-
-
-def _as_text(msg: Inbound, text: str) -> Inbound:
-    return replace(msg, kind="text", text=text)

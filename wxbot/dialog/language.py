@@ -4,7 +4,8 @@ write, set with 「语言 xx」 / 「language xx」, kept in ``user_languages`` 
 Policy: an explicit choice always wins. Otherwise the first message with letters sets the
 language, and only a *strong* detection (one script clearly dominating a message of a few
 words) changes it later, so 「OK」 from a Thai user or a city name typed by an English user
-does not flip it. Writing costs one statement, only when the language changes.
+does not flip it. Writing costs one statement, only when the language changes (a new
+user's first language costs none: it rides with the statement creating their context).
 """
 
 from __future__ import annotations
@@ -13,9 +14,20 @@ import re
 import unicodedata
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from wxbot.i18n import DEFAULT_LANGUAGE, LANGUAGE_NAMES, LANGUAGES, N_, detect, translate
+from wxbot.db import is_mysql
+from wxbot.i18n import (
+    DEFAULT_LANGUAGE,
+    LANGUAGE_NAMES,
+    LANGUAGES,
+    N_,
+    Detection,
+    detect,
+    translate,
+)
 from wxbot.messages.inbound import Inbound
 from wxbot.models import UserLanguage
 
@@ -59,6 +71,24 @@ def lock_columns() -> list[Any]:
     ]
 
 
+def first_language_statement(engine: Engine) -> Any:
+    """Store a language unless the user has one (parameters ``openid``, ``language``,
+    ``now``). The engine sends it with the statement that creates a new user's context, with
+    the language ``detected`` in their first message: what ``resolve`` would write for it,
+    without a statement of its own; a language stored earlier stays (and ``resolve`` then
+    judges the message against it, as for any user)."""
+    values = {
+        "openid": bindparam("openid"),
+        "language": bindparam("language"),
+        "explicit": False,
+        "updated_at": bindparam("now"),
+    }
+    if is_mysql(engine):
+        stmt = mysql_insert(languages).values(values)
+        return stmt.on_duplicate_key_update(language=languages.c.language)
+    return sqlite_insert(languages).values(values).on_conflict_do_nothing()
+
+
 def parse_command(text: str) -> str | None:
     """「语言 en」 → "en", 「language auto」 → "auto", 「语言」 or 「语言 xx」 → "" (show the
     choices); None when the message is not a language command."""
@@ -66,6 +96,11 @@ def parse_command(text: str) -> str | None:
     if match is None:
         return None
     return _ALIASES.get((match.group(1) or "").lower(), "")
+
+
+def detected(msg: Inbound) -> Detection | None:
+    """The language a user's message is written in (None: an event, or no letters)."""
+    return detect(msg.text) if msg.text and not msg.is_event else None
 
 
 def guess(msg: Inbound, default: str = DEFAULT_LANGUAGE) -> str:
@@ -93,7 +128,7 @@ def resolve(
     current = extras.get(LANGUAGE_COLUMN)
     if current is not None and extras.get(EXPLICIT_COLUMN):
         return current
-    found = detect(msg.text) if msg.text and not msg.is_event else None
+    found = detected(msg)
     if found is None or found.language == current:
         return current or default
     if current is None or found.strong:

@@ -8,6 +8,7 @@ from wxbot.llm import models  # noqa: F401 - registers the memories / llm_* tabl
 from wxbot.llm.client import ChatClient, Completion, LlmError
 from wxbot.llm.fallback import LlmFallback
 from wxbot.llm.memory import MemoryStore
+from wxbot.services.budget import budget_for
 
 if TYPE_CHECKING:
     from wxbot.config import Settings
@@ -26,12 +27,15 @@ def build_fallback(settings: Settings) -> LlmFallback | None:
     """The LLM fallback when WXBOT_LLM_MODE is (or defaults to) ``fallback``, else None."""
     if not settings.llm_fallback or not settings.llm_url or not settings.llm_model:
         return None
+    budget = budget_for(
+        settings, "llm", read=settings.llm_timeout, connect=settings.llm_connect_timeout
+    )
     client = ChatClient(
         settings.llm_url,
         settings.llm_model,
         settings.llm_api_key,
         settings.llm_max_tokens,
-        connect_timeout=settings.llm_connect_timeout,
-        read_timeout=settings.llm_timeout,
+        connect_timeout=budget.connect,
+        read_timeout=budget.read,
     )
     return LlmFallback(settings, client)

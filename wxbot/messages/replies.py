@@ -89,6 +89,14 @@ class TransferToHuman(Reply):
     kind: ClassVar[str] = "transfer"
 
 
+@dataclass(frozen=True)
+class Withheld(Reply):
+    """No answer to this delivery: the edge leaves it unanswered (HTTP 503) so that WeChat
+    delivers the message again. Never stored under a dedup key."""
+
+    kind: ClassVar[str] = "withheld"
+
+
 _KINDS: dict[str, type[Reply]] = {
     cls.kind: cls for cls in (Silent, Text, Image, Voice, Video, Music, News, TransferToHuman)
 }

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wxbot.services import models  # noqa: F401  (registers the tables on the shared Base)
+from wxbot.services.budget import Budget, budget_for
 from wxbot.services.http import ServiceError, TTLCache
 from wxbot.services.music import MusicClient, Song
 from wxbot.services.sms import ConsoleSender, SmsSender, WebhookSender, make_sender
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "Budget",
     "ConsoleSender",
     "Forecast",
     "MusicClient",
@@ -40,6 +42,7 @@ __all__ = [
     "WeatherClient",
     "WebhookClient",
     "WebhookSender",
+    "budget_for",
     "build_services",
 ]
 
@@ -64,16 +67,25 @@ class Services:
 
 
 def build_services(settings: Settings, engine: Engine) -> Services:
-    timeout = settings.http_timeout
     wechat_api = None
     if settings.appsecret:
         wechat_api = WeChatApi(
-            settings.appid, settings.appsecret, settings.api_url, engine, http_timeout=timeout
+            settings.appid,
+            settings.appsecret,
+            settings.api_url,
+            engine,
+            http_timeout=budget_for(settings, "wechat_api"),
         )
     return Services(
-        weather=WeatherClient(settings.geocoding_url, settings.weather_url, http_timeout=timeout),
-        music=MusicClient(settings.music_url, http_timeout=timeout),
-        sms=make_sender(settings.sms_backend, settings.sms_webhook_url, timeout),
+        weather=WeatherClient(
+            settings.geocoding_url,
+            settings.weather_url,
+            http_timeout=budget_for(settings, "weather"),
+        ),
+        music=MusicClient(settings.music_url, http_timeout=budget_for(settings, "music")),
+        sms=make_sender(
+            settings.sms_backend, settings.sms_webhook_url, budget_for(settings, "sms")
+        ),
         wechat_api=wechat_api,
-        webhook=WebhookClient(timeout),
+        webhook=WebhookClient(budget_for(settings, "webhook")),
     )

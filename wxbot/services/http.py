@@ -18,6 +18,9 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from wxbot.services.budget import Budget
+
+DEFAULT_CONNECT = 1.5
 USER_AGENT = "wxbot/0.1 (+https://github.com/wxbot)"
 
 T = TypeVar("T")
@@ -60,9 +63,12 @@ def make_session(retry_reads: bool = True) -> requests.Session:
     return session
 
 
-def timeouts(http_timeout: float) -> tuple[float, float]:
-    """(connect, read) timeouts: connecting should take far less than reading an answer."""
-    return (min(2.0, http_timeout), http_timeout)
+def timeouts(budget: Budget | float) -> tuple[float, float]:
+    """(connect, read) timeouts: connecting should take far less than reading an answer.
+    A bare number is a read budget with the default connect budget."""
+    if isinstance(budget, Budget):
+        return budget.timeout
+    return Budget(read=budget, connect=DEFAULT_CONNECT).timeout
 
 
 def request_json(

@@ -8,6 +8,7 @@ from typing import Any
 
 import requests
 
+from wxbot.services.budget import Budget
 from wxbot.services.http import ServiceError, TTLCache, get_json, make_session, timeouts
 
 SERVICE = "music"
@@ -29,7 +30,7 @@ class MusicClient:
     def __init__(
         self,
         music_url: str,
-        http_timeout: float = 3.0,
+        http_timeout: Budget | float = 12.0,
         country: str = "CN",
         clock: Callable[[], float] | None = None,
     ) -> None:

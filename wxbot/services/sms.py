@@ -12,6 +12,7 @@ from typing import Protocol
 import requests
 
 from wxbot.i18n import DEFAULT_LANGUAGE, N_, translate
+from wxbot.services.budget import Budget
 from wxbot.services.http import ServiceError, make_session, timeouts
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class ConsoleSender:
 
 
 class WebhookSender:
-    def __init__(self, url: str, http_timeout: float = 3.0) -> None:
+    def __init__(self, url: str, http_timeout: Budget | float = 12.0) -> None:
         self.url = url
         self.timeout = timeouts(http_timeout)
         # POST is not idempotent: retry only when the connection itself failed (nothing sent).
@@ -67,7 +68,7 @@ class WebhookSender:
             raise ServiceError(SERVICE, f"HTTP {response.status_code}")
 
 
-def make_sender(backend: str, webhook_url: str | None, http_timeout: float) -> SmsSender:
+def make_sender(backend: str, webhook_url: str | None, http_timeout: Budget | float) -> SmsSender:
     if backend == "webhook" and webhook_url:
         return WebhookSender(webhook_url, http_timeout)
     return ConsoleSender()

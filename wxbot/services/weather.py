@@ -9,6 +9,7 @@ from typing import Any
 import requests
 
 from wxbot.i18n import DEFAULT_LANGUAGE, N_, translate
+from wxbot.services.budget import Budget
 from wxbot.services.http import ServiceError, TTLCache, get_json, make_session, timeouts
 
 SERVICE = "weather"
@@ -144,7 +145,7 @@ class WeatherClient:
         self,
         geocoding_url: str,
         weather_url: str,
-        http_timeout: float = 3.0,
+        http_timeout: Budget | float = 12.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.geocoding_url = geocoding_url.rstrip("/")

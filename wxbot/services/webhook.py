@@ -10,13 +10,14 @@ from typing import Any
 
 import requests
 
+from wxbot.services.budget import Budget
 from wxbot.services.http import ServiceError, make_session, request_json, timeouts
 
 SERVICE = "webhook"
 
 
 class WebhookClient:
-    def __init__(self, http_timeout: float = 3.0) -> None:
+    def __init__(self, http_timeout: Budget | float = 12.0) -> None:
         self.timeout = timeouts(http_timeout)
         self.session: requests.Session = make_session(retry_reads=False)
 

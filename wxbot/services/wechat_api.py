@@ -23,6 +23,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from wxbot.db import transaction
 from wxbot.messages.replies import Image, Music, News, Reply, Text, Video, Voice
+from wxbot.services.budget import Budget
 from wxbot.services.http import ServiceError, make_session, request_json, timeouts
 from wxbot.services.models import WeChatToken
 
@@ -41,7 +42,7 @@ class WeChatApi:
         appsecret: str,
         api_url: str,
         engine: Engine,
-        http_timeout: float = 3.0,
+        http_timeout: Budget | float = 12.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.appid = appid

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 
 from wxbot.messages.inbound import Inbound
-from wxbot.messages.replies import Reply, Text
+from wxbot.messages.replies import Reply, Text, Withheld
 from wxbot.wechat.parse import BadMessage, parse_xml, to_inbound
 from wxbot.wechat.render import SUCCESS, render
 from wxbot.wechat.security import (
@@ -169,6 +169,8 @@ def _ask_bot(inbound: Inbound) -> Reply:
 
 
 def _respond(reply: Reply, inbound: Inbound, verified: _Verified, key_index: int) -> Response:
+    if isinstance(reply, Withheld):  # not answered: WeChat delivers the message again
+        return Response("not answered; deliver again\n", status=503, mimetype="text/plain")
     now = int(_now())
     try:
         xml = render(reply, inbound, now)

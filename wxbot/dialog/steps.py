@@ -1,0 +1,212 @@
+"""One message's dialogue step, free of transactions: global interrupts, the current state's
+handler, then applying its Outcome to the context (limits, paging, late results, history).
+
+The engine (engine.py) calls these inside the user's locked transaction; they only read and
+change the ContextRow they are given (and pass the connection on to handlers as ``turn.db``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+from sqlalchemy import Connection
+
+from wxbot.config import Settings
+from wxbot.dialog import delivery, language, words
+from wxbot.dialog.context import ContextRow
+from wxbot.dialog.delivery import PAGES, public_slots
+from wxbot.dialog.flow import WAIT_QUERY, WINDOW_COLUMN, Deps, Limits, Outcome, Turn
+from wxbot.dialog.paging import MORE_WORDS
+from wxbot.dialog.states import DialogueTable
+from wxbot.i18n import translate
+from wxbot.messages.inbound import Inbound
+from wxbot.messages.replies import Reply, Silent, Text, TransferToHuman
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _NextPage(Outcome):
+    """继续: the next page of a long answer; the rest stays stored."""
+
+    pages: list[str] | None = None
+
+
+class Dialogue:
+    """The dialogue table applied to one context (the engine owns locking and storing)."""
+
+    def __init__(self, table: DialogueTable, settings: Settings, deps: Deps) -> None:
+        self.table = table
+        self.settings = settings
+        self.deps = deps
+
+    def expire_if_stale(self, ctx: ContextRow, now: float) -> str:
+        if ctx.expires_at > now:
+            return ""
+        was_waiting = ctx.state != WAIT_QUERY
+        ctx.reset()  # the dialogue starts over; the history (the user's memory) stays
+        return words.TIMED_OUT if was_waiting else ""
+
+    def history_window(self, ctx: ContextRow) -> int:
+        """Rounds of history kept for this user: their own setting, else the default."""
+        return ctx.extras.get(WINDOW_COLUMN) or self.settings.history_rounds
+
+    # ------------------------------------------------------------------- language
+
+    @property
+    def default_language(self) -> str:
+        return self.settings.default_language
+
+    def language_of(self, conn: Connection, ctx: ContextRow) -> str:
+        """The language decided for this message (resumed work reads the stored one)."""
+        if "language" not in ctx.extras:
+            stored, _ = language.stored(conn, ctx.openid)
+            ctx.extras["language"] = stored or self.default_language
+        return ctx.extras["language"]
+
+    # ------------------------------------------------------------------- dispatch
+
+    def turn(
+        self,
+        conn: Connection,
+        msg: Inbound,
+        ctx: ContextRow,
+        now: float,
+        later: list | None = None,  # type: ignore[type-arg]
+    ) -> Turn:
+        return Turn(
+            msg=msg,
+            state=ctx.state,
+            slots=public_slots(ctx.slots),
+            attempts=ctx.attempts,
+            rounds=ctx.rounds,
+            now=now,
+            db=conn,
+            deps=self.deps,
+            can_teach=self.can_teach(msg.openid),
+            after_commit=later if later is not None else [],
+            language=self.language_of(conn, ctx),
+        )
+
+    def can_teach(self, openid: str) -> bool:
+        return self.settings.teach_policy == "everyone" or openid in self.settings.admin_openids
+
+    def dispatch(
+        self,
+        conn: Connection,
+        msg: Inbound,
+        ctx: ContextRow,
+        now: float,
+        later: list,  # type: ignore[type-arg]
+    ) -> Outcome:
+        """Global interrupts first, then the current state's handler."""
+        state = ctx.state
+        keep = public_slots(ctx.slots)
+        lang = self.language_of(conn, ctx)
+        if msg.is_event:
+            if msg.event in ("subscribe", "subscribe_scan"):
+                return Outcome(Text(translate(self.settings.welcome, lang)), WAIT_QUERY)
+            if msg.event == "click" and msg.event_key:
+                msg = _as_text(msg, msg.event_key)
+            elif msg.event != "location":
+                return Outcome(Silent(), state, slots=keep, counts=False)
+        turn = self.turn(conn, msg, ctx, now, later)
+        command = words.normalise_command(msg.text)
+        if command in words.CANCEL_WORDS:
+            text = words.CANCELLED if state != WAIT_QUERY else words.NOTHING_TO_CANCEL
+            self.table.exited(turn, "cancelled")
+            return Outcome(Text(turn.t(text)), WAIT_QUERY)
+        if command in words.HUMAN_WORDS:
+            self.table.exited(turn, "handed_off")
+            return Outcome(TransferToHuman(), WAIT_QUERY)
+        choice = language.parse_command(msg.text) if not msg.is_event else None
+        if choice is not None:
+            return self._set_language(turn, ctx, choice, keep)
+        if command in MORE_WORDS and ctx.slots.get(PAGES):
+            pages = list(ctx.slots[PAGES])
+            return _NextPage(Text(pages.pop(0)), state, slots=keep, counts=False, pages=pages)
+        if state == WAIT_QUERY:
+            for router in self.table.routers:
+                claimed = router(turn)
+                if claimed is not None:
+                    return claimed
+            if msg.is_event:  # e.g. LOCATION reports nobody asked for
+                return Outcome(Silent(), WAIT_QUERY, counts=False)
+            if not turn.text:
+                return Outcome(Text(turn.t(words.NON_TEXT)), WAIT_QUERY)
+        handler = self.table.handlers.get(state)
+        if handler is None:  # a state from an older release: start over rather than fail
+            log.warning("context of %s was in unknown state %r; reset", msg.openid, state)
+            ctx.reset()
+            handler = self.table.handlers[WAIT_QUERY]
+            turn = self.turn(conn, msg, ctx, now, later)
+        return handler(turn)
+
+    def _set_language(self, turn: Turn, ctx: ContextRow, choice: str, keep: dict) -> Outcome:  # type: ignore[type-arg]
+        """「语言 xx」 in any state: answer in the new language and, mid-flow, ask again."""
+        if not choice:
+            reply = language.choices_text(turn.language)
+        else:
+            guessed = language.guess(turn.msg, self.default_language)
+            fallback = guessed if choice == "auto" else choice
+            lang, reply = language.set_explicit(
+                turn.db, ctx.openid, choice, ctx.extras, turn.now, fallback
+            )
+            ctx.extras["language"] = turn.language = lang
+        prompt = self.table.prompt(turn)
+        if prompt:
+            reply = f"{reply}\n\n{prompt}"
+        return Outcome(Text(reply), ctx.state, slots=keep, counts=False)
+
+    # ------------------------------------------------------------------- applying
+
+    def apply(
+        self,
+        ctx: ContextRow,
+        msg: Inbound,
+        outcome: Outcome,
+        notice: str = "",
+        remember: bool = True,
+    ) -> Reply:
+        """Apply an Outcome to the context: limits, paging, outbox, history. Returns the reply."""
+        self.table.check_next_state(outcome.state)
+        settings = self.settings
+        previous = ctx.state
+        reply = outcome.reply if outcome.reply is not None else Silent()
+        slots = dict(outcome.slots or {})
+        limits = outcome.limits or Limits(settings.max_attempts, settings.max_rounds)
+        lang = ctx.extras.get("language") or self.default_language
+        if outcome.state == WAIT_QUERY:
+            ctx.rounds, ctx.attempts = 0, 0
+        elif outcome.counts:
+            ctx.rounds = ctx.rounds + 1 if previous != WAIT_QUERY else 1
+            if outcome.failed:
+                ctx.attempts = ctx.attempts + 1 if previous == outcome.state else 1
+            elif previous != outcome.state:
+                ctx.attempts = 0
+        ctx.state = outcome.state
+        if ctx.state != WAIT_QUERY and (
+            ctx.rounds >= limits.rounds or ctx.attempts >= limits.attempts
+        ):
+            log.info(
+                "hand-off of %s after %d rounds, %d attempts", msg.openid, ctx.rounds, ctx.attempts
+            )
+            reply, slots = TransferToHuman(), {}
+            ctx.reset()
+        if outcome.deferred is not None:
+            # The interim reply is never sent (the resumed outcome's is): keep the late
+            # results for that one instead of spending them on a reply nobody sees.
+            outbox = ctx.slots.get(delivery.OUTBOX)
+            ctx.slots = {**slots, delivery.OUTBOX: outbox} if outbox else slots
+            return reply
+        pages = outcome.pages if isinstance(outcome, _NextPage) else None
+        notice = translate(notice, lang) if notice else ""
+        reply = delivery.compose(ctx, reply, slots, settings.reply_max_bytes, notice, pages, lang)
+        if remember:
+            delivery.remember(ctx, msg, reply, self.history_window(ctx))
+        return reply
+
+
+def _as_text(msg: Inbound, text: str) -> Inbound:
+    return replace(msg, kind="text", text=text)
