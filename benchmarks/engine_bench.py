@@ -28,11 +28,12 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import requests
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.helpers import sql_sent  # noqa: E402
 from tests.processes import free_port  # noqa: E402
 from wxbot import create_app  # noqa: E402
 from wxbot.db import upgrade  # noqa: E402
@@ -216,46 +217,24 @@ def round_trips(url: str) -> tuple[int, int]:
     on SQLite, statements are counted (there is no network)."""
     app = create_app({"database_url": url, "token": TOKEN, "appid": APPID})
     bot = app.extensions["wxbot.bot"]
-    counted: list[str] = []
-    if url.startswith("mysql"):
-        import pymysql.connections
-
-        original = pymysql.connections.Connection._execute_command
-
-        def counting(self, command, sql):  # type: ignore[no-untyped-def]
-            counted.append(str(sql)[:20])
-            return original(self, command, sql)
-
-        pymysql.connections.Connection._execute_command = counting  # type: ignore[method-assign]
-    else:
-        event.listen(bot.engine, "commit", lambda *a: counted.append("COMMIT"))
-        raw = bot.engine.pool
-
-        @event.listens_for(bot.engine, "connect")
-        def _trace(dbapi_connection, _record):  # type: ignore[no-untyped-def]
-            dbapi_connection.set_trace_callback(counted.append)
-
-        raw.dispose()
 
     def ask(openid: str, msg_id: str) -> int:
-        counted.clear()
-        bot.handle(
-            Inbound(
-                openid=openid,
-                kind="text",
-                text=starter_questions()[0],
-                msg_id=msg_id,
-                dedup_key=f"{openid}:{msg_id}",
+        with sql_sent(bot.engine) as sent:
+            bot.handle(
+                Inbound(
+                    openid=openid,
+                    kind="text",
+                    text=starter_questions()[0],
+                    msg_id=msg_id,
+                    dedup_key=f"{openid}:{msg_id}",
+                )
             )
-        )
-        return len([c for c in counted if not str(c).upper().startswith("BEGIN")])
+        return len([c for c in sent if not c.upper().startswith("BEGIN")])
 
     ask("o_rt_warm", "1")
     first = ask("o_rt_new", "2")
     known = ask("o_rt_new", "3")
     bot.close()
-    if url.startswith("mysql"):
-        pymysql.connections.Connection._execute_command = original  # type: ignore[method-assign]
     return first, known
 
 

@@ -3,8 +3,9 @@
 In-process, one thread, one database: the same engine with and without the memory (the
 window riding along the context lock, the history surviving expiry), asked the same known
 users' questions one message each in turn, so the machine's noise hits both alike. Prints
-per-message medians (wall clock and this process's CPU) and their ratios, SQL statements per message, then the server-side
-time and statements of a question the LLM answers (a local fake answering at once).
+per-message medians (wall clock and this process's CPU) and their ratios, database commands
+per message (MySQL: round trips), then the server-side time and commands of a question the
+LLM answers (a local fake answering at once).
 
     python benchmarks/memory_bench.py --db sqlite
     python benchmarks/memory_bench.py --db mysql --messages 3000
@@ -19,13 +20,14 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.engine_bench import fresh_database, load_starter_knowledge, starter_questions  # noqa: E402
 from tests.fakellm import FakeLlm  # noqa: E402
+from tests.helpers import sql_sent  # noqa: E402
 from wxbot import create_app  # noqa: E402
 from wxbot.db import upgrade  # noqa: E402
 from wxbot.dialog.engine import Bot  # noqa: E402
@@ -64,19 +66,10 @@ def interleaved(
 
 
 def statements(bot: Bot, openid: str, text: str) -> int:
-    counted: list[str] = []
-
-    def count(*args: object) -> None:
-        counted.append(str(args[2]).split()[0] if len(args) > 2 else "COMMIT")
-
-    event.listen(bot.engine, "before_cursor_execute", count)
-    event.listen(bot.engine, "commit", count)
-    try:
+    """Commands sent to the database, COMMIT included (MySQL: round trips)."""
+    with sql_sent(bot.engine) as sent:
         bot.handle(message(openid, text))
-    finally:
-        event.remove(bot.engine, "before_cursor_execute", count)
-        event.remove(bot.engine, "commit", count)
-    return len([c for c in counted if c.upper() != "BEGIN"])
+    return len([c for c in sent if not c.upper().startswith("BEGIN")])
 
 
 def main() -> None:
@@ -94,7 +87,13 @@ def main() -> None:
         app = create_app({**fake.settings(llm_rate=0, llm_daily_tokens=0), "database_url": url})
         with_memory = app.extensions["wxbot.bot"]
         settings = with_memory.settings
-        without = Bot(with_memory.engine, settings, Deps(settings, kb=with_memory.deps.kb))
+        # the same dialogue table (business flows included): only the memory differs
+        without = Bot(
+            with_memory.engine,
+            settings,
+            Deps(settings, kb=with_memory.deps.kb),
+            table=with_memory.table,
+        )
         questions = starter_questions()
         bots = {"without memory": without, "with memory": with_memory}
         users = {name: [f"o_{i}_{n}" for n in range(args.users)] for i, name in enumerate(bots)}
@@ -118,7 +117,7 @@ def main() -> None:
         print(
             f"  {name:<22} wall p50 {medians[name][0] * 1000:.2f} ms, "
             f"p90 {sorted(wall)[int(len(wall) * 0.9)] * 1000:.2f} ms; "
-            f"CPU p50 {medians[name][1] * 1000:.2f} ms; {sql[name]} SQL statements"
+            f"CPU p50 {medians[name][1] * 1000:.2f} ms; {sql[name]} database commands"
         )
     (plain_wall, plain_cpu), (memory_wall, memory_cpu) = medians.values()
     print(
@@ -127,7 +126,7 @@ def main() -> None:
     )
     print(
         f"LLM answer (fake, instant) {llm_time * 1000:.1f} ms server-side incl. the HTTP call, "
-        f"{llm_sql} SQL statements in all (both transactions, after-commit writes)"
+        f"{llm_sql} database commands in all (both transactions, after-commit writes)"
     )
 
 

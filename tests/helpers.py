@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from wxbot.messages.inbound import Inbound
@@ -72,3 +74,43 @@ def state_of(bot: Any, openid: str) -> tuple[str, int]:
             select(Context.state, Context.attempts).where(Context.openid == openid)
         ).one()
     return row.state, row.attempts
+
+
+@contextmanager
+def sql_sent(engine: Any) -> Iterator[list[str]]:
+    """Every command the engine's connections send while inside the block, as text, COMMIT
+    included: on MySQL counted at the driver (PyMySQL), so each is one round trip (a
+    multi-statement query is one); on SQLite each statement (sqlite3's trace callback: there
+    is no network). The message path sends its statements on the DBAPI cursor, which
+    SQLAlchemy's cursor events do not see: count here instead."""
+    sent: list[str] = []
+    if engine.dialect.name == "mysql":
+        import pymysql.connections
+
+        original = pymysql.connections.Connection._execute_command
+
+        def counting(self, command, sql):  # type: ignore[no-untyped-def]
+            sent.append(sql.decode(errors="replace") if isinstance(sql, bytes) else str(sql))
+            return original(self, command, sql)
+
+        pymysql.connections.Connection._execute_command = counting  # type: ignore[method-assign]
+        try:
+            yield sent
+        finally:
+            pymysql.connections.Connection._execute_command = original  # type: ignore[method-assign]
+        return
+    from sqlalchemy import event
+
+    tracing = [True]
+
+    def trace(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.set_trace_callback(lambda sql: tracing[0] and sent.append(sql))
+
+    event.listen(engine, "connect", trace)
+    engine.pool.dispose()  # pooled connections reconnect, traced
+    try:
+        yield sent
+    finally:
+        tracing[0] = False
+        event.remove(engine, "connect", trace)
+        engine.pool.dispose()

@@ -9,7 +9,7 @@ import time
 import pytest
 from sqlalchemy import text as sql
 
-from tests.helpers import content, say
+from tests.helpers import content, say, sql_sent
 from wxbot import create_app
 from wxbot.db import transaction, upgrade
 from wxbot.qa import store as kb_store
@@ -74,26 +74,28 @@ def test_a_knowledge_write_committed_during_the_lock_wait_is_seen(mysql_bot):  #
     assert seen == [version]
 
 
-def test_round_trips_of_a_plain_question(mysql_bot, monkeypatch):  # type: ignore[no-untyped-def]
-    """A known user's question: the lock with the reads after it, then the writes with
-    COMMIT. A new user's first: one more, to create the context row."""
-    import pymysql.connections
-
+def test_round_trips_of_a_plain_question(mysql_bot):  # type: ignore[no-untyped-def]
+    """A known user's question: the lock with the reads after it (knowledge version, the
+    user's language and history window), then the writes with COMMIT. A new user's first:
+    one more, creating the context row from the stored memory and storing the language."""
     from wxbot.qa import writer
 
     with mysql_bot.engine.begin() as conn:
         writer.create_entry(conn, ["营业时间"], "每天 9 点到 21 点。", now=1.0, source="api")
-    sent: list[bytes] = []
-    original = pymysql.connections.Connection._execute_command
-
-    def counting(self, command, sql):  # type: ignore[no-untyped-def]
-        sent.append(sql)
-        return original(self, command, sql)
-
     say(mysql_bot, "o_warm", "营业时间")
-    monkeypatch.setattr(pymysql.connections.Connection, "_execute_command", counting)
-    assert "21 点" in content(say(mysql_bot, "o_new", "营业时间"))
-    new_user = len(sent)
-    sent.clear()
-    assert "21 点" in content(say(mysql_bot, "o_new", "营业时间"))
-    assert (new_user, len(sent)) == (3, 2), sent
+    with sql_sent(mysql_bot.engine) as sent:
+        assert "21 点" in content(say(mysql_bot, "o_new", "营业时间"))
+        new_user = list(sent)
+        sent.clear()
+        assert "21 点" in content(say(mysql_bot, "o_new", "营业时间"))
+    assert (len(new_user), len(sent)) == (3, 2), (new_user, sent)
+    creating = new_user[1]
+    assert "INSERT INTO contexts" in creating and "memories" in creating
+    assert "INSERT INTO user_languages" in creating
+    lock = sent[0]
+    assert all(rider in lock for rider in ("kb_version", "user_language", "memory_rounds"))
+    with mysql_bot.engine.connect() as conn:
+        assert conn.execute(sql("SELECT language FROM user_languages")).scalars().all() == [
+            "zh",
+            "zh",
+        ]
