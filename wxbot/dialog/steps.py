@@ -59,9 +59,13 @@ class Dialogue:
         return self.settings.default_language
 
     def language_of(self, conn: Connection, ctx: ContextRow) -> str:
-        """The language decided for this message (resumed work reads the stored one)."""
+        """The language decided for this message (resumed work: the stored one, read with
+        the lock when the lock read it)."""
         if "language" not in ctx.extras:
-            stored, _ = language.stored(conn, ctx.openid)
+            if language.LANGUAGE_COLUMN in ctx.extras:
+                stored = ctx.extras[language.LANGUAGE_COLUMN]
+            else:
+                stored, _ = language.stored(conn, ctx.openid)
             ctx.extras["language"] = stored or self.default_language
         return ctx.extras["language"]
 
