@@ -75,6 +75,35 @@ def test_the_engine_counts_each_outcome_once(app, bot, clock) -> None:  # type: 
     )
 
 
+def test_a_retried_transaction_counts_once_and_a_withheld_delivery_not_at_all(
+    app, bot, clock, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy.exc import OperationalError
+
+    from wxbot.dialog import engine as engine_module
+    from wxbot.messages.replies import Withheld
+
+    real_lock = bot.statements.lock
+    failures = [1]
+
+    def flaky(conn, openid, dedup_key):  # type: ignore[no-untyped-def]
+        if failures[0] > 0:  # as a busy or dropped database answers
+            failures[0] -= 1
+            raise OperationalError("SELECT", {}, Exception("database is locked"))
+        return real_lock(conn, openid, dedup_key)
+
+    monkeypatch.setattr(bot.statements, "lock", flaky)
+    monkeypatch.setattr(engine_module, "WECHAT_GIVES_UP", 0.2)  # keep the test short
+    bot.handle(text("o_1", "火星上有网吗", create_time=int(clock())))  # tried twice, answered
+    failures[0] = 10**6
+    reply = bot.handle(text("o_1", "还在吗", create_time=int(clock())))
+    assert isinstance(reply, Withheld)  # WeChat delivers it again
+    bot.stats.flush()
+    assert stored(app.extensions["wxbot.engine"], day_of(clock(), SHANGHAI)) == Counter(
+        messages=1, new_users=1, unknown=1
+    )
+
+
 def test_models_match_the_migration(app) -> None:  # type: ignore[no-untyped-def]
     ours = {"daily_counts", "console_sessions", "console_login_failures", "console_imports"}
     with app.extensions["wxbot.engine"].connect() as conn:

@@ -54,3 +54,16 @@ def test_budgets_are_per_service() -> None:
     assert budget_for(load_settings({}), "weather").read >= 10  # slow but alive still answers
     with pytest.raises(ConfigError, match="WXBOT_TIMEOUTS"):
         load_settings({"WXBOT_TIMEOUTS": "music"})
+
+
+def test_the_llm_and_the_flows_webhook_follow_the_budgets() -> None:
+    from wxbot.llm import build_fallback
+    from wxbot.services import build_services
+
+    llm = {"WXBOT_LLM_URL": "http://127.0.0.1:9/v1", "WXBOT_LLM_MODEL": "m"}
+    own = build_fallback(load_settings({**llm, "WXBOT_LLM_TIMEOUT": "9"}))
+    assert own is not None and own.client.timeout == (2.0, 9.0)  # its own settings first
+    tuned = build_fallback(load_settings({**llm, "WXBOT_TIMEOUTS": "llm=7"}))
+    assert tuned is not None and tuned.client.timeout == (2.0, 7.0)
+    services = build_services(load_settings({"WXBOT_TIMEOUTS": "webhook=6"}), engine=None)  # type: ignore[arg-type]
+    assert services.webhook is not None and services.webhook.timeout == (1.5, 6.0)
