@@ -66,7 +66,11 @@ def interleaved(
 
 
 def statements(bot: Bot, openid: str, text: str) -> int:
-    """Commands sent to the database, COMMIT included (MySQL: round trips)."""
+    """Commands sent to the database, COMMIT included (MySQL: round trips), by a user at
+    WAIT_QUERY (not inside a flow a starter question began), with nothing batched due."""
+    bot.handle(message(openid, "取消"))
+    bot.stats.flush()
+    bot.deps.kb.flush_hits_now()
     with sql_sent(bot.engine) as sent:
         bot.handle(message(openid, text))
     return len([c for c in sent if not c.upper().startswith("BEGIN")])
