@@ -24,3 +24,21 @@ def test_healthz_with_database_down(tmp_path):  # type: ignore[no-untyped-def]
     response = app.test_client().get("/healthz")
     assert response.status_code == 503
     assert response.json["reason"] == "database unreachable"
+
+
+def test_healthz_with_an_old_schema_says_what_to_run(app, client):  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    with app.extensions["wxbot.engine"].begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0004_merge'"))
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert "0004_merge" in response.json["reason"] and "wxbot init-db" in response.json["reason"]
+
+
+def test_healthz_logs_nothing_when_healthy(client, caplog):  # type: ignore[no-untyped-def]
+    client.get("/healthz")  # warm up
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert client.get("/healthz").status_code == 200
+    assert caplog.records == []

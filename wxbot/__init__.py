@@ -83,7 +83,7 @@ def _add_health_check(app: Flask) -> None:
     def healthz():  # type: ignore[no-untyped-def]
         from sqlalchemy import text
 
-        from wxbot.db import current_revision
+        from wxbot.db import code_revision, current_revision
 
         engine = app.extensions["wxbot.engine"]
         try:
@@ -95,4 +95,7 @@ def _add_health_check(app: Flask) -> None:
             return jsonify(status="error", reason="database unreachable"), 503
         if revision is None:
             return jsonify(status="error", reason="schema missing: run `wxbot init-db`"), 503
+        if revision != code_revision():
+            reason = f"schema is at {revision}, this release needs {code_revision()}: run `wxbot init-db`"
+            return jsonify(status="error", reason=reason, schema=revision), 503
         return jsonify(status="ok", schema=revision)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -11,7 +12,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -240,9 +241,21 @@ def upgrade(engine: Engine, revision: str = "heads") -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The applied revision(s), comma-separated; None when the schema was never created."""
-    from alembic.migration import MigrationContext
+    """The applied revision(s), comma-separated; None when the schema was never created.
 
+    Read from Alembic's version table directly: cheap enough for a health probe every few
+    seconds, and silent (Alembic's migration context logs at INFO each time it starts)."""
     with engine.connect() as conn:
-        heads = MigrationContext.configure(conn).get_current_heads()
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        heads = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     return ",".join(sorted(heads)) or None
+
+
+@functools.cache
+def code_revision() -> str:
+    """The schema revision(s) this code needs (the migrations' heads), comma-separated."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    return ",".join(sorted(script.get_heads()))
