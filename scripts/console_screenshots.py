@@ -1,6 +1,7 @@
 """Take the README's screenshots of the console: a demo bot on a throw-away SQLite database
-(the starter FAQ, two weeks of simulated WeChat traffic through the signed callback), served
-on 127.0.0.1 and photographed page by page by headless Chromium.
+(the starter FAQ and flows, two weeks of simulated WeChat traffic through the signed callback,
+the LLM fallback played by the local fake OpenAI-compatible server), served on 127.0.0.1 and
+photographed page by page by headless Chromium.
 
     .venv/bin/python scripts/console_screenshots.py [--out docs]
 
@@ -22,9 +23,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.browser import chromium  # noqa: E402
+from tests.fakellm import FakeLlm  # noqa: E402
 from tests.wechat_fakes import http_server  # noqa: E402
 from wxbot import create_app  # noqa: E402
+from wxbot.admin.ops import Admin  # noqa: E402
 from wxbot.db import upgrade  # noqa: E402
+from wxbot.qa import learning, store  # noqa: E402
 from wxbot.qa.importer import import_files  # noqa: E402
 from wxbot.wechat.simulator import WeChatSimulator  # noqa: E402
 
@@ -32,18 +36,37 @@ ADMIN_TOKEN = "demo-admin-token"
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [  # (file name, path, window height)
     ("console-login.png", "/admin/login", 520),
-    ("console-dashboard.png", "/admin/", 900),
-    ("console-unanswered.png", "/admin/unanswered", 900),
+    ("console-dashboard.png", "/admin/", 1060),
+    ("console-unanswered.png", "/admin/unanswered?sort=grouped", 900),
     ("console-knowledge.png", "/admin/knowledge", 900),
-    ("console-entry.png", "/admin/knowledge/{entry}", 640),
+    ("console-entry.png", "/admin/knowledge/{entry}", 820),
     ("console-import.png", "/admin/import/{job}", 620),
-    ("console-conversations.png", "/admin/conversations", 560),
-    ("console-conversation.png", "/admin/conversations/o_demo_alice", 720),
-    ("console-flows.png", "/admin/flows", 360),
-    ("console-synonyms.png", "/admin/synonyms", 360),
+    ("console-conversations.png", "/admin/conversations", 640),
+    ("console-conversation.png", "/admin/conversations/o_demo_alice", 760),
+    ("console-flows.png", "/admin/flows#flow-recharge_query", 1300),
+    ("console-synonyms.png", "/admin/synonyms", 640),
+    ("console-llm.png", "/admin/llm", 760),
+    ("console-learned.png", "/admin/learned", 420),
 ]
 KNOWN = ["你是谁", "怎么修改绑定的手机号", "会员怎么退款", "营业时间", "怎么联系客服", "发票怎么开"]
-UNKNOWN = ["周末有人值班吗", "可以开专票吗", "积分什么时候过期", "支持花呗分期吗", "怎么注销账号"]
+UNKNOWN = [
+    "周末有人值班吗",
+    "周六上班吗",
+    "可以开专票吗",
+    "积分什么时候过期",
+    "积分会过期吗",
+    "支持花呗分期吗",
+    "怎么注销账号",
+]
+LLM_ANSWERS = {  # what the fake LLM says to the unknown questions
+    "周末有人值班吗": "周末 10:00-18:00 有客服值班，其他时间可以留言，我们会在工作日回复。",
+    "周六上班吗": "周六照常营业，客服在线时间 10:00-18:00。",
+    "可以开专票吗": "可以开增值税专用发票：在「我的-订单-发票」里选择「专票」，填写公司税号和开户行信息即可。",
+    "积分什么时候过期": "积分自获得之日起两年内有效，过期前 30 天会提醒你。",
+    "积分会过期吗": "会的，积分两年内有效。",
+    "支持花呗分期吗": "支持，下单时在支付方式里选择「花呗分期」，可分 3、6、12 期。",
+    "怎么注销账号": "在「我的-设置-账号与安全」里点「注销账号」，按提示验证手机号即可。",
+}
 
 
 class Clock:
@@ -54,7 +77,7 @@ class Clock:
         return self.now
 
 
-def build_demo(workdir: str):  # type: ignore[no-untyped-def]
+def build_demo(workdir: str, llm: FakeLlm):  # type: ignore[no-untyped-def]
     clock = Clock(time.time() - 14 * 86_400 + 3600)
     app = create_app(
         {
@@ -63,6 +86,13 @@ def build_demo(workdir: str):  # type: ignore[no-untyped-def]
             "token": "demo-token",
             "appid": "wx00demo000000001",
             "clock": clock,
+            "flows_dir": str(ROOT / "knowledge" / "flows"),
+            "llm_model": "deepseek-chat",
+            "llm_url": llm.url,
+            "llm_api_key": "sk-demo",
+            "llm_price_input": 2.0,  # ¥ per million tokens, as DeepSeek listed them
+            "llm_price_output": 8.0,
+            "llm_rate": 0,
         }
     )
     engine = app.extensions["wxbot.engine"]
@@ -80,10 +110,49 @@ def simulate_traffic(app, clock: Clock, wechat: str) -> None:  # type: ignore[no
             sim.send(wechat, rng.choice(pool), openid=f"o_demo_{day}_{i % 5}")
             clock.now += 97
         clock.now += 86_400 - 97 * 20
-    for text in ["你好", "发票怎么开", "周末有人值班吗", "会员退款", "1", "绑定手机"]:
+    flow_users = [  # the recharge flow: done, done after a wrong number, cancelled, left
+        ["查充值", "202501150830123456"],
+        ["充值没到账，订单号 202501150830654321"],
+        ["查充值", "12345", "202501150830111111"],
+        ["查充值", "取消"],
+        ["充值查询", "不知道", "在哪看"],
+        ["绑定手机", "取消"],
+    ]
+    for i, lines in enumerate(flow_users * 3):
+        for text in lines:
+            sim.send(wechat, text, openid=f"o_demo_flow_{i}")
+            clock.now += 30
+    for text in [
+        "你好",
+        "发票怎么开",
+        "周末有人值班吗",
+        "会员退款",
+        "1",
+        "language en",
+        "绑定手机",
+    ]:
         sim.send(wechat, text, openid="o_demo_alice")
     sim.send(wechat, '<img src=x onerror="alert(1)"> 这也能问？', openid="o_demo_bob")
     sim.send(wechat, "绑定手机", openid="o_demo_carol")
+
+
+def curate(app) -> None:  # type: ignore[no-untyped-def]
+    """What admins did: a synonym group, a similar question, a language, learned wordings."""
+    ops = Admin.of(app)
+    ops.create_synonyms("收据 小票 凭条", source="console")
+    ops.add_questions(2, ["你都会些什么"])
+    entry = ops.create_entry(
+        ["How do I get an invoice?"], "Open Me > Orders > Invoice.", "console", "demo", "en"
+    )
+    with app.extensions["wxbot.engine"].begin() as conn:
+        refund = store.find_entry(conn, "会员怎么退款").id  # type: ignore[union-attr]
+        for question, target in [
+            ("退款要多久到账", refund),
+            ("会员能退吗", refund),
+            ("发票开错了", entry),
+        ]:
+            for openid in ("o_demo_pick_1", "o_demo_pick_2"):
+                learning.record_pick(conn, openid, question, target, now=1.0, min_users=2)
 
 
 def upload_demo_file(driver, base: str, workdir: str) -> str:  # type: ignore[no-untyped-def]
@@ -120,11 +189,17 @@ def main() -> None:
     out = Path(parser.parse_args().out)
     out.mkdir(parents=True, exist_ok=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    llm = FakeLlm().start()
+    llm.answer = lambda messages: next(
+        (a for q, a in LLM_ANSWERS.items() if messages[-1]["content"].endswith(q)),
+        "这个我不太清楚。",
+    )
     with tempfile.TemporaryDirectory() as workdir:
-        app, clock = build_demo(workdir)
+        app, clock = build_demo(workdir, llm)
         with http_server(app) as wechat, chromium() as driver:
             base = wechat.removesuffix("/wechat")
             simulate_traffic(app, clock, wechat)
+            curate(app)
             driver.get(base + "/admin/login")
             from selenium.webdriver.common.by import By
 
@@ -136,12 +211,13 @@ def main() -> None:
             job = upload_demo_file(driver, base, workdir)
             for name, path, height in PAGES[1:]:
                 driver.get(base + path.format(entry=2, job=job))
-                if name == "console-unanswered.png":  # open one item's panels
-                    panels = driver.find_elements(By.CSS_SELECTOR, "article.item summary")
+                if name == "console-unanswered.png":  # open one group's panels
+                    panels = driver.find_elements(By.CSS_SELECTOR, "article.group summary")
                     for summary in panels[:2]:
                         summary.click()
                 shot(driver, out / name, height)
         app.extensions["wxbot.bot"].close()
+    llm.stop()
     print(f"screenshots in {out}")
 
 

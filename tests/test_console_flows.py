@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.console_helpers import ADMIN_TOKEN, login
+from tests.console_helpers import (
+    ADMIN_TOKEN,
+    admin_fixture,  # noqa: F401 - the admin fixture
+    login,
+)
 from tests.helpers import content, say
 from wxbot.flows import messages as say_texts
 from wxbot.i18n import translate
@@ -49,12 +53,6 @@ def app(make_app, tmp_path: Path):  # type: ignore[no-untyped-def]
     (flows / "order.yaml").write_text(ORDER_FLOW, encoding="utf-8")
     (flows / "hook.yaml").write_text(HOOK_FLOW, encoding="utf-8")
     return make_app(admin_token=ADMIN_TOKEN, flows_dir=str(flows))
-
-
-@pytest.fixture
-def admin(client):  # type: ignore[no-untyped-def]
-    login(client)
-    return client
 
 
 def section(page: str, flow: str) -> str:

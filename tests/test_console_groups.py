@@ -7,7 +7,11 @@ import re
 
 import pytest
 
-from tests.console_helpers import ADMIN_TOKEN, login, post
+from tests.console_helpers import (
+    ADMIN_TOKEN,
+    admin_fixture,  # noqa: F401 - the admin fixture
+    post,
+)
 from tests.helpers import content, say
 from tests.test_console_pages import add_entry, entry, unanswered_ids
 
@@ -15,12 +19,6 @@ from tests.test_console_pages import add_entry, entry, unanswered_ids
 @pytest.fixture
 def app(make_app):  # type: ignore[no-untyped-def]
     return make_app(admin_token=ADMIN_TOKEN)
-
-
-@pytest.fixture
-def admin(client):  # type: ignore[no-untyped-def]
-    login(client)
-    return client
 
 
 def ask_weekend(bot) -> None:  # type: ignore[no-untyped-def]

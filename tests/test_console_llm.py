@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from tests.console_helpers import ADMIN_TOKEN, login, post
+from tests.console_helpers import (
+    ADMIN_TOKEN,
+    admin_fixture,  # noqa: F401 - the admin fixture
+    login,
+    post,
+)
 from tests.fakellm import MODEL, FakeLlm, fake_llm_fixture  # noqa: F401
 from tests.helpers import content, say
 from tests.test_console_pages import entry
@@ -31,12 +36,6 @@ def app(make_app, fake_llm: FakeLlm):  # type: ignore[no-untyped-def]
             llm_price_output=8.0,
         )
     )
-
-
-@pytest.fixture
-def admin(client):  # type: ignore[no-untyped-def]
-    login(client)
-    return client
 
 
 def kept(app) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]

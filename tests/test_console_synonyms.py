@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.console_helpers import ADMIN_TOKEN, login, post
+from tests.console_helpers import (
+    ADMIN_TOKEN,
+    admin_fixture,  # noqa: F401 - the admin fixture
+    post,
+)
 from tests.helpers import content, say
 from tests.test_console_pages import add_entry, entry
 from wxbot.dialog.handlers.query import DONT_KNOW
@@ -16,12 +20,6 @@ from wxbot.qa import synonyms as synonym_store
 @pytest.fixture
 def app(make_app):  # type: ignore[no-untyped-def]
     return make_app(admin_token=ADMIN_TOKEN)
-
-
-@pytest.fixture
-def admin(client):  # type: ignore[no-untyped-def]
-    login(client)
-    return client
 
 
 def groups(app) -> dict[int, list[str]]:  # type: ignore[no-untyped-def]

@@ -7,7 +7,11 @@ import re
 
 import pytest
 
-from tests.console_helpers import ADMIN_TOKEN, login, post
+from tests.console_helpers import (
+    ADMIN_TOKEN,
+    admin_fixture,  # noqa: F401 - the admin fixture
+    post,
+)
 from tests.helpers import say
 from wxbot.i18n import LANGUAGE_NAMES
 
@@ -15,12 +19,6 @@ from wxbot.i18n import LANGUAGE_NAMES
 @pytest.fixture
 def app(make_app):  # type: ignore[no-untyped-def]
     return make_app(admin_token=ADMIN_TOKEN, history_rounds=4)
-
-
-@pytest.fixture
-def admin(client):  # type: ignore[no-untyped-def]
-    login(client)
-    return client
 
 
 def row_of(page: str, openid: str) -> str:
@@ -48,6 +46,16 @@ def test_users_come_from_the_memory_with_language_and_window(app, admin, bot, cl
     assert f"{LANGUAGE_NAMES['th']}（th）" in th and "用户指定" in th
     en = admin.get("/admin/conversations/o_en").text
     assert "按用户的消息自动识别" in en and "默认（WXBOT_HISTORY_ROUNDS）" in en
+    # the JSON API reads the same (one implementation in wxbot.admin.ops.users)
+    bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    api = admin.get("/admin/api/sessions/o_th", headers=bearer).get_json()
+    assert api["language"] == {"code": "th", "explicit": True}
+    listed = admin.get("/admin/api/sessions", headers=bearer).get_json()["items"]
+    assert {u["openid"]: u["language"] for u in listed} == {
+        "o_th": "th",
+        "o_en": "en",
+        "o_old": "zh",
+    }
 
 
 def test_the_window_is_set_and_reset(app, admin, bot) -> None:  # type: ignore[no-untyped-def]
