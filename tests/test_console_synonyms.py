@@ -110,6 +110,7 @@ def test_learned_wordings_are_listed_and_undone(app, admin, bot) -> None:  # typ
     ]
     page = admin.get("/admin/learned").text
     assert "至少 2 个不同的用户" in page and "2 人" in page
+    assert "「我不太确定你想问的是哪一个：」" in page  # the text users read, from the catalogue
     assert "<img src=x" not in page and "&lt;img src=x" in page
     assert f"#{refund}</a> 怎么申请退款" in page
     with app.extensions["wxbot.engine"].connect() as conn:

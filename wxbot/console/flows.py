@@ -191,6 +191,7 @@ def flows() -> str:
     ops = admin()
     funnels = ops.flow_funnels()
     views = [flow_view(f, funnels.get(f.name, {})) for f in ops.loaded_flows()]
+    views.sort(key=lambda v: -int(v.funnel.get("entered", 0)))  # the busiest first
     return render_template(
         "console/flows.html",
         nav="flows",

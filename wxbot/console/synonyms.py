@@ -8,6 +8,7 @@ from flask import Response, redirect, render_template, request, url_for
 from wxbot.admin.ops import AdminError
 from wxbot.console import labels
 from wxbot.console.web import PER_PAGE, admin, bp, page_number, paging
+from wxbot.dialog.handlers.query import DID_YOU_MEAN
 
 GROUPS_PER_PAGE = 50
 DONE = {
@@ -87,6 +88,7 @@ def learned() -> str:
         tab="learned",
         items=items,
         min_users=ops.settings.alias_min_users,
+        did_you_mean=DID_YOU_MEAN.split("\n", 1)[0],  # what users read (the catalogue's text)
         undone=request.args.get("undone", ""),
         **paging(total, page),
     )
