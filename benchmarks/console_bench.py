@@ -111,11 +111,17 @@ def bench_pages(app, client) -> None:  # type: ignore[no-untyped-def]
     pages = [
         "/admin/",
         "/admin/unanswered",
+        "/admin/unanswered?sort=grouped",
         "/admin/knowledge",
         "/admin/knowledge?q=" + "的",
         "/admin/knowledge?q=没有这个词xyz",
         "/admin/knowledge/1",
         "/admin/conversations",
+        "/admin/conversations/o_u1",
+        "/admin/synonyms",
+        "/admin/learned",
+        "/admin/llm",
+        "/admin/flows",
         "/admin/knowledge/export?format=csv",
     ]
     for page in pages:

@@ -6,6 +6,8 @@ import re
 import time
 from typing import Any
 
+import pytest
+
 ADMIN_TOKEN = "console-admin-token"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
 
@@ -43,3 +45,10 @@ def wait_for_job(client: Any, job_path: str, until: tuple[str, ...]) -> dict[str
             return state
         time.sleep(0.05)
     raise AssertionError(f"import job still {state['status']}")
+
+
+@pytest.fixture(name="admin")
+def admin_fixture(client: Any) -> Any:
+    """The test client, logged in. Import ``admin_fixture`` into a test module to use it."""
+    login(client)
+    return client

@@ -7,6 +7,11 @@ import pytest
 from tests.console_helpers import ADMIN_TOKEN, csrf, login, post
 
 BEARER = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+NEW_FORMS = [  # round 2: synonyms, learned, LLM answers, similar questions, history window
+    "/admin/synonyms", "/admin/synonyms/1", "/admin/synonyms/1/delete", "/admin/learned/1/undo",
+    "/admin/llm/1/promote", "/admin/knowledge/1/questions", "/admin/knowledge/1/questions/remove",
+    "/admin/conversations/o_x/window",
+]  # fmt: skip
 
 
 @pytest.fixture
@@ -25,7 +30,9 @@ def test_disabled_without_an_admin_token(make_app) -> None:  # type: ignore[no-u
     "path",
     ["/admin/", "/admin/unanswered", "/admin/knowledge", "/admin/knowledge/1", "/admin/import",
      "/admin/conversations", "/admin/conversations/o_x", "/admin/flows", "/admin/synonyms",
-     "/admin/knowledge/export", "/admin/knowledge/search.json?q=a", "/admin/import/abc"],
+     "/admin/knowledge/export", "/admin/knowledge/search.json?q=a", "/admin/import/abc",
+     "/admin/learned", "/admin/llm", "/admin/llm/1/promote", "/admin/unanswered?sort=grouped",
+     "/admin/unanswered/1/attach?group=1", "/admin/unanswered/1/answer?group=1"],
 )  # fmt: skip
 def test_every_page_needs_a_login(client, path: str) -> None:  # type: ignore[no-untyped-def]
     resp = client.get(path)
@@ -38,7 +45,7 @@ def test_every_page_needs_a_login(client, path: str) -> None:  # type: ignore[no
     ["/admin/logout", "/admin/knowledge/1", "/admin/knowledge/1/delete", "/admin/knowledge/new",
      "/admin/unanswered/1/answer", "/admin/unanswered/1/attach", "/admin/unanswered/1/dismiss",
      "/admin/import", "/admin/import/abc/commit", "/admin/conversations/o_x/clear",
-     "/admin/conversations/o_x/forget"],
+     "/admin/conversations/o_x/forget", *NEW_FORMS],
 )  # fmt: skip
 def test_every_form_needs_a_login(client, path: str) -> None:  # type: ignore[no-untyped-def]
     assert client.post(path, data={"csrf_token": "x"}).status_code == 401
@@ -134,6 +141,16 @@ def test_forms_need_the_csrf_token(client) -> None:  # type: ignore[no-untyped-d
         "/admin/knowledge/new", data={"questions": "问", "answer": "答", "csrf_token": token}
     )
     assert resp.status_code == 303
+
+
+@pytest.mark.parametrize("path", NEW_FORMS)
+def test_the_new_forms_need_the_csrf_token(client, path: str) -> None:  # type: ignore[no-untyped-def]
+    login(client)
+    before = client.get("/admin/synonyms").text.count('class="chip"')
+    for token in ({}, {"csrf_token": "forged"}):
+        resp = client.post(path, data={"words": "甲 乙", "question": "x", **token})
+        assert resp.status_code == 400 and "CSRF" in resp.text
+    assert client.get("/admin/synonyms").text.count('class="chip"') == before  # nothing made
 
 
 def test_the_bearer_token_opens_pages_and_forms_without_a_cookie(client) -> None:  # type: ignore[no-untyped-def]

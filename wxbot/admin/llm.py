@@ -3,21 +3,16 @@ the knowledge base in one call (optionally with an edited question or answer).""
 
 from __future__ import annotations
 
-from flask import Response, current_app, jsonify, request, url_for
-from sqlalchemy import Connection
+from flask import Response, jsonify, request, url_for
 
-from wxbot.admin.api import ApiError, bp, json_body, page_of, paging
-from wxbot.db import with_retries
-from wxbot.llm import usage
-from wxbot.qa import store, writer
+from wxbot.admin.api import ApiError, admin, bp, json_body, page_of, paging
 
 
 @bp.get("/llm/answers")
 def list_llm_answers() -> Response:
     page, per_page = paging()
     openid = request.args.get("openid", "").strip() or None
-    with current_app.extensions["wxbot.engine"].connect() as conn:
-        total, items = usage.list_answers(conn, (page - 1) * per_page, per_page, openid)
+    total, items = admin().llm_answers((page - 1) * per_page, per_page, openid)
     return page_of(items, total, page, per_page)
 
 
@@ -30,36 +25,13 @@ def promote_llm_answer(answer_id: int) -> tuple[Response, int, dict[str, str]]:
     unknown = set(data) - {"question", "answer"}
     if unknown:
         raise ApiError(422, f"unknown field(s): {', '.join(sorted(unknown))}")
-    now = current_app.extensions["wxbot.clock"]()
-
-    def write(conn: Connection) -> int:
-        kept = usage.get_answer(conn, answer_id)
-        if kept is None:
-            raise ApiError(404, f"no LLM answer {answer_id}")
-        if kept["entry_id"] is not None and store.get_entry(conn, kept["entry_id"]) is not None:
-            raise ApiError(409, f"already promoted to knowledge entry {kept['entry_id']}")
-        entry_id = writer.create_entry(
-            conn,
-            [data.get("question", kept["question"])],
-            data.get("answer", kept["answer"]),
-            now=now,
-            source="api",
-            source_ref=f"llm-answer:{answer_id}",
-            taught_by="admin-api",
-        )
-        usage.mark_promoted(conn, answer_id, entry_id)
-        return entry_id
-
-    def run() -> int:
-        with current_app.extensions["wxbot.engine"].begin() as conn:
-            return write(conn)
-
-    try:
-        entry_id = with_retries(run)
-    except writer.KnowledgeError as exc:
-        raise ApiError(exc.status, exc.reason) from None
-    with current_app.extensions["wxbot.engine"].connect() as conn:
-        entry = store.get_entry(conn, entry_id)
-    assert entry is not None
+    ops = admin()
+    entry_id = ops.promote_llm_answer(
+        answer_id,
+        source="api",
+        taught_by="admin-api",
+        question=data.get("question"),
+        answer=data.get("answer"),
+    )
     location = url_for("admin_api.get_knowledge", entry_id=entry_id)
-    return jsonify(entry.to_dict()), 201, {"Location": location}
+    return jsonify(ops.entry(entry_id).to_dict()), 201, {"Location": location}

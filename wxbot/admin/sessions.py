@@ -6,60 +6,24 @@ or a memory row (the durable history, window setting and LLM usage).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from flask import Response, current_app, jsonify
-from sqlalchemy import Connection
+from flask import Response, jsonify
 
 from wxbot.admin.api import ApiError, admin, bp, json_body, page_of, paging
+from wxbot.admin.ops import UserView
 from wxbot.config import MAX_HISTORY_ROUNDS
-from wxbot.db import with_retries
-from wxbot.dialog import context
 from wxbot.dialog.delivery import public_slots
-from wxbot.llm import memory
-
-T = TypeVar("T")
 
 
-def _now() -> float:
-    return current_app.extensions["wxbot.clock"]()
+def _window(window: int, source: str) -> dict[str, Any]:
+    return {"history_rounds": window, "history_rounds_source": source}
 
 
-def _default_rounds() -> int:
-    return current_app.extensions["wxbot.settings"].history_rounds
-
-
-def _read(work: Callable[[Connection], T]) -> T:
-    with current_app.extensions["wxbot.engine"].connect() as conn:
-        return work(conn)
-
-
-def _write(work: Callable[[Connection], T]) -> T:
-    def run() -> T:
-        with current_app.extensions["wxbot.engine"].begin() as conn:
-            return work(conn)
-
-    return with_retries(run)
-
-
-def _memory_or_404(conn: Connection, openid: str, lock: bool = False) -> memory.UserMemory:
-    if lock:  # serialise with the user's messages: the engine saves what it loaded
-        context.lock_context(conn, openid)
-    found = memory.load(conn, openid)
-    if found is None:
-        raise ApiError(404, f"no session for {openid!r}")
-    return found
-
-
-def _window(found: memory.UserMemory) -> dict[str, Any]:
-    return {
-        "history_rounds": found.window(_default_rounds()),
-        "history_rounds_source": "user" if found.rounds else "default",
-    }
-
-
-def _context(row: context.ContextRow, now: float) -> dict[str, Any]:
+def _context(user: UserView) -> dict[str, Any]:
+    row = user.context
+    if row is None:
+        return {"state": None, "live": False}
     return {
         "state": row.state,
         "slots": public_slots(row.slots),
@@ -68,49 +32,38 @@ def _context(row: context.ContextRow, now: float) -> dict[str, Any]:
         "created_at": row.created_at,
         "updated_at": row.updated_at,
         "expires_at": row.expires_at,
-        "live": row.expires_at > now,
+        "live": user.live,
     }
 
 
 @bp.get("/sessions")
 def list_sessions() -> Response:
     page, per_page = paging()
-    now = _now()
-
-    def read(conn: Connection) -> tuple[int, list[dict[str, Any]]]:
-        total = memory.count_users(conn)
-        items = []
-        for openid, last_active in memory.list_users(conn, (page - 1) * per_page, per_page):
-            row = context.get_context(conn, openid)
-            items.append(
-                {
-                    "openid": openid,
-                    "last_active": last_active,
-                    "live": row is not None and row.expires_at > now,
-                    "state": row.state if row is not None else None,
-                }
-            )
-        return total, items
-
-    total, items = _read(read)
+    total, users = admin().users((page - 1) * per_page, per_page)
+    items = [
+        {
+            "openid": u.openid,
+            "last_active": u.last_active,
+            "live": u.live,
+            "state": u.state,
+            "language": u.language,
+        }
+        for u in users
+    ]
     return page_of(items, total, page, per_page)
 
 
 @bp.get("/sessions/<openid>")
 def get_session(openid: str) -> Response:
-    now = _now()
-
-    def read(conn: Connection) -> dict[str, Any]:
-        found = _memory_or_404(conn, openid)
-        row = context.get_context(conn, openid)
-        data: dict[str, Any] = {"openid": openid, "last_active": found.last_active}
-        data.update(_context(row, now) if row is not None else {"state": None, "live": False})
-        data["history"] = found.history
-        data.update(_window(found))
-        data["usage"] = found.usage(now)
-        return data
-
-    return jsonify(_read(read))
+    ops = admin()
+    user = ops.user(openid)
+    data: dict[str, Any] = {"openid": openid, "last_active": user.memory.last_active}
+    data.update(_context(user))
+    data["history"] = user.history
+    data.update(_window(user.window, user.window_source))
+    data["usage"] = user.memory.usage(ops.now())
+    data["language"] = {"code": user.language, "explicit": user.language_explicit}
+    return jsonify(data)
 
 
 @bp.put("/sessions/<openid>")
@@ -120,38 +73,27 @@ def update_session(openid: str) -> Response:
     unknown = set(data) - {"history_rounds"}
     if unknown or "history_rounds" not in data:
         raise ApiError(
-            422, 'give {"history_rounds": N}, N a whole number from 1 to 50 (null: the default)'
+            422,
+            f'give {{"history_rounds": N}}, N a whole number from 1 to {MAX_HISTORY_ROUNDS}'
+            " (null: the default)",
         )
-    rounds = data["history_rounds"]
-    valid = rounds is None or (
-        isinstance(rounds, int)
-        and not isinstance(rounds, bool)
-        and 1 <= rounds <= MAX_HISTORY_ROUNDS
-    )
-    if not valid:
-        raise ApiError(422, f"history_rounds must be a whole number from 1 to {MAX_HISTORY_ROUNDS}")
-    now = _now()
-
-    def write(conn: Connection) -> memory.UserMemory:
-        found = _memory_or_404(conn, openid, lock=True)
-        found.history = memory.set_window(conn, found, rounds, _default_rounds(), now)
-        found.rounds = rounds
-        return found
-
-    found = _write(write)
-    return jsonify(openid=openid, **_window(found), total_messages=len(found.history))
+    ops = admin()
+    found = ops.set_window(openid, data["history_rounds"])
+    window = found.window(ops.settings.history_rounds)
+    source = "user" if found.rounds else "default"
+    return jsonify(openid=openid, **_window(window, source), total_messages=len(found.history))
 
 
 @bp.get("/sessions/<openid>/history")
 def get_history(openid: str) -> Response:
-    found = _read(lambda conn: _memory_or_404(conn, openid))
-    messages = [{"role": role, "content": text} for role, text, *_ in found.history]
+    user = admin().user(openid)
+    messages = [{"role": role, "content": text} for role, text, *_ in user.history]
     return jsonify(
         openid=openid,
         messages=messages,
         total_messages=len(messages),
         total_rounds=sum(1 for m in messages if m["role"] == "user"),
-        **_window(found),
+        **_window(user.window, user.window_source),
     )
 
 
@@ -164,13 +106,7 @@ def clear_history(openid: str) -> Response:
 @bp.delete("/sessions/<openid>")
 def delete_session(openid: str) -> Response:
     """Forget everything stored about the user, as on unsubscribe."""
-    bot = current_app.extensions["wxbot.bot"]
-
-    def write(conn: Connection) -> None:
-        _memory_or_404(conn, openid, lock=True)
-        bot.forget_user(conn, openid)
-
-    _write(write)
+    admin().forget_user(openid)
     return jsonify(deleted=openid)
 
 

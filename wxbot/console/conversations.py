@@ -1,38 +1,28 @@
-"""/admin/conversations: users by last activity; one user's history as a chat, their state
-and slots; clearing the history or forgetting the user."""
+"""/admin/conversations: users by last activity (from their memory, so a user whose context
+was evicted is still there); one user's history as a chat, their state, slots, reply
+language and history window; setting the window, clearing the history, forgetting the user."""
 
 from __future__ import annotations
 
 from flask import Response, redirect, render_template, request, url_for
 
+from wxbot.admin.ops import AdminError
+from wxbot.admin.ops.users import WINDOW_RULE
+from wxbot.config import MAX_HISTORY_ROUNDS
+from wxbot.console import labels
 from wxbot.console.web import PER_PAGE, admin, bp, page_number, paging
 from wxbot.dialog.delivery import public_slots
 
-
-def _last_said(history: list[list[object]]) -> str:
-    for role, text, *_ in reversed(history):
-        if role == "user":
-            return str(text)
-    return ""
+DONE = {
+    "cleared": "已清除历史记录。",
+    "window": "已设置历史轮数，保存的历史已按新的轮数截取。",
+}
 
 
 @bp.get("/conversations")
 def conversations() -> str:
     page = page_number()
-    ops = admin()
-    total, rows = ops.sessions((page - 1) * PER_PAGE, PER_PAGE, live_only=False)
-    now = ops.now()
-    users = [
-        {
-            "openid": r.openid,
-            "state": r.state,
-            "updated_at": r.updated_at,
-            "live": r.expires_at > now,
-            "last_said": _last_said(r.history),
-            "exchanges": len(r.history) // 2,
-        }
-        for r in rows
-    ]
+    total, users = admin().users((page - 1) * PER_PAGE, PER_PAGE)
     return render_template(
         "console/conversations.html",
         nav="conversations",
@@ -42,19 +32,45 @@ def conversations() -> str:
     )
 
 
-@bp.get("/conversations/<openid>")
-def conversation(openid: str) -> str:
+def _page(openid: str, status: int = 200, error: str = "") -> tuple[str, int]:
     ops = admin()
-    row = ops.session(openid)
-    return render_template(
+    user = ops.user(openid)
+    html = render_template(
         "console/conversation.html",
         nav="conversations",
-        user=row,
-        live=row.expires_at > ops.now(),
-        slots=public_slots(row.slots),
-        history=[(role, text) for role, text, *_ in row.history],
-        done=request.args.get("done", ""),
+        user=user,
+        row=user.context,
+        slots=public_slots(user.context.slots) if user.context is not None else {},
+        history=[(role, text) for role, text, *_ in user.history],
+        usage=user.memory.usage(ops.now()),
+        default_window=ops.settings.history_rounds,
+        max_window=MAX_HISTORY_ROUNDS,
+        typed_window=request.form.get("history_rounds"),
+        llm_answers=ops.llm_answers(0, 1, openid)[0],
+        done=DONE.get(request.args.get("done", ""), ""),
+        error=error,
     )
+    return html, status
+
+
+@bp.get("/conversations/<openid>")
+def conversation(openid: str) -> tuple[str, int]:
+    return _page(openid)
+
+
+@bp.post("/conversations/<openid>/window")
+def set_window(openid: str) -> Response | tuple[str, int]:
+    """The user's history window: a number of rounds, or empty for the default."""
+    raw = request.form.get("history_rounds", "").strip()
+    if raw and not raw.isdigit():
+        return _page(openid, 422, labels.reason(WINDOW_RULE))
+    try:
+        admin().set_window(openid, int(raw) if raw else None)
+    except AdminError as exc:
+        if exc.status == 404:
+            raise
+        return _page(openid, exc.status, labels.reason(exc.reason))
+    return redirect(url_for("console.conversation", openid=openid, done="window"), code=303)
 
 
 @bp.post("/conversations/<openid>/clear")

@@ -1,4 +1,5 @@
-"""/admin/: today's and this week's figures, answer rates, top questions, the unanswered trend."""
+"""/admin/: today's and this week's figures, answer rates, top questions, the unanswered
+trend, LLM usage and cost, the flows' funnels."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import current_app, render_template
+from flask import render_template
 
 from wxbot.console.web import admin, bp
 from wxbot.qa import store
@@ -64,12 +65,14 @@ def trend(days: dict[str, Counter[str]], today: date, height: float = 80.0) -> l
 @bp.get("/")
 def dashboard() -> str:
     ops = admin()
-    tz = zone(current_app.extensions["wxbot.settings"].timezone)
+    settings = ops.settings
+    tz = zone(settings.timezone)
     today = datetime.fromtimestamp(ops.now(), tz).date()
     week_start = today - timedelta(days=today.weekday())  # 本周 starts on Monday
     first = min(week_start, today - timedelta(days=TREND_DAYS - 1))
     days = ops.daily_counts(first, today)
     week = _sum(days, week_start, today)
+    stats = ops.stats()
     figures: dict[str, Any] = {
         "today": days.get(today.isoformat(), Counter()),
         "week": week,
@@ -77,6 +80,9 @@ def dashboard() -> str:
         "trend": trend(days, today),
         "top": ops.top_entries(10),
         "top_unanswered": ops.read(lambda conn: store.list_unanswered(conn, 0, 5)[1]),
-        "stats": ops.stats(),
+        "stats": stats,
+        "llm": stats["llm"],
+        "funnels": [(f.name, stats["flows"].get(f.name, {})) for f in ops.loaded_flows()],
+        "llm_priced": bool(settings.llm_price_input or settings.llm_price_output),
     }
     return render_template("console/dashboard.html", nav="dashboard", **figures)

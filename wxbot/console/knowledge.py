@@ -1,5 +1,4 @@
-"""/admin/knowledge: search, view, edit (answer and similar questions), delete, export; and
-the synonyms tab."""
+"""/admin/knowledge: search, view, edit (answer, language, similar questions), delete, export."""
 
 from __future__ import annotations
 
@@ -10,10 +9,16 @@ from flask import Response, abort, jsonify, redirect, render_template, request, 
 from wxbot.admin.ops import AdminError
 from wxbot.console import labels
 from wxbot.console.web import PER_PAGE, admin, bp, lines, page_number, paging
-from wxbot.qa.formats import FORMATS, write
+from wxbot.qa.formats import FORMATS, MISSING, write
+from wxbot.qa.store import EntryRow
 
 TAUGHT_BY = "admin-console"
 EXPORT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson", "txt": "text/plain"}
+SAVED = {
+    "1": "已保存。用户的下一条消息就会用上。",
+    "added": "已添加相似问法。",
+    "removed": "已删除这个问法。",
+}
 
 
 @bp.get("/knowledge")
@@ -44,41 +49,76 @@ def knowledge_search() -> Response:
     return jsonify(items=items)
 
 
-def _edit_page(entry, status: int = 200, error: str = "", saved: bool = False):  # type: ignore[no-untyped-def]
-    questions = request.form.get("questions") if request.method == "POST" else None
-    answer = request.form.get("answer") if request.method == "POST" else None
+def _edit_page(
+    entry: EntryRow,
+    status: int = 200,
+    error: str = "",
+    typed: dict[str, str] | None = None,
+) -> tuple[str, int]:
+    """The entry page; ``typed``: what the admin sent in a refused form, shown again."""
+    typed = typed or {}
     html = render_template(
         "console/entry.html",
         nav="knowledge",
         entry=entry,
-        questions="\n".join(entry.questions) if questions is None else questions,
-        answer=entry.answer if answer is None else answer,
+        questions=typed.get("questions", "\n".join(entry.questions)),
+        answer=typed.get("answer", entry.answer),
+        language=typed.get("language", entry.language or ""),
+        new_questions=typed.get("new_questions", ""),
         error=error,
-        saved=saved,
+        saved=SAVED.get(request.args.get("saved", ""), ""),
     )
     return html, status
 
 
 @bp.get("/knowledge/<int:entry_id>")
-def entry(entry_id: int):  # type: ignore[no-untyped-def]
-    return _edit_page(admin().entry(entry_id), saved=request.args.get("saved") == "1")
+def entry(entry_id: int) -> tuple[str, int]:
+    return _edit_page(admin().entry(entry_id))
 
 
 @bp.post("/knowledge/<int:entry_id>")
-def save_entry(entry_id: int):  # type: ignore[no-untyped-def]
+def save_entry(entry_id: int) -> Response | tuple[str, int]:
     ops = admin()
     current = ops.entry(entry_id)
+    typed = {k: request.form.get(k, "") for k in ("questions", "answer", "language")}
     try:
         ops.update_entry(
             entry_id,
-            questions=lines(request.form.get("questions", "")),
-            answer=request.form.get("answer", ""),
+            questions=lines(typed["questions"]),
+            answer=typed["answer"],
+            language=typed["language"] if "language" in request.form else MISSING,
         )
     except AdminError as exc:
         if exc.status == 404:
             raise
-        return _edit_page(current, exc.status, labels.reason(exc.reason))
+        return _edit_page(current, exc.status, labels.reason(exc.reason), typed)
     return redirect(url_for("console.entry", entry_id=entry_id, saved=1), code=303)
+
+
+@bp.post("/knowledge/<int:entry_id>/questions")
+def add_questions(entry_id: int) -> Response | tuple[str, int]:
+    """More similar questions, one per line (those the entry has already are skipped)."""
+    ops = admin()
+    current = ops.entry(entry_id)
+    typed = request.form.get("new_questions", "")
+    try:
+        ops.add_questions(entry_id, lines(typed))
+    except AdminError as exc:
+        if exc.status == 404:
+            raise
+        return _edit_page(current, exc.status, labels.reason(exc.reason), {"new_questions": typed})
+    return redirect(url_for("console.entry", entry_id=entry_id, saved="added"), code=303)
+
+
+@bp.post("/knowledge/<int:entry_id>/questions/remove")
+def remove_question(entry_id: int) -> Response | tuple[str, int]:
+    ops = admin()
+    ops.entry(entry_id)  # a deleted entry: the 404 page
+    try:
+        ops.remove_question(entry_id, request.form.get("question", ""))
+    except AdminError as exc:  # its last question, or one removed meanwhile
+        return _edit_page(ops.entry(entry_id), exc.status, labels.reason(exc.reason))
+    return redirect(url_for("console.entry", entry_id=entry_id, saved="removed"), code=303)
 
 
 @bp.post("/knowledge/<int:entry_id>/delete")
@@ -88,22 +128,23 @@ def delete_entry(entry_id: int) -> Response:
 
 
 @bp.route("/knowledge/new", methods=["GET", "POST"])
-def new_entry():  # type: ignore[no-untyped-def]
-    questions = request.form.get("questions", "")
-    answer = request.form.get("answer", "")
+def new_entry() -> Response | tuple[str, int]:
+    typed = {k: request.form.get(k, "") for k in ("questions", "answer", "language")}
     error, status = "", 200
     if request.method == "POST":
         try:
             entry_id = admin().create_entry(
-                lines(questions), answer, source="console", taught_by=TAUGHT_BY
+                lines(typed["questions"]),
+                typed["answer"],
+                source="console",
+                taught_by=TAUGHT_BY,
+                language=typed["language"],
             )
         except AdminError as exc:
             error, status = labels.reason(exc.reason), exc.status
         else:
             return redirect(url_for("console.entry", entry_id=entry_id, saved=1), code=303)
-    html = render_template(
-        "console/entry_new.html", nav="knowledge", questions=questions, answer=answer, error=error
-    )
+    html = render_template("console/entry_new.html", nav="knowledge", error=error, **typed)
     return html, status
 
 
@@ -118,8 +159,3 @@ def export() -> Response:
     response = Response(body, mimetype=EXPORT_TYPES[fmt])
     response.headers["Content-Disposition"] = f"attachment; filename=knowledge.{fmt}"
     return response
-
-
-@bp.get("/synonyms")
-def synonyms() -> str:
-    return render_template("console/synonyms.html", nav="knowledge", tab="synonyms")

@@ -1,8 +1,12 @@
-"""Chinese words for what the code calls by English names: states, sources, refusals."""
+"""Chinese words for what the code calls by English names: states, sources, refusals,
+languages, slot types, funnel events."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
+
+from wxbot.i18n import LANGUAGE_NAMES
 
 STATES = {
     "WAIT_QUERY": "空闲（等待提问）",
@@ -14,7 +18,32 @@ STATES = {
     "WAIT_PHONE_NUMBER": "绑定手机：等待号码",
     "WAIT_PHONE_CODE": "绑定手机：等待验证码",
 }
-SOURCES = {"chat": "聊天教学", "api": "接口", "import": "文件导入", "console": "管理后台"}
+SOURCES = {
+    "chat": "聊天教学",
+    "api": "接口",
+    "import": "文件导入",
+    "console": "管理后台",
+    "starter": "内置",
+}
+SLOT_TYPES = {
+    "phone": "手机号",
+    "digits": "数字",
+    "pattern": "格式匹配",
+    "choice": "选项",
+    "text": "文字",
+    "sms_code": "短信验证码",
+}
+FUNNEL = {  # wxbot.flows.stats' events
+    "entered": "进入",
+    "filled": "填好",
+    "completed": "完成",
+    "cancelled": "取消",
+    "handed_off": "转人工",
+    "failed": "失败",
+    "timed_out": "超时离开",
+    "in_progress": "进行中",
+}
+ANY_LANGUAGE = "不限语言"
 HTTP_ERRORS = {
     400: "请求有误。",
     401: "请先登录。",
@@ -43,6 +72,29 @@ _REASONS = [
     (r"no (?:knowledge )?entry (\d+)", r"条目 #\1 不存在（可能刚被删除）。"),
     (r"no unanswered question (\d+).*", "这个未答问题已经不在列表里（可能刚被回答或忽略）。"),
     (r"no session for '(.+)'", r"用户 \1 没有会话记录。"),
+    (
+        r"an entry keeps at least one question; delete the entry instead",
+        "条目至少要保留一个问题；不要了请删除整个条目。",
+    ),
+    (r"entry (\d+) has no question ['\"](.+)['\"]", r"条目 #\1 没有问题「\2」（可能刚被删除）。"),
+    (r"unknown language ['\"](.*)['\"].*", r"不支持的语言「\1」：请从列表里选。"),
+    (r"no learned question (\d+)", "这个学到的问法已经不在了（可能刚被撤销）。"),
+    (r"no LLM answer (\d+)", r"大模型回答 #\1 不存在（提问的用户可能已被删除）。"),
+    (r"already promoted to knowledge entry (\d+)", r"这个回答已经加入知识库：条目 #\1。"),
+    (
+        r"history_rounds must be a whole number from 1 to (\d+)",
+        r"历史轮数必须是 1 到 \1 之间的整数（留空用默认值）。",
+    ),
+    # wxbot.qa.synonyms
+    (r'"words" must be a list of strings.*', "同义词必须是文字。"),
+    (r"the word ['\"](.+)['\"] has no letters or digits", r"词「\1」里没有文字或数字。"),
+    (r"the word ['\"](.+)['\"] is longer than (\d+) characters", r"词「\1」不能超过 \2 个字。"),
+    (
+        r"a synonym group needs at least two different words",
+        "一组同义词至少要有两个不同的词（用空格或逗号分开）。",
+    ),
+    (r"at most (\d+) words per group", r"每组最多 \1 个词。"),
+    (r"no synonym group (\d+)", r"同义词组 #\1 不存在（可能刚被删除）。"),
     # the importer's (wxbot.qa.formats and importer), shown per bad row
     (
         r"expected 2 columns \(question,answer\), found (\d+)",
@@ -64,12 +116,24 @@ _REASONS = [
 ]
 
 
-def state(name: str) -> str:
-    return STATES.get(name, name)
-
-
 def source(name: str) -> str:
     return SOURCES.get(name, name)
+
+
+def language(code: str | None) -> str:
+    """A language as the catalogue names it (in its own script), or 不限语言."""
+    if not code:
+        return ANY_LANGUAGE
+    return f"{LANGUAGE_NAMES[code]}（{code}）" if code in LANGUAGE_NAMES else code
+
+
+def flow_state(name: str, flows: Any) -> str | None:
+    """A business flow's waiting state: which flow and which step (None: not a flow's)."""
+    found = getattr(flows, "by_state", {}).get(name)
+    if found is None:
+        return None
+    flow, index = found
+    return f"流程 {flow.name}：等待 {flow.steps[index].slot}"
 
 
 def reason(text: str) -> str:

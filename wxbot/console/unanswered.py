@@ -1,5 +1,6 @@
 """/admin/unanswered: what users asked that the bot could not answer, and teaching it in a
-step: as a new entry, or as one more question of an existing entry."""
+step: as a new entry, or as one more question of an existing entry; one question at a time,
+or a whole group of questions that say the same thing."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from flask import Response, redirect, render_template, request, url_for
 
 from wxbot.admin.ops import AdminError
 from wxbot.console import labels
-from wxbot.console.web import PER_PAGE, admin, bp, lines, page_number, paging
-from wxbot.qa import store
+from wxbot.console.web import PER_PAGE, admin, bp, form_ids, lines, page_number, paging
 
 SORTS = {"newest": True, "count": False}  # sort name -> newest_first
+GROUPED = "grouped"
 TAUGHT_BY = "admin-console"
 
 
@@ -20,16 +21,16 @@ TAUGHT_BY = "admin-console"
 def unanswered() -> str:
     page = page_number()
     sort = request.args.get("sort", "newest")
-    if sort not in SORTS:
+    if sort not in (*SORTS, GROUPED):
         sort = "newest"
     ops = admin()
-    total, items = ops.read(
-        lambda conn: store.list_unanswered(
-            conn, (page - 1) * PER_PAGE, PER_PAGE, newest_first=SORTS[sort]
-        )
-    )
+    if sort == GROUPED:
+        groups = sorted(ops.unanswered_grouped(), key=lambda g: -int(g["total"]))
+        total, items = len(groups), groups[(page - 1) * PER_PAGE : page * PER_PAGE]
+    else:
+        total, items = ops.unanswered_page((page - 1) * PER_PAGE, PER_PAGE, SORTS[sort])
     for item in items:
-        item["similar"] = ops.similar_entries(str(item["question"]))
+        item["guesses"] = ops.similar_entries(str(item["question"]))
     done_entry = request.args.get("entry", "")
     return render_template(
         "console/unanswered.html",
@@ -37,18 +38,42 @@ def unanswered() -> str:
         items=items,
         sort=sort,
         done=request.args.get("done", ""),
+        done_count=request.args.get("n", ""),
         done_entry=int(done_entry) if done_entry.isdigit() else None,
         **paging(total, page),
     )
 
 
-def _teach_page(item: dict[str, Any], status: int, error: str = "") -> tuple[str, int]:
+def _group_of(unanswered_id: int) -> list[dict[str, Any]]:
+    """The other questions of the group this one leads (none when it leads no group)."""
+    for group in admin().unanswered_grouped():
+        if group["id"] == unanswered_id:
+            return list(group["similar"])
+    return []
+
+
+def _done(done: str, entry_id: int, ids: list[int]) -> Response:
+    target = url_for("console.unanswered", done=done, entry=entry_id, n=len(ids) + 1)
+    if request.form.get("view") == GROUPED:
+        target = url_for(
+            "console.unanswered", sort=GROUPED, done=done, entry=entry_id, n=len(ids) + 1
+        )
+    return redirect(target, code=303)
+
+
+def _teach_page(
+    item: dict[str, Any], similar: list[dict[str, Any]], status: int, error: str = ""
+) -> tuple[str, int]:
+    chosen = set(form_ids("similar")) if request.method == "POST" else {s["id"] for s in similar}
     html = render_template(
         "console/unanswered_teach.html",
         nav="unanswered",
         item=item,
+        similar=similar,
+        chosen=chosen,
         questions=request.form.get("questions", str(item["question"])),
         answer=request.form.get("answer", ""),
+        view=request.values.get("view", ""),
         error=error,
     )
     return html, status
@@ -56,32 +81,40 @@ def _teach_page(item: dict[str, Any], status: int, error: str = "") -> tuple[str
 
 @bp.get("/unanswered/<int:unanswered_id>/answer")
 def teach_form(unanswered_id: int) -> tuple[str, int]:
-    return _teach_page(admin().unanswered(unanswered_id), 200)
+    item = admin().unanswered(unanswered_id)
+    similar = _group_of(unanswered_id) if request.args.get("group") else []
+    return _teach_page(item, similar, 200)
 
 
 @bp.post("/unanswered/<int:unanswered_id>/answer")
 def teach(unanswered_id: int) -> Response | tuple[str, int]:
-    """A new entry: the question (as edited, plus any similar wordings) and its answer."""
+    """A new entry: the question (as edited, plus any similar wordings), or the group's
+    questions that are ticked (``similar``), and its answer."""
     ops = admin()
     item = ops.unanswered(unanswered_id)
+    similar = form_ids("similar")
+    group = "questions" not in request.form  # the group form sends ticks, not a textarea
     try:
         entry_id = ops.answer_unanswered(
             unanswered_id,
-            lines(request.form.get("questions", "")),
+            None if group else lines(request.form.get("questions", "")),
             request.form.get("answer", ""),
             source="console",
             taught_by=TAUGHT_BY,
+            similar=similar,
         )
     except AdminError as exc:
         if exc.status == 404:
             raise
-        return _teach_page(item, exc.status, labels.reason(exc.reason))  # nothing typed is lost
-    return redirect(url_for("console.unanswered", done="taught", entry=entry_id), code=303)
+        offered = ops.unanswered_many(form_ids("offered")) if group else []
+        return _teach_page(item, offered, exc.status, labels.reason(exc.reason))  # typed: kept
+    return _done("taught", entry_id, similar)
 
 
 @bp.get("/unanswered/<int:unanswered_id>/attach")
 def attach_form(unanswered_id: int) -> str:
-    """Pick the entry to attach to: the matcher's guesses, or a search."""
+    """Pick the entry to attach to: the matcher's guesses, or a search (``group=1``: with the
+    questions of the group it leads)."""
     ops = admin()
     item = ops.unanswered(unanswered_id)
     search = request.args.get("q", "").strip()
@@ -90,9 +123,11 @@ def attach_form(unanswered_id: int) -> str:
         "console/unanswered_attach.html",
         nav="unanswered",
         item=item,
-        similar=ops.similar_entries(str(item["question"]), limit=5),
+        similar=_group_of(unanswered_id) if request.args.get("group") else [],
+        guesses=ops.similar_entries(str(item["question"]), limit=5),
         search=search,
         found=found,
+        view=request.args.get("view", ""),
     )
 
 
@@ -102,11 +137,16 @@ def attach(unanswered_id: int) -> Response:
     if not raw.isdigit():
         raise AdminError(422, "请选择要归入的条目。")
     entry_id = int(raw)
-    admin().attach_unanswered(unanswered_id, entry_id)
-    return redirect(url_for("console.unanswered", done="attached", entry=entry_id), code=303)
+    similar = form_ids("similar")
+    ops = admin()
+    ops.entry(entry_id)  # an entry deleted meanwhile: 404 before anything else
+    ops.attach_unanswered(unanswered_id, entry_id, similar)
+    return _done("attached", entry_id, similar)
 
 
 @bp.post("/unanswered/<int:unanswered_id>/dismiss")
 def dismiss(unanswered_id: int) -> Response:
-    admin().dismiss_unanswered(unanswered_id)
-    return redirect(url_for("console.unanswered", done="dismissed"), code=303)
+    similar = form_ids("similar")
+    admin().dismiss_unanswered(unanswered_id, similar)
+    view = {"sort": GROUPED} if request.form.get("view") == GROUPED else {}
+    return redirect(url_for("console.unanswered", done="dismissed", **view), code=303)

@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException
 from wxbot.admin.ops import Admin, AdminError
 from wxbot.console import auth, labels
 from wxbot.console.models import MAX_UPLOAD_BYTES
+from wxbot.i18n import LANGUAGES
 from wxbot.qa import store
 from wxbot.stats import zone
 
@@ -136,6 +137,19 @@ def lines(text: str) -> list[str]:
     return [ln.strip() for ln in text.splitlines() if ln.strip()]
 
 
+def form_ids(name: str) -> list[int]:
+    """The ids a form sent under ``name`` (checkboxes: several values)."""
+    raw = [v.strip() for v in request.form.getlist(name)]
+    if not all(v.isdigit() for v in raw):
+        abort(400, f"缺少或错误的字段：{name}")
+    return [int(v) for v in raw]
+
+
+def state_label(name: str) -> str:
+    flows = current_app.extensions.get("wxbot.flows")
+    return labels.STATES.get(name) or labels.flow_state(name, flows) or name
+
+
 @bp.app_template_filter("when")
 def _when(timestamp: float | None) -> str:
     if not timestamp:
@@ -147,6 +161,12 @@ def _when(timestamp: float | None) -> str:
 @bp.app_template_filter("pretty_json")
 def _pretty_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
+
+
+@bp.app_template_filter("cost")
+def _cost(value: float) -> str:
+    """An estimated cost: cents, or four decimals while it is still below one unit."""
+    return f"{value:,.2f}" if value >= 1 or value == 0 else f"{value:.4f}"
 
 
 @bp.app_template_filter("percent")
@@ -170,9 +190,13 @@ def _template_globals() -> dict[str, Any]:
         "csrf_token": access.csrf_token if access else "",
         "logged_in": access is not None,
         "unanswered_total": unanswered_total,
-        "state_label": labels.state,
+        "state_label": state_label,
         "source_label": labels.source,
         "reason_label": labels.reason,
+        "language_label": labels.language,
+        "funnel_label": lambda name: labels.FUNNEL.get(name, name),
+        "slot_type_label": lambda name: labels.SLOT_TYPES.get(name, name),
+        "languages": LANGUAGES,
     }
 
 
@@ -184,7 +208,9 @@ def register(app: Flask) -> None:
         flows,
         imports,
         knowledge,
+        llm,
         login,
+        synonyms,
         unanswered,
     )
 

@@ -4,10 +4,15 @@
 (function () {
   const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
 
-  // Forms that ask before doing something that cannot be undone.
+  // Forms (and single buttons of a form) that ask before doing something that cannot be undone.
   document.querySelectorAll("form[data-confirm]").forEach((form) => {
     form.addEventListener("submit", (event) => {
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  });
+  document.querySelectorAll("button[data-confirm]").forEach((button) => {
+    button.addEventListener("click", (event) => {
+      if (!window.confirm(button.dataset.confirm)) event.preventDefault();
     });
   });
 
@@ -21,10 +26,14 @@
   });
 
   // Attach an unanswered question: entries matching what is typed, each a one-click button.
+  // A group's search form (data-into) puts buttons into the group's own form instead, so
+  // they send its ticked questions along.
   document.querySelectorAll("form[data-attach-search]").forEach((form) => {
-    const input = form.querySelector('input[name="q"]');
-    const results = form.parentElement.querySelector("[data-results]");
-    const attachUrl = form.action; // the same URL takes the POST
+    const input = form.elements.namedItem("q"); // also an input outside it (form="...")
+    const results = form.dataset.into
+      ? document.getElementById(form.dataset.into)
+      : form.parentElement.querySelector("[data-results]");
+    const attachUrl = form.action.split("?")[0]; // the same URL takes the POST
     let timer = null;
     let asked = "";
     input.addEventListener("input", () => {
@@ -46,10 +55,20 @@
           none.textContent = "没有找到。";
           results.append(none);
         }
-        for (const item of items) results.append(attachButton(attachUrl, item));
+        for (const item of items) {
+          results.append(form.dataset.into ? groupButton(attachUrl, item) : attachButton(attachUrl, item));
+        }
       }, 250);
     });
   });
+
+  function choiceButton(item) {
+    const button = document.createElement("button");
+    button.type = "submit";
+    button.className = "choice";
+    button.textContent = `归入 #${item.id}「${item.question}」`; // text, never HTML
+    return button;
+  }
 
   function attachButton(url, item) {
     const form = document.createElement("form");
@@ -63,12 +82,17 @@
       field.value = value;
       form.append(field);
     }
-    const button = document.createElement("button");
-    button.type = "submit";
-    button.className = "choice";
-    button.textContent = `归入 #${item.id}「${item.question}」`; // text, never HTML
-    form.append(button);
+    form.append(choiceButton(item));
     return form;
+  }
+
+  function groupButton(url, item) {
+    const button = choiceButton(item);
+    button.name = "entry_id";
+    button.value = String(item.id);
+    button.formAction = url;
+    button.formNoValidate = true;
+    return button;
   }
 
   // Upload with a progress bar (large files take a while on a slow line).

@@ -1,0 +1,127 @@
+"""Knowledge entries (questions, answer, language) and synonym groups."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection
+
+from wxbot.admin.ops.base import AdminBase, AdminError, T
+from wxbot.qa import formats, store, writer
+from wxbot.qa import synonyms as synonym_store
+from wxbot.qa.formats import MISSING
+
+
+class KnowledgeOps(AdminBase):
+    def entry(self, entry_id: int) -> store.EntryRow:
+        entry = self.read(lambda conn: store.get_entry(conn, entry_id))
+        if entry is None:
+            raise AdminError(404, f"no knowledge entry {entry_id}")
+        return entry
+
+    def entries(self, search: str, offset: int, limit: int) -> tuple[int, list[store.EntryRow]]:
+        return self.read(lambda conn: store.list_entries(conn, search, offset, limit))
+
+    def create_entry(
+        self,
+        questions: object,
+        answer: object,
+        source: str,
+        taught_by: str,
+        language: object = None,
+    ) -> int:
+        now = self.now()
+        return self.write(
+            lambda conn: writer.create_entry(
+                conn,
+                questions,
+                answer,
+                now=now,
+                source=source,
+                taught_by=taught_by,
+                language=language,
+            )
+        )
+
+    def update_entry(
+        self,
+        entry_id: int,
+        questions: object = None,
+        answer: object = None,
+        language: object = MISSING,
+    ) -> None:
+        now = self.now()
+        self.write(
+            lambda conn: writer.update_entry(
+                conn, entry_id, now=now, questions=questions, answer=answer, language=language
+            )
+        )
+
+    def add_questions(self, entry_id: int, questions: object) -> list[str]:
+        """Add similar questions to an entry; returns the ones it did not have yet."""
+        now = self.now()
+        return self.write(lambda conn: writer.add_questions(conn, entry_id, questions, now=now))
+
+    def remove_question(self, entry_id: int, question: str) -> None:
+        now = self.now()
+        self.write(lambda conn: writer.remove_question(conn, entry_id, question, now=now))
+
+    def delete_entry(self, entry_id: int) -> None:
+        now = self.now()
+        self.write(lambda conn: writer.delete_entry(conn, entry_id, now=now))
+
+    def similar_entries(self, question: str, limit: int = 3) -> list[tuple[int, str, float]]:
+        """(entry id, main question, confidence) of the entries the matcher ranks highest for
+        ``question``, however unsure: the likely homes of an unanswered question."""
+        kb = self.bot.deps.kb
+        if kb is None:
+            return []
+
+        def work(conn: Connection) -> list[tuple[int, str, float]]:
+            kb.refresh_if_stale(conn)
+            best: dict[int, float] = {}
+            for hit in kb.search(question, limit=limit * 2):  # one hit per question: dedupe
+                best.setdefault(hit.entry_id, hit.confidence)
+            ids = list(best)[:limit]
+            titles = store.main_questions(conn, ids) if ids else {}
+            return [(e, titles[e], best[e]) for e in ids if e in titles]
+
+        return self.read(work)
+
+    def export_items(self) -> list[formats.Item]:
+        """Every entry, oldest first: what `wxbot kb export` writes."""
+        return self.read(formats.export_items)
+
+    # -- synonym groups --------------------------------------------------------------------------
+
+    def synonym_groups(self, search: str = "") -> list[synonym_store.Group]:
+        """Every synonym group (those with a word containing ``search``)."""
+        groups = self.read(synonym_store.load)
+        search = search.strip().lower()
+        return [g for g in groups if any(search in w for w in g.words)] if search else groups
+
+    def synonym_group(self, group_id: int) -> synonym_store.Group:
+        for group in self.read(synonym_store.load):
+            if group.id == group_id:
+                return group
+        raise AdminError(404, f"no synonym group {group_id}")
+
+    def create_synonyms(self, words: object, source: str = "api") -> int:
+        now = self.now()
+        return self._synonym_write(
+            lambda conn: synonym_store.create(conn, words, now=now, source=source)
+        )
+
+    def replace_synonyms(self, group_id: int, words: object) -> None:
+        now = self.now()
+        self._synonym_write(lambda conn: synonym_store.replace(conn, group_id, words, now=now))
+
+    def delete_synonyms(self, group_id: int) -> None:
+        now = self.now()
+        self._synonym_write(lambda conn: synonym_store.remove(conn, group_id, now=now))
+
+    def _synonym_write(self, work: Callable[[Connection], T]) -> T:
+        try:
+            return self.write(work)
+        except synonym_store.SynonymError as exc:
+            raise AdminError(exc.status, exc.reason) from None
