@@ -61,6 +61,15 @@ def test_the_dashboard_shows_calls_tokens_and_cost(app, admin, bot, fake_llm) ->
     assert "费用按 WXBOT_LLM_PRICE_INPUT" in card
 
 
+def test_questions_handed_to_the_llm_count_in_the_answer_rates(app, admin, bot) -> None:  # type: ignore[no-untyped-def]
+    say(bot, "o_1", INVOICE_Q)  # nothing in the knowledge base: the LLM answers
+    say(bot, "o_2", "讲个笑话")
+    page = admin.get("/admin/").text
+    card = page[page.index("大模型回答</span>") :]
+    card = card[: card.index("</div>")]
+    assert "100%" in card and "2 个问题" in card  # both questions went to the LLM
+
+
 def test_without_the_llm_the_card_says_how_to_turn_it_on(make_app) -> None:  # type: ignore[no-untyped-def]
     client = make_app(admin_token=ADMIN_TOKEN).test_client()
     login(client)

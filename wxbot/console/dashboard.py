@@ -15,7 +15,7 @@ from wxbot.qa import store
 from wxbot.stats import zone
 
 TREND_DAYS = 14
-OUTCOMES = ("answered", "suggested", "unknown")
+OUTCOMES = ("answered", "llm", "suggested", "unknown")  # llm: handed to the LLM
 
 
 @dataclass
@@ -39,7 +39,8 @@ def _sum(days: dict[str, Counter[str]], first: date, last: date) -> Counter[str]
 
 
 def rates(counts: Counter[str]) -> dict[str, float | None]:
-    """Share of the questions answered, answered with suggestions, not answered."""
+    """Share of the questions answered from the knowledge base, handed to the LLM, answered
+    with suggestions, not answered."""
     asked = sum(counts[name] for name in OUTCOMES)
     return {name: (counts[name] / asked if asked else None) for name in OUTCOMES}
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from wxbot.config import Settings
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Outcome, Turn
-from wxbot.dialog.handlers.query import DONT_KNOW, TEACH_HINT
+from wxbot.dialog.handlers.query import DONT_KNOW, TEACH_HINT, UNKNOWN
 from wxbot.i18n import N_
 from wxbot.llm import memory as memories
 from wxbot.llm.client import ChatClient, Completion
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 RATE_LIMITED = N_("你问得有点快，请稍等一分钟再问我。")
 DAILY_LIMIT = N_("今天的智能问答额度已经用完了，明天再来吧。知识库里有的问题仍然可以随时问我。")
+ASKED_LLM = "llm"  # the daily statistic of questions handed to the LLM
 TRUNCATED = N_("……（回答较长，后面的部分省略了）")
 GROUNDING_ENTRIES = 3  # the best few knowledge entries go into the prompt
 GROUNDING_MIN_CONFIDENCE = 0.2  # below this overlap an entry was noise in the starter FAQ
@@ -48,9 +49,9 @@ class LlmFallback:
         if memory is None:  # no context row: not a dialogue turn (cannot happen via the engine)
             return None
         if settings.llm_rate and len(memory.calls_last_minute(now)) >= settings.llm_rate:
-            return Outcome(Text(turn.t(RATE_LIMITED)), WAIT_QUERY)
+            return Outcome(Text(turn.t(RATE_LIMITED)), WAIT_QUERY, stat=UNKNOWN)
         if settings.llm_daily_tokens and memory.tokens_today(now) >= settings.llm_daily_tokens:
-            return Outcome(Text(turn.t(DAILY_LIMIT)), WAIT_QUERY)
+            return Outcome(Text(turn.t(DAILY_LIMIT)), WAIT_QUERY, stat=UNKNOWN)
         history = memories.trim(memory.history, memory.window(settings.history_rounds))
         messages = build_messages(
             settings.llm_system_prompt, history, turn.text, self.grounding(turn)
@@ -61,6 +62,7 @@ class LlmFallback:
             None,  # type: ignore[arg-type]  # never sent: the resumed outcome's reply is
             WAIT_QUERY,
             counts=False,
+            stat=ASKED_LLM,  # counted when asked: the knowledge base had no confident answer
             deferred=Deferred(work=lambda: client.complete(messages), resume=self.resume),
         )
 
