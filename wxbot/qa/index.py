@@ -31,7 +31,7 @@ K1 = 1.2
 B = 0.75
 SCAN_BUDGET = 3_000  # postings scanned exhaustively per query before switching to lookups
 RESCORE_CANDIDATES = 64  # candidates that get the common terms' contribution by lookup
-RERANK = 12  # best BM25 candidates re-ranked by overlap
+RERANK = 12  # best BM25 candidates re-ranked by overlap (at least; more for a larger limit)
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class Hit:
     bm25: float
     confidence: float  # the ranking score (the overlap here; the KB adds re-ranking evidence)
     overlap: float = 0.0  # idf-weighted Dice overlap of query and best question terms, 0..1
+    coverage: float = 0.0  # share of the query's term mass (idf) that question has, 0..1
 
 
 class Bm25Index:
@@ -194,7 +195,8 @@ class Bm25Index:
             scored = [(acc[d], d) for d in cands]
         else:
             scored = list(zip(acc.values(), acc, strict=True))
-        top = [d for _, d in heapq.nlargest(RERANK + 8, scored) if alive[d]][:RERANK]
+        pool = max(RERANK, limit + limit // 2)
+        top = [d for _, d in heapq.nlargest(pool + 8, scored) if alive[d]][:pool]
         q_mass = sum(idf.values())
         best: dict[int, Hit] = {}
         for d in top:
@@ -216,7 +218,8 @@ class Bm25Index:
             entry = self._doc_entry[d]
             old = best.get(entry)
             if old is None or (conf, acc[d]) > (old.overlap, old.bm25):
-                best[entry] = Hit(entry, d, acc[d], conf, conf)
+                covered = (shared - extra) / q_mass if q_mass else 0.0
+                best[entry] = Hit(entry, d, acc[d], conf, conf, covered)
         ranked = sorted(best.values(), key=lambda h: (h.confidence, h.bm25), reverse=True)
         return ranked[:limit]
 
