@@ -217,7 +217,11 @@ def main() -> None:
         print(f"best rule for the kb.py weights: {fmt(rule)}")
         print(f"  -> answered right {right:.1%}, wrong {wrong:.1%}, unrelated {loose:.1%}")
     ours = Rule(
-        kb_module.CONFIDENT, kb_module.MARGIN, kb_module.RUNNER_UP_FLOOR, kb_module.SURE, kb_module.TIE
+        kb_module.CONFIDENT,
+        kb_module.MARGIN,
+        kb_module.RUNNER_UP_FLOOR,
+        kb_module.SURE,
+        kb_module.TIE,
     )
     right, wrong, loose = outcome(ranked, ours)
     print(

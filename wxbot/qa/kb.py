@@ -51,7 +51,7 @@ class Weights(NamedTuple):
 
 # Ranking: a candidate's score fuses the word ranker (overlap) with the character ranker
 # (rerank.py); the weights were fitted on the development sets only (benchmarks/calibrate.py).
-WEIGHTS = Weights(overlap=0.44, text=1.0, question=0.29, share=0.26)
+WEIGHTS = Weights(overlap=0.48, text=1.0, question=0.14, share=0.25)
 RERANK_POOL = 20  # candidates of the word index scored by both rankers
 GROUP_WEIGHT = 2.0  # a synonym group's term weighs this x its idf (see Bm25Index)
 # The decision (chosen on the development sets only: benchmarks/calibrate.py prints the
@@ -61,8 +61,8 @@ GROUP_WEIGHT = 2.0  # a synonym group's term weighs this x its idf (see Bm25Inde
 # least RUNNER_UP_FLOOR, the score of a typical entry that does not answer a question (the
 # median of dev questions whose entry was removed): a tiny base, with no real runner-up,
 # does not turn half a match into a sure one.
-CONFIDENT = 0.48
-MARGIN = 0.18
+CONFIDENT = 0.44
+MARGIN = 0.15
 SURE = 1.2
 TIE = 0.05
 RUNNER_UP_FLOOR = 0.3

@@ -165,9 +165,15 @@ class Analyzer:
         runs: list[str] = []
         pieces = synonyms.split(normalized) if synonyms else [(normalized, ())]
         for piece, groups in pieces:
-            if groups:  # a synonym-group word: its group stands for it
+            if groups:  # a synonym-group word: its group stands for it, and for itself too
                 out.extend(groups)
                 words.extend(groups)
+                # Its own words and characters stay (weighed as any): a group adds an
+                # equivalence without hiding what the word shares with others (「营业」 still
+                # meets both 「营业时间」 and 「营业执照」; 「登记」 still meets 「生育登记」).
+                for run in _RUN_RE.findall(piece):
+                    if run[0] >= "\u3400":
+                        self._cjk_terms(run, None, out, [])
                 continue
             for match in _RUN_RE.finditer(piece):
                 run = match.group()
