@@ -147,7 +147,7 @@ def outcome(ranked: list[Ranked], rule: Rule) -> tuple[float, float, float]:
 GRID = {
     "confident": [x / 100 for x in range(40, 161, 4)],
     "margin": [x / 100 for x in range(0, 51, 3)],
-    "floor": [0.3],  # not fitted: see RUNNER_UP_FLOOR in kb.py
+    "floor": [0.38],  # not searched: the median printed by entry_removed_median()
     "sure": [1.2, 1.4, 1.6, 1.8, 99.0],
 }
 
@@ -162,6 +162,18 @@ def best_rule(ranked: list[Ranked]) -> tuple[Rule, tuple[float, float, float]] |
             if best is None or key > best[0]:
                 best = (key, rule, (right, wrong, loose))
     return None if best is None else (best[1], best[2])
+
+
+def entry_removed_median(asked: list[Asked], weights: tuple[float, ...]) -> float:
+    """The best score of an entry that does not answer the question: each dev question's
+    candidates without its right entry (RUNNER_UP_FLOOR in kb.py)."""
+    removed = [
+        Asked(a.set, None, [c for c in a.cands if c[0] != a.right])
+        for a in asked
+        if a.right is not None
+    ]
+    tops = sorted(r.top for r in rank(removed, weights))
+    return tops[len(tops) // 2]
 
 
 def suggestions(ranked: list[Ranked], rule: Rule) -> list[tuple[float, float, float]]:
@@ -210,6 +222,7 @@ def main() -> None:
         ranked = rank(asked, w)
         top1 = [r.ok for r in ranked if r.right is not None]
         print(f"  top-1 with the {label} weights: {sum(top1) / len(top1):.1%}")
+    print(f"  entry removed, median best score: {entry_removed_median(asked, current):.2f}")
     ranked = rank(asked, current)
     found = best_rule(ranked)
     if found:

@@ -27,6 +27,8 @@ from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from wxbot.qa.text import WEAK
+
 K1 = 1.2
 B = 0.75
 SCAN_BUDGET = 3_000  # postings scanned exhaustively per query before switching to lookups
@@ -145,6 +147,8 @@ class Bm25Index:
         idf = math.log(1 + (self._n_alive - df + 0.5) / (df + 0.5))
         if term[0] == "~":
             return idf * self._group_weight
+        if term[0] == WEAK:  # a group word's own word or character: see text.WEAK
+            return idf * self._down_weight
         return idf * self._down_weight if term in self._down else idf
 
     def search(

@@ -26,7 +26,7 @@ from wxbot.qa import store
 from wxbot.qa import synonyms as synonym_store
 from wxbot.qa.embeddings import Semantic, VectorIndex, load_vectors
 from wxbot.qa.index import Bm25Index, Hit
-from wxbot.qa.rerank import Evidence, GramStats, Reranker, TextCache, entry_text
+from wxbot.qa.rerank import Evidence, GramStats, Reranker, TextCache, entry_text, group_marks
 from wxbot.qa.synonyms import Synonyms
 from wxbot.qa.text import (
     STOPWORD_WEIGHT,
@@ -51,7 +51,7 @@ class Weights(NamedTuple):
 
 # Ranking: a candidate's score fuses the word ranker (overlap) with the character ranker
 # (rerank.py); the weights were fitted on the development sets only (benchmarks/calibrate.py).
-WEIGHTS = Weights(overlap=0.48, text=1.0, question=0.14, share=0.25)
+WEIGHTS = Weights(overlap=0.44, text=1.0, question=0.26, share=0.23)
 RERANK_POOL = 20  # candidates of the word index scored by both rankers
 GROUP_WEIGHT = 2.0  # a synonym group's term weighs this x its idf (see Bm25Index)
 # The decision (chosen on the development sets only: benchmarks/calibrate.py prints the
@@ -61,11 +61,11 @@ GROUP_WEIGHT = 2.0  # a synonym group's term weighs this x its idf (see Bm25Inde
 # least RUNNER_UP_FLOOR, the score of a typical entry that does not answer a question (the
 # median of dev questions whose entry was removed): a tiny base, with no real runner-up,
 # does not turn half a match into a sure one.
-CONFIDENT = 0.44
+CONFIDENT = 0.52
 MARGIN = 0.15
 SURE = 1.2
 TIE = 0.05
-RUNNER_UP_FLOOR = 0.3
+RUNNER_UP_FLOOR = 0.38
 SUGGEST = 0.3  # "did you mean" at or above this
 # With an embedding service (embeddings.py): the two rankings are fused by reciprocal rank,
 # and a semantic match alone answers when its cosine is EMBED_CONFIDENT with EMBED_MARGIN
@@ -140,7 +140,7 @@ class KnowledgeBase:
         self.version = -1  # nothing loaded yet
         self._index = _new_index()
         self._stats = GramStats()
-        self._texts = TextCache(self._stats.idf)
+        self._texts = TextCache(self._stats.idf, group_marks(self._synonyms))
         self._answers: dict[int, str] = {}
         self._lock = threading.Lock()  # serialises index updates
         self._hits_lock = threading.Lock()
@@ -224,7 +224,7 @@ class KnowledgeBase:
             self._index_entry(index, entry_id, answer, qs, snap.synonyms)
             answers[entry_id] = answer
             joined = snap.questions[entry_id] = "\n".join(qs)
-            stats.add(entry_id, _sampled_text(stats, entry_id, joined, answer))
+            stats.add(entry_id, _sampled_text(stats, entry_id, joined, answer, snap.synonyms))
         rows = len(snap.rows)
         log.info("knowledge index: %d entries in %.2fs", rows, time.monotonic() - started)
         return _Built(index, stats, answers, snap)
@@ -240,7 +240,8 @@ class KnowledgeBase:
         # Whole objects: a concurrent reader keeps using the old, consistent set.
         self._index, self._stats, self._answers = index, stats, answers
         self._languages, self._synonyms = snap.languages, snap.synonyms
-        self._questions, self._texts = snap.questions, TextCache(stats.idf)
+        self._questions = snap.questions
+        self._texts = TextCache(stats.idf, group_marks(snap.synonyms))
         if self.semantic is not None:
             vectors = VectorIndex()
             missing = False
@@ -289,17 +290,16 @@ class KnowledgeBase:
     def _apply(self, conn: Connection, changed: set[int]) -> None:
         rows = store.load_entries(conn, changed)
         languages = store.load_languages(conn, changed)
-        stats = self._stats
+        stats, syn = self._stats, self._synonyms
         for entry_id in changed:
             if entry_id in self._answers:  # its old text leaves the statistics
-                old = _sampled_text(
-                    stats, entry_id, self._questions[entry_id], self._answers[entry_id]
-                )
-                stats.remove(entry_id, old)
+                old = self._questions[entry_id], self._answers[entry_id]
+                stats.remove(entry_id, _sampled_text(stats, entry_id, *old, syn))
             row = rows.get(entry_id)
             if row is not None:
-                stats.add(entry_id, _sampled_text(stats, entry_id, "\n".join(row[1]), row[0]))
-        self._texts = TextCache(stats.idf)  # idf moved
+                new = "\n".join(row[1]), row[0]
+                stats.add(entry_id, _sampled_text(stats, entry_id, *new, syn))
+        self._texts = TextCache(stats.idf, group_marks(self._synonyms))  # idf moved
         for entry_id in changed:
             row = rows.get(entry_id)
             if row is None:  # deleted
@@ -353,12 +353,23 @@ class KnowledgeBase:
         (unfused: search() adds it up; benchmarks/calibrate.py fits the weights on it)."""
         index, languages = self._index, self._languages
         answers, questions, syn = self._answers, self._questions, self._synonyms
-        q = self.analyzer.query(normalize(text), syn)
+        normalized = normalize(text)
+        q = self.analyzer.query(normalized, syn)
         hits = index.search(q.terms, max(limit + 1, RERANK_POOL), soft=q.soft)
         if not hits:
             return []
         texts = self._texts
-        rerank = Reranker(text, q.words, texts.idf, index.idf, syn.words_of)
+        function = self.analyzer.function_grams(normalized)
+        rerank = Reranker(
+            text,
+            q.words,
+            texts.idf,
+            index.idf,
+            syn.words_of,
+            function,
+            STOPWORD_WEIGHT,
+            group_marks(syn),
+        )
         out = []
         for h in hits:
             entry = h.entry_id
@@ -521,6 +532,10 @@ class _Built(NamedTuple):
     snap: _Snapshot
 
 
-def _sampled_text(stats: GramStats, entry_id: int, questions: str, answer: str) -> str | None:
+def _sampled_text(
+    stats: GramStats, entry_id: int, questions: str, answer: str, syn: Synonyms
+) -> str | None:
     """An entry's text for the gram statistics, normalised only if they count it."""
-    return entry_text(questions, answer)[0] if stats.sampled(entry_id) else None
+    if not stats.sampled(entry_id):
+        return None
+    return entry_text(questions, answer, group_marks(syn))[0]

@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
+from wxbot.qa.synonyms import Synonyms
 from wxbot.qa.text import normalize
 
 ANSWER_CHARS = 300  # the start of an answer says what it is about; the rest costs time
@@ -39,10 +40,29 @@ SAMPLE = 4_000  # entries counted exactly for document frequencies; a sample bey
 BUCKETS = 1 << 19  # hashed document-frequency table: 2 MB of uint32
 
 
-def entry_text(questions: str, answer: str) -> tuple[str, int]:
-    """(compact text of an entry's questions + answer start, length of the questions part)."""
-    q = compact(questions)
-    return q + compact(answer[:ANSWER_CHARS]), len(q)
+Marks = Callable[[str], str]  # the synonym-group marks of a compact text (see group_marks)
+
+
+def entry_text(questions: str, answer: str, marks: Marks | None = None) -> tuple[str, int]:
+    """(compact text of an entry's questions + answer start, length of the questions part),
+    each part followed by the marks of the synonym groups it mentions."""
+    q, a = compact(questions), compact(answer[:ANSWER_CHARS])
+    if marks is not None:
+        q, a = q + marks(q), a + marks(a)
+    return q + a, len(q)
+
+
+def group_marks(synonyms: Synonyms) -> Marks:
+    """One private-use character per synonym-group word in a text: 「不见了」 and 「丢了」 then
+    share a character, so the character ranker sees the equivalence too (the text itself
+    stays: what it shares character by character still counts)."""
+
+    def marks(text: str) -> str:
+        return "".join(
+            chr(0xE000 + int(token[1:])) for _, groups in synonyms.split(text) for token in groups
+        )
+
+    return marks
 
 
 def grams(compact: str) -> Counter[str]:
@@ -107,8 +127,11 @@ class TextCache:
     and weighing a text costs more than scoring it); idf of grams, shared by all queries.
     Bounded: cleared when full. Replaced whenever the statistics move."""
 
-    def __init__(self, idf: Callable[[str], float], size: int = CACHE_ENTRIES) -> None:
+    def __init__(
+        self, idf: Callable[[str], float], marks: Marks | None = None, size: int = CACHE_ENTRIES
+    ) -> None:
         self._stats_idf = idf
+        self._marks = marks
         self._size = size
         self._texts: dict[int, EntryText] = {}
         self._idf: dict[str, float] = {}
@@ -126,7 +149,7 @@ class TextCache:
         if text is None:
             if len(self._texts) >= self._size:
                 self._texts.clear()  # crude, but bounded and lock-free
-            full, cut = entry_text(questions, answer)
+            full, cut = entry_text(questions, answer, self._marks)
             norms = self._norm(full), self._norm(full[:cut])
             text = self._texts[entry_id] = EntryText(full, cut, *norms)
         return text
@@ -153,10 +176,16 @@ class Reranker:
         idf: Callable[[str], float],
         word_idf: Callable[[str], float],
         group_words: Callable[[str], tuple[str, ...]],
+        function: frozenset[str] = frozenset(),
+        function_weight: float = 1.0,
+        marks: Marks | None = None,
     ) -> None:
         self._idf = idf
         self._cache: dict[str, float] = {}
-        self.query = self._weights(grams(compact(query)))
+        text = compact(query)
+        self.query = self._weights(grams(text + marks(text) if marks else text))
+        for g in function.intersection(self.query):  # the question's form, not its topic
+            self.query[g] *= function_weight
         self._norm = math.sqrt(sum(w * w for w in self.query.values()))
         # each query word with its (word index) idf and the strings that stand for it
         self._words = [
