@@ -16,6 +16,8 @@ from wxbot.qa.importer import import_files
 from wxbot.qa.synonyms import Synonyms, check_group, parse_text
 from wxbot.qa.text import WEAK, normalize
 
+STARTER = Path(__file__).resolve().parent.parent / "knowledge" / "synonyms.txt"
+
 TOKEN = "t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,3 +247,40 @@ def test_the_issues_typical_misses(make_app, tmp_path) -> None:  # type: ignore[
     }
     for question, answer in cases.items():
         assert content(say(bot, "o_u", question)).startswith(answer), question
+
+
+def test_round_2_fixes_the_starter_groups_of_an_existing_database(db_url) -> None:  # type: ignore[no-untyped-def]
+    """Migration 0011: a database seeded with round 1's starter list gets the current one;
+    groups an operator added or edited are left alone."""
+    import importlib
+
+    from sqlalchemy import delete, insert, select
+
+    from wxbot.db import make_engine, upgrade
+    from wxbot.qa.synonyms import parse_text, synonyms
+
+    fix = importlib.import_module("wxbot.migrations.versions.0011_answers2")
+    engine = make_engine(db_url)
+    upgrade(engine, "0010_merge")
+    with engine.begin() as conn:  # as round 1 left it: the old groups, plus two of ours
+        old = {g for g in fix.CHANGED} | {
+            "|".join(words) for _, words in parse_text(STARTER.read_text("utf-8"), "x")[0]
+        } - {g for g in fix.CHANGED.values() if g} - set(fix.ADDED)
+        conn.execute(delete(synonyms))
+        rows = [
+            {"words": w, "source": "starter", "created_at": 1.0, "updated_at": 1.0} for w in old
+        ]
+        rows.append({"words": "最近|近期", "source": "api", "created_at": 1.0, "updated_at": 1.0})
+        edited = "附近|周边|旁边|最近"
+        rows = [r for r in rows if r["words"] != edited]
+        rows.append({"words": edited, "source": "starter", "created_at": 1.0, "updated_at": 2.0})
+        conn.execute(insert(synonyms), rows)
+        version = store.read_version(conn)
+    upgrade(engine)
+    with engine.connect() as conn:
+        now = {r.words for r in conn.execute(select(synonyms.c.words))}
+        assert store.read_version(conn) == version + 1
+    current = {"|".join(w) for _, w in parse_text(STARTER.read_text("utf-8"), "x")[0]}
+    assert now == (current - {"附近|周边|旁边"}) | {"最近|近期", edited}
+    upgrade(engine)  # again: nothing to do
+    engine.dispose()
