@@ -52,7 +52,7 @@ class Weights(NamedTuple):
 # Ranking: a candidate's score fuses the word ranker (overlap) with the character ranker
 # (rerank.py); the weights were fitted on the development sets only (benchmarks/calibrate.py).
 WEIGHTS = Weights(overlap=0.44, text=1.0, question=0.26, share=0.23)
-RERANK_POOL = 20  # candidates of the word index scored by both rankers
+RERANK_POOL = 12  # candidates of the word index scored by both rankers
 GROUP_WEIGHT = 2.0  # a synonym group's term weighs this x its idf (see Bm25Index)
 # The decision (chosen on the development sets only: benchmarks/calibrate.py prints the
 # trade-off): answer the best entry when its score is CONFIDENT and it leads the runner-up
