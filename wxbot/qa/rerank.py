@@ -35,7 +35,6 @@ from wxbot.qa.text import normalize
 
 ANSWER_CHARS = 300  # the start of an answer says what it is about; the rest costs time
 CACHE_ENTRIES = 20_000  # entries whose normalised text is kept (a few MB)
-CACHE_GRAMS = 100_000  # idf values kept (~10 MB)
 SAMPLE = 4_000  # entries counted exactly for document frequencies; a sample beyond
 BUCKETS = 1 << 19  # hashed document-frequency table: 2 MB of uint32
 
@@ -87,6 +86,7 @@ class GramStats:
         self.stride = max(1, math.ceil(expected_entries / SAMPLE))
         self.entries = 0
         self._df = array("I", bytes(4 * BUCKETS))
+        self._by_count: tuple[int, list[float]] = (-1, [])  # (entries, idf of small counts)
 
     def sampled(self, entry_id: int) -> bool:
         return entry_id % self.stride == 0
@@ -110,9 +110,16 @@ class GramStats:
 
     def idf(self, gram: str) -> float:
         """Smoothed idf: ln((1 + N) / (1 + df)) + 1, as a TF-IDF baseline computes it."""
-        df = self._df[hash(gram) & (BUCKETS - 1)] * self.stride
-        n = max(self.entries, df)
-        return math.log((1 + n) / (1 + df)) + 1
+        count = self._df[hash(gram) & (BUCKETS - 1)]
+        entries, table = self._by_count
+        if entries != self.entries:  # the base changed: idf of every small count, once
+            table = [self._idf(c) for c in range(256)]
+            self._by_count = (self.entries, table)
+        return table[count] if count < 256 else self._idf(count)
+
+    def _idf(self, count: int) -> float:
+        df = count * self.stride
+        return math.log((1 + max(self.entries, df)) / (1 + df)) + 1
 
 
 class EntryText(NamedTuple):
@@ -124,25 +131,16 @@ class EntryText(NamedTuple):
 
 class TextCache:
     """Normalised entry texts and their vector lengths, for recent candidates (normalising
-    and weighing a text costs more than scoring it); idf of grams, shared by all queries.
-    Bounded: cleared when full. Replaced whenever the statistics move."""
+    and weighing a text costs more than scoring it). Bounded: cleared when full. Replaced
+    whenever the statistics move."""
 
     def __init__(
         self, idf: Callable[[str], float], marks: Marks | None = None, size: int = CACHE_ENTRIES
     ) -> None:
-        self._stats_idf = idf
+        self.idf = idf
         self._marks = marks
         self._size = size
         self._texts: dict[int, EntryText] = {}
-        self._idf: dict[str, float] = {}
-
-    def idf(self, gram: str) -> float:
-        w = self._idf.get(gram)
-        if w is None:
-            if len(self._idf) >= CACHE_GRAMS:
-                self._idf.clear()
-            w = self._idf[gram] = self._stats_idf(gram)
-        return w
 
     def get(self, entry_id: int, questions: str, answer: str) -> EntryText:
         text = self._texts.get(entry_id)
@@ -150,13 +148,23 @@ class TextCache:
             if len(self._texts) >= self._size:
                 self._texts.clear()  # crude, but bounded and lock-free
             full, cut = entry_text(questions, answer, self._marks)
-            norms = self._norm(full), self._norm(full[:cut])
-            text = self._texts[entry_id] = EntryText(full, cut, *norms)
+            text = self._texts[entry_id] = EntryText(full, cut, *self._norms(full, cut))
         return text
 
-    def _norm(self, text: str) -> float:
-        idf = self.idf
-        return math.sqrt(sum(((1 + math.log(n)) * idf(g)) ** 2 for g, n in grams(text).items()))
+    def _norms(self, text: str, cut: int) -> tuple[float, float]:
+        """Lengths of the gram vectors of ``text`` and of ``text[:cut]`` (one idf look-up per
+        gram: this is most of what a candidate not asked about recently costs)."""
+        idf, log = self.idf, math.log
+        weights: dict[str, float] = {}
+        full = 0.0
+        for g, n in grams(text).items():
+            w = weights[g] = idf(g)
+            full += (w if n == 1 else (1 + log(n)) * w) ** 2
+        questions = 0.0
+        for g, n in grams(text[:cut]).items():
+            w = weights[g]
+            questions += (w if n == 1 else (1 + log(n)) * w) ** 2
+        return math.sqrt(full), math.sqrt(questions)
 
 
 class Evidence(NamedTuple):
