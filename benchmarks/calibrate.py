@@ -41,7 +41,7 @@ FEATURES = ("overlap", "text", "question", "share")
 class Asked:
     set: str
     right: int | None  # the expected entry; None for an unrelated question
-    cands: list[tuple[int, tuple[float, ...], float, float]]  # (entry, features, coverage, bm25)
+    cands: list[tuple[int, tuple[float, ...], float]]  # (entry, features, bm25)
 
 
 def record(names: list[str], half: str = "dev") -> list[Asked]:
@@ -56,7 +56,7 @@ def record(names: list[str], half: str = "dev") -> list[Asked]:
             ids = {e: store.find_entry(conn, e).id for e, _ in cases}
         for expected, text in [(ids[e], t) for e, t in cases] + [(None, t) for t in unrelated]:
             cands = [
-                (h.entry_id, (h.overlap, ev.text, ev.question, ev.share), h.coverage, h.bm25)
+                (h.entry_id, (h.overlap, ev.text, ev.question, ev.share), h.bm25)
                 for h, ev in kb.evidence(text, 2)
             ]
             out.append(Asked(name, expected, cands))
@@ -77,7 +77,7 @@ def fit_weights(asked: list[Asked], l2: float = 0.01, steps: int = 1500) -> tupl
             top = max(scores)
             exps = [math.exp(s - top) for s in scores]
             total = sum(exps)
-            for (entry, feats, _, _), e in zip(a.cands, exps, strict=True):
+            for (entry, feats, _), e in zip(a.cands, exps, strict=True):
                 p = e / total - (entry == a.right)
                 for i, f in enumerate(feats):
                     grad[i] += temperature * p * f
@@ -91,28 +91,22 @@ class Ranked:
     right: int | None
     ok: bool  # the best-ranked entry is the right one
     top: float
-    lead: float
-    coverage: float
-    offered: list[tuple[int, float]]
+    offered: list[tuple[int, float]]  # (entry, score) of the best three
 
 
 def rank(asked: list[Asked], weights: tuple[float, ...]) -> list[Ranked]:
     out = []
     for a in asked:
         scored = sorted(
-            (
-                (sum(w * f for w, f in zip(weights, c[1], strict=True)), c[3], c[0], c[2])
-                for c in a.cands
-            ),
+            ((sum(w * f for w, f in zip(weights, c[1], strict=True)), c[2], c[0]) for c in a.cands),
             reverse=True,
         )
         if not scored:
-            out.append(Ranked(a.right, False, 0.0, 0.0, 0.0, []))
+            out.append(Ranked(a.right, False, 0.0, []))
             continue
-        top, _, entry, coverage = scored[0]
-        second = scored[1][0] if len(scored) > 1 else 0.0
-        offered = [(e, s) for s, _, e, _ in scored[:3]]
-        out.append(Ranked(a.right, entry == a.right, top, top - second, coverage, offered))
+        top, _, entry = scored[0]
+        offered = [(e, s) for s, _, e in scored[:3]]
+        out.append(Ranked(a.right, entry == a.right, top, offered))
     return out
 
 

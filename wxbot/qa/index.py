@@ -43,7 +43,6 @@ class Hit:
     bm25: float
     confidence: float  # the ranking score (the overlap here; the KB adds re-ranking evidence)
     overlap: float = 0.0  # idf-weighted Dice overlap of query and best question terms, 0..1
-    coverage: float = 0.0  # share of the query's term mass (idf) that question has, 0..1
 
 
 class Bm25Index:
@@ -222,8 +221,7 @@ class Bm25Index:
             entry = self._doc_entry[d]
             old = best.get(entry)
             if old is None or (conf, acc[d]) > (old.overlap, old.bm25):
-                covered = (shared - extra) / q_mass if q_mass else 0.0
-                best[entry] = Hit(entry, d, acc[d], conf, conf, covered)
+                best[entry] = Hit(entry, d, acc[d], conf, conf)
         ranked = sorted(best.values(), key=lambda h: (h.confidence, h.bm25), reverse=True)
         return ranked[:limit]
 
