@@ -1,6 +1,7 @@
 """Knowledge-base benchmark: import, index build, memory, match latency, paraphrase accuracy.
 
     python benchmarks/kb_bench.py [--entries 100000] [--database-url URL] [--queries 5000]
+                                  [--peer main]
 
 Builds a synthetic base (questions of 3-6 words drawn from jieba's dictionary by frequency,
 answers of 20-40 words: a wider vocabulary than a real FAQ, so memory is on the safe side),
@@ -8,6 +9,10 @@ imports it through the real importer (CSV file → validation → bulk upsert), 
 KnowledgeBase like a worker does at start-up, then times lookups of questions with one
 character dropped or replaced, and of unrelated text. Targets: import 100k rows < 30 s,
 match p99 < 5 ms, one worker < ~300 MB.
+
+The peer is the matcher of another git revision (``--peer``, default ``main``: the code
+before this branch), checked out into a temporary folder and run by the same worker on the
+same database in the same run, so both sides see the same machine.
 """
 
 from __future__ import annotations
@@ -59,8 +64,10 @@ def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))]
 
 
-def worker(url: str, path: str, queries: int) -> None:
-    """Child process: load like a worker does, then time lookups; prints JSON."""
+def worker(url: str, path: str, queries: int, code: str) -> None:
+    """Child process: load like a worker does, then time lookups; prints JSON. ``code``: the
+    folder whose ``wxbot`` package is measured."""
+    sys.path.insert(0, code)
     rss_python = rss_mb()
     from wxbot.db import make_engine
     from wxbot.qa import KnowledgeBase
@@ -94,10 +101,7 @@ def worker(url: str, path: str, queries: int) -> None:
         return times
 
     times = timed()
-    # The peer, on the same index in the same run: questions' words only (no answer
-    # evidence, no character re-ranking), i.e. the matcher before issue 9.
-    kb.char_weight, kb.answer_weight = 0.0, 0.0
-    lexical = timed()
+    rss_after = rss_mb()  # with the caches the lookups filled
     with engine.connect() as conn:
         t = time.perf_counter()
         for _ in range(1000):
@@ -110,6 +114,7 @@ def worker(url: str, path: str, queries: int) -> None:
                 "rss_python": rss_python,
                 "rss_jieba": rss_jieba,
                 "rss_loaded": rss_loaded,
+                "rss_after": rss_after,
                 "build_s": build_s,
                 "vocabulary": index.vocabulary_size(),
                 "postings": index.postings_count(),
@@ -117,8 +122,6 @@ def worker(url: str, path: str, queries: int) -> None:
                 "p50": percentile(times, 0.5) * 1000,
                 "p99": percentile(times, 0.99) * 1000,
                 "max": max(times) * 1000,
-                "peer_p50": percentile(lexical, 0.5) * 1000,
-                "peer_p99": percentile(lexical, 0.99) * 1000,
                 "fresh_ms": fresh_ms,
             }
         )
@@ -126,13 +129,14 @@ def worker(url: str, path: str, queries: int) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) == 5 and sys.argv[1] == "--worker":
-        worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    if len(sys.argv) == 6 and sys.argv[1] == "--worker":
+        worker(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=5_000)
     parser.add_argument("--database-url", help="default: a new SQLite file in a temp folder")
+    parser.add_argument("--peer", default="main", help="git revision to compare with ('' = none)")
     args = parser.parse_args()
 
     from wxbot.db import make_engine, upgrade
@@ -159,14 +163,33 @@ def main() -> None:
     reimport_s = time.perf_counter() - started
 
     del rows
-    # A fresh process measures what one worker costs: nothing of the import lingers in it.
-    child = subprocess.run(
-        [sys.executable, __file__, "--worker", url, path, str(args.queries)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    measured = json.loads(child.stdout)
+    root = Path(__file__).resolve().parent.parent
+    sides = {"this branch": str(root)}
+    if args.peer:
+        peer = os.path.join(folder, "peer")
+        os.mkdir(peer)
+        tree = subprocess.run(
+            ["git", "-C", str(root), "archive", args.peer], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", peer], input=tree, check=True)
+        sides[f"peer ({args.peer})"] = peer
+
+    def measure(code: str) -> dict:
+        # A fresh process measures what one worker costs: nothing of the import lingers in it.
+        child = subprocess.run(
+            [sys.executable, __file__, "--worker", url, path, str(args.queries), code],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(child.stdout)
+
+    runs: dict[str, list[dict]] = {name: [] for name in sides}
+    for _ in range(2):  # alternate, so the machine's noise hits both sides alike
+        for name, code in sides.items():
+            runs[name].append(measure(code))
+    measured = {n: min(r, key=lambda m: m["p50"]) for n, r in runs.items()}
+    ours = measured["this branch"]
 
     from tests.paraphrases import build_kb, evaluate, load_cases
 
@@ -183,25 +206,30 @@ def main() -> None:
         f"import: {import_s:.1f} s ({report.summary()}); re-import: {reimport_s:.1f} s "
         f"({again.summary()})"
     )
-    print(
-        f"worker start-up (jieba + index of every entry): {measured['build_s']:.1f} s; "
-        f"vocabulary {measured['vocabulary']} terms, {measured['postings']} postings"
-    )
-    print(
-        f"memory of one worker (RSS): {measured['rss_python']:.0f} MB bare python, "
-        f"{measured['rss_jieba']:.0f} MB with jieba, {measured['rss_loaded']:.0f} MB with the "
-        f"index and answers in memory"
-    )
-    print(
-        f"match latency over {measured['lookups']} lookups: p50 {measured['p50']:.2f} ms, "
-        f"p99 {measured['p99']:.2f} ms, max {measured['max']:.2f} ms"
-    )
-    print(
-        f"  peer (question words only, as before issue 9) on the same index: p50 "
-        f"{measured['peer_p50']:.2f} ms, p99 {measured['peer_p99']:.2f} ms; full / peer p50 "
-        f"= {measured['p50'] / measured['peer_p50']:.2f}x"
-    )
-    print(f"freshness check (version row read, nothing changed): {measured['fresh_ms']:.3f} ms")
+    for name, m in measured.items():
+        print(f"{name}:")
+        print(
+            f"  worker start-up (jieba + index of every entry): {m['build_s']:.1f} s; "
+            f"vocabulary {m['vocabulary']} terms, {m['postings']} postings"
+        )
+        print(
+            f"  memory (RSS): {m['rss_python']:.0f} MB bare python, {m['rss_jieba']:.0f} MB "
+            f"with jieba, {m['rss_loaded']:.0f} MB with the index and answers, "
+            f"{m['rss_after']:.0f} MB after the lookups (caches filled)"
+        )
+        print(
+            f"  match latency over {m['lookups']} lookups: p50 {m['p50']:.2f} ms, "
+            f"p99 {m['p99']:.2f} ms, max {m['max']:.2f} ms"
+        )
+    if len(measured) > 1:
+        peer = next(m for n, m in measured.items() if n != "this branch")
+        print(
+            f"this branch / peer: p50 {ours['p50'] / peer['p50']:.2f}x, p99 "
+            f"{ours['p99'] / peer['p99']:.2f}x, memory after lookups "
+            f"{ours['rss_after'] - peer['rss_after']:+.0f} MB, start-up "
+            f"{ours['build_s'] / peer['build_s']:.2f}x"
+        )
+    print(f"freshness check (version row read, nothing changed): {ours['fresh_ms']:.3f} ms")
     print(
         f"paraphrases: {para['questions']} questions, top-1 accuracy {para['top1']:.1%}; "
         f"answered right {para['answered_right']:.1%}, wrong {para['answered_wrong']:.1%}; "

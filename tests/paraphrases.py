@@ -1,15 +1,17 @@
 """Answer accuracy of the knowledge base on rewordings (a measurement, not a test).
 
-    python -m tests.paraphrases [--set starter|bank|all] [--dev] [-v]
+    python -m tests.paraphrases [--set starter|bank|gov|all] [--dev] [-v]
     (benchmarks/accuracy.py prints every set, dev and test, in one table)
 
-Two sets, each with a development half (the only one looked at while choosing weights and
+Three sets, each with a development half (the only one looked at while choosing weights and
 thresholds) and a test half written before tuning and never tuned on:
 
 - ``starter``: the starter FAQ (knowledge/faq.txt, several questions per entry);
   tests/paraphrases.jsonl (test) and tests/paraphrases.dev.jsonl (dev, other entries).
 - ``bank``: a bank's FAQ of one question per entry (tests/accuracy/bank_faq.csv);
   tests/accuracy/bank.test.jsonl and bank.dev.jsonl (other entries). See its README.
+- ``gov``: a government service hall's FAQ of one question per entry
+  (tests/accuracy/gov_faq.csv); gov.test.jsonl and gov.dev.jsonl (other entries).
 
 The FAQ is loaded into a throw-away SQLite database through the real importer (with the
 starter synonyms the migration seeds) and KnowledgeBase; every rewording goes through
@@ -73,6 +75,20 @@ SETS: dict[str, dict[str, EvalSet]] = {
             HERE / "accuracy" / "bank_faq.csv",
             HERE / "accuracy" / "bank.test.jsonl",
             HERE / "accuracy" / "bank.test-unrelated.txt",
+        ),
+    },
+    "gov": {
+        "dev": EvalSet(
+            "gov dev",
+            HERE / "accuracy" / "gov_faq.csv",
+            HERE / "accuracy" / "gov.dev.jsonl",
+            HERE / "accuracy" / "gov.dev-unrelated.txt",
+        ),
+        "test": EvalSet(
+            "gov test",
+            HERE / "accuracy" / "gov_faq.csv",
+            HERE / "accuracy" / "gov.test.jsonl",
+            HERE / "accuracy" / "gov.test-unrelated.txt",
         ),
     },
 }

@@ -59,3 +59,14 @@ def test_users_of_two_languages_get_their_own_answer(app, bot) -> None:  # type:
     assert content(say(bot, "o_zh", "VIP")) == "VIP 会员每月 15 元。"
     assert content(say(bot, "o_en", "VIP")) == "VIP costs $2 a month."
     assert content(say(bot, "o_zh", "VIP")) == "VIP 会员每月 15 元。"
+
+
+def test_the_key_names_every_tunable_the_real_knowledge_base_has() -> None:
+    """A renamed or added decision setting must join the key, or run-time changes to it
+    would be answered from stale results."""
+    from wxbot.dialog.answer_cache import THRESHOLDS
+    from wxbot.qa import KnowledgeBase
+
+    kb = KnowledgeBase()
+    missing = [name for name in THRESHOLDS if not hasattr(kb, name)]
+    assert missing == []

@@ -205,7 +205,7 @@ def test_dashboard_counts_today_and_this_week(app, admin, bot, clock) -> None:  
     say(bot, "o_1", "营业时间")  # answered
     clock.now = 1_800_000_000.0  # Wednesday
     say(bot, "o_1", "营业时间")  # answered
-    say(bot, "o_2", "营业相关的问题")  # suggested: near, not sure enough
+    say(bot, "o_2", "周末营业时间一样吗")  # suggested: near, not sure enough
     say(bot, "o_3", "火星天气预报准不准")  # unknown
     say(bot, "o_3", "人工")  # a hand-off
     page = admin.get("/admin/").text

@@ -110,13 +110,14 @@ def test_paraphrase_accuracy_does_not_regress() -> None:
     assert result["answered_wrong"] <= 0.2 and result["unrelated_declined"] >= 0.9
 
 
-def test_bank_accuracy_does_not_regress() -> None:
-    """The same kind of floor on the bank set (one question per entry: rewordings must be
+@pytest.mark.parametrize("name", ["bank", "gov"])
+def test_one_question_per_entry_accuracy_does_not_regress(name: str) -> None:
+    """The same kind of floor on the sets of one question per entry (rewordings must be
     matched through synonyms and answers), well under the measured figures."""
     from tests.paraphrases import SETS, build_kb, evaluate, read_cases
 
-    chosen = SETS["bank"]["test"]
+    chosen = SETS[name]["test"]
     cases, unrelated = read_cases(chosen)
     result = evaluate(build_kb(str(chosen.faq)), cases, unrelated)
-    assert result.share("top1") >= 0.65 and result.share("direct") >= 0.45
-    assert result.share("wrong") <= 0.1 and result.unrelated_answered <= 2
+    assert result.share("top1") >= 0.65 and result.share("direct") >= 0.38
+    assert result.share("wrong") <= 0.06 and result.unrelated_answered <= 2

@@ -21,7 +21,7 @@ from typing import Any
 MAX_ENTRIES = 4096
 MAX_TEXT = 200  # characters; longer texts are rarely asked twice
 # The matcher's tunables: plain attributes that may be changed at run time.
-THRESHOLDS = ("confident", "suggest", "margin", "sure", "answer_weight", "char_weight")
+THRESHOLDS = ("confident", "suggest", "margin", "sure", "tie", "floor", "weights")
 
 
 def cache_lookups(kb: Any, max_entries: int = MAX_ENTRIES) -> Any:

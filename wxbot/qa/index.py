@@ -27,11 +27,13 @@ from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from wxbot.qa.text import WEAK
+
 K1 = 1.2
 B = 0.75
 SCAN_BUDGET = 3_000  # postings scanned exhaustively per query before switching to lookups
 RESCORE_CANDIDATES = 64  # candidates that get the common terms' contribution by lookup
-RERANK = 12  # best BM25 candidates re-ranked by overlap
+RERANK = 12  # best BM25 candidates re-ranked by overlap (at least; more for a larger limit)
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,8 @@ class Bm25Index:
         idf = math.log(1 + (self._n_alive - df + 0.5) / (df + 0.5))
         if term[0] == "~":
             return idf * self._group_weight
+        if term[0] == WEAK:  # a group word's own word or character: see text.WEAK
+            return idf * self._down_weight
         return idf * self._down_weight if term in self._down else idf
 
     def search(
@@ -194,7 +198,8 @@ class Bm25Index:
             scored = [(acc[d], d) for d in cands]
         else:
             scored = list(zip(acc.values(), acc, strict=True))
-        top = [d for _, d in heapq.nlargest(RERANK + 8, scored) if alive[d]][:RERANK]
+        pool = max(RERANK, limit + limit // 2)
+        top = [d for _, d in heapq.nlargest(pool + 8, scored) if alive[d]][:pool]
         q_mass = sum(idf.values())
         best: dict[int, Hit] = {}
         for d in top:

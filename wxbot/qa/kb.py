@@ -26,7 +26,7 @@ from wxbot.qa import store
 from wxbot.qa import synonyms as synonym_store
 from wxbot.qa.embeddings import Semantic, VectorIndex, load_vectors
 from wxbot.qa.index import Bm25Index, Hit
-from wxbot.qa.rerank import Reranker, TextCache
+from wxbot.qa.rerank import Evidence, GramStats, Reranker, TextCache, entry_text, group_marks
 from wxbot.qa.synonyms import Synonyms
 from wxbot.qa.text import (
     STOPWORD_WEIGHT,
@@ -39,16 +39,34 @@ from wxbot.qa.text import (
 
 log = logging.getLogger(__name__)
 
-# The decision (chosen on the development sets only: benchmarks/calibrate.py prints the
-# trade-off). Scores are question overlap + ANSWER_WEIGHT x answer coverage.
-CONFIDENT = 0.52  # answer at or above this score ...
-MARGIN = 0.18  # ... when the runner-up is at least this far behind
-SURE = 1.2  # answer whatever the runner-up (near-identical questions)
-SUGGEST = 0.3  # "did you mean" at or above this
-ANSWER_WEIGHT = 0.1  # x the share of the query's words found in the answer (rerank.py)
-CHAR_WEIGHT = 1.0  # x the character cosine over question and answer (see rerank.py)
-RERANK_POOL = 8  # candidates re-scored by characters
+
+class Weights(NamedTuple):
+    """How the rankers' evidence adds up to a candidate's score."""
+
+    overlap: float  # word ranker: idf-weighted Dice overlap with the best question
+    text: float  # character cosine with questions + answer start
+    question: float  # character cosine with the questions alone
+    share: float  # share of the query's words found in the answer
+
+
+# Ranking: a candidate's score fuses the word ranker (overlap) with the character ranker
+# (rerank.py); the weights were fitted on the development sets only (benchmarks/calibrate.py).
+WEIGHTS = Weights(overlap=0.44, text=1.0, question=0.26, share=0.23)
+RERANK_POOL = 12  # candidates of the word index scored by both rankers
 GROUP_WEIGHT = 2.0  # a synonym group's term weighs this x its idf (see Bm25Index)
+# The decision (chosen on the development sets only: benchmarks/calibrate.py prints the
+# trade-off): answer the best entry when its score is CONFIDENT and it leads the runner-up
+# by MARGIN, or when it is SURE (near-identical); never when the runner-up is within TIE
+# (two entries that fit equally well are a question to ask back). The runner-up scores at
+# least RUNNER_UP_FLOOR, the score of a typical entry that does not answer a question (the
+# median of dev questions whose entry was removed): a tiny base, with no real runner-up,
+# does not turn half a match into a sure one.
+CONFIDENT = 0.52
+MARGIN = 0.15
+SURE = 1.2
+TIE = 0.05
+RUNNER_UP_FLOOR = 0.38
+SUGGEST = 0.3  # "did you mean" at or above this
 # With an embedding service (embeddings.py): the two rankings are fused by reciprocal rank,
 # and a semantic match alone answers when its cosine is EMBED_CONFIDENT with EMBED_MARGIN
 # over the next entry (values for bge-m3-like models; see the README to recalibrate).
@@ -97,8 +115,9 @@ class KnowledgeBase:
         suggest: float = SUGGEST,
         margin: float = MARGIN,
         sure: float = SURE,
-        answer_weight: float = ANSWER_WEIGHT,
-        char_weight: float = CHAR_WEIGHT,
+        tie: float = TIE,
+        floor: float = RUNNER_UP_FLOOR,
+        weights: Weights = WEIGHTS,
         semantic: Semantic | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -108,8 +127,9 @@ class KnowledgeBase:
         self.suggest = suggest
         self.margin = margin
         self.sure = sure
-        self.answer_weight = answer_weight
-        self.char_weight = char_weight
+        self.tie = tie
+        self.floor = floor
+        self.weights = weights
         self.semantic = semantic
         # an entry's questions joined by newlines (one string: lean), for re-ranking and
         # did-you-mean titles
@@ -119,7 +139,8 @@ class KnowledgeBase:
         self.clock = clock
         self.version = -1  # nothing loaded yet
         self._index = _new_index()
-        self._texts = TextCache(self._index.idf)
+        self._stats = GramStats()
+        self._texts = TextCache(self._stats.idf, group_marks(self._synonyms))
         self._answers: dict[int, str] = {}
         self._lock = threading.Lock()  # serialises index updates
         self._hits_lock = threading.Lock()
@@ -175,7 +196,7 @@ class KnowledgeBase:
             elif self._rebuild_in_background():
                 return False  # the current index serves until the new one is ready
             else:
-                self._swap(*self._build(self._read_all(conn)))
+                self._swap(self._build(self._read_all(conn)))
             self.version = current
         return True
 
@@ -194,17 +215,19 @@ class KnowledgeBase:
             vectors,
         )
 
-    def _build(self, snap: _Snapshot) -> tuple[Bm25Index, dict[int, str], _Snapshot]:
+    def _build(self, snap: _Snapshot) -> _Built:
         started = time.monotonic()
         index = _new_index()
+        stats = GramStats(len(snap.rows))
         answers: dict[int, str] = {}
         for entry_id, (answer, qs) in snap.rows.items():
             self._index_entry(index, entry_id, answer, qs, snap.synonyms)
             answers[entry_id] = answer
-            snap.questions[entry_id] = "\n".join(qs)
+            joined = snap.questions[entry_id] = "\n".join(qs)
+            stats.add(entry_id, _sampled_text(stats, entry_id, joined, answer, snap.synonyms))
         rows = len(snap.rows)
         log.info("knowledge index: %d entries in %.2fs", rows, time.monotonic() - started)
-        return index, answers, snap
+        return _Built(index, stats, answers, snap)
 
     def _index_entry(
         self, index: Bm25Index, entry_id: int, answer: str, qs: list[str], syn: Synonyms
@@ -212,11 +235,13 @@ class KnowledgeBase:
         terms = self.analyzer.terms
         index.add_entry(entry_id, [terms(normalize(q), syn) for q in qs])
 
-    def _swap(self, index: Bm25Index, answers: dict[int, str], snap: _Snapshot) -> None:
+    def _swap(self, built: _Built) -> None:
+        index, stats, answers, snap = built
         # Whole objects: a concurrent reader keeps using the old, consistent set.
-        self._index, self._answers = index, answers
+        self._index, self._stats, self._answers = index, stats, answers
         self._languages, self._synonyms = snap.languages, snap.synonyms
-        self._questions, self._texts = snap.questions, TextCache(index.idf)
+        self._questions = snap.questions
+        self._texts = TextCache(stats.idf, group_marks(snap.synonyms))
         if self.semantic is not None:
             vectors = VectorIndex()
             missing = False
@@ -251,7 +276,7 @@ class KnowledgeBase:
                 snap = self._read_all(conn)
             built = self._build(snap)  # outside any transaction
             with self._lock:
-                self._swap(*built)
+                self._swap(built)
                 self.version = version  # later changes follow incrementally
         except Exception:
             log.exception("rebuilding the knowledge index failed; the next message retries")
@@ -265,7 +290,16 @@ class KnowledgeBase:
     def _apply(self, conn: Connection, changed: set[int]) -> None:
         rows = store.load_entries(conn, changed)
         languages = store.load_languages(conn, changed)
-        self._texts = TextCache(self._index.idf)  # idf moved
+        stats, syn = self._stats, self._synonyms
+        for entry_id in changed:
+            if entry_id in self._answers:  # its old text leaves the statistics
+                old = self._questions[entry_id], self._answers[entry_id]
+                stats.remove(entry_id, _sampled_text(stats, entry_id, *old, syn))
+            row = rows.get(entry_id)
+            if row is not None:
+                new = "\n".join(row[1]), row[0]
+                stats.add(entry_id, _sampled_text(stats, entry_id, *new, syn))
+        self._texts = TextCache(stats.idf, group_marks(self._synonyms))  # idf moved
         for entry_id in changed:
             row = rows.get(entry_id)
             if row is None:  # deleted
@@ -290,7 +324,7 @@ class KnowledgeBase:
         # Updated entries leave dead postings behind: compact now and then.
         compact = self._index.dead_fraction > 0.5 and len(self._answers) > 1000
         if compact and not self._rebuild_in_background():
-            self._swap(*self._build(self._read_all(conn)))
+            self._swap(self._build(self._read_all(conn)))
 
     # -- matching ------------------------------------------------------------------------------
 
@@ -300,55 +334,77 @@ class KnowledgeBase:
     def search(self, text: str, limit: int = 5, language: str | None = None) -> list[Hit]:
         """Ranked hits whatever their confidence (evaluation, admin tools, LLM grounding).
 
-        With ``language``, entries in another language score OTHER_LANGUAGE x their score
-        (entries without a language are for everyone)."""
+        The word index proposes RERANK_POOL candidates; each is scored by both rankers and
+        the evidence fused (WEIGHTS) into ``confidence``. With ``language``, entries in another
+        language score OTHER_LANGUAGE x their score (entries without one are for everyone)."""
+        w = self.weights
+        rescored = []
+        for h, ev in self.evidence(text, limit, language):
+            score = w.overlap * h.overlap + w.text * ev.text + w.question * ev.question
+            score += w.share * ev.share
+            rescored.append(replace(h, confidence=score * ev.language))
+        rescored.sort(key=lambda h: (h.confidence, h.bm25), reverse=True)
+        return rescored[:limit]
+
+    def evidence(
+        self, text: str, limit: int = 5, language: str | None = None
+    ) -> list[tuple[Hit, Evidence]]:
+        """The candidates of the word index, each with the character rankers' evidence
+        (unfused: search() adds it up; benchmarks/calibrate.py fits the weights on it)."""
         index, languages = self._index, self._languages
-        answers, questions = self._answers, self._questions
-        syn = self._synonyms
-        q = self.analyzer.query(normalize(text), syn)
+        answers, questions, syn = self._answers, self._questions, self._synonyms
+        normalized = normalize(text)
+        q = self.analyzer.query(normalized, syn)
         hits = index.search(q.terms, max(limit + 1, RERANK_POOL), soft=q.soft)
-        if hits and (self.char_weight or self.answer_weight):
-            texts = self._texts
-            rerank = Reranker(text, q.words, texts.idf, syn.words_of)
-            rescored = []
-            for h in hits:
-                entry = h.entry_id
-                chars, share = rerank.score(
-                    texts.get(entry, questions.get(entry, ""), answers.get(entry, ""))
-                )
-                extra = self.char_weight * chars + self.answer_weight * share
-                rescored.append(replace(h, confidence=h.confidence + extra))
-            hits = sorted(rescored, key=lambda h: (h.confidence, h.bm25), reverse=True)
-        if language and languages:
-            hits = [
-                h
-                if languages.get(h.entry_id, language) == language
-                else replace(h, confidence=h.confidence * OTHER_LANGUAGE)
-                for h in hits
-            ]
-            hits.sort(key=lambda h: (h.confidence, h.bm25), reverse=True)
-        return hits[:limit]
+        if not hits:
+            return []
+        texts = self._texts
+        function = self.analyzer.function_grams(normalized)
+        rerank = Reranker(
+            text,
+            q.words,
+            texts.idf,
+            index.idf,
+            syn.words_of,
+            function,
+            STOPWORD_WEIGHT,
+            group_marks(syn),
+        )
+        out = []
+        for h in hits:
+            entry = h.entry_id
+            ev = rerank.score(texts.get(entry, questions.get(entry, ""), answers.get(entry, "")))
+            if language and languages.get(entry, language) != language:
+                ev = ev._replace(language=OTHER_LANGUAGE)
+            out.append((h, ev))
+        return out
 
     def lookup(self, text: str, suggestions: int = 3, language: str | None = None) -> Lookup:
         """Match a question against the in-memory index (no database access).
 
-        The one place that decides between answering and not: the best entry is answered
-        when its score is SURE, or CONFIDENT with a MARGIN over the runner-up (two entries
-        that fit about equally well are a question to ask back, not a coin to toss).
-        Otherwise ``best`` is None and the entries scoring SUGGEST or more are offered.
+        The one place that decides between answering and not (see ``answers``). Otherwise
+        ``best`` is None and the entries scoring SUGGEST or more are offered.
         """
         hits = self.search(text, limit=max(suggestions, 2), language=language)
-        matches = [m for m in map(self._match, hits) if m is not None]
-        sure = bool(matches) and matches[0].confidence >= self.sure
+        sure = bool(hits) and self._sure(hits)
         near = self._semantic(text, language) if self.semantic is not None and not sure else None
+        matches = [m for m in map(self._match, hits) if m is not None]
         if near:
-            return self._fused(matches, near, suggestions)
-        if matches:
-            top = matches[0].confidence
-            runner_up = matches[1].confidence if len(matches) > 1 else 0.0
-            if top >= self.sure or (top >= self.confident and top - runner_up >= self.margin):
-                return Lookup(matches[0])
+            return self._fused(hits, near, suggestions)
+        if hits and self.answers(hits) and matches and matches[0].entry_id == hits[0].entry_id:
+            return Lookup(matches[0])
         return Lookup(None, tuple(m for m in matches if m.confidence >= self.suggest)[:suggestions])
+
+    def answers(self, hits: list[Hit]) -> bool:
+        """Is the best of these ranked hits confident enough to answer? (See CONFIDENT.)"""
+        top = hits[0].confidence
+        lead = top - max(hits[1].confidence if len(hits) > 1 else 0.0, self.floor)
+        if lead < self.tie:
+            return False
+        return top >= self.sure or (top >= self.confident and lead >= self.margin)
+
+    def _sure(self, hits: list[Hit]) -> bool:
+        return hits[0].confidence >= self.sure and self.answers(hits)
 
     def _semantic(self, text: str, language: str | None) -> list[tuple[int, float]]:
         assert self.semantic is not None
@@ -361,26 +417,21 @@ class KnowledgeBase:
             near.sort(key=lambda item: -item[1])
         return near
 
-    def _fused(
-        self, lexical: list[Match], near: list[tuple[int, float]], suggestions: int
-    ) -> Lookup:
+    def _fused(self, hits: list[Hit], near: list[tuple[int, float]], suggestions: int) -> Lookup:
         """Reciprocal rank fusion of the lexical and the semantic ranking; the fused best is
         answered if either matcher alone would answer it."""
         rrf: dict[int, float] = {}
-        for ranking in ([m.entry_id for m in lexical], [e for e, _ in near]):
+        for ranking in ([h.entry_id for h in hits], [e for e, _ in near]):
             for rank, entry_id in enumerate(ranking):
                 rrf[entry_id] = rrf.get(entry_id, 0.0) + 1 / (RRF_K + rank)
         order = sorted(rrf, key=lambda e: -rrf[e])
-        lex = {m.entry_id: m.confidence for m in lexical}
+        lex = {h.entry_id: h.confidence for h in hits}
         cos = dict(near)
         best = order[0]
-        lex_rest = max((c for e, c in lex.items() if e != best), default=0.0)
         cos_rest = max((c for e, c in cos.items() if e != best), default=0.0)
         top, sim = lex.get(best, 0.0), cos.get(best, 0.0)
-        answered = (
-            top >= self.sure
-            or (top >= self.confident and top - lex_rest >= self.margin)
-            or (sim >= EMBED_CONFIDENT and sim - cos_rest >= EMBED_MARGIN)
+        answered = (hits and hits[0].entry_id == best and self.answers(hits)) or (
+            sim >= EMBED_CONFIDENT and sim - cos_rest >= EMBED_MARGIN
         )
         if answered and (match := self._entry(best, max(top, sim))) is not None:
             return Lookup(match)
@@ -472,3 +523,19 @@ class KnowledgeBase:
 
 def _new_index() -> Bm25Index:
     return Bm25Index(STOPWORDS, STOPWORD_WEIGHT, GROUP_WEIGHT)
+
+
+class _Built(NamedTuple):
+    index: Bm25Index
+    stats: GramStats
+    answers: dict[int, str]
+    snap: _Snapshot
+
+
+def _sampled_text(
+    stats: GramStats, entry_id: int, questions: str, answer: str, syn: Synonyms
+) -> str | None:
+    """An entry's text for the gram statistics, normalised only if they count it."""
+    if not stats.sampled(entry_id):
+        return None
+    return entry_text(questions, answer, group_marks(syn))[0]

@@ -45,6 +45,10 @@ _STOPWORDS_TEXT = """
 """
 STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 STOPWORD_WEIGHT = 0.2
+# The prefix of a *weak* term: the words and characters of a synonym-group word, kept beside
+# its group (weighed like a function word) so that 「营业」 still finds 「营业时间」 and
+# 「营业执照」 though each is a group of its own.
+WEAK = "\x02"
 
 
 class Query(NamedTuple):
@@ -146,7 +150,8 @@ class Analyzer:
         of each CJK run as *soft* terms (they count only where a stored question has them, so
         segmentation differences cost nothing: 「挂失我的」 still meets 「挂失」), plus the
         word-level terms compared with answers."""
-        terms, words, runs = self._analyze(normalized, synonyms)
+        own: list[str] = []  # the words and characters of the query's group words
+        terms, words, runs = self._analyze(normalized, synonyms, own)
         have = set(terms)
         soft = {
             run[i : i + 2]
@@ -154,12 +159,37 @@ class Analyzer:
             for i in range(len(run) - 1)
             if run[i : i + 2] not in have and run[i : i + 2] not in STOPWORDS
         }
+        # A group word's own terms meet the same words elsewhere; every plain term meets the
+        # weak terms stored questions keep for their group words. Soft: no cost if absent.
+        soft.update(own)
+        soft.update(WEAK + t for t in (*have, *own) if t[0] != "~")
+        soft.difference_update(have)
         return Query(terms, tuple(soft), words)
 
+    def function_grams(self, normalized: str) -> frozenset[str]:
+        """Characters and bigrams of a question that only ever stand in its function words
+        (「怎么办」 → 怎, 么, 办, 怎么, 么办 unless 办 also stands in a content word): the
+        character ranker weighs them down as the word index does STOPWORDS."""
+        function: set[str] = set()
+        content: set[str] = set()
+        for run in _RUN_RE.findall(normalized):
+            if run[0] < "\u3400":
+                continue
+            marks: list[bool] = []
+            for w in self._jieba.lcut(run):
+                marks.extend([w in STOPWORDS] * len(w))
+            for i, ch in enumerate(run):
+                (function if marks[i] else content).add(ch)
+                if i + 1 < len(run):
+                    both = marks[i] and marks[i + 1]
+                    (function if both else content).add(run[i : i + 2])
+        return frozenset(function - content)
+
     def _analyze(
-        self, normalized: str, synonyms: Synonyms | None
+        self, normalized: str, synonyms: Synonyms | None, own: list[str] | None = None
     ) -> tuple[list[str], list[str], list[str]]:
-        """(index terms, word-level terms, CJK runs)."""
+        """(index terms, word-level terms, CJK runs). The words and characters of group words
+        go to ``own`` when given (a query), else into the terms as weak terms (a question)."""
         out: list[str] = []
         words: list[str] = []
         runs: list[str] = []
@@ -168,6 +198,14 @@ class Analyzer:
             if groups:  # a synonym-group word: its group stands for it
                 out.extend(groups)
                 words.extend(groups)
+                mine: list[str] = []
+                for run in _RUN_RE.findall(piece):
+                    if run[0] >= "\u3400":
+                        self._cjk_terms(run, None, mine, [])
+                if own is not None:
+                    own.extend(mine)
+                else:
+                    out.extend(dict.fromkeys(WEAK + t for t in mine))
                 continue
             for match in _RUN_RE.finditer(piece):
                 run = match.group()
