@@ -11,6 +11,7 @@ from tests.fakeapis import FakeApis, fake_apis_fixture  # noqa: F401
 from tests.helpers import content, event, say
 from tests.phone_texts import phone
 from wxbot.models import Context
+from wxbot.qa import writer
 from wxbot.services.models import PhoneBinding, SmsCode
 
 PHONE = "13800138000"
@@ -183,3 +184,21 @@ def test_normalise_phone() -> None:
     assert phone.normalise_phone("12800138000") is None  # 12x is not a mobile prefix
     assert phone.normalise_phone("1380013800") is None
     assert phone.mask(PHONE) == MASKED
+
+
+def test_a_stored_question_holding_the_keyword_is_answered_not_a_flow(pbot, clock) -> None:  # type: ignore[no-untyped-def]
+    """「绑定手机有什么用」 starts with the keyword 「绑定手机」 but is word for word a
+    knowledge question: the knowledge base answers it, and the bare keyword (or the keyword
+    with a number) still starts the flow."""
+    with pbot.engine.begin() as conn:
+        writer.teach(
+            conn, "绑定手机有什么用", "绑定后可以接收订单通知。", now=clock(), taught_by=None
+        )
+    assert content(say(pbot, "u1", "绑定手机有什么用")) == "绑定后可以接收订单通知。"
+    assert state_of(pbot, "u1") == "WAIT_QUERY"
+    assert content(say(pbot, "u1", "绑定 手机有什么用？")) == "绑定后可以接收订单通知。"
+    assert content(say(pbot, "u1", "绑定手机")) == phone.ASK_NUMBER
+    assert state_of(pbot, "u1") == "WAIT_PHONE_NUMBER"
+    say(pbot, "u1", "取消")
+    reply = content(say(pbot, "u2", f"绑定手机 {PHONE}"))
+    assert reply == phone.SENT.format(phone=MASKED)

@@ -6,7 +6,8 @@ message contains (「我要查充值，订单号 …」), or all of whose words 
 the trigger phrases, scored like knowledge questions (the knowledge base's analyzer and BM25
 index, overlap as the confidence). A fuzzy match must be confident *and* at least as good as
 the best knowledge-base question, so a question the knowledge base answers well is not stolen
-by a similar-looking trigger. Longest phrases win ties (「充值没到账」 before 「充值」).
+by a similar-looking trigger; a keyword or phrase match gives way only when the message is
+word for word a stored question (「绑定手机有什么用」). Longest phrases win ties (「充值没到账」 before 「充值」).
 """
 
 from __future__ import annotations
@@ -78,10 +79,10 @@ class TriggerMatcher:
             return None
         for phrase, flow in self.keywords:
             if _starts(key, phrase):
-                return flow
+                return None if _asks_the_knowledge_base(kb, text, key, phrase) else flow
         for phrase, flow in self.phrases:
             if _contains(key, phrase):
-                return flow
+                return None if _asks_the_knowledge_base(kb, text, key, phrase) else flow
         if not self.phrases:
             return None
         terms = get_analyzer().terms(phrase_key(_VALUES.sub(" ", key)))
@@ -96,6 +97,16 @@ class TriggerMatcher:
         if best_question > hits[0].confidence:
             return None
         return self.flows[hits[0].entry_id]
+
+
+def _asks_the_knowledge_base(kb: Any, text: str, key: str, phrase: str) -> bool:
+    """A message that holds a keyword or trigger but is, word for word, a question the
+    knowledge base stores (「绑定手机有什么用」 beside the keyword 「绑定手机」) asks about the
+    flow rather than starting it. The bare phrase always starts the flow."""
+    if key == phrase:
+        return False
+    stored = getattr(kb, "is_stored_question", None)
+    return stored is not None and stored(text)
 
 
 def _best_knowledge_confidence(kb: Any, text: str) -> float:

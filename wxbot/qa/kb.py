@@ -395,6 +395,17 @@ class KnowledgeBase:
             return Lookup(matches[0])
         return Lookup(None, tuple(m for m in matches if m.confidence >= self.suggest)[:suggestions])
 
+    def is_stored_question(self, text: str) -> bool:
+        """Is ``text`` (normalised, spaces aside) one of the questions stored for its best
+        hit? Lets a caller with its own routing (flow keywords) give way to the knowledge
+        base when a user asks exactly what an entry answers."""
+        hits = self.search(text, limit=1)
+        if not hits:
+            return False
+        key = question_key(text)
+        stored = self._questions.get(hits[0].entry_id, "").split("\n")
+        return bool(key) and any(question_key(q) == key for q in stored)
+
     def answers(self, hits: list[Hit]) -> bool:
         """Is the best of these ranked hits confident enough to answer? (See CONFIDENT.)"""
         top = hits[0].confidence
