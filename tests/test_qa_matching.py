@@ -86,13 +86,18 @@ def test_hits_are_counted_in_batches(faq_app, faq_bot) -> None:  # type: ignore[
     kb = faq_bot.deps.kb
     for _ in range(3):
         say(faq_bot, "o_u", "客服电话是多少")
+    say(faq_bot, "o_u", "怎么查物流")
     engine = faq_app.extensions["wxbot.engine"]
-    hits = select(KbEntry.hits).order_by(KbEntry.hits.desc()).limit(1)
+    hits = select(KbEntry.hits).where(KbEntry.hits > 0).order_by(KbEntry.hits.desc())
     with engine.connect() as conn:
-        assert conn.execute(hits).scalar() == 0  # not one write per message
+        assert conn.execute(hits).scalars().all() == []  # not one write per message
+    kb.flush_hits_now()  # one statement for both entries, each with its own count
+    with engine.connect() as conn:
+        assert conn.execute(hits).scalars().all() == [3, 1]
+    say(faq_bot, "o_u", "客服电话是多少")
     kb.flush_hits_now()
     with engine.connect() as conn:
-        assert conn.execute(hits).scalar() == 3
+        assert conn.execute(hits).scalars().all() == [4, 1]
 
 
 def test_empty_knowledge_base_says_it_does_not_know(bot) -> None:  # type: ignore[no-untyped-def]
