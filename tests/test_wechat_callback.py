@@ -474,3 +474,64 @@ def sim_encrypt(data: bytes) -> str:
     from wxbot.wechat.security import _Prp
 
     return _Prp(aes_key(KEY)).encrypt(data, "wx1234567890edge").decode()
+
+
+# --- the fast path in front of Flask -----------------------------------------------------------
+
+
+def _environ(query: str, body: bytes, **extra: str) -> dict:  # type: ignore[type-arg]
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/wechat",
+        "QUERY_STRING": query,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        "REMOTE_ADDR": "127.0.0.1",
+        **extra,
+    }
+
+
+def _call(app, environ: dict) -> tuple[str, dict, bytes]:  # type: ignore[no-untyped-def,type-arg]
+    seen: dict = {}  # type: ignore[type-arg]
+
+    def start_response(status: str, headers: list) -> None:  # type: ignore[type-arg]
+        seen["status"], seen["headers"] = status, dict(headers)
+
+    body = b"".join(app.wsgi_app(environ, start_response))
+    return seen["status"], seen["headers"], body
+
+
+def test_fast_path_answers_a_message_like_the_flask_route_would() -> None:
+    app = edge_app(encoding_aes_key=KEY)
+    sim = simulator(app)
+    message = sim.text("你好")
+    params, body = sim.sign(message)
+    # a repeated parameter: the first value counts, as in Flask's request.args
+    query = "&".join(f"{k}={v}" for k, v in params.items()) + "&nonce=other"
+    status, headers, raw = _call(app, _environ(query, body.encode()))
+    assert status == "200 OK"
+    assert headers["Content-Type"] == "application/xml; charset=utf-8"
+    assert headers["Content-Length"] == str(len(raw))
+    assert sim.read_reply(raw.decode(), message) == Text("echo:你好")
+
+
+@pytest.mark.parametrize("length", ["abc", "-5", "１２"])
+def test_fast_path_refuses_a_malformed_content_length(length: str) -> None:
+    app = edge_app()
+    status, _, body = _call(app, _environ("", b"<xml/>", CONTENT_LENGTH=length))
+    assert status == "400 Bad Request" and body == b"malformed Content-Length\n"
+
+
+def test_fast_path_bug_is_a_bare_500_and_other_routes_reach_flask(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    app = edge_app()
+    endpoint = app.extensions["wxbot.wechat.endpoint"]
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(endpoint, "receive", broken)
+    status, _, body = _call(app, _environ("", b"<xml/>"))
+    assert status == "500 Internal Server Error" and b"secret" not in body
+    # GET /wechat and any other path are Flask's
+    assert app.test_client().get("/wechat").status_code == 400
+    assert app.test_client().post("/wechat/other").status_code == 404
