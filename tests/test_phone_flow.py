@@ -202,3 +202,15 @@ def test_a_stored_question_holding_the_keyword_is_answered_not_a_flow(pbot, cloc
     say(pbot, "u1", "取消")
     reply = content(say(pbot, "u2", f"绑定手机 {PHONE}"))
     assert reply == phone.SENT.format(phone=MASKED)
+
+
+def test_teaching_the_question_changes_the_remembered_trigger_decision(pbot, clock) -> None:  # type: ignore[no-untyped-def]
+    """Trigger decisions are remembered per knowledge version: once the question is taught,
+    the same words are answered instead of starting the flow."""
+    assert content(say(pbot, "u1", "绑定手机有什么用")) == phone.ASK_NUMBER
+    say(pbot, "u1", "取消")
+    with pbot.engine.begin() as conn:
+        writer.teach(
+            conn, "绑定手机有什么用", "绑定后可以接收订单通知。", now=clock(), taught_by=None
+        )
+    assert content(say(pbot, "u1", "绑定手机有什么用")) == "绑定后可以接收订单通知。"

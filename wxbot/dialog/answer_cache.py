@@ -14,9 +14,9 @@ answering in time (a slow one leaves the lexical matcher alone): such lookups ar
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Any
+
+from wxbot.memo import MISSING, Memo
 
 MAX_ENTRIES = 4096
 MAX_TEXT = 200  # characters; longer texts are rarely asked twice
@@ -30,8 +30,7 @@ def cache_lookups(kb: Any, max_entries: int = MAX_ENTRIES) -> Any:
     lookup = getattr(kb, "lookup", None)
     if lookup is None or not hasattr(kb, "version"):
         return kb
-    memo: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
-    lock = threading.Lock()
+    memo = Memo(max_entries)
 
     def cached(text: str, suggestions: int = 3, language: str | None = None) -> Any:
         if (
@@ -43,17 +42,12 @@ def cache_lookups(kb: Any, max_entries: int = MAX_ENTRIES) -> Any:
         version = kb.version
         tunables = tuple(getattr(kb, name, None) for name in THRESHOLDS)
         key = (text.strip(), suggestions, language, version, tunables)
-        with lock:
-            found = memo.get(key)
-            if found is not None:
-                memo.move_to_end(key)
-                return found
+        found = memo.get(key)
+        if found is not MISSING:
+            return found
         found = lookup(text, suggestions=suggestions, language=language)
         if kb.version == version:  # the index did not move under the lookup
-            with lock:
-                memo[key] = found
-                while len(memo) > max_entries:
-                    memo.popitem(last=False)
+            memo.put(key, found)
         return found
 
     kb.lookup = cached

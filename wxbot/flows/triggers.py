@@ -16,10 +16,13 @@ import re
 from typing import Any
 
 from wxbot.flows.spec import Flow
+from wxbot.memo import MISSING, Memo
 from wxbot.qa.index import Bm25Index
 from wxbot.qa.text import STOPWORD_WEIGHT, STOPWORDS, get_analyzer, normalize
 
 FUZZY_CONFIDENT = 0.5
+MEMO_ENTRIES = 4096  # decisions remembered per process (most messages are a few questions)
+MEMO_MAX_TEXT = 200  # characters; longer texts are rarely sent twice
 # values such as order numbers dilute the overlap of the words around them
 _CJK_SPACE = re.compile(r"(?<![a-z0-9]) | (?![a-z0-9])")
 _VALUES = re.compile(r"[+\d][\d\s\-]{3,}\d|[a-z]*\d[a-z\d]{3,}")
@@ -55,6 +58,7 @@ class TriggerMatcher:
         )
         self._index: Bm25Index | None = None
         self._terms: list[tuple[frozenset[str], Flow]] | None = None
+        self._memo = Memo(MEMO_ENTRIES)
 
     def _term_sets(self) -> list[tuple[frozenset[str], Flow]]:
         if self._terms is None:
@@ -74,6 +78,21 @@ class TriggerMatcher:
         return self._index
 
     def match(self, text: str, kb: Any = None) -> Flow | None:
+        """The flow ``text`` starts, if any. A decision depends on the text, the (fixed)
+        flows and the knowledge base (its version and ranking weights): it is remembered
+        under those, so the usual repeated question costs a dictionary lookup."""
+        if len(text) > MEMO_MAX_TEXT:
+            return self._match(text, kb)
+        version = getattr(kb, "version", None)
+        key = (text, version, getattr(kb, "weights", None))
+        found = self._memo.get(key)
+        if found is MISSING:
+            found = self._match(text, kb)
+            if getattr(kb, "version", None) == version:  # the index did not move meanwhile
+                self._memo.put(key, found)
+        return found  # type: ignore[no-any-return]
+
+    def _match(self, text: str, kb: Any) -> Flow | None:
         key = phrase_key(text)
         if not key:
             return None
