@@ -20,6 +20,7 @@ building SQLAlchemy constructs per message cost more CPU than the database spent
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -125,8 +126,11 @@ class MessageStatements:
         ctx_table, seen_table = quote(contexts.name), quote(seen.name)
         openid = quote("openid")
         lock_suffix = " FOR UPDATE" if self.mysql else ""  # SQLite: BEGIN IMMEDIATE locked all
+        # MySQL: each read returns one JSON array instead of a column per value. PyMySQL
+        # parses every column's description in Python, which cost more than the values.
+        packed = "JSON_ARRAY({})" if self.mysql else "{}"
         self._select_context = (
-            f"SELECT {cols} FROM {ctx_table} WHERE {openid} = {mark}{lock_suffix}"
+            f"SELECT {packed.format(cols)} FROM {ctx_table} WHERE {openid} = {mark}{lock_suffix}"
         )
         # The dedup record and the extras in one statement (one result set to parse):
         # a one-row derived table, the record LEFT JOINed to it, the extras as columns.
@@ -141,6 +145,11 @@ class MessageStatements:
             f" FROM (SELECT 1 AS one) AS o LEFT JOIN {seen_table} AS s"
             f" ON s.{quote('dedup_key')} = {mark}"
         )
+        if self.mysql:  # packed too; the extras' labels name the derived table's columns
+            names = ", ".join(
+                f"r.{quote(n)}" for n in ["reply", "status", "attempts", *self._extra_names]
+            )
+            self._select_seen = f"SELECT JSON_ARRAY({names}) FROM ({self._select_seen}) AS r"
         self._count = f"SELECT COUNT(*) FROM {ctx_table}"
         self._history = _Compiled.of(history, dialect) if history is not None else None
         marks = ", ".join(
@@ -212,15 +221,20 @@ class MessageStatements:
     ) -> Locked:
         row_sets = [r for r in self._run(conn, statements) if r is not None]
         ctx_rows, seen_rows, *rest = row_sets
-        reply, status, attempts, *extra_values = seen_rows[1][0]
+        reply, status, attempts, *extra_values = self._values(seen_rows[1][0])
         extras = dict(zip(self._extra_names, extra_values, strict=True))
         stored = rest[0][1][0][0] if counted else None
         record = SeenRecord(reply, status, attempts) if status is not None else None
         if not ctx_rows[1]:
             return Locked(None, record, stored)
-        ctx = row_to_context(SimpleNamespace(**dict(zip(ctx_rows[0], ctx_rows[1][0], strict=True))))
+        values = self._values(ctx_rows[1][0])
+        ctx = row_to_context(SimpleNamespace(**dict(zip(self.columns, values, strict=True))))
         ctx.extras = extras
         return Locked(ctx, record, stored)
+
+    def _values(self, row: tuple[Any, ...]) -> Sequence[Any]:
+        """A row's values: MySQL's come packed in one JSON array (see __init__)."""
+        return json.loads(row[0]) if self.mysql else row
 
     def _run(
         self, conn: Connection, statements: list[tuple[str, tuple[Any, ...]]]

@@ -77,7 +77,7 @@ EMBED_SUGGEST = 0.6
 OTHER_LANGUAGE = 0.5  # score factor for an entry in another language than the user's
 INCREMENTAL_LIMIT = 5_000  # more changed entries than this: rebuild the whole index
 BACKGROUND_REBUILD_OVER = 5_000  # entries; a larger index is rebuilt in a background thread
-FLUSH_EVERY_HITS = 200
+FLUSH_EVERY_HITS = 2000  # or FLUSH_EVERY_SECONDS, whichever comes first
 FLUSH_EVERY_SECONDS = 30.0
 
 
