@@ -93,9 +93,38 @@ def test_round_trips_of_a_plain_question(mysql_bot):  # type: ignore[no-untyped-
     assert "INSERT INTO contexts" in creating and "memories" in creating
     assert "INSERT INTO user_languages" in creating
     lock = sent[0]
-    assert all(rider in lock for rider in ("kb_version", "user_language", "memory_rounds"))
+    assert all(rider in lock for rider in ("kb_meta", "user_languages", "memories"))
     with mysql_bot.engine.connect() as conn:
         assert conn.execute(sql("SELECT language FROM user_languages")).scalars().all() == [
             "zh",
             "zh",
         ]
+
+
+def test_extras_by_key_become_joins_and_others_stay_subqueries(make_app) -> None:  # type: ignore[no-untyped-def]
+    """The reads after the lock: a primary-key lookup rides as a LEFT JOIN (one per table
+    and key), anything else as a scalar subquery; each value lands under its label."""
+    from sqlalchemy import bindparam, func, select
+
+    from wxbot.dialog.context import contexts
+    from wxbot.dialog.language import languages  # the user's language row, keyed by openid
+    from wxbot.dialog.locked import MessageStatements
+
+    app = make_app()
+    engine = app.extensions["wxbot.engine"]
+    by_key = select(languages.c.language).where(languages.c.openid == bindparam("openid"))
+    counted = select(func.count()).select_from(contexts).where(contexts.c.version >= 0)
+    statements = MessageStatements(
+        engine,
+        [
+            by_key.scalar_subquery().label("lang"),
+            counted.scalar_subquery().label("stored"),
+        ],
+    )
+    say(app.extensions["wxbot.bot"], "o_x", "hello there, how are you")  # stores "en"
+    with transaction(engine) as conn:
+        locked = statements.lock(conn, "o_x", "no-such-message")
+    assert locked.seen is None
+    assert locked.ctx is not None and locked.ctx.extras == {"lang": "en", "stored": 1}
+    sql_text, _ = statements._seen_read("o_x", "k")
+    assert "JOIN user_languages" in sql_text and "count(" in sql_text.lower()
