@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Flask, Response, current_app, request
+from werkzeug.wsgi import get_content_length, get_input_stream
 
 from wxbot.wechat.endpoint import APOLOGY, Answer, Endpoint
 
@@ -64,12 +65,12 @@ class FastPath:
         args: dict[str, str] = {}
         for name, value in parse_qsl(query, keep_blank_values=True, errors="replace"):
             args.setdefault(name, value)  # the first value wins, as with Flask's request.args
-        length = environ.get("CONTENT_LENGTH") or ""
-        if length and not (length.isascii() and length.isdigit()):
-            return Answer(400, "malformed Content-Length\n")
-        content_length = int(length) if length else None
+        # Werkzeug's rules, as Flask would apply them: a chunked body has no length, a
+        # malformed length counts as 0, and an unterminated stream with no length is empty
+        # (the development server would otherwise block reading it).
+        content_length = get_content_length(environ)
+        stream = get_input_stream(environ)
         remote = environ.get("REMOTE_ADDR")
-        stream = environ["wsgi.input"]
         return self.endpoint.receive(args, stream.read, content_length, remote)
 
 
