@@ -41,6 +41,7 @@ def test_settings_validation_messages() -> None:
         ({"WXBOT_DATABASE_URL": "not a url"}, "SQLAlchemy URL"),
         ({"WXBOT_TEACH_POLICY": "nobody"}, "admins' or 'everyone"),
         ({"WXBOT_PREVIOUS_AES_KEY": "a" * 43}, "WXBOT_ENCODING_AES_KEY is not"),
+        ({"WXBOT_MEMORY_DAYS": "-1"}, "WXBOT_MEMORY_DAYS='-1' must not be negative"),
     ]:
         try:
             load_settings(env)

@@ -127,3 +127,21 @@ def test_deleting_a_user_known_only_by_memory(client, bot, clock) -> None:  # ty
     assert client.delete("/admin/api/sessions/o_old", headers=AUTH).status_code == 404
     say(bot, "o_old", "我回来了")  # a blank memory now
     assert history(client, "o_old").get_json()["total_rounds"] == 1
+
+
+def test_stored_histories_older_than_the_retention_are_emptied(client, bot, clock) -> None:  # type: ignore[no-untyped-def]
+    """WXBOT_MEMORY_DAYS (default 90): a stored history not written for that long is
+    emptied by the clean-up; the user, their window and usage stay, recent ones are kept."""
+    say(bot, "o_old", "你好")
+    client.put("/admin/api/sessions/o_old", json={"history_rounds": 2}, headers=AUTH)
+    clock.advance(89 * 86_400)
+    say(bot, "o_recent", "你好")
+    client.put("/admin/api/sessions/o_recent", json={"history_rounds": 3}, headers=AUTH)
+    bot.clean_up()  # both contexts evicted after a while: the stored copies remain
+    clock.advance(2 * 86_400)
+    bot.clean_up()
+    assert bot.forget_old_histories(batch=1) == 1
+    old = history(client, "o_old").get_json()
+    assert (old["total_rounds"], old["history_rounds"]) == (0, 2)
+    assert history(client, "o_recent").get_json()["total_rounds"] == 1
+    assert bot.forget_old_histories() == 0  # nothing left to empty

@@ -91,9 +91,15 @@ def sessions() -> None:
 @click.option("--batch", default=1000, show_default=True, type=int)
 @with_appcontext
 def sessions_cleanup(batch: int) -> None:
-    """Delete expired contexts and day-old dedup records, in batches."""
-    contexts, seen = current_app.extensions["wxbot.bot"].clean_up(batch)
-    click.echo(f"deleted {contexts} expired contexts and {seen} old dedup records")
+    """Delete expired contexts and day-old dedup records, and empty histories older than
+    WXBOT_MEMORY_DAYS, in batches."""
+    bot = current_app.extensions["wxbot.bot"]
+    contexts, seen = bot.clean_up(batch)
+    histories = bot.forget_old_histories(batch)
+    click.echo(
+        f"deleted {contexts} expired contexts and {seen} old dedup records;"
+        f" emptied {histories} stored histories older than the retention"
+    )
 
 
 for module_name, attribute in FEATURE_COMMANDS:

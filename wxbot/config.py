@@ -64,6 +64,7 @@ class Settings:
     timeouts: Mapping[str, float] = field(default_factory=dict)  # per service, overrides
     reply_deadline: float = 4.0  # seconds a request may spend before WeChat's 5 s limit bites
     seen_ttl: int = 86_400
+    memory_days: int = 90  # a stored history not written for this long is emptied (0: never)
     default_language: str = "zh"  # replies to users whose language is not known yet
     flows_dir: str | None = None  # None: knowledge/flows (see wxbot.flows.default_dir)
     # LLM answers (wxbot/llm): an OpenAI-compatible chat endpoint asked when the knowledge base
@@ -112,6 +113,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "WXBOT_MAX_ROUNDS": ("max_rounds", int),
     "WXBOT_MAX_ATTEMPTS": ("max_attempts", int),
     "WXBOT_HISTORY_ROUNDS": ("history_rounds", int),
+    "WXBOT_MEMORY_DAYS": ("memory_days", int),
     "WXBOT_TIMESTAMP_SKEW": ("timestamp_skew", int),
     "WXBOT_WELCOME": ("welcome", str),
     "WXBOT_WEATHER_URL": ("weather_url", str),

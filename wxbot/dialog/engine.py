@@ -338,6 +338,21 @@ class Bot:
             if n < batch and m < batch:
                 return contexts_deleted, seen_deleted
 
+    def forget_old_histories(self, batch: int = 1000) -> int:
+        """Empty stored histories older than WXBOT_MEMORY_DAYS (0: keep them), in batches."""
+        forget = getattr(self.deps.memory, "forget_old_histories", None)
+        days = self.settings.memory_days
+        if forget is None or days <= 0:
+            return 0
+        older_than = self.clock() - days * 86_400
+        emptied = 0
+        while True:
+            with transaction(self.engine) as conn:
+                n = forget(conn, older_than, batch)
+            emptied += n
+            if n < batch:
+                return emptied
+
     def _maybe_clean_up(self) -> None:
         """Opportunistic: about one message in 500 prunes a batch, so no cron is required."""
         if random.random() >= 1 / 500:
@@ -347,6 +362,9 @@ class Bot:
                 now = self.clock()
                 store.delete_expired(conn, now, 200)
                 store.prune_seen(conn, now - self.settings.seen_ttl, 500)
+                forget = getattr(self.deps.memory, "forget_old_histories", None)
+                if forget is not None and self.settings.memory_days > 0:
+                    forget(conn, now - self.settings.memory_days * 86_400, 200)
         except Exception:
             log.warning("opportunistic clean-up failed", exc_info=True)
 

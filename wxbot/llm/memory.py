@@ -114,6 +114,18 @@ class MemoryStore:
         conn.execute(delete(memories).where(memories.c.openid == openid))
         conn.execute(delete(answers).where(answers.c.openid == openid))
 
+    def forget_old_histories(self, conn: Connection, older_than: float, limit: int) -> int:
+        """Empty up to ``limit`` stored histories last written before ``older_than`` (the
+        user's window and usage stay); how many were emptied. A live context keeps its own
+        copy until it is evicted, which takes minutes."""
+        stale = (memories.c.updated_at < older_than) & (memories.c.history != "[]")
+        victims = conn.execute(select(memories.c.openid).where(stale).limit(limit)).scalars().all()
+        if victims:
+            conn.execute(
+                update(memories).where(memories.c.openid.in_(victims), stale).values(history="[]")
+            )
+        return len(victims)
+
 
 # --- reading ----------------------------------------------------------------------------------
 
