@@ -130,6 +130,8 @@ class Dialogue:
         if command in MORE_WORDS and ctx.slots.get(PAGES):
             pages = list(ctx.slots[PAGES])
             return _NextPage(Text(pages.pop(0)), state, slots=keep, counts=False, pages=pages)
+        if command in MORE_WORDS and state == WAIT_QUERY:  # nothing left to page: not a question
+            return Outcome(Text(turn.t(words.NO_MORE_PAGES)), WAIT_QUERY, counts=False)
         if state == WAIT_QUERY:
             for router in self.table.routers:
                 claimed = router(turn)
