@@ -310,7 +310,7 @@ def _seen_and_extras(extra_columns: Sequence[Any], mysql: bool) -> Select[Any]:
             values.append(column.element)
             continue
         table, condition, value = lookup
-        key = (table.name, str(condition.compile(compile_kwargs={"literal_binds": False})))
+        key = (table.name, str(condition))
         alias = joined.get(key)
         if alias is None:
             alias = joined[key] = table.alias(f"x{len(joined)}")

@@ -7,7 +7,8 @@ the trigger phrases, scored like knowledge questions (the knowledge base's analy
 index, overlap as the confidence). A fuzzy match must be confident *and* at least as good as
 the best knowledge-base question, so a question the knowledge base answers well is not stolen
 by a similar-looking trigger; a keyword or phrase match gives way only when the message is
-word for word a stored question (「绑定手机有什么用」). Longest phrases win ties (「充值没到账」 before 「充值」).
+word for word a stored question (「绑定手机有什么用」). Longest phrases win ties (「充值没到账」
+before 「充值」).
 """
 
 from __future__ import annotations
