@@ -9,6 +9,7 @@ through prometheus-client's multiprocess directory.
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import shutil
 import tempfile
@@ -51,6 +52,12 @@ def run(
     wait = getattr(kb, "wait_until_rebuilt", None)
     if wait is not None:  # no index thread may be running when the workers fork
         wait(60)
+
+    # Everything loaded so far (jieba's dictionary, the knowledge index, the app) lives as
+    # long as the process: frozen, the collector never walks it again (a full collection of
+    # it took ~60 ms with the starter knowledge, more with a large base, stalling a worker's
+    # threads), and the workers' copies of those pages stay shared after the fork.
+    gc.freeze()
 
     def post_fork(_server: Any, _worker: Any) -> None:
         # The master's pooled connections are the workers' too after fork: forget them
