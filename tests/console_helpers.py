@@ -47,6 +47,13 @@ def wait_for_job(client: Any, job_path: str, until: tuple[str, ...]) -> dict[str
     raise AssertionError(f"import job still {state['status']}")
 
 
+@pytest.fixture(name="app")
+def console_app_fixture(make_app: Any) -> Any:
+    """The app with the console on (an admin token). Import ``console_app_fixture`` into a
+    test module to use it."""
+    return make_app(admin_token=ADMIN_TOKEN)
+
+
 @pytest.fixture(name="admin")
 def admin_fixture(client: Any) -> Any:
     """The test client, logged in. Import ``admin_fixture`` into a test module to use it."""

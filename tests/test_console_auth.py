@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.console_helpers import ADMIN_TOKEN, csrf, login, post
+from tests.console_helpers import (
+    ADMIN_TOKEN,
+    console_app_fixture,  # noqa: F401 - the app fixture
+    csrf,
+    login,
+    post,
+)
 
 BEARER = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 NEW_FORMS = [  # round 2: synonyms, learned, LLM answers, similar questions, history window
@@ -12,11 +18,6 @@ NEW_FORMS = [  # round 2: synonyms, learned, LLM answers, similar questions, his
     "/admin/llm/1/promote", "/admin/knowledge/1/questions", "/admin/knowledge/1/questions/remove",
     "/admin/conversations/o_x/window",
 ]  # fmt: skip
-
-
-@pytest.fixture
-def app(make_app):  # type: ignore[no-untyped-def]
-    return make_app(admin_token=ADMIN_TOKEN)
 
 
 def test_disabled_without_an_admin_token(make_app) -> None:  # type: ignore[no-untyped-def]

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.console_helpers import (
-    ADMIN_TOKEN,
     admin_fixture,  # noqa: F401 - the admin fixture
+    console_app_fixture,  # noqa: F401 - the app fixture
     post,
 )
 from tests.helpers import content, say
 from tests.test_console_pages import add_entry, entry
 from wxbot.i18n import LANGUAGE_NAMES
-
-
-@pytest.fixture
-def app(make_app):  # type: ignore[no-untyped-def]
-    return make_app(admin_token=ADMIN_TOKEN)
 
 
 def test_the_language_is_shown_and_edited(app, admin) -> None:  # type: ignore[no-untyped-def]

@@ -5,20 +5,13 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from tests.console_helpers import (
-    ADMIN_TOKEN,
     admin_fixture,  # noqa: F401 - the admin fixture
+    console_app_fixture,  # noqa: F401 - the app fixture
     post,
 )
 from tests.helpers import content, say
 from tests.test_console_pages import add_entry, entry, unanswered_ids
-
-
-@pytest.fixture
-def app(make_app):  # type: ignore[no-untyped-def]
-    return make_app(admin_token=ADMIN_TOKEN)
 
 
 def ask_weekend(bot) -> None:  # type: ignore[no-untyped-def]

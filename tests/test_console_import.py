@@ -7,7 +7,12 @@ import io
 
 import pytest
 
-from tests.console_helpers import ADMIN_TOKEN, csrf, login, wait_for_job
+from tests.console_helpers import (
+    console_app_fixture,  # noqa: F401 - the app fixture
+    csrf,
+    login,
+    wait_for_job,
+)
 from tests.helpers import say
 from wxbot.console import jobs
 from wxbot.console.models import MAX_UPLOAD_BYTES
@@ -21,11 +26,6 @@ GOOD_AND_BAD = (
     "只有一列\n"
     "怎么改地址|地址填错了,发货前可在订单页修改。\n"
 )
-
-
-@pytest.fixture
-def app(make_app):  # type: ignore[no-untyped-def]
-    return make_app(admin_token=ADMIN_TOKEN)
 
 
 @pytest.fixture

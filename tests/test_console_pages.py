@@ -7,15 +7,14 @@ import io
 
 import pytest
 
-from tests.console_helpers import ADMIN_TOKEN, login, post
+from tests.console_helpers import (
+    console_app_fixture,  # noqa: F401 - the app fixture
+    login,
+    post,
+)
 from tests.helpers import say
 from wxbot.dialog.handlers.query import DONT_KNOW
 from wxbot.qa import store, writer
-
-
-@pytest.fixture
-def app(make_app):  # type: ignore[no-untyped-def]
-    return make_app(admin_token=ADMIN_TOKEN)
 
 
 @pytest.fixture

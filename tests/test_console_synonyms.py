@@ -3,22 +3,15 @@ matching with them at once); learned wordings listed and undone."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.console_helpers import (
-    ADMIN_TOKEN,
     admin_fixture,  # noqa: F401 - the admin fixture
+    console_app_fixture,  # noqa: F401 - the app fixture
     post,
 )
 from tests.helpers import content, say
 from tests.test_console_pages import add_entry, entry
 from wxbot.qa import learning
 from wxbot.qa import synonyms as synonym_store
-
-
-@pytest.fixture
-def app(make_app):  # type: ignore[no-untyped-def]
-    return make_app(admin_token=ADMIN_TOKEN)
 
 
 def groups(app) -> dict[int, list[str]]:  # type: ignore[no-untyped-def]
