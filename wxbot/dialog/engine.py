@@ -340,18 +340,21 @@ class Bot:
 
     def forget_old_histories(self, batch: int = 1000) -> int:
         """Empty stored histories older than WXBOT_MEMORY_DAYS (0: keep them), in batches."""
+        now = self.clock()
+        emptied = 0
+        while True:
+            with transaction(self.engine) as conn:
+                n = self._forget_histories(conn, now, batch)
+            emptied += n
+            if n < batch:
+                return emptied
+
+    def _forget_histories(self, conn: Connection, now: float, limit: int) -> int:
         forget = getattr(self.deps.memory, "forget_old_histories", None)
         days = self.settings.memory_days
         if forget is None or days <= 0:
             return 0
-        older_than = self.clock() - days * 86_400
-        emptied = 0
-        while True:
-            with transaction(self.engine) as conn:
-                n = forget(conn, older_than, batch)
-            emptied += n
-            if n < batch:
-                return emptied
+        return int(forget(conn, now - days * 86_400, limit))
 
     def _maybe_clean_up(self) -> None:
         """Opportunistic: about one message in 500 prunes a batch, so no cron is required."""
@@ -362,9 +365,7 @@ class Bot:
                 now = self.clock()
                 store.delete_expired(conn, now, 200)
                 store.prune_seen(conn, now - self.settings.seen_ttl, 500)
-                forget = getattr(self.deps.memory, "forget_old_histories", None)
-                if forget is not None and self.settings.memory_days > 0:
-                    forget(conn, now - self.settings.memory_days * 86_400, 200)
+                self._forget_histories(conn, now, 200)
         except Exception:
             log.warning("opportunistic clean-up failed", exc_info=True)
 
