@@ -87,6 +87,7 @@ class Settings:
     embedding_model: str = "bge-m3"
     embedding_api_key: str | None = None
     embedding_timeout: float = 0.5  # seconds a question may wait for its vector
+    embedding_fusion: str | None = None  # weight,confident,margin,suggest (wxbot.qa.fusion)
 
     @property
     def demo_credentials(self) -> bool:
@@ -147,6 +148,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "WXBOT_EMBEDDING_MODEL": ("embedding_model", str),
     "WXBOT_EMBEDDING_API_KEY": ("embedding_api_key", str),
     "WXBOT_EMBEDDING_TIMEOUT": ("embedding_timeout", float),
+    "WXBOT_EMBEDDING_FUSION": ("embedding_fusion", str),
 }
 _FIELD_TYPES = {f.name: f for f in fields(Settings)}
 
@@ -230,6 +232,13 @@ def validate(settings: Settings) -> None:
     if settings.history_rounds > MAX_HISTORY_ROUNDS:
         raise ConfigError(f"WXBOT_HISTORY_ROUNDS must be at most {MAX_HISTORY_ROUNDS}")
     _validate_llm(settings)
+    if settings.embedding_fusion:
+        from wxbot.qa.fusion import parse_fusion
+
+        try:
+            parse_fusion(settings.embedding_fusion)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     try:
         from zoneinfo import ZoneInfo
 

@@ -21,7 +21,7 @@ import threading
 import time
 from array import array
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from sqlalchemy import Connection, Engine, select
@@ -30,6 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from wxbot.db import is_mysql
 from wxbot.qa import store
+from wxbot.qa.fusion import Fusion, RankFusion
 from wxbot.qa.models import KbEmbedding
 from wxbot.qa.text import question_key
 
@@ -43,6 +44,14 @@ RETRY_AFTER = 60.0  # seconds between background attempts after a failure
 
 class EmbeddingError(Exception):
     pass
+
+
+class Embedder(Protocol):
+    """An embedding service's client, or the local model (wxbot.qa.local_model)."""
+
+    model: str
+
+    def embed(self, texts: list[str], timeout: float) -> list[array]: ...
 
 
 class EmbeddingClient:
@@ -114,9 +123,7 @@ def save_vectors(conn: Connection, model: str, vectors: dict[str, array], now: f
         conn.execute(stmt, rows[i : i + store.CHUNK])
 
 
-def embed_missing(
-    engine: Engine, client: EmbeddingClient, *, now: float, limit: int | None = None
-) -> int:
+def embed_missing(engine: Engine, client: Embedder, *, now: float, limit: int | None = None) -> int:
     """Embed stored questions that have no vector for the client's model, in batches; each
     batch is saved and announced (a knowledge version) in its own transaction. Returns the
     number embedded."""
@@ -147,7 +154,7 @@ class VectorIndex:
         self._vectors: dict[str, array] = {}  # qkey -> unit vector
         self._owner: dict[str, int] = {}  # qkey -> entry id
         self._matrix: Any = None  # rebuilt lazily after changes
-        self._keys: list[str] = []
+        self._owners: list[int] = []  # the entry of each row of the matrix
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -176,28 +183,42 @@ class VectorIndex:
 
         with self._lock:
             if self._matrix is None and self._vectors:
-                self._keys = list(self._vectors)
-                self._matrix = np.array([self._vectors[k] for k in self._keys], dtype=np.float32)
-            matrix, keys, owner = self._matrix, self._keys, dict(self._owner)
+                keys = list(self._vectors)
+                self._matrix = np.array([self._vectors[k] for k in keys], dtype=np.float32)
+                self._owners = [self._owner[k] for k in keys]  # row -> entry id
+            matrix, owners = self._matrix, self._owners
         if matrix is None or matrix.shape[1] != len(query):
             return []
         scores = matrix @ np.frombuffer(query, dtype=np.float32)
-        top = np.argsort(-scores)[: limit * 4]
+        want = limit * 4  # several questions of one entry may crowd the top
+        if len(scores) > want:  # partial sort: at 100k questions a full one is 8 ms
+            part = np.argpartition(-scores, want)[:want]
+            top = part[np.argsort(-scores[part])]
+        else:
+            top = np.argsort(-scores)
         best: dict[int, float] = {}
         for i in top:
-            entry = owner.get(keys[i])
-            if entry is not None and entry not in best:
+            entry = owners[i]
+            if entry not in best:
                 best[entry] = float(scores[i])
         return list(best.items())[:limit]
 
 
 class Semantic:
-    """What the knowledge base needs: a client, the vectors, and a background filler."""
+    """What the knowledge base needs: an embedder, the vectors, a background filler and the
+    rule that fuses the rankings."""
 
-    def __init__(self, client: EmbeddingClient, engine: Engine | None, timeout: float) -> None:
+    def __init__(
+        self,
+        client: Embedder,
+        engine: Engine | None,
+        timeout: float,
+        fusion: Fusion | None = None,
+    ) -> None:
         self.client = client
         self.engine = engine
         self.timeout = timeout
+        self.fusion: Fusion = fusion or RankFusion()
         self.index = VectorIndex()
         self._busy = threading.Lock()
         self._last_failure = 0.0

@@ -67,13 +67,7 @@ SURE = 1.2
 TIE = 0.05
 RUNNER_UP_FLOOR = 0.38
 SUGGEST = 0.3  # "did you mean" at or above this
-# With an embedding service (embeddings.py): the two rankings are fused by reciprocal rank,
-# and a semantic match alone answers when its cosine is EMBED_CONFIDENT with EMBED_MARGIN
-# over the next entry (values for bge-m3-like models; see the README to recalibrate).
-RRF_K = 60
-EMBED_CONFIDENT = 0.75
-EMBED_MARGIN = 0.05
-EMBED_SUGGEST = 0.6
+# With semantic retrieval (embeddings.py), fusion.py decides from both rankings.
 OTHER_LANGUAGE = 0.5  # score factor for an entry in another language than the user's
 INCREMENTAL_LIMIT = 5_000  # more changed entries than this: rebuild the whole index
 BACKGROUND_REBUILD_OVER = 5_000  # entries; a larger index is rebuilt in a background thread
@@ -385,12 +379,14 @@ class KnowledgeBase:
         The one place that decides between answering and not (see ``answers``). Otherwise
         ``best`` is None and the entries scoring SUGGEST or more are offered.
         """
-        hits = self.search(text, limit=max(suggestions, 2), language=language)
+        pool = RERANK_POOL if self.semantic is not None else max(suggestions, 2)
+        hits = self.search(text, limit=pool, language=language)
         sure = bool(hits) and self._sure(hits)
         near = self._semantic(text, language) if self.semantic is not None and not sure else None
-        matches = [m for m in map(self._match, hits) if m is not None]
         if near:
             return self._fused(hits, near, suggestions)
+        hits = hits[: max(suggestions, 2)]
+        matches = [m for m in map(self._match, hits) if m is not None]
         if hits and self.answers(hits) and matches and matches[0].entry_id == hits[0].entry_id:
             return Lookup(matches[0])
         return Lookup(None, tuple(m for m in matches if m.confidence >= self.suggest)[:suggestions])
@@ -429,28 +425,14 @@ class KnowledgeBase:
         return near
 
     def _fused(self, hits: list[Hit], near: list[tuple[int, float]], suggestions: int) -> Lookup:
-        """Reciprocal rank fusion of the lexical and the semantic ranking; the fused best is
-        answered if either matcher alone would answer it."""
-        rrf: dict[int, float] = {}
-        for ranking in ([h.entry_id for h in hits], [e for e, _ in near]):
-            for rank, entry_id in enumerate(ranking):
-                rrf[entry_id] = rrf.get(entry_id, 0.0) + 1 / (RRF_K + rank)
-        order = sorted(rrf, key=lambda e: -rrf[e])
-        lex = {h.entry_id: h.confidence for h in hits}
-        cos = dict(near)
-        best = order[0]
-        cos_rest = max((c for e, c in cos.items() if e != best), default=0.0)
-        top, sim = lex.get(best, 0.0), cos.get(best, 0.0)
-        answered = (hits and hits[0].entry_id == best and self.answers(hits)) or (
-            sim >= EMBED_CONFIDENT and sim - cos_rest >= EMBED_MARGIN
+        assert self.semantic is not None
+        decision = self.semantic.fusion.decide(hits, near, bool(hits) and self.answers(hits))
+        chosen = (
+            None if decision.answer is None else self._entry(decision.answer, decision.confidence)
         )
-        if answered and (match := self._entry(best, max(top, sim))) is not None:
-            return Lookup(match)
-        offered = [
-            self._entry(e, max(lex.get(e, 0.0), cos.get(e, 0.0)))
-            for e in order
-            if lex.get(e, 0.0) >= self.suggest or cos.get(e, 0.0) >= EMBED_SUGGEST
-        ]
+        if chosen is not None:
+            return Lookup(chosen)
+        offered = (self._entry(e, c) for e, c in decision.offered)
         return Lookup(None, tuple(m for m in offered if m is not None)[:suggestions])
 
     def _match(self, hit: Hit) -> Match | None:
