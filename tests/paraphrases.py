@@ -185,9 +185,14 @@ def evaluate(kb, cases, unrelated, verbose: bool = False, language: str | None =
     return result
 
 
-def build_kb(*files: str, kb_options: dict | None = None):  # type: ignore[no-untyped-def]
+def build_kb(*files: str, kb_options: dict | None = None, embedder=None):  # type: ignore[no-untyped-def]
+    """A knowledge base of ``files`` in a throw-away SQLite database; with ``embedder`` (the
+    local sentence encoder, or an EmbeddingClient) every question embedded and the model's
+    score fusion (LOCAL_MODEL_FUSION, or ``kb_options["fusion"]``) deciding."""
     from wxbot.db import make_engine, upgrade
     from wxbot.qa import KnowledgeBase
+    from wxbot.qa.embeddings import Semantic, embed_missing
+    from wxbot.qa.fusion import LOCAL_MODEL_FUSION
     from wxbot.qa.importer import import_files
 
     folder = tempfile.mkdtemp(prefix="wxbot-para-")
@@ -196,7 +201,12 @@ def build_kb(*files: str, kb_options: dict | None = None):  # type: ignore[no-un
     report = import_files(engine, list(files), now=time.time())
     if not report.written:
         sys.exit(f"could not import {files}: {report.errors[:5]}")
-    kb = KnowledgeBase(engine, **(kb_options or {}))
+    options = dict(kb_options or {})
+    fusion = options.pop("fusion", LOCAL_MODEL_FUSION)
+    if embedder is not None:
+        embed_missing(engine, embedder, now=time.time())
+        options["semantic"] = Semantic(embedder, engine, 5.0, fusion)
+    kb = KnowledgeBase(engine, **options)
     with engine.connect() as conn:
         kb.refresh_if_stale(conn)
     return kb

@@ -85,7 +85,7 @@ def _embed_new_questions(now: float) -> None:
     except EmbeddingError as exc:
         click.echo(f"embedding the questions failed ({exc}); the bot retries in the background")
         return
-    click.echo(f"embedded {done} questions ({settings.embedding_model})")
+    click.echo(f"embedded {done} questions ({semantic.client.model})")
 
 
 @kb.command("export")
