@@ -1,13 +1,15 @@
 """Answer accuracy table: every set, development and test halves (a measurement, not a test).
 
-    python benchmarks/accuracy.py [-v] [--no-synonyms]
+    python benchmarks/accuracy.py [-v] [--no-synonyms] [--semantic]
 
 Columns (shares of the rewordings): direct = answered with the right entry; suggested = not
 answered, right entry among the did-you-mean choices; wrong = answered with another entry;
 abstained = don't know, or wrong choices only; top-1 = the best-ranked entry is right,
 whatever the decision. "unrelated answered": questions the FAQ cannot answer that got an
 answer. The sets and how they were written: tests/paraphrases.py, tests/accuracy/README.md.
-``-v`` lists every miss; ``--no-synonyms`` measures without any synonym group.
+``-v`` lists every miss; ``--no-synonyms`` measures without any synonym group; ``--semantic``
+measures with the local sentence encoder fused in (its values chosen by calibrate_fusion.py on
+the dev halves).
 """
 
 from __future__ import annotations
@@ -25,13 +27,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="list the misses")
     parser.add_argument("--no-synonyms", action="store_true", help="drop every synonym group")
+    parser.add_argument(
+        "--semantic",
+        action="store_true",
+        help="with the local sentence encoder (WXBOT_EMBEDDING_URL=local; wxbot[semantic])",
+    )
     args = parser.parse_args()
     import logging
 
     logging.disable(logging.INFO)
+    embedder = None
+    if args.semantic:
+        from wxbot.qa.local_model import LocalEmbedder
+
+        embedder = LocalEmbedder()
     print(HEADER)
     for halves in SETS.values():
-        kb = build_kb(str(halves["dev"].faq))
+        kb = build_kb(str(halves["dev"].faq), embedder=embedder)
         if args.no_synonyms:
             from sqlalchemy import delete
 
