@@ -72,7 +72,7 @@ def replay(asked: list[Asked], fusion: ScoreFusion) -> tuple[int, int, int, int,
     for a in asked:
         answer = a.lexical_sure
         if answer is None:
-            answer = fusion.decide(a.hits, a.near, False).answer
+            answer = fusion.decide(a.hits, a.near, False, 0.0).answer
         if a.right is None:
             unrelated += answer is not None
             continue

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from kb_bench import percentile, rss_mb, synthetic  # noqa: E402
 
-from tests.paraphrases import SETS, evaluate, read_cases, row  # noqa: E402
+from tests.paraphrases import HEADER, SETS, evaluate, read_cases, row  # noqa: E402
 
 
 def main() -> None:
@@ -89,8 +89,6 @@ def main() -> None:
                 times.append(time.perf_counter() - t)
         p50, p99 = percentile(times, 0.5) * 1000, percentile(times, 0.99) * 1000
         print(f"{name:<10}{len(times):>8}{p50:>9.2f}{p99:>9.2f}")
-    from tests.paraphrases import HEADER
-
     print("\n" + HEADER)
     for name, kb in (("words", lexical), ("+meaning", semantic)):
         print(row(f"bank dev {name}", evaluate(kb, cases, unrelated)))

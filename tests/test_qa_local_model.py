@@ -104,20 +104,25 @@ def hit(entry_id: int, confidence: float) -> Hit:
 def test_score_fusion_answers_on_the_sum_with_a_margin_and_offers_the_rest() -> None:
     fusion = ScoreFusion(weight=1.0, confident=0.9, margin=0.2, suggest=0.6)
     # lexical 0.4 + cosine 0.7 = 1.1, next 0.3 + 0.5 = 0.8: answered
-    decision = fusion.decide([hit(1, 0.4), hit(2, 0.3)], [(1, 0.7), (2, 0.5)], False)
+    decision = fusion.decide([hit(1, 0.4), hit(2, 0.3)], [(1, 0.7), (2, 0.5)], False, 0.3)
     assert decision.answer == 1 and math.isclose(decision.confidence, 0.55)
     # the same lead, but too weak a sum: the two are offered, best first
-    decision = fusion.decide([hit(1, 0.2), hit(2, 0.1)], [(1, 0.6), (2, 0.4)], False)
+    decision = fusion.decide([hit(1, 0.2), hit(2, 0.1)], [(1, 0.6), (2, 0.4)], False, 0.3)
     assert decision.answer is None and [e for e, _ in decision.offered] == [1]
     # an entry only the semantic ranking found competes too; one it did not list counts its
     # lowest listed cosine
     ranked = fusion.ranked([hit(1, 0.5)], [(2, 0.9), (3, 0.2)])
     assert ranked == [(2, 0.9), (1, 0.7), (3, 0.2)]
-    assert fusion.decide([], [], False).answer is None
+    assert fusion.decide([], [], False, 0.3).answer is None
 
 
 def test_rank_fusion_keeps_the_lexical_answer_and_a_clear_semantic_one() -> None:
     fusion = RankFusion()
-    assert fusion.decide([hit(1, 0.6), hit(2, 0.2)], [(1, 0.5), (2, 0.4)], True).answer == 1
-    assert fusion.decide([], [(1, 0.8), (2, 0.7)], False).answer == 1
-    assert fusion.decide([], [(1, 0.7), (2, 0.68)], False).answer is None  # too close
+    assert fusion.decide([hit(1, 0.6), hit(2, 0.2)], [(1, 0.5), (2, 0.4)], True, 0.3).answer == 1
+    assert fusion.decide([], [(1, 0.8), (2, 0.7)], False, 0.3).answer == 1
+    assert fusion.decide([], [(1, 0.7), (2, 0.68)], False, 0.3).answer is None  # too close
+    # a word match is offered at the knowledge base's own did-you-mean setting
+    offered = fusion.decide([hit(3, 0.35)], [(1, 0.7), (2, 0.68)], False, 0.3).offered
+    assert 3 in [e for e, _ in offered]
+    offered = fusion.decide([hit(3, 0.35)], [(1, 0.7), (2, 0.68)], False, 0.4).offered
+    assert 3 not in [e for e, _ in offered]

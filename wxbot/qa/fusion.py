@@ -31,7 +31,11 @@ class Decision:
 
 
 class Fusion(Protocol):
-    def decide(self, hits: Sequence[Hit], near: Near, lexical_answers: bool) -> Decision: ...
+    def decide(
+        self, hits: Sequence[Hit], near: Near, lexical_answers: bool, lexical_suggest: float
+    ) -> Decision:
+        """``lexical_answers``: the word rule alone would answer ``hits[0]``;
+        ``lexical_suggest``: the word confidence worth a did-you-mean (the KB's setting)."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,9 @@ class ScoreFusion:
             score[h.entry_id] = h.confidence + self.weight * cos.get(h.entry_id, floor)
         return sorted(score.items(), key=lambda item: -item[1])
 
-    def decide(self, hits: Sequence[Hit], near: Near, lexical_answers: bool) -> Decision:
+    def decide(
+        self, hits: Sequence[Hit], near: Near, lexical_answers: bool, lexical_suggest: float
+    ) -> Decision:
         ranked = self.ranked(hits, near)
         if not ranked:
             return Decision(None, 0.0, [])
@@ -70,10 +76,11 @@ class RankFusion:
     confident: float = 0.75
     margin: float = 0.05
     suggest: float = 0.6
-    lexical_suggest: float = 0.3
     k: int = 60
 
-    def decide(self, hits: Sequence[Hit], near: Near, lexical_answers: bool) -> Decision:
+    def decide(
+        self, hits: Sequence[Hit], near: Near, lexical_answers: bool, lexical_suggest: float
+    ) -> Decision:
         rrf: dict[int, float] = {}
         for ranking in ([h.entry_id for h in hits], [e for e, _ in near]):
             for rank, entry_id in enumerate(ranking):
@@ -92,7 +99,7 @@ class RankFusion:
         offered = [
             (e, max(lex.get(e, 0.0), cos.get(e, 0.0)))
             for e in order
-            if lex.get(e, 0.0) >= self.lexical_suggest or cos.get(e, 0.0) >= self.suggest
+            if lex.get(e, 0.0) >= lexical_suggest or cos.get(e, 0.0) >= self.suggest
         ]
         return Decision(None, 0.0, offered)
 

@@ -426,7 +426,8 @@ class KnowledgeBase:
 
     def _fused(self, hits: list[Hit], near: list[tuple[int, float]], suggestions: int) -> Lookup:
         assert self.semantic is not None
-        decision = self.semantic.fusion.decide(hits, near, bool(hits) and self.answers(hits))
+        lexical_answers = bool(hits) and self.answers(hits)
+        decision = self.semantic.fusion.decide(hits, near, lexical_answers, self.suggest)
         chosen = (
             None if decision.answer is None else self._entry(decision.answer, decision.confidence)
         )
