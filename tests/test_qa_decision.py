@@ -92,6 +92,20 @@ def test_language_preference_still_applies(kb) -> None:  # type: ignore[no-untyp
     assert kb.search("refund policy", 1, language="zh")[0].entry_id == zh
 
 
+def test_a_taught_entry_language_applies_at_once(kb) -> None:  # type: ignore[no-untyped-def]
+    """Each teach is its own incremental refresh: the second entry's language must reach
+    the ranking without a full rebuild (the entry that fits the words best is in English)."""
+    (zh,) = teach(kb, ("refund policy please", "退款政策：七天无理由。"), language="zh")
+    (en,) = teach(kb, ("refund policy", "Refunds within 7 days."), language="en")
+    assert kb.search("refund policy", 1, language="en")[0].entry_id == en
+    assert kb.search("refund policy", 1, language="zh")[0].entry_id == zh
+    assert kb.engine is not None
+    with kb.engine.begin() as conn:  # and a language taken away applies at once too
+        writer.update_entry(conn, en, now=2.0, language=None)
+        kb.refresh_if_stale(conn)
+    assert kb.search("refund policy", 1, language="zh")[0].entry_id == en
+
+
 def test_gram_statistics_follow_incremental_updates(kb) -> None:  # type: ignore[no-untyped-def]
     ids = teach(kb, HOURS, LICENCE, ("怎么申请退款", "在订单页申请退款。"))
     assert kb.engine is not None

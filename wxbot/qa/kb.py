@@ -306,15 +306,15 @@ class KnowledgeBase:
             self._index_entry(self._index, entry_id, answer, qs, self._synonyms)
             self._answers[entry_id] = answer
             self._questions[entry_id] = "\n".join(qs)
+            if entry_id in languages:
+                self._languages[entry_id] = languages[entry_id]
+            else:
+                self._languages.pop(entry_id, None)
         if self.semantic is not None:
             for entry_id in changed - rows.keys():
                 self.semantic.index.remove_entry(entry_id)
             if self.semantic.load(conn, {e: qs for e, (_, qs) in rows.items()}):
                 self.semantic.fill_in_background()
-            if entry_id in languages:
-                self._languages[entry_id] = languages[entry_id]
-            else:
-                self._languages.pop(entry_id, None)
         # Updated entries leave dead postings behind: compact now and then.
         compact = self._index.dead_fraction > 0.5 and len(self._answers) > 1000
         if compact and not self._rebuild_in_background():
