@@ -1,16 +1,11 @@
-"""Reading flow files: YAML with line numbers, validated into spec.Flow objects.
+"""Reading flow files: what each key means, validated into spec.Flow objects.
 
-PyYAML, deliberately: its composer keeps every node's start mark, which is all the line
-numbers need, it ships a C parser, and it is the YAML library most operators' tools already
-use (ruamel.yaml's round-trip model would only matter if we wrote the files back). Two YAML
-1.1 surprises are turned off: ``yes``/``no``/``on``/``off`` stay text (only ``true``/``false``
-are booleans; 「是/否」 and ``no`` as an option must not become False), and a key given twice
-is an error instead of silently keeping the last one.
+The YAML with line numbers and the checker that words problems as ``file:line`` are in
+yamlcheck.py.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from dataclasses import dataclass, field
@@ -20,9 +15,10 @@ from typing import Any
 import yaml
 
 from wxbot.config import ConfigError
-from wxbot.flows import slots, template
+from wxbot.flows import slots
 from wxbot.flows.messages import CONFIRM
 from wxbot.flows.spec import FACTS, Action, Bands, Flow, Step, Texts
+from wxbot.flows.yamlcheck import Checker, MarkedDict, MarkedList, MarkedLoader, line_of
 from wxbot.i18n import LANGUAGES, translate
 from wxbot.models import STATE_LEN
 
@@ -54,140 +50,12 @@ class Loaded:
     warnings: list[str] = field(default_factory=list)
 
 
-# --- YAML with line numbers ------------------------------------------------------------------
-
-
-class MarkedDict(dict):  # type: ignore[type-arg]
-    line = 0
-    key_lines: dict[Any, int]
-
-
-class MarkedList(list):  # type: ignore[type-arg]
-    line = 0
-    item_lines: list[int]
-
-
-class _DuplicateKey(yaml.MarkedYAMLError):
-    pass
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
-def _mapping(loader: _Loader, node: yaml.MappingNode) -> MarkedDict:
-    loader.flatten_mapping(node)
-    result = MarkedDict()
-    result.line = node.start_mark.line + 1
-    result.key_lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in result:
-            raise _DuplicateKey(None, None, f"the key {key!r} is given twice", key_node.start_mark)
-        result[key] = loader.construct_object(value_node, deep=True)
-        result.key_lines[key] = key_node.start_mark.line + 1
-    return result
-
-
-def _sequence(loader: _Loader, node: yaml.SequenceNode) -> MarkedList:
-    result = MarkedList(loader.construct_object(child, deep=True) for child in node.value)
-    result.line = node.start_mark.line + 1
-    result.item_lines = [child.start_mark.line + 1 for child in node.value]
-    return result
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequence)
-
-
-def _line(container: Any, key: Any, default: int = 0) -> int:
-    if isinstance(container, MarkedDict):
-        return container.key_lines.get(key, container.line)
-    if isinstance(container, MarkedList) and isinstance(key, int) and key < len(container):
-        return container.item_lines[key]
-    return getattr(container, "line", default)
-
-
-# --- validation ------------------------------------------------------------------------------
-
-
-class _Checker:
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.problems: list[str] = []
-        self.warnings: list[str] = []
-
-    def error(self, line: int, message: str) -> None:
-        self.problems.append(f"{self.path}:{line}: {message}")
-
-    def warn(self, line: int, message: str) -> None:
-        self.warnings.append(f"{self.path}:{line}: {message}")
-
-    def unknown_keys(self, data: MarkedDict, allowed: tuple[str, ...], where: str) -> None:
-        for key in data:
-            if key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                self.error(_line(data, key), f"unknown key {key!r} in {where}{hint}")
-
-    def texts(self, data: Any, key: str, what: str, required: bool = False) -> Texts | None:
-        raw = data.get(key)
-        line = _line(data, key)
-        if raw is None:
-            if required:
-                self.error(line, f"{what} has no `{key}:`; every step needs a prompt")
-            return None
-        if isinstance(raw, (str, int, float)) and not isinstance(raw, bool):
-            raw = {"zh": str(raw)}
-        if not isinstance(raw, dict) or not raw:
-            self.error(line, f"`{key}` of {what} must be text or {{zh: ..., en: ...}}")
-            return None
-        by_language: dict[str, str] = {}
-        for language, text in raw.items():
-            if language not in LANGUAGES:
-                self.error(
-                    _line(raw, language),
-                    f"unknown language {language!r} in `{key}` (use {', '.join(LANGUAGES)})",
-                )
-            elif not isinstance(text, str) or not text.strip():
-                self.error(_line(raw, language), f"`{key}.{language}` of {what} is empty")
-            else:
-                by_language[language] = text
-        if not by_language:
-            return None
-        missing = [lang for lang in LANGUAGES if lang not in by_language]
-        if missing:
-            self.warn(line, f"`{key}` of {what} has no {'/'.join(missing)} text (Chinese is used)")
-        return Texts(by_language, line)
-
-    def names(self, texts: Texts | None, known: set[str], what: str) -> None:
-        if texts is None:
-            return
-        for text in texts.sources():
-            for name, flt in template.names(text):
-                if name not in known:
-                    self.error(
-                        texts.line, f"{what} names {{{name}}}, which is not a slot filled by then"
-                    )
-                if flt and flt not in template.FILTERS:
-                    self.error(texts.line, f"{what} uses the unknown filter |{flt}")
-
-
 def load_file(path: Path) -> tuple[Flow | None, list[str], list[str]]:
     """One flow file: (the flow or None, problems, warnings)."""
-    check = _Checker(str(path))
+    check = Checker(str(path))
     try:
         with path.open(encoding="utf-8-sig") as handle:
-            data = yaml.load(handle, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+            data = yaml.load(handle, Loader=MarkedLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
@@ -203,32 +71,32 @@ def load_file(path: Path) -> tuple[Flow | None, list[str], list[str]]:
     return (flow if not check.problems else None), check.problems, check.warnings
 
 
-def _flow(check: _Checker, data: MarkedDict) -> Flow | None:
+def _flow(check: Checker, data: MarkedDict) -> Flow | None:
     check.unknown_keys(data, FLOW_KEYS, "the flow")
     name = data.get("name")
     if not isinstance(name, str) or not NAME.match(name):
-        check.error(_line(data, "name"), "`name` must be lower-case letters, digits and _")
+        check.error(line_of(data, "name"), "`name` must be lower-case letters, digits and _")
         name = "?"
     triggers = _phrases(check, data, "triggers")
     keywords = _phrases(check, data, "keywords")
     if not triggers and not keywords:
         check.error(data.line, "the flow has no `triggers:` (nor `keywords:`)")
-    bands = _bands(check, data.get("attempts"), _line(data, "attempts"))
+    bands = _bands(check, data.get("attempts"), line_of(data, "attempts"))
     raw_steps = data.get("steps")
     if not isinstance(raw_steps, MarkedList) or not raw_steps:
-        check.error(_line(data, "steps"), "`steps:` must be a non-empty list")
+        check.error(line_of(data, "steps"), "`steps:` must be a non-empty list")
         return None
     steps: list[Step] = []
     for i, raw in enumerate(raw_steps):
-        step = _step(check, name, raw, _line(raw_steps, i), steps)
+        step = _step(check, name, raw, line_of(raw_steps, i), steps)
         if step is not None:
             steps.append(step)
     # slots of steps that had problems of their own still count (no cascade of errors)
     declared = {str(r.get("slot")) for r in raw_steps if isinstance(r, MarkedDict)}
-    action = _action(check, data.get("action"), _line(data, "action"), steps, declared)
+    action = _action(check, data.get("action"), line_of(data, "action"), steps, declared)
     rounds = data.get("rounds", max(10, bands.limit + 2 * len(steps)))
     if not isinstance(rounds, int) or rounds < 1:
-        check.error(_line(data, "rounds"), "`rounds` must be a positive whole number")
+        check.error(line_of(data, "rounds"), "`rounds` must be a positive whole number")
         rounds = 10
     if check.problems or action is None:
         return None
@@ -246,23 +114,23 @@ def _flow(check: _Checker, data: MarkedDict) -> Flow | None:
     )
 
 
-def _phrases(check: _Checker, data: MarkedDict, key: str) -> list[tuple[str, int]]:
+def _phrases(check: Checker, data: MarkedDict, key: str) -> list[tuple[str, int]]:
     raw = data.get(key)
     if raw is None:
         return []
     if not isinstance(raw, MarkedList):
-        check.error(_line(data, key), f"`{key}` must be a list of phrases")
+        check.error(line_of(data, key), f"`{key}` must be a list of phrases")
         return []
     phrases = []
     for i, item in enumerate(raw):
         if isinstance(item, (str, int)) and not isinstance(item, bool) and str(item).strip():
-            phrases.append((str(item).strip(), _line(raw, i)))
+            phrases.append((str(item).strip(), line_of(raw, i)))
         else:
-            check.error(_line(raw, i), f"each of `{key}` must be a phrase (text)")
+            check.error(line_of(raw, i), f"each of `{key}` must be a phrase (text)")
     return phrases
 
 
-def _bands(check: _Checker, raw: Any, line: int) -> Bands:
+def _bands(check: Checker, raw: Any, line: int) -> Bands:
     if raw is None:
         return Bands()
     if not isinstance(raw, MarkedDict):
@@ -273,7 +141,7 @@ def _bands(check: _Checker, raw: Any, line: int) -> Bands:
     for key in BAND_KEYS:
         value = raw.get(key, getattr(Bands, key))
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            check.error(_line(raw, key), f"`attempts.{key}` must be a positive whole number")
+            check.error(line_of(raw, key), f"`attempts.{key}` must be a positive whole number")
             return Bands()
         values[key] = value
     limit = values["limit"]
@@ -287,17 +155,17 @@ def _bands(check: _Checker, raw: Any, line: int) -> Bands:
     return Bands(**values)
 
 
-def _step(check: _Checker, flow: str, raw: Any, line: int, earlier: list[Step]) -> Step | None:
+def _step(check: Checker, flow: str, raw: Any, line: int, earlier: list[Step]) -> Step | None:
     if not isinstance(raw, MarkedDict):
         check.error(line, "each step is a mapping with slot, type and ask")
         return None
     check.unknown_keys(raw, STEP_KEYS, "a step")
     slot = raw.get("slot")
     if not isinstance(slot, str) or not SLOT.match(slot):
-        check.error(_line(raw, "slot"), "`slot` must be lower-case letters, digits and _")
+        check.error(line_of(raw, "slot"), "`slot` must be lower-case letters, digits and _")
         return None
     if slot in {s.slot for s in earlier}:
-        check.error(_line(raw, "slot"), f"the slot {slot!r} is filled by two steps")
+        check.error(line_of(raw, "slot"), f"the slot {slot!r} is filled by two steps")
     what = f"step {slot!r}"
     kind_name = raw.get("type")
     try:
@@ -315,12 +183,12 @@ def _step(check: _Checker, flow: str, raw: Any, line: int, earlier: list[Step]) 
                 "type",
             )
         )
-        check.error(_line(raw, key), f"{what}: {exc}")
+        check.error(line_of(raw, key), f"{what}: {exc}")
         return None
     state = raw.get("state", f"WAIT_{flow}.{slot}")
     if not isinstance(state, str) or not state or len(state) > STATE_LEN:
         check.error(
-            _line(raw, "state"),
+            line_of(raw, "state"),
             f"{what}: the state name {state!r} must be 1 to {STATE_LEN} characters; "
             "give the step a shorter `state:`",
         )
@@ -342,7 +210,7 @@ def _step(check: _Checker, flow: str, raw: Any, line: int, earlier: list[Step]) 
         example = str(example)
         if kind.parse(example) is None:
             check.error(
-                _line(raw, "example"),
+                line_of(raw, "example"),
                 f"{what}: the example {example!r} is not a valid answer itself "
                 "(quote numbers with leading zeros)",
             )
@@ -350,23 +218,23 @@ def _step(check: _Checker, flow: str, raw: Any, line: int, earlier: list[Step]) 
         target = next((s for s in earlier if s.slot == kind.phone_slot), None)
         if target is None or not isinstance(target.kind, slots.PhoneSlot):
             check.error(
-                _line(raw, "phone_slot"),
+                line_of(raw, "phone_slot"),
                 f"{what}: `phone_slot` must name an earlier step of type phone",
             )
     return Step(slot, kind, str(state), ask, line, invalid, example, confirm, ask_if, messages)
 
 
-def _ask_if(check: _Checker, raw: MarkedDict, what: str, known: set[str]) -> dict[str, Texts]:
+def _ask_if(check: Checker, raw: MarkedDict, what: str, known: set[str]) -> dict[str, Texts]:
     data = raw.get("ask_if")
     if data is None:
         return {}
     if not isinstance(data, MarkedDict):
-        check.error(_line(raw, "ask_if"), f"`ask_if` of {what} maps a fact to a prompt")
+        check.error(line_of(raw, "ask_if"), f"`ask_if` of {what} maps a fact to a prompt")
         return {}
     result = {}
     for fact in data:
         if fact not in FACTS:
-            check.error(_line(data, fact), f"unknown fact {fact!r} (known: {', '.join(FACTS)})")
+            check.error(line_of(data, fact), f"unknown fact {fact!r} (known: {', '.join(FACTS)})")
             continue
         texts = check.texts(data, fact, f"`ask_if` of {what}")
         check.names(texts, known | {fact}, f"`ask_if.{fact}` of {what}")
@@ -375,24 +243,24 @@ def _ask_if(check: _Checker, raw: MarkedDict, what: str, known: set[str]) -> dic
     return result
 
 
-def _confirm(check: _Checker, raw: MarkedDict, what: str) -> Texts | None:
+def _confirm(check: Checker, raw: MarkedDict, what: str) -> Texts | None:
     value = raw.get("confirm")
     if value is None or value is False:
         return None
     if value is True:  # the catalogue's sentence, in every language it has
         field = "{" + str(raw.get("slot")) + "}"
         texts = {lang: translate(CONFIRM, lang).replace("{value}", field) for lang in LANGUAGES}
-        return Texts(texts, _line(raw, "confirm"))
+        return Texts(texts, line_of(raw, "confirm"))
     return check.texts(raw, "confirm", what)
 
 
-def _messages(check: _Checker, raw: MarkedDict, what: str, kind: Any) -> dict[str, Texts]:
+def _messages(check: Checker, raw: MarkedDict, what: str, kind: Any) -> dict[str, Texts]:
     data = raw.get("messages")
     if data is None:
         return {}
     allowed = SMS_MESSAGES if isinstance(kind, slots.SmsCodeSlot) else ()
     if not isinstance(data, MarkedDict):
-        check.error(_line(raw, "messages"), f"`messages` of {what} must be a mapping")
+        check.error(line_of(raw, "messages"), f"`messages` of {what} must be a mapping")
         return {}
     check.unknown_keys(data, allowed, f"`messages` of {what}")
     result = {}
@@ -404,7 +272,7 @@ def _messages(check: _Checker, raw: MarkedDict, what: str, kind: Any) -> dict[st
 
 
 def _action(
-    check: _Checker, raw: Any, line: int, steps: list[Step], declared: set[str]
+    check: Checker, raw: Any, line: int, steps: list[Step], declared: set[str]
 ) -> Action | None:
     if not isinstance(raw, MarkedDict):
         check.error(line, "the flow needs `action:` with `reply:` and/or `webhook:`")
@@ -414,13 +282,13 @@ def _action(
     check.names(reply, declared, "the action's reply")
     webhook = raw.get("webhook")
     if webhook is not None:
-        webhook = _expand(check, str(webhook), _line(raw, "webhook"))
+        webhook = _expand(check, str(webhook), line_of(raw, "webhook"))
     bind_phone = raw.get("bind_phone")
     if bind_phone is not None:
         verified = {s.kind.phone_slot for s in steps if isinstance(s.kind, slots.SmsCodeSlot)}
         if bind_phone not in verified:
             check.error(
-                _line(raw, "bind_phone"),
+                line_of(raw, "bind_phone"),
                 "`bind_phone` must name a phone slot that an sms_code step verifies",
             )
     if reply is None and webhook is None:
@@ -429,7 +297,7 @@ def _action(
     return Action(reply, webhook, bind_phone, raw.line)
 
 
-def _expand(check: _Checker, url: str, line: int) -> str | None:
+def _expand(check: Checker, url: str, line: int) -> str | None:
     """``${VAR}`` / ``${VAR:-default}`` from the environment, so one file serves every stage."""
 
     def value(match: re.Match[str]) -> str:

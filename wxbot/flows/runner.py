@@ -15,9 +15,9 @@ import math
 from typing import Any
 
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Limits, Outcome, Turn
+from wxbot.flows import guidance, phone, stats
 from wxbot.flows import messages as say
-from wxbot.flows import phone, stats
-from wxbot.flows.slots import ChoiceSlot, SmsCodeSlot
+from wxbot.flows.slots import SmsCodeSlot
 from wxbot.flows.spec import Flow, Step
 from wxbot.flows.triggers import TriggerMatcher
 from wxbot.messages.replies import Silent, Text, TransferToHuman
@@ -44,6 +44,9 @@ class _Step:
         limits = Limits(self.flow.bands.limit, self.flow.max_rounds)
         slots = kw.pop("slots", self.values if state != WAIT_QUERY else None)
         return Outcome(reply, state, slots=slots, limits=limits, **kw)
+
+    def shown(self) -> dict[str, str]:
+        return guidance.shown_values(self.flow, self.values, self.turn.language)
 
 
 class FlowRunner:
@@ -84,8 +87,8 @@ class FlowRunner:
         work = _Step(turn, flow)
         waiting = turn.slots.get(CONFIRMING) or []
         if waiting:
-            return self._confirm_text(work, waiting[0])
-        return self._ask(work, flow.steps[index])
+            return guidance.confirm(turn, flow.steps[flow.step_index(waiting[0])], work.shown())
+        return guidance.ask(turn, flow.steps[index], work.shown())
 
     def on_exit(self, turn: Turn, reason: str) -> None:
         """取消 / 人工 (engine-wide interrupts) took the user out of a flow."""
@@ -119,7 +122,7 @@ class FlowRunner:
             return self._advance(work, filled, came_from=index)
         answer = _knowledge_answer(turn)
         if answer is not None:
-            reply = f"{answer}\n\n{self._ask(work, step)}"
+            reply = f"{answer}\n\n{guidance.ask(turn, step, work.shown())}"
             return work.outcome(Text(reply), step.state, slots=turn.slots, counts=False)
         return self._failure(work, index)
 
@@ -151,7 +154,8 @@ class FlowRunner:
         if waiting:
             step = flow.steps[flow.step_index(waiting[0])]
             slots = {**work.values, CONFIRMING: waiting}
-            return work.outcome(Text(self._confirm_text(work, waiting[0])), step.state, slots=slots)
+            text = guidance.confirm(work.turn, step, work.shown())
+            return work.outcome(Text(text), step.state, slots=slots)
         return self._next(work, came_from)
 
     def _next(self, work: _Step, came_from: int | None) -> Outcome:
@@ -164,7 +168,7 @@ class FlowRunner:
             work.event(step.slot, "entered")
         if isinstance(step.kind, SmsCodeSlot):
             return self._send_code(work, index, resend=False)
-        return work.outcome(Text(self._ask(work, step)), step.state)
+        return work.outcome(Text(guidance.ask(work.turn, step, work.shown())), step.state)
 
     def _confirming(self, work: _Step, waiting: list[str]) -> Outcome:
         turn, flow = work.turn, work.flow
@@ -177,36 +181,31 @@ class FlowRunner:
             if rest:
                 nxt = flow.steps[flow.step_index(rest[0])]
                 slots = {**work.values, CONFIRMING: rest}
-                return work.outcome(Text(self._confirm_text(work, rest[0])), nxt.state, slots=slots)
+                text = guidance.confirm(turn, nxt, work.shown())
+                return work.outcome(Text(text), nxt.state, slots=slots)
             return self._next(work, flow.step_index(slot))
         if word in say.NO_WORDS:
             for other in waiting:  # what came with the rejected value is asked again, too
                 work.values.pop(other, None)
-            return work.outcome(Text(self._ask(work, step)), step.state)
+            return work.outcome(Text(guidance.ask(turn, step, work.shown())), step.state)
         value = step.kind.parse(turn.text)  # a corrected value instead of 是/否
         if value is not None:
             work.values[slot] = value
             slots = {**work.values, CONFIRMING: waiting}
-            return work.outcome(Text(self._confirm_text(work, slot)), step.state, slots=slots)
+            text = guidance.confirm(turn, step, work.shown())
+            return work.outcome(Text(text), step.state, slots=slots)
         text = turn.t(say.CONFIRM_AGAIN)
         return work.outcome(Text(text), step.state, slots=turn.slots, failed=True)
 
     def _failure(self, work: _Step, index: int, text: str | None = None) -> Outcome:
         turn, flow = work.turn, work.flow
         attempts = turn.attempts + 1
-        band = flow.bands.band(attempts)
-        if band == "limit":
+        if flow.bands.band(attempts) == "limit":
             return self._hand_off(work, index, attempts, "attempts")
         step = flow.steps[index]
-        lines = [text or self._invalid(work, step)]
-        if band in ("explicit", "urgent"):
-            example = step.example or step.kind.default_example()
-            if example and not isinstance(step.kind, SmsCodeSlot):
-                shown = step.kind.display(example, turn.language)
-                lines.append(turn.t(say.EXAMPLE, example=shown))
-        if band == "urgent":
-            lines.append(turn.t(say.TRIES_LEFT, left=flow.bands.limit - attempts))
-        return work.outcome(Text("\n".join(lines)), step.state, slots=turn.slots, failed=True)
+        first = text or guidance.invalid(turn, step, work.shown())
+        reply = guidance.retry(turn, step, flow.bands, attempts, first)
+        return work.outcome(Text(reply), step.state, slots=turn.slots, failed=True)
 
     def _hand_off(self, work: _Step, index: int, attempts: int, why: str) -> Outcome:
         turn, flow = work.turn, work.flow
@@ -230,7 +229,7 @@ class FlowRunner:
         if action.bind_phone:
             phone.bind(turn.db, turn.msg.openid, values[action.bind_phone], turn.now)
             phone.drop_code(turn.db, turn.msg.openid)
-        shown = self._shown(work)
+        shown = work.shown()
         reply = action.reply.render(turn.language, shown) if action.reply else None
         if action.webhook is None:
             return work.outcome(Text(reply or turn.t(say.WEBHOOK_DONE)), WAIT_QUERY)
@@ -275,9 +274,9 @@ class FlowRunner:
         def resume(later: Turn, result: Any) -> Outcome:
             if isinstance(result, Exception):
                 phone.allow_resend_now(later.db, openid)  # the user never got this code
-                text = self._message(later, step, "send_failed")
+                text = guidance.message(later, step, "send_failed")
             else:
-                text = self._message(later, step, "sent", phone=phone.mask(number))
+                text = guidance.message(later, step, "sent", phone=phone.mask(number))
             return work.outcome(Text(text), step.state, slots=values, counts=False)
 
         def send() -> None:
@@ -295,7 +294,7 @@ class FlowRunner:
         if row is None:  # gone (an admin, a clean-up): ask for the number again
             work.values.pop(step.kind.phone_slot, None)
             back = flow.steps[flow.step_index(step.kind.phone_slot)]
-            return work.outcome(Text(self._message(turn, step, "lost")), back.state)
+            return work.outcome(Text(guidance.message(turn, step, "lost")), back.state)
         word = turn.text.strip().strip("。.!！").lower()
         if word in say.RESEND_WORDS:
             wait = row.sent_at + phone.RESEND_AFTER - now
@@ -307,7 +306,7 @@ class FlowRunner:
         if code is None:
             return None
         if now > row.expires_at:
-            text = self._message(turn, step, "expired")
+            text = guidance.message(turn, step, "expired")
             return work.outcome(Text(text), step.state, slots=turn.slots)
         if hmac.compare_digest(phone.code_hash(row.salt, openid, row.phone, code), row.code_hash):
             phone.drop_code(turn.db, openid)
@@ -318,49 +317,10 @@ class FlowRunner:
             phone.drop_code(turn.db, openid)
             work.event(stats.FLOW, "failed")
             work.event(step.slot, "failed", turn.attempts + 1)
-            return work.outcome(Text(self._message(turn, step, "too_many")), WAIT_QUERY)
+            return work.outcome(Text(guidance.message(turn, step, "too_many")), WAIT_QUERY)
         phone.count_wrong(turn.db, openid, tries)
-        wrong = self._message(turn, step, "wrong", left=phone.MAX_TRIES - tries)
+        wrong = guidance.message(turn, step, "wrong", left=phone.MAX_TRIES - tries)
         return self._failure(work, index, text=wrong)
-
-    # --- texts -----------------------------------------------------------------------------
-
-    def _ask(self, work: _Step, step: Step) -> str:
-        turn = work.turn
-        for fact, texts in step.ask_if.items():
-            known = _fact(turn, fact)
-            if known:
-                return texts.render(turn.language, {**self._shown(work), fact: known})
-        text = step.ask.render(turn.language, self._shown(work))
-        if isinstance(step.kind, ChoiceSlot):
-            text += "\n" + turn.t(say.MENU, menu=step.kind.menu(turn.language))
-        return text
-
-    def _invalid(self, work: _Step, step: Step) -> str:
-        if step.invalid is None:
-            return self._ask(work, step)
-        return step.invalid.render(work.turn.language, self._shown(work))
-
-    def _confirm_text(self, work: _Step, slot: str) -> str:
-        step = work.flow.steps[work.flow.step_index(slot)]
-        assert step.confirm is not None
-        return step.confirm.render(work.turn.language, self._shown(work))
-
-    def _shown(self, work: _Step) -> dict[str, str]:
-        """Slot values as the user reads them (a choice's label in their language)."""
-        language = work.turn.language
-        return {
-            s.slot: s.kind.display(work.values[s.slot], language)
-            for s in work.flow.steps
-            if s.slot in work.values
-        }
-
-    @staticmethod
-    def _message(turn: Turn, step: Step, key: str, **params: Any) -> str:
-        override = step.messages.get(key)
-        if override is not None:
-            return override.render(turn.language, params)
-        return turn.t(say.SMS_DEFAULTS[key], **params)
 
     @staticmethod
     def _record(work: _Step, outcome: Outcome | None) -> Outcome:
@@ -368,12 +328,6 @@ class FlowRunner:
         if events:
             work.turn.after_commit.append(lambda conn: stats.bump(conn, events))
         return outcome  # type: ignore[return-value]
-
-
-def _fact(turn: Turn, fact: str) -> str | None:
-    if fact == "bound_phone":
-        return phone.bound_phone(turn.db, turn.msg.openid)
-    return None
 
 
 def _join(first: str | None, second: str) -> str:
