@@ -67,13 +67,20 @@ def main() -> None:
     lexical = KnowledgeBase(engine)
     semantic = KnowledgeBase(engine, semantic=Semantic(embedder, engine, 1.0, LOCAL_MODEL_FUSION))
     rss_before = rss_mb()
+    built = []
     for kb in (lexical, semantic):
+        started = time.perf_counter()
         with engine.connect() as conn:
             kb.refresh_if_stale(conn)
+        built.append(time.perf_counter() - started)
     rss_loaded = rss_mb()
+    assert semantic.semantic is not None
+    vectors = semantic.semantic.index
     print(
         f"memory: model {rss_model - rss_start:.0f} MB; both indexes with the vectors "
-        f"{rss_loaded - rss_before:.0f} MB"
+        f"{rss_loaded - rss_before:.0f} MB, of which the vector matrix {vectors.nbytes / 1e6:.0f} MB "
+        f"({len(vectors)} questions)\nloaded in: words {built[0]:.1f} s, words + vectors "
+        f"{built[1]:.1f} s"
     )
 
     cases, unrelated = read_cases(chosen)

@@ -21,7 +21,7 @@ import threading
 import time
 from array import array
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import requests
 from sqlalchemy import Connection, Engine, select
@@ -33,6 +33,9 @@ from wxbot.qa import store
 from wxbot.qa.fusion import Fusion, RankFusion
 from wxbot.qa.models import KbEmbedding
 from wxbot.qa.text import question_key
+
+if TYPE_CHECKING:
+    from wxbot.qa.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -147,63 +150,6 @@ def embed_missing(engine: Engine, client: Embedder, *, now: float, limit: int | 
 # -- search -----------------------------------------------------------------------------------
 
 
-class VectorIndex:
-    """Question vectors of the entries, searched by dot product (numpy)."""
-
-    def __init__(self) -> None:
-        self._vectors: dict[str, array] = {}  # qkey -> unit vector
-        self._owner: dict[str, int] = {}  # qkey -> entry id
-        self._matrix: Any = None  # rebuilt lazily after changes
-        self._owners: list[int] = []  # the entry of each row of the matrix
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._vectors)
-
-    def set_entry(self, entry_id: int, vectors: dict[str, array]) -> None:
-        with self._lock:
-            self._drop(entry_id)
-            for key, vec in vectors.items():
-                self._vectors[key] = vec
-                self._owner[key] = entry_id
-            self._matrix = None
-
-    def remove_entry(self, entry_id: int) -> None:
-        with self._lock:
-            self._drop(entry_id)
-            self._matrix = None
-
-    def _drop(self, entry_id: int) -> None:
-        for key in [k for k, e in self._owner.items() if e == entry_id]:
-            del self._owner[key], self._vectors[key]
-
-    def search(self, query: array, limit: int) -> list[tuple[int, float]]:
-        """(entry id, cosine) best first, one per entry."""
-        import numpy as np
-
-        with self._lock:
-            if self._matrix is None and self._vectors:
-                keys = list(self._vectors)
-                self._matrix = np.array([self._vectors[k] for k in keys], dtype=np.float32)
-                self._owners = [self._owner[k] for k in keys]  # row -> entry id
-            matrix, owners = self._matrix, self._owners
-        if matrix is None or matrix.shape[1] != len(query):
-            return []
-        scores = matrix @ np.frombuffer(query, dtype=np.float32)
-        want = limit * 4  # several questions of one entry may crowd the top
-        if len(scores) > want:  # partial sort: at 100k questions a full one is 8 ms
-            part = np.argpartition(-scores, want)[:want]
-            top = part[np.argsort(-scores[part])]
-        else:
-            top = np.argsort(-scores)
-        best: dict[int, float] = {}
-        for i in top:
-            entry = owners[i]
-            if entry not in best:
-                best[entry] = float(scores[i])
-        return list(best.items())[:limit]
-
-
 class Semantic:
     """What the knowledge base needs: an embedder, the vectors, a background filler and the
     rule that fuses the rankings."""
@@ -219,19 +165,31 @@ class Semantic:
         self.engine = engine
         self.timeout = timeout
         self.fusion: Fusion = fusion or RankFusion()
-        self.index = VectorIndex()
+        from wxbot.qa.vectors import VectorIndex  # numpy: only when semantic retrieval is on
+
+        self.index: VectorIndex = VectorIndex()
         self._busy = threading.Lock()
         self._last_failure = 0.0
 
     def load(self, conn: Connection, questions: dict[int, list[str]]) -> bool:
-        """Load the vectors of these entries; True if some question has none yet."""
-        keys = {e: [question_key(q) for q in qs] for e, qs in questions.items()}
+        """Load the vectors of these entries into the index; True if some question has none
+        yet."""
+        keys = {e: _keys(qs) for e, qs in questions.items()}
         found = load_vectors(conn, self.client.model, (k for ks in keys.values() for k in ks))
-        missing = False
         for entry_id, ks in keys.items():
-            self.index.set_entry(entry_id, {k: found[k] for k in ks if k in found})
-            missing = missing or any(k not in found for k in ks)
-        return missing
+            self.index.set_entry(entry_id, [found[k] for k in ks if k in found])
+        return any(k not in found for ks in keys.values() for k in ks)
+
+    def rebuild(self, questions: dict[int, list[str]], vectors: dict[str, array]) -> bool:
+        """A new index of these entries from vectors already read; True if some question has
+        none yet."""
+        from wxbot.qa.vectors import VectorIndex
+
+        keys = {e: _keys(qs) for e, qs in questions.items()}
+        self.index = VectorIndex.build(
+            (e, [vectors[k] for k in ks if k in vectors]) for e, ks in keys.items()
+        )
+        return any(k not in vectors for ks in keys.values() for k in ks)
 
     def fill_in_background(self) -> None:
         """Embed questions without a vector, in a thread (one at a time, not too often)."""
@@ -261,3 +219,8 @@ class Semantic:
             log.info("query embedding skipped: %s", exc)
             return []
         return self.index.search(vec, limit)
+
+
+def _keys(questions: list[str]) -> list[str]:
+    """The distinct question keys of an entry, in order."""
+    return list(dict.fromkeys(question_key(q) for q in questions))

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, inspect
 
 from wxbot.qa import store
 from wxbot.qa import synonyms as synonym_store
-from wxbot.qa.embeddings import Semantic, VectorIndex, load_vectors
+from wxbot.qa.embeddings import Semantic, load_vectors
 from wxbot.qa.index import Bm25Index, Hit
 from wxbot.qa.rerank import Evidence, GramStats, Reranker, TextCache, entry_text, group_marks
 from wxbot.qa.synonyms import Synonyms
@@ -237,14 +237,8 @@ class KnowledgeBase:
         self._questions = snap.questions
         self._texts = TextCache(stats.idf, group_marks(snap.synonyms))
         if self.semantic is not None:
-            vectors = VectorIndex()
-            missing = False
-            for entry_id, joined in snap.questions.items():
-                keys = [question_key(q) for q in joined.split("\n")]
-                vectors.set_entry(entry_id, {k: snap.vectors[k] for k in keys if k in snap.vectors})
-                missing = missing or any(k not in snap.vectors for k in keys)
-            self.semantic.index = vectors
-            if missing:
+            questions = {e: qs for e, (_, qs) in snap.rows.items()}
+            if self.semantic.rebuild(questions, snap.vectors):
                 self.semantic.fill_in_background()
 
     def _rebuild_in_background(self) -> bool:
