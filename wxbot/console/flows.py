@@ -173,9 +173,14 @@ def bands_shown(flow: Flow, example: str) -> list[tuple[str, str]]:
         ),
         (
             b.explicit + 1,
-            last,
+            min(b.urgent, last),
             "再加剩余次数："
             + translate(say.TRIES_LEFT, DEFAULT_LANGUAGE, left=b.limit - b.explicit - 1),
+        ),
+        (  # after an `urgent` below limit - 1 the runner keeps the example, without the count
+            b.urgent + 1,
+            last,
+            "再加一个例子：" + translate(say.EXAMPLE, DEFAULT_LANGUAGE, example=example),
         ),
     ]
     shown = [

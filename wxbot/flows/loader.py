@@ -95,7 +95,7 @@ def _flow(check: Checker, data: MarkedDict) -> Flow | None:
     declared = {str(r.get("slot")) for r in raw_steps if isinstance(r, MarkedDict)}
     action = _action(check, data.get("action"), line_of(data, "action"), steps, declared)
     rounds = data.get("rounds", max(10, bands.limit + 2 * len(steps)))
-    if not isinstance(rounds, int) or rounds < 1:
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
         check.error(line_of(data, "rounds"), "`rounds` must be a positive whole number")
         rounds = 10
     if check.problems or action is None:
@@ -145,10 +145,13 @@ def _bands(check: Checker, raw: Any, line: int) -> Bands:
             return Bands()
         values[key] = value
     limit = values["limit"]
-    # Bands left at their defaults shrink to fit a smaller limit (limit: 3 → patient 1..2).
-    for key in ("patient", "explicit", "urgent"):
+    # Bands left at their defaults shrink to fit a smaller limit (limit: 3 → patient 1..2);
+    # the urgent band left out runs up to the hand-off, whatever the limit.
+    for key in ("patient", "explicit"):
         if key not in raw:
             values[key] = min(values[key], limit - 1)
+    if "urgent" not in raw:
+        values["urgent"] = limit - 1
     if not values["patient"] <= values["explicit"] <= values["urgent"] < limit:
         check.error(raw.line, "`attempts` bands must grow: patient ≤ explicit ≤ urgent < limit")
         return Bands()

@@ -237,10 +237,11 @@ class FlowRunner:
         if client is None:
             return work.outcome(Text(_join(reply, turn.t(say.WEBHOOK_FAILED))), WAIT_QUERY)
         url = action.webhook
+        codes = {s.slot for s in flow.steps if isinstance(s.kind, SmsCodeSlot)}
         payload = {
             "openid": turn.msg.openid,
             "flow": flow.name,
-            "slots": {k: (True if v == VERIFIED else v) for k, v in values.items()},
+            "slots": {k: (True if k in codes and v == VERIFIED else v) for k, v in values.items()},
             "language": turn.language,
         }
 

@@ -176,7 +176,7 @@ def build(kind: str, config: dict[str, Any]) -> SlotType:
         return ChoiceSlot("choice", _options(config.get("options")))
     if kind == "text":
         limit = config.get("max_length", 200)
-        if not isinstance(limit, int) or limit < 1:
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise SlotConfigError("`max_length` must be a positive whole number")
         return TextSlot("text", limit)
     if kind == "sms_code":

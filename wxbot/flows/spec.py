@@ -39,7 +39,9 @@ class Texts:
 @dataclass(frozen=True)
 class Bands:
     """Guidance by failed attempts at one step: 1..patient repeat the prompt, ..explicit add
-    an example, ..urgent say how many tries remain, the limit-th hands off to a human."""
+    an example, ..urgent say how many tries remain, the limit-th hands off to a human. A file
+    that leaves `urgent` out gets limit - 1 (the loader); below that, the attempts after
+    `urgent` keep the example without the count."""
 
     patient: int = 4
     explicit: int = 6
@@ -53,7 +55,9 @@ class Bands:
             return "patient"
         if attempts <= self.explicit:
             return "explicit"
-        return "urgent"
+        if attempts <= self.urgent:
+            return "urgent"
+        return "explicit"
 
 
 @dataclass

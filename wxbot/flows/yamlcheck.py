@@ -113,7 +113,9 @@ class Checker:
                 self.error(line, f"{what} has no `{key}:`; every step needs a prompt")
             return None
         if isinstance(raw, (str, int, float)) and not isinstance(raw, bool):
-            raw = {"zh": str(raw)}
+            plain = MarkedDict(zh=str(raw))  # plain text = Chinese, at the line of its key
+            plain.line, plain.key_lines = line, {"zh": line}
+            raw = plain
         if not isinstance(raw, dict) or not raw:
             self.error(line, f"`{key}` of {what} must be text or {{zh: ..., en: ...}}")
             return None
