@@ -71,11 +71,10 @@ def test_a_process_started_later_loads_everything_at_start(make_app, bot) -> Non
 
 
 def test_a_large_change_reloads_the_whole_index(app, bot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from wxbot.qa import kb as kb_module
-    from wxbot.qa import writer
+    from wxbot.qa import freshness, writer
 
     say(bot, "o_u", "x")
-    monkeypatch.setattr(kb_module, "INCREMENTAL_LIMIT", 2)
+    monkeypatch.setattr(freshness, "INCREMENTAL_LIMIT", 2)
     with bot.engine.begin() as conn:
         for i in range(5):
             writer.create_entry(conn, [f"第{i}个批量问题"], f"批量答案{i}", now=1.0, source="api")
@@ -138,8 +137,7 @@ def test_one_version_read_per_transaction(app, bot) -> None:  # type: ignore[no-
 
 
 def test_a_large_index_is_rebuilt_in_the_background(app, bot, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from wxbot.qa import importer
-    from wxbot.qa import kb as kb_module
+    from wxbot.qa import freshness, importer
 
     kb = bot.deps.kb
     path = tmp_path / "a.csv"
@@ -150,7 +148,7 @@ def test_a_large_index_is_rebuilt_in_the_background(app, bot, monkeypatch, tmp_p
     rebuilds: list[int] = []
     original = kb._rebuild_now
     monkeypatch.setattr(kb, "_rebuild_now", lambda: (rebuilds.append(1), original()))
-    monkeypatch.setattr(kb_module, "BACKGROUND_REBUILD_OVER", 3)
+    monkeypatch.setattr(freshness, "BACKGROUND_REBUILD_OVER", 3)
     monkeypatch.setattr(importer, "LOG_EACH_LIMIT", 1)  # the import says "reload everything"
     path.write_text("".join(f"后台问题{i},新答案{i}\n" for i in range(5)), encoding="utf-8")
     importer.import_files(bot.engine, [str(path)], now=2.0)

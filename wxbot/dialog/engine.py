@@ -24,6 +24,7 @@ from wxbot.dialog import context as store
 from wxbot.dialog import delivery, language, words
 from wxbot.dialog.context import SeenRecord
 from wxbot.dialog.flow import Deferred, Deps, Outcome
+from wxbot.dialog.housekeeping import Housekeeping
 from wxbot.dialog.locked import AlreadyProcessed, Locked, MessageStatements
 from wxbot.dialog.slow import Pending, SlowPath, dump_reply
 from wxbot.dialog.states import DialogueTable, build_table
@@ -85,6 +86,7 @@ class Bot:
         # Messages and their outcomes per day, for the console's dashboard: summed in memory.
         self.stats = DailyCounters(engine, clock, zone(settings.timezone))
         self._room_known: tuple[float, int] | None = None  # (when, stored contexts) when far below
+        self.housekeeping = Housekeeping(engine, settings, self.deps, clock)
 
     # ----------------------------------------------------------------- public entry point
 
@@ -327,47 +329,17 @@ class Bot:
 
     def clean_up(self, batch: int = 1000) -> tuple[int, int]:
         """Delete expired contexts and day-old seen records, in batches; returns the counts."""
-        now = self.clock()
-        contexts_deleted = seen_deleted = 0
-        while True:
-            with transaction(self.engine) as conn:
-                n = store.delete_expired(conn, now, batch)
-                m = store.prune_seen(conn, now - self.settings.seen_ttl, batch)
-            contexts_deleted += n
-            seen_deleted += m
-            if n < batch and m < batch:
-                return contexts_deleted, seen_deleted
+        return self.housekeeping.clean_up(batch)
 
     def forget_old_histories(self, batch: int = 1000) -> int:
         """Empty stored histories older than WXBOT_MEMORY_DAYS (0: keep them), in batches."""
-        now = self.clock()
-        emptied = 0
-        while True:
-            with transaction(self.engine) as conn:
-                n = self._forget_histories(conn, now, batch)
-            emptied += n
-            if n < batch:
-                return emptied
-
-    def _forget_histories(self, conn: Connection, now: float, limit: int) -> int:
-        forget = getattr(self.deps.memory, "forget_old_histories", None)
-        days = self.settings.memory_days
-        if forget is None or days <= 0:
-            return 0
-        return int(forget(conn, now - days * 86_400, limit))
+        return self.housekeeping.forget_old_histories(batch)
 
     def _maybe_clean_up(self) -> None:
         """Opportunistic: about one message in 500 prunes a batch, so no cron is required."""
-        if random.random() >= 1 / 500:
-            return
-        try:
-            with transaction(self.engine) as conn:
-                now = self.clock()
-                store.delete_expired(conn, now, 200)
-                store.prune_seen(conn, now - self.settings.seen_ttl, 500)
-                self._forget_histories(conn, now, 200)
-        except Exception:
-            log.warning("opportunistic clean-up failed", exc_info=True)
+        # The roll stays here: the other 499 messages make no call into housekeeping.py.
+        if random.random() < 1 / 500:
+            self.housekeeping.clean_up_a_batch()
 
 
 def _counted_as(msg: Inbound, outcome: Outcome, reply: Reply) -> list[str]:

@@ -3,9 +3,7 @@ the per-process ``KnowledgeBase`` that keeps an in-memory index fresh from the d
 
 from __future__ import annotations
 
-import atexit
 import logging
-import weakref
 from typing import TYPE_CHECKING
 
 from wxbot.qa import models  # noqa: F401 - registers the kb_* tables on the shared Base
@@ -57,6 +55,5 @@ def build_knowledge_base(settings: Settings, engine: Engine) -> KnowledgeBase:
     request pays for it; when the schema does not exist yet the first request loads it."""
     kb = KnowledgeBase(engine, semantic=build_semantic(settings, engine))
     kb.load_at_start()
-    ref = weakref.ref(kb)
-    atexit.register(lambda: (k := ref()) is not None and k.flush_hits_now())  # batched hits
+    kb.hits.flush_at_exit()  # batched hits
     return kb

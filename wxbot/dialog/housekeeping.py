@@ -1,0 +1,71 @@
+"""Housekeeping of stored conversations: expired contexts, old dedup records, old histories."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine
+
+from wxbot.config import Settings
+from wxbot.db import transaction
+from wxbot.dialog import context as store
+from wxbot.dialog.flow import Deps
+
+log = logging.getLogger(__name__)
+
+
+class Housekeeping:
+    """The clean-up of one ``Bot``: ``wxbot sessions cleanup`` runs it in full, and the engine
+    a batch now and then (``Bot._maybe_clean_up``), so no cron is required."""
+
+    def __init__(
+        self, engine: Engine, settings: Settings, deps: Deps, clock: Callable[[], float]
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.deps = deps  # its memory is looked up when used, as the engine does
+        self.clock = clock
+
+    def clean_up(self, batch: int = 1000) -> tuple[int, int]:
+        """Delete expired contexts and day-old seen records, in batches; returns the counts."""
+        now = self.clock()
+        contexts_deleted = seen_deleted = 0
+        while True:
+            with transaction(self.engine) as conn:
+                n = store.delete_expired(conn, now, batch)
+                m = store.prune_seen(conn, now - self.settings.seen_ttl, batch)
+            contexts_deleted += n
+            seen_deleted += m
+            if n < batch and m < batch:
+                return contexts_deleted, seen_deleted
+
+    def forget_old_histories(self, batch: int = 1000) -> int:
+        """Empty stored histories older than WXBOT_MEMORY_DAYS (0: keep them), in batches."""
+        now = self.clock()
+        emptied = 0
+        while True:
+            with transaction(self.engine) as conn:
+                n = self.forget_histories(conn, now, batch)
+            emptied += n
+            if n < batch:
+                return emptied
+
+    def forget_histories(self, conn: Connection, now: float, limit: int) -> int:
+        """One batch of forget_old_histories, in ``conn``'s transaction."""
+        forget = getattr(self.deps.memory, "forget_old_histories", None)
+        days = self.settings.memory_days
+        if forget is None or days <= 0:
+            return 0
+        return int(forget(conn, now - days * 86_400, limit))
+
+    def clean_up_a_batch(self) -> None:
+        """One small batch of each clean-up, in one transaction; a failure is only logged."""
+        try:
+            with transaction(self.engine) as conn:
+                now = self.clock()
+                store.delete_expired(conn, now, 200)
+                store.prune_seen(conn, now - self.settings.seen_ttl, 500)
+                self.forget_histories(conn, now, 200)
+        except Exception:
+            log.warning("opportunistic clean-up failed", exc_info=True)

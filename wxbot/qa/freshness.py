@@ -1,0 +1,249 @@
+"""The in-memory knowledge index, kept fresh from the database (full or incremental reloads)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, Engine, inspect
+
+from wxbot.qa import store
+from wxbot.qa import synonyms as synonym_store
+from wxbot.qa.embeddings import Semantic, load_vectors
+from wxbot.qa.index import Bm25Index
+from wxbot.qa.rerank import GramStats, TextCache, entry_text, group_marks
+from wxbot.qa.synonyms import Synonyms
+from wxbot.qa.text import STOPWORD_WEIGHT, STOPWORDS, Analyzer, normalize, question_key
+
+log = logging.getLogger(__name__)
+
+GROUP_WEIGHT = 2.0  # a synonym group's term weighs this x its idf (see Bm25Index)
+INCREMENTAL_LIMIT = 5_000  # more changed entries than this: rebuild the whole index
+BACKGROUND_REBUILD_OVER = 5_000  # entries; a larger index is rebuilt in a background thread
+
+
+class _Snapshot(NamedTuple):
+    """Everything the index is built from, read in one go."""
+
+    rows: dict[int, tuple[str, list[str]]]
+    languages: dict[int, str]
+    synonyms: Synonyms
+    questions: dict[int, str]  # filled by _build: questions joined by newlines
+    vectors: dict[str, Any]  # question key -> unit vector (with an embedding service)
+
+
+class FreshIndex:
+    """The in-memory index of the knowledge (and the answers, so answering needs no query),
+    and how it catches up with the database. ``KnowledgeBase`` (kb.py) matches against it."""
+
+    def __init__(
+        self, engine: Engine | None, analyzer: Analyzer, semantic: Semantic | None
+    ) -> None:
+        self.engine = engine
+        self.analyzer = analyzer
+        self.semantic = semantic
+        # an entry's questions joined by newlines (one string: lean), for re-ranking and
+        # did-you-mean titles
+        self._questions: dict[int, str] = {}
+        self._synonyms = Synonyms()
+        self._languages: dict[int, str] = {}
+        self.version = -1  # nothing loaded yet
+        self._index = _new_index()
+        self._stats = GramStats()
+        self._texts = TextCache(self._stats.idf, group_marks(self._synonyms))
+        self._answers: dict[int, str] = {}
+        self._lock = threading.Lock()  # serialises index updates
+        self._checked = threading.local()  # the transaction whose version this thread read
+        self._rebuilt = threading.Event()  # cleared while a background rebuild runs
+        self._rebuilt.set()
+
+    def load_at_start(self) -> None:
+        """Load the index now (start-up), unless the schema does not exist yet."""
+        if self.engine is None:
+            return
+        try:
+            with self.engine.connect() as conn:
+                if not inspect(conn).has_table("kb_meta"):
+                    return  # `wxbot init-db` not run yet: the first request loads
+                self.refresh_if_stale(conn)
+        except Exception:  # start-up must not fail on it: the first request retries
+            log.exception("loading the knowledge base at start-up failed")
+
+    def version_column(self) -> Any:
+        """The knowledge version as a labelled scalar subquery (``kb_version``), for the
+        engine to read in the same round trip as the user's context."""
+        return store.version_subquery().label("kb_version")
+
+    def refresh_if_stale(self, conn: Connection, version: int | None = None) -> bool:
+        """Catch up with the database if it moved on. ``version``: already read by the caller
+        (e.g. folded into the engine's context query); then no query is made here. Called again
+        in the same transaction, it does nothing: one version read per message at most.
+
+        Returns True if anything was reloaded.
+        """
+        tx = conn.get_transaction()
+        seen = getattr(self._checked, "tx", None)
+        if version is None and tx is not None and seen is not None and seen() is tx:
+            return False  # already checked in this transaction (e.g. by the engine)
+        current = store.read_version(conn) if version is None else version
+        if tx is not None:
+            self._checked.tx = weakref.ref(tx)
+        if current == self.version:
+            return False
+        with self._lock:
+            if current == self.version:
+                return False
+            changed = None
+            if 0 <= self.version < current:  # (a lower version: the database was replaced)
+                changed = store.changed_since(conn, self.version, INCREMENTAL_LIMIT)
+            if changed is not None:
+                self._apply(conn, changed)
+            elif self._rebuild_in_background():
+                return False  # the current index serves until the new one is ready
+            else:
+                self._swap(self._build(self._read_all(conn)))
+            self.version = current
+        return True
+
+    def _read_all(self, conn: Connection) -> _Snapshot:
+        groups = synonym_store.load(conn)
+        rows = store.load_entries(conn)
+        vectors = {}
+        if self.semantic is not None:
+            keys = (question_key(q) for _, qs in rows.values() for q in qs)
+            vectors = load_vectors(conn, self.semantic.client.model, keys)
+        return _Snapshot(
+            rows,
+            store.load_languages(conn),
+            Synonyms((g.id, g.words) for g in groups),
+            {},
+            vectors,
+        )
+
+    def _build(self, snap: _Snapshot) -> _Built:
+        started = time.monotonic()
+        index = _new_index()
+        stats = GramStats(len(snap.rows))
+        answers: dict[int, str] = {}
+        for entry_id, (answer, qs) in snap.rows.items():
+            self._index_entry(index, entry_id, answer, qs, snap.synonyms)
+            answers[entry_id] = answer
+            joined = snap.questions[entry_id] = "\n".join(qs)
+            stats.add(entry_id, _sampled_text(stats, entry_id, joined, answer, snap.synonyms))
+        rows = len(snap.rows)
+        log.info("knowledge index: %d entries in %.2fs", rows, time.monotonic() - started)
+        return _Built(index, stats, answers, snap)
+
+    def _index_entry(
+        self, index: Bm25Index, entry_id: int, answer: str, qs: list[str], syn: Synonyms
+    ) -> None:
+        terms = self.analyzer.terms
+        index.add_entry(entry_id, [terms(normalize(q), syn) for q in qs])
+
+    def _swap(self, built: _Built) -> None:
+        index, stats, answers, snap = built
+        # Whole objects: a concurrent reader keeps using the old, consistent set.
+        self._index, self._stats, self._answers = index, stats, answers
+        self._languages, self._synonyms = snap.languages, snap.synonyms
+        self._questions = snap.questions
+        self._texts = TextCache(stats.idf, group_marks(snap.synonyms))
+        if self.semantic is not None:
+            questions = {e: qs for e, (_, qs) in snap.rows.items()}
+            if self.semantic.rebuild(questions, snap.vectors):
+                self.semantic.fill_in_background()
+
+    def _rebuild_in_background(self) -> bool:
+        """Rebuild a large index in a thread (True), or tell the caller to do it now (False).
+
+        Rebuilding 100k entries takes seconds; inside a request that would hold the user's
+        lock (on SQLite: everyone's) that long. Small bases are rebuilt in the request, so
+        a change reaches them on the very next message. Call with self._lock held.
+        """
+        if self.engine is None or len(self._answers) <= BACKGROUND_REBUILD_OVER:
+            return False
+        if not self._rebuilt.is_set():
+            return True  # already under way
+        self._rebuilt.clear()
+        threading.Thread(target=self._rebuild_now, name="wxbot-kb-rebuild", daemon=True).start()
+        return True
+
+    def _rebuild_now(self) -> None:
+        try:
+            assert self.engine is not None
+            with self.engine.connect() as conn:
+                version = store.read_version(conn)
+                snap = self._read_all(conn)
+            built = self._build(snap)  # outside any transaction
+            with self._lock:
+                self._swap(built)
+                self.version = version  # later changes follow incrementally
+        except Exception:
+            log.exception("rebuilding the knowledge index failed; the next message retries")
+        finally:
+            self._rebuilt.set()
+
+    def wait_until_rebuilt(self, timeout: float | None = None) -> bool:
+        """Wait for a background rebuild (tests, benchmarks)."""
+        return self._rebuilt.wait(timeout)
+
+    def _apply(self, conn: Connection, changed: set[int]) -> None:
+        rows = store.load_entries(conn, changed)
+        languages = store.load_languages(conn, changed)
+        stats, syn = self._stats, self._synonyms
+        for entry_id in changed:
+            if entry_id in self._answers:  # its old text leaves the statistics
+                old = self._questions[entry_id], self._answers[entry_id]
+                stats.remove(entry_id, _sampled_text(stats, entry_id, *old, syn))
+            row = rows.get(entry_id)
+            if row is not None:
+                new = "\n".join(row[1]), row[0]
+                stats.add(entry_id, _sampled_text(stats, entry_id, *new, syn))
+        self._texts = TextCache(stats.idf, group_marks(self._synonyms))  # idf moved
+        for entry_id in changed:
+            row = rows.get(entry_id)
+            if row is None:  # deleted
+                self._index.remove_entry(entry_id)
+                self._answers.pop(entry_id, None)
+                self._languages.pop(entry_id, None)
+                self._questions.pop(entry_id, None)
+                continue
+            answer, qs = row
+            self._index_entry(self._index, entry_id, answer, qs, self._synonyms)
+            self._answers[entry_id] = answer
+            self._questions[entry_id] = "\n".join(qs)
+            if entry_id in languages:
+                self._languages[entry_id] = languages[entry_id]
+            else:
+                self._languages.pop(entry_id, None)
+        if self.semantic is not None:
+            for entry_id in changed - rows.keys():
+                self.semantic.index.remove_entry(entry_id)
+            if self.semantic.load(conn, {e: qs for e, (_, qs) in rows.items()}):
+                self.semantic.fill_in_background()
+        # Updated entries leave dead postings behind: compact now and then.
+        compact = self._index.dead_fraction > 0.5 and len(self._answers) > 1000
+        if compact and not self._rebuild_in_background():
+            self._swap(self._build(self._read_all(conn)))
+
+
+def _new_index() -> Bm25Index:
+    return Bm25Index(STOPWORDS, STOPWORD_WEIGHT, GROUP_WEIGHT)
+
+
+class _Built(NamedTuple):
+    index: Bm25Index
+    stats: GramStats
+    answers: dict[int, str]
+    snap: _Snapshot
+
+
+def _sampled_text(
+    stats: GramStats, entry_id: int, questions: str, answer: str, syn: Synonyms
+) -> str | None:
+    """An entry's text for the gram statistics, normalised only if they count it."""
+    if not stats.sampled(entry_id):
+        return None
+    return entry_text(questions, answer, group_marks(syn))[0]
