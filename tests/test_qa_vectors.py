@@ -80,3 +80,51 @@ def test_a_search_holds_on_to_its_snapshot_while_the_index_grows() -> None:
     assert index._matrix is not matrix_before
     assert matrix_before is not None and matrix_before[0].tolist() == list(EAST)
     assert index.search(EAST, 1)[0][0] == 1
+
+
+def random_units(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    rows = rng.standard_normal((n, dim)).astype(np.float32)
+    rows[:, 0] += 1.5  # a shared direction, as sentence vectors have
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def as_array(row: np.ndarray) -> array:
+    return array("f", row.astype(np.float32).tobytes())
+
+
+def test_a_large_index_pre_scans_and_still_finds_the_exact_best(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(vectors, "COARSE_OVER", 300)
+    monkeypatch.setattr(vectors, "COARSE_POOL", 60)
+    rng = np.random.default_rng(1)
+    rows = random_units(rng, 600, 32)
+    index = VectorIndex.build((e, [as_array(rows[e])]) for e in range(600))
+    assert index._coarse is not None
+    for q in random_units(rng, 30, 32):
+        exact = np.argsort(-(rows @ q))[:3].tolist()
+        assert [e for e, _ in index.search(as_array(q), 3)] == exact
+    # changes reach the projected rows too: a replaced entry is found where it went, a
+    # removed one not at all, and new entries past the old capacity are searched
+    index.set_entry(5, [as_array(rows[7])])
+    index.remove_entry(7)
+    for e in range(600, 700):
+        index.set_entry(e, [as_array(v) for v in random_units(rng, 1, 32)])
+    assert index.search(as_array(rows[7]), 1)[0][0] == 5
+    newest = index._matrix[index._rows[699][0]]  # type: ignore[index]
+    assert index.search(as_array(newest), 1)[0][0] == 699
+
+
+def test_teaching_up_to_the_size_starts_the_pre_scan_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(vectors, "COARSE_OVER", 50)
+    monkeypatch.setattr(vectors, "COARSE_POOL", 10)
+    rng = np.random.default_rng(2)
+    rows = random_units(rng, 60, 16)
+    index = VectorIndex()
+    for e in range(49):
+        index.set_entry(e, [as_array(rows[e])])
+    assert index._coarse is None  # small: the full scan is cheap
+    index.set_entry(49, [as_array(rows[49])])
+    fitted = index._coarse
+    assert fitted is not None
+    index.set_entry(50, [as_array(rows[50])])
+    assert index._coarse is not None and index._coarse[0] is fitted[0]  # not fitted again
+    assert index.search(as_array(rows[50]), 1)[0][0] == 50
