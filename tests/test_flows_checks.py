@@ -231,3 +231,46 @@ def test_only_the_sms_code_slot_is_true_in_the_webhook(  # type: ignore[no-untyp
         "code": True,
         "note": "verified",
     }
+
+
+# --- choice options: their values and labels are checked like other texts -------------------
+
+CHOICE_FLOW = """\
+name: pick
+triggers: [选套餐]
+steps:
+  - slot: plan
+    type: choice
+    ask: 选哪个套餐？
+    options:
+      - {value: basic, label: {zh: 基础版, en: Basic}}
+      - OPTION
+action:
+  reply: 好
+"""
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("{value: true, label: 是}", "an option's `value` must be text or a number, not True"),
+        ('{value: "", label: 空}', "an option's `value` must be text or a number"),
+        ("{value: pro, label: {zh: false}}", "an option's `label.zh` must be non-empty text"),
+        ('{value: pro, label: {zh: ""}}', "an option's `label.zh` must be non-empty text"),
+        ("{value: pro, label: {cn: 专业版}}", "unknown language 'cn' in an option's `label`"),
+    ],
+)
+def test_a_choice_option_with_a_bad_value_or_label_is_refused(tmp_path, option, message) -> None:  # type: ignore[no-untyped-def]
+    path = write(tmp_path, "pick", CHOICE_FLOW.replace("OPTION", option))
+    found = problems(tmp_path)
+    assert any(p.startswith(f"{path}:") and message in p for p in found), found
+
+
+def test_good_choice_options_still_load(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    write(tmp_path, "pick", CHOICE_FLOW.replace("OPTION", "{value: 2, label: 专业版}"))
+    (flow,) = load_flows(tmp_path).flows
+    options = flow.steps[0].kind.options  # type: ignore[attr-defined]
+    assert [(o.value, o.labels) for o in options] == [
+        ("basic", {"zh": "基础版", "en": "Basic"}),
+        ("2", {"zh": "专业版"}),
+    ]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wxbot.flows.phone import CODE_LENGTH, find_phone, normalise_phone
+from wxbot.i18n import LANGUAGES
 
 TYPES = ("pattern", "phone", "digits", "choice", "text", "sms_code")
 _PUNCT = " \t\r\n。.!！?？,，、~～"
@@ -187,6 +188,31 @@ def build(kind: str, config: dict[str, Any]) -> SlotType:
     raise SlotConfigError(f"unknown slot type {kind!r}; use one of: {', '.join(TYPES)}")
 
 
+def _option_value(raw: Any) -> str:
+    # YAML's true/false would become the option "True": never what an operator meant
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)) or not str(raw).strip():
+        raise SlotConfigError(f"an option's `value` must be text or a number, not {raw!r}")
+    return str(raw)
+
+
+def _labels(raw: Any) -> dict[str, str]:
+    """An option's labels by language: text (Chinese) or {zh: ..., en: ...}."""
+    if raw is None:
+        return {}
+    if isinstance(raw, str):
+        raw = {"zh": raw}
+    if not isinstance(raw, dict):
+        raise SlotConfigError("an option's `label` is text or {language: text}")
+    for language, text in raw.items():
+        if language not in LANGUAGES:
+            raise SlotConfigError(
+                f"unknown language {language!r} in an option's `label` (use {', '.join(LANGUAGES)})"
+            )
+        if not isinstance(text, str) or not text.strip():
+            raise SlotConfigError(f"an option's `label.{language}` must be non-empty text")
+    return dict(raw)
+
+
 def _options(raw: Any) -> list[Option]:
     if not isinstance(raw, list) or not raw:
         raise SlotConfigError("a `choice` slot needs `options:` (a list)")
@@ -195,12 +221,7 @@ def _options(raw: Any) -> list[Option]:
         if isinstance(item, (str, int)) and not isinstance(item, bool):
             options.append(Option(str(item), {}))
         elif isinstance(item, dict) and "value" in item:
-            labels = item.get("label") or {}
-            if isinstance(labels, str):
-                labels = {"zh": labels}
-            if not isinstance(labels, dict):
-                raise SlotConfigError("an option's `label` is text or {language: text}")
-            options.append(Option(str(item["value"]), {str(k): str(v) for k, v in labels.items()}))
+            options.append(Option(_option_value(item["value"]), _labels(item.get("label"))))
         else:
             raise SlotConfigError("each option is text, or {value: ..., label: {zh: ..., en: ...}}")
     values = [o.value for o in options]
