@@ -193,7 +193,8 @@ class FreshIndex:
         rows = store.load_entries(conn, changed)
         languages = store.load_languages(conn, changed)
         stats, syn = self._stats, self._synonyms
-        for entry_id in changed:
+        changed_ids = sorted(changed)  # a fixed order: the index numbers documents in it
+        for entry_id in changed_ids:
             if entry_id in self._answers:  # its old text leaves the statistics
                 old = self._questions[entry_id], self._answers[entry_id]
                 stats.remove(entry_id, _sampled_text(stats, entry_id, *old, syn))
@@ -202,7 +203,7 @@ class FreshIndex:
                 new = "\n".join(row[1]), row[0]
                 stats.add(entry_id, _sampled_text(stats, entry_id, *new, syn))
         self._texts = TextCache(stats.idf, group_marks(self._synonyms))  # idf moved
-        for entry_id in changed:
+        for entry_id in changed_ids:
             row = rows.get(entry_id)
             if row is None:  # deleted
                 self._index.remove_entry(entry_id)

@@ -163,8 +163,12 @@ class Bm25Index:
         idf = {t: self.idf(t) for t in unique}
         post_docs, doc_w = self._post_docs, self._doc_w
         soft_known = {t: self.idf(t) for t in soft if t not in idf and t in post_docs}
+        # Rarest first; terms as rare as each other in a fixed order (the term itself), so the
+        # scores add up in the same order, and the same terms fit the budget, however the
+        # caller ordered them (a set of strings iterates in a per-process order).
         known = sorted(
-            (t for t in (*unique, *soft_known) if t in post_docs), key=lambda t: len(post_docs[t])
+            (t for t in (*unique, *soft_known) if t in post_docs),
+            key=lambda t: (len(post_docs[t]), t),
         )
         weights = {**idf, **soft_known}
         acc: dict[int, float] = {}

@@ -25,6 +25,7 @@ candidates and cached (nothing else is kept per entry).
 from __future__ import annotations
 
 import math
+import zlib
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -77,9 +78,11 @@ class GramStats:
 
     Counts every entry while the base is small; when built for a base larger than SAMPLE,
     only entries whose id falls in a fixed residue class (1 in ``stride``) are counted and
-    their counts scaled. Hash collisions only ever raise a rare gram's count a little.
-    Python's string hash is per process: so is the table. Updates are serialised by the
-    knowledge base's lock; readers may run concurrently (a stale count is harmless).
+    their counts scaled. Hash collisions only ever raise a rare gram's count a little. The
+    bucket is a CRC-32 of the gram (``bucket``), not Python's ``hash()``: that one is salted
+    per process, so collisions, and with them idf and answers, would differ between
+    processes. Updates are serialised by the knowledge base's lock; readers may run
+    concurrently (a stale count is harmless).
     """
 
     def __init__(self, expected_entries: int = 0) -> None:
@@ -103,14 +106,14 @@ class GramStats:
             self._count(text, -1)
 
     def _count(self, text: str, step: int) -> None:
-        df, mask = self._df, BUCKETS - 1
-        for g in {*text, *(text[i : i + 2] for i in range(len(text) - 1))}:
-            i = hash(g) & mask
+        df = self._df
+        for g in {*text, *(text[i : i + 2] for i in range(len(text) - 1))}:  # (any order)
+            i = bucket(g)
             df[i] = max(0, df[i] + step)
 
     def idf(self, gram: str) -> float:
         """Smoothed idf: ln((1 + N) / (1 + df)) + 1, as a TF-IDF baseline computes it."""
-        count = self._df[hash(gram) & (BUCKETS - 1)]
+        count = self._df[bucket(gram)]
         entries, table = self._by_count
         if entries != self.entries:  # the base changed: idf of every small count, once
             table = [self._idf(c) for c in range(256)]
@@ -120,6 +123,12 @@ class GramStats:
     def _idf(self, count: int) -> float:
         df = count * self.stride
         return math.log((1 + max(self.entries, df)) / (1 + df)) + 1
+
+
+def bucket(gram: str) -> int:
+    """The gram's slot in the document-frequency table: the same in every process (unlike
+    ``hash()``, salted per process by PYTHONHASHSEED)."""
+    return zlib.crc32(gram.encode("utf-8", "surrogatepass")) & (BUCKETS - 1)
 
 
 class EntryText(NamedTuple):

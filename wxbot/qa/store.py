@@ -128,7 +128,7 @@ def load_entries(
         ids = sorted(set(entry_ids))
         chunks = [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
     for chunk in chunks:
-        ans = select(entries.c.id, entries.c.answer)
+        ans = select(entries.c.id, entries.c.answer).order_by(entries.c.id)  # index order
         qs = select(questions.c.entry_id, questions.c.question).order_by(
             questions.c.entry_id, questions.c.position, questions.c.id
         )

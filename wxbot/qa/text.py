@@ -152,19 +152,21 @@ class Analyzer:
         word-level terms compared with answers."""
         own: list[str] = []  # the words and characters of the query's group words
         terms, words, runs = self._analyze(normalized, synonyms, own)
-        have = set(terms)
-        soft = {
+        # Dicts, not sets: ordered by first occurrence. A set of strings iterates in an order
+        # that depends on the process's hash seed, and the order of the terms decides the
+        # order in which the index adds up scores (floating point: near-ties could flip).
+        have = dict.fromkeys(terms)
+        soft = dict.fromkeys(
             run[i : i + 2]
             for run in runs
             for i in range(len(run) - 1)
             if run[i : i + 2] not in have and run[i : i + 2] not in STOPWORDS
-        }
+        )
         # A group word's own terms meet the same words elsewhere; every plain term meets the
         # weak terms stored questions keep for their group words. Soft: no cost if absent.
-        soft.update(own)
-        soft.update(WEAK + t for t in (*have, *own) if t[0] != "~")
-        soft.difference_update(have)
-        return Query(terms, tuple(soft), words)
+        soft.update(dict.fromkeys(own))
+        soft.update(dict.fromkeys(WEAK + t for t in (*have, *own) if t[0] != "~"))
+        return Query(terms, tuple(t for t in soft if t not in have), words)
 
     def function_grams(self, normalized: str) -> frozenset[str]:
         """Characters and bigrams of a question that only ever stand in its function words
