@@ -189,8 +189,10 @@ class VectorIndex:
         # uncentred sample keep the products (the dominant shared direction included)
         _, _, vt = np.linalg.svd(self._matrix[np.sort(sample)], full_matrices=False)
         axes = np.ascontiguousarray(vt[: max(128, dim // 4)].T, dtype=np.float32)
-        # every row of the capacity: freed ones project to 0, unused ones are set on append
-        self._coarse = axes, self._matrix @ axes
+        # rows past the size hold whatever np.empty left there: left 0 until appended
+        projected = np.zeros((len(self._matrix), axes.shape[1]), dtype=np.float32)
+        projected[: self._size] = self._matrix[: self._size] @ axes
+        self._coarse = axes, projected
 
 
 def _best_entries(
