@@ -21,6 +21,14 @@ from wxbot.messages.replies import TransferToHuman
 
 ORDER_FLOW = GOOD.format(name="order", trigger="查订单")  # the step's `ask:` is on line 7
 
+
+def order_flow_problems(tmp_path: Path, old: str, new: str) -> tuple[Path, list[str]]:
+    """The problems the loader reports in ORDER_FLOW with ``old`` replaced by ``new``."""
+    assert old in ORDER_FLOW
+    path = write(tmp_path, "order", ORDER_FLOW.replace(old, new))
+    return path, problems(tmp_path)
+
+
 # --- 1. an empty text given as plain text is reported at its own line ------------------------
 
 
@@ -46,9 +54,7 @@ ORDER_FLOW = GOOD.format(name="order", trigger="查订单")  # the step's `ask:`
     ],
 )
 def test_an_empty_plain_text_names_its_line(tmp_path, old, new, line, message) -> None:  # type: ignore[no-untyped-def]
-    assert old in ORDER_FLOW
-    path = write(tmp_path, "order", ORDER_FLOW.replace(old, new))
-    found = problems(tmp_path)
+    path, found = order_flow_problems(tmp_path, old, new)
     assert any(p.startswith(f"{path}:{line}: ") and message in p for p in found), found
     assert not any(p.startswith(f"{path}:0: ") for p in found), found
 
@@ -90,9 +96,7 @@ action:
     ],
 )
 def test_a_boolean_is_not_a_whole_number(tmp_path, old, new, line, message) -> None:  # type: ignore[no-untyped-def]
-    assert old in ORDER_FLOW
-    path = write(tmp_path, "order", ORDER_FLOW.replace(old, new))
-    found = problems(tmp_path)
+    path, found = order_flow_problems(tmp_path, old, new)
     assert any(p.startswith(f"{path}:{line}: ") and message in p for p in found), found
 
 
