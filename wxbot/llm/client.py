@@ -39,10 +39,19 @@ class LlmError(Exception):
     """The call failed: unreachable, timed out, refused, or answered something unusable.
     ``reason`` is safe to log (it never contains the key)."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        retry_after: float | None = None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        # what the provider reported (and billed) for an answer we could not use
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
 
 
 @dataclass(frozen=True)
@@ -131,25 +140,40 @@ def _retry_after_seconds(value: str | None, clock: Callable[[], float]) -> float
 
 
 def _completion(data: Any, model: str) -> Completion:
+    usage = data.get("usage") if isinstance(data, dict) else None
+    usage = usage if isinstance(usage, dict) else {}
+    # an answer we cannot use was billed all the same: the error carries its tokens
+    billed = (_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")))
     try:
         choice = data["choices"][0]
         content = choice["message"]["content"]
     except (KeyError, IndexError, TypeError):
-        raise LlmError("unexpected JSON: no choices[0].message.content") from None
+        raise LlmError("unexpected JSON: no choices[0].message.content", None, *billed) from None
     if not isinstance(content, str):
-        raise LlmError("unexpected JSON: the content is not text")
-    text = _THINKING.sub("", content).strip()
-    if not text:
-        raise LlmError("empty answer")
+        raise LlmError("unexpected JSON: the content is not text", None, *billed)
+    text = strip_thinking(content)
+    if not text:  # e.g. a reasoning model that thought away all of max_tokens
+        raise LlmError("empty answer", None, *billed)
     truncated = choice.get("finish_reason") == "length" or len(text) > MAX_ANSWER_CHARS
-    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     return Completion(
         text=text[:MAX_ANSWER_CHARS],
         model=str(data.get("model") or model),
-        prompt_tokens=_count(usage.get("prompt_tokens")),
-        completion_tokens=_count(usage.get("completion_tokens")),
+        prompt_tokens=billed[0],
+        completion_tokens=billed[1],
         truncated=truncated,
     )
+
+
+def strip_thinking(content: str) -> str:
+    """The answer without a reasoning model's thinking: whole ``<think>…</think>`` blocks;
+    reasoning that ends in ``</think>`` alone (DeepSeek-R1 templates put the opening tag into
+    the prompt); and thinking cut off by max_tokens before its closing tag (no answer yet)."""
+    text = _THINKING.sub("", content)
+    if "</think>" in text:
+        text = text.rsplit("</think>", 1)[1]
+    if "<think>" in text:
+        text = text.split("<think>", 1)[0]
+    return text.strip()
 
 
 def _count(value: Any) -> int:

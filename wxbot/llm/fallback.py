@@ -87,18 +87,12 @@ class LlmFallback:
             memory = memories.UserMemory(turn.msg.openid, [])
         if not isinstance(result, Completion):
             log.warning("LLM answer for %s failed: %s", turn.msg.openid, _reason(result))
-            call = CallCost(failed=True)
+            call = self._cost(result, failed=True)  # tokens the provider billed all the same
             memories.record_call(conn, memory, now, call)
             turn.after_commit.append(lambda c: add_daily(c, now, call))
             hint = turn.t(TEACH_HINT) if turn.can_teach else ""
             return Outcome(Text(turn.t(DONT_KNOW) + hint), WAIT_QUERY)
-        cost = estimate_cost(
-            result.prompt_tokens,
-            result.completion_tokens,
-            settings.llm_price_input,
-            settings.llm_price_output,
-        )
-        call = CallCost(result.prompt_tokens, result.completion_tokens, cost)
+        call = self._cost(result)
         text = result.text + (turn.t(TRUNCATED) if result.truncated else "")
         window = memory.window(settings.history_rounds)
         # the same window the engine is about to save in the context row (it appends this
@@ -108,6 +102,19 @@ class LlmFallback:
         keep_answer(conn, turn.msg.openid, turn.text, text, result.model, call, now)
         turn.after_commit.append(lambda c: add_daily(c, now, call))
         return Outcome(Text(text), WAIT_QUERY)
+
+    def _cost(self, result: Any, failed: bool = False) -> CallCost:
+        """The call's tokens and estimated cost (a Completion's, or a failure's: an answer
+        that was billed but unusable reports them, an unreachable server none)."""
+        prompt = getattr(result, "prompt_tokens", 0)
+        completion = getattr(result, "completion_tokens", 0)
+        if not isinstance(prompt, int) or not isinstance(completion, int):
+            prompt = completion = 0
+        settings = self.settings
+        cost = estimate_cost(
+            prompt, completion, settings.llm_price_input, settings.llm_price_output
+        )
+        return CallCost(prompt, completion, cost, failed=failed)
 
 
 def _reason(result: Any) -> str:

@@ -8,6 +8,9 @@ connection fixes that without turning a down service into a long wait.
 
 from __future__ import annotations
 
+import http.cookiejar
+import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -16,6 +19,7 @@ from typing import Any, Generic, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from wxbot.services.budget import Budget
@@ -24,6 +28,31 @@ DEFAULT_CONNECT = 1.5
 USER_AGENT = "wxbot/0.1 (+https://github.com/wxbot)"
 
 T = TypeVar("T")
+
+# WeChat's API takes its access_token in the query string, and urllib3 logs request URLs (at
+# WARNING when it retries a failed connection): those records are redacted.
+_URL_SECRETS = re.compile(r"((?:access_token|secret)=)[^&\s'\"]+")
+_URL_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager")
+
+
+class RedactUrlSecrets(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is the handler's problem, not the request's
+            return True
+        redacted = _URL_SECRETS.sub(r"\1***", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def redact_url_secrets_in_logs() -> None:
+    """Install the filter on the loggers that print request URLs (idempotent)."""
+    for name in _URL_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactUrlSecrets) for f in logger.filters):
+            logger.addFilter(RedactUrlSecrets())
 
 
 class ServiceError(Exception):
@@ -36,15 +65,28 @@ class ServiceError(Exception):
         self.reason = reason
 
 
+class _Retry(Retry):
+    """urllib3 counts a read *timeout* as a read error like a dropped connection; retrying
+    it would wait the whole read budget twice (12 s -> 24 s, past WeChat's last delivery)
+    and ask a struggling service again. A timeout is raised at once (requests: Timeout)."""
+
+    def increment(self, *args: Any, **kwargs: Any) -> Retry:
+        error = kwargs.get("error", args[3] if len(args) > 3 else None)
+        if isinstance(error, ReadTimeoutError):
+            raise error
+        return super().increment(*args, **kwargs)
+
+
 def make_session(retry_reads: bool = True) -> requests.Session:
     """A Session that retries once on connection errors.
 
     Connect errors are always safe to retry (nothing was sent). Read errors (the connection
     dropped after sending) are retried only when ``retry_reads``, and then only for GET: the
-    request may have been processed. HTTP error statuses are not retried: a 5xx now is
-    usually a 5xx in a moment, too.
+    request may have been processed. A read that timed out is never retried: the read budget
+    is the budget. HTTP error statuses are not retried: a 5xx now is usually a 5xx in a
+    moment, too.
     """
-    retry = Retry(
+    retry = _Retry(
         total=1,
         connect=1,
         read=1 if retry_reads else 0,
@@ -60,6 +102,10 @@ def make_session(retry_reads: bool = True) -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = USER_AGENT
+    # One Session serves every user's calls from many threads: a cookie one call received
+    # (a framework's session id, a sticky-routing cookie) must not ride along the next
+    # user's call. These are API calls; none of them needs cookies.
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     return session
 
 

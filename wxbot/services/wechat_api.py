@@ -24,7 +24,13 @@ from sqlalchemy import Engine, insert, select, update
 from wxbot.db import transaction
 from wxbot.messages.replies import Image, Music, News, Reply, Text, Video, Voice
 from wxbot.services.budget import Budget
-from wxbot.services.http import ServiceError, make_session, request_json, timeouts
+from wxbot.services.http import (
+    ServiceError,
+    make_session,
+    redact_url_secrets_in_logs,
+    request_json,
+    timeouts,
+)
 from wxbot.services.models import WeChatToken
 
 log = logging.getLogger(__name__)
@@ -52,6 +58,7 @@ class WeChatApi:
         self.clock = clock
         self.timeout = timeouts(http_timeout)
         self.session: requests.Session = make_session(retry_reads=False)
+        redact_url_secrets_in_logs()  # the token travels in the query string
         self._token = ""
         self._expires_at = 0.0
         self._lock = threading.Lock()  # one refresher per process before the DB lock
