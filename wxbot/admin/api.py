@@ -14,6 +14,8 @@ from wxbot.admin.ops import Admin, AdminError
 bp = Blueprint("admin_api", __name__, url_prefix="/admin/api")
 
 MAX_PER_PAGE = 100
+MAX_PAGE = 1_000_000_000  # far past any data; bigger offsets overflow the database's integers
+MAX_ID = 2**63 - 1  # the largest id a database integer holds: bigger ones name nothing
 
 
 ApiError = AdminError  # the name the API modules raise it by
@@ -41,6 +43,9 @@ def _check_token() -> Response | None:
         )
     if not hmac.compare_digest(given.strip().encode(), token.encode()):
         return error(403, "the bearer token is not the admin token")
+    for name, value in (request.view_args or {}).items():
+        if isinstance(value, int) and value > MAX_ID:  # would overflow the query: a 500
+            return error(404, f"no such {name.replace('_', ' ')}: {value}")
     return None
 
 
@@ -84,8 +89,16 @@ def _json_error(exc: HTTPException) -> Response:
     return error(exc.code or 500, exc.description or exc.name)
 
 
+def is_id(value: object) -> bool:
+    """A whole number a database id can be (not a bool, not beyond the integer range)."""
+    return isinstance(value, int) and not isinstance(value, bool) and -MAX_ID <= value <= MAX_ID
+
+
 def json_body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # json.loads of "[[[[..." (not a ValueError: silent lets it through)
+        raise ApiError(400, "the body is not usable JSON: nested too deeply") from None
     if data is None:
         raise ApiError(400, "the body must be JSON (Content-Type: application/json)")
     if not isinstance(data, dict):
@@ -100,8 +113,11 @@ def paging() -> tuple[int, int]:
         per_page = int(request.args.get("per_page", 20))
     except ValueError:
         raise ApiError(422, "page and per_page must be whole numbers") from None
-    if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
-        raise ApiError(422, f"page must be >= 1 and per_page between 1 and {MAX_PER_PAGE}")
+    if not 1 <= page <= MAX_PAGE or not 1 <= per_page <= MAX_PER_PAGE:
+        raise ApiError(
+            422,
+            f"page must be between 1 and {MAX_PAGE} and per_page between 1 and {MAX_PER_PAGE}",
+        )
     return page, per_page
 
 

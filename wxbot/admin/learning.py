@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response, jsonify, request, url_for
 
-from wxbot.admin.api import ApiError, admin, bp, json_body, page_of, paging
+from wxbot.admin.api import ApiError, admin, bp, is_id, json_body, page_of, paging
 
 
 def _words(data: dict[str, Any]) -> Any:
@@ -79,9 +79,7 @@ def list_unanswered() -> Response:
 
 def _similar_ids(data: dict[str, Any]) -> list[int]:
     similar = data.get("similar", [])
-    if not isinstance(similar, list) or not all(
-        isinstance(i, int) and not isinstance(i, bool) for i in similar
-    ):
+    if not isinstance(similar, list) or not all(is_id(i) for i in similar):
         raise ApiError(422, '"similar" must be a list of unanswered question ids')
     return similar
 
@@ -94,7 +92,7 @@ def attach_unanswered(unanswered_id: int) -> Response:
     if set(data) - {"entry_id", "similar"}:
         raise ApiError(422, 'give "entry_id" (and optionally "similar": [ids])')
     entry_id = data.get("entry_id")
-    if not isinstance(entry_id, int) or isinstance(entry_id, bool):
+    if not is_id(entry_id):
         raise ApiError(422, '"entry_id" must be the id of a knowledge entry')
     ops = admin()
     ops.entry(entry_id)  # 404 before anything else

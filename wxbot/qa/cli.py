@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from typing import Any
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from wxbot.qa import synonyms as synonym_store
 from wxbot.qa.formats import FORMATS, FormatError, detect_format, export_items, write
 from wxbot.qa.importer import import_files
 
@@ -90,23 +93,44 @@ def _embed_new_questions(now: float) -> None:
 
 @kb.command("export")
 @click.argument("file", type=click.Path(dir_okay=False, writable=True, allow_dash=True))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Default: from the extension.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([*FORMATS, "synonyms"]),
+    help="Default: from the extension (synonyms: the synonym groups, one a line).",
+)
 @with_appcontext
 def export_command(file: str, fmt: str | None) -> None:
-    """Write every entry to FILE ('-' = stdout) in an importable format."""
+    """Write every entry to FILE ('-' = stdout) in an importable format.
+
+    A FILE whose name contains "synonym" (or --format synonyms) gets the synonym groups
+    instead, as `wxbot kb import` reads such a file.
+    """
+    if fmt is None and "synonym" in os.path.basename(file).lower():
+        fmt = "synonyms"  # import reads a file so named as synonyms: write what it reads
     try:
         fmt = fmt or ("txt" if file == "-" else detect_format(file))
     except FormatError as exc:
         raise click.UsageError(str(exc)) from None
     engine = current_app.extensions["wxbot.engine"]
     with engine.connect() as conn:
-        items = export_items(conn)
+        if fmt == "synonyms":
+            groups = [g.words for g in synonym_store.load(conn)]
+        else:
+            items = export_items(conn)
+
+    def write_all(out: Any) -> int:
+        if fmt == "synonyms":
+            return synonym_store.write_text(groups, out)
+        return write(items, fmt, out)
+
     if file == "-":
-        count = write(items, fmt, sys.stdout)
+        count = write_all(sys.stdout)
     else:
         try:
             with open(file, "w", encoding="utf-8", newline="") as out:
-                count = write(items, fmt, out)
+                count = write_all(out)
         except OSError as exc:
             raise click.ClickException(f"cannot write {file}: {exc.strerror}") from None
-    click.echo(f"exported {count} entries to {file} ({fmt})", err=file == "-")
+    what = "synonym groups" if fmt == "synonyms" else "entries"
+    click.echo(f"exported {count} {what} to {file} ({fmt})", err=file == "-")

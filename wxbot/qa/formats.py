@@ -48,6 +48,9 @@ _COLUMNS = {
     "语言": "language",
 }
 _L_RE = re.compile(r"^(?:l|语言)\s*[:：]\s?(.*)$", re.IGNORECASE)
+# Files are cut into lines at CR/LF only: str.splitlines() also cuts at U+2028, U+0085 ...,
+# which json.dumps leaves raw inside strings, so an exported answer would not read back.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 class _Missing:
@@ -180,13 +183,16 @@ def _parse_csv(text: str, name: str) -> Parsed:
 
 def _parse_jsonl(text: str, name: str) -> Parsed:
     out = Parsed()
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(_lines(text), 1):
         if not raw.strip():
             continue
         try:
             obj = json.loads(raw)
         except json.JSONDecodeError as exc:
             out.errors.append(f"{name}:{number}: invalid JSON ({exc.msg})")
+            continue
+        except RecursionError:
+            out.errors.append(f"{name}:{number}: invalid JSON (nested too deeply)")
             continue
         if not isinstance(obj, dict):
             out.errors.append(f"{name}:{number}: expected a JSON object")
@@ -227,7 +233,7 @@ def _parse_txt(text: str, name: str) -> Parsed:
             out.records.append(Record(questions, text, name, start, language))
         questions, answer, language = [], None, MISSING
 
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(_lines(text), 1):
         if raw.startswith("#"):
             continue
         q = _Q_RE.match(raw)
@@ -256,6 +262,13 @@ def _parse_txt(text: str, name: str) -> Parsed:
             out.errors.append(f"{name}:{number}: unexpected text {where}: {raw.strip()[:40]!r}")
     finish()
     return out
+
+
+def _lines(text: str) -> list[str]:
+    lines = _LINE_BREAK.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()  # the break that ends the last line starts no new one
+    return lines
 
 
 def parse_file(path: str, fmt: str | None = None) -> Parsed:

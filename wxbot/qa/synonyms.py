@@ -14,6 +14,7 @@ re-indexes with the new groups, like any other knowledge change.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -73,6 +74,16 @@ def parse_text(text: str, name: str) -> tuple[list[tuple[int, list[str]]], list[
         except SynonymError as exc:
             errors.append(f"{name}:{number}: {exc.reason}")
     return groups, errors
+
+
+def write_text(groups: Iterable[list[str]], out: io.TextIOBase) -> int:
+    """A synonyms file (what parse_text reads back): the header, then one group a line."""
+    out.write(HEADER + "\n")
+    count = 0
+    for words in groups:
+        out.write(" ".join(words) + "\n")
+        count += 1
+    return count
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,11 @@ transaction, so every process picks the change up on its next message.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, insert, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from wxbot.qa import store
 from wxbot.qa.formats import MISSING
-from wxbot.qa.models import LANGUAGES, MAX_ANSWER_CHARS, MAX_QUESTION_CHARS
+from wxbot.qa.models import LANGUAGES, MAX_ANSWER_CHARS, MAX_QUESTION_CHARS, KbAliasVote
 from wxbot.qa.text import question_key
 
 MAX_QUESTIONS = 50
@@ -25,9 +25,20 @@ class KnowledgeError(ValueError):
         self.status = status
 
 
+def _check_unicode(text: str, what: str) -> None:
+    """JSON may carry lone surrogates (\\ud800) that no database can store as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise KnowledgeError(
+            f"{what} is not valid Unicode (a lone surrogate at character {exc.start + 1})"
+        ) from None
+
+
 def check_question(question: object) -> str:
     if not isinstance(question, str):
         raise KnowledgeError("a question must be a string")
+    _check_unicode(question, "a question")
     question = question.strip()
     if not question:
         raise KnowledgeError("the question is empty")
@@ -41,6 +52,7 @@ def check_question(question: object) -> str:
 def check_answer(answer: object) -> str:
     if not isinstance(answer, str):
         raise KnowledgeError("the answer must be a string")
+    _check_unicode(answer, "the answer")
     answer = answer.strip()
     if not answer:
         raise KnowledgeError("the answer is empty")
@@ -100,6 +112,14 @@ def _insert_questions(
             for i, q in enumerate(questions)
         ],
     )
+
+
+def _forget_votes(conn: Connection, entry_id: int, keys: list[str]) -> None:
+    """A wording an admin took off an entry loses its did-you-mean votes for it, as an undo
+    does: else the next pick (even by a user who voted already) would learn it back."""
+    if keys:
+        votes = KbAliasVote.__table__
+        conn.execute(delete(votes).where(votes.c.entry_id == entry_id, votes.c.qkey.in_(keys)))
 
 
 def create_entry(
@@ -166,6 +186,9 @@ def update_entry(
     if qs is not None:
         keys = {question_key(q): q for q in qs}
         _conflicts(conn, keys, entry_id)
+        q = store.questions
+        old = conn.execute(select(q.c.qkey).where(q.c.entry_id == entry_id)).scalars().all()
+        _forget_votes(conn, entry_id, [k for k in old if k not in keys])
         conn.execute(delete(store.questions).where(store.questions.c.entry_id == entry_id))
         _insert_questions(conn, entry_id, qs)
         store.forget_unanswered(conn, keys)
@@ -214,6 +237,7 @@ def remove_question(conn: Connection, entry_id: int, question: str, *, now: floa
             store.questions.c.entry_id == entry_id, store.questions.c.qkey == key
         )
     )
+    _forget_votes(conn, entry_id, [key])
     store.log_changes(conn, version, [entry_id], now)
 
 
