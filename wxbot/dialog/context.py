@@ -11,7 +11,18 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from wxbot.dialog.flow import WAIT_QUERY
 from wxbot.models import Context, SeenMessage
@@ -203,18 +214,27 @@ def count_contexts(conn: Connection) -> int:
     return conn.execute(select(func.count()).select_from(contexts)).scalar_one()
 
 
+LATE_RESULTS_KEPT = 86_400  # seconds an expired context holding undelivered late results stays
+_HOLDS_LATE = contexts.c.slots.contains('"_outbox": ', autoescape=True)  # delivery.OUTBOX
+
+
+def _evictable(now: float) -> Any:
+    """Expired, and not holding late results the user was told to collect with "any message
+    later" (those stay up to LATE_RESULTS_KEPT longer)."""
+    return and_(
+        contexts.c.expires_at <= now,
+        or_(~_HOLDS_LATE, contexts.c.expires_at <= now - LATE_RESULTS_KEPT),
+    )
+
+
 def delete_expired(conn: Connection, now: float, limit: int = 1000) -> int:
     """Delete up to ``limit`` expired contexts; returns how many went."""
     victims = (
-        conn.execute(select(contexts.c.openid).where(contexts.c.expires_at <= now).limit(limit))
-        .scalars()
-        .all()
+        conn.execute(select(contexts.c.openid).where(_evictable(now)).limit(limit)).scalars().all()
     )
     if not victims:
         return 0
-    conn.execute(
-        delete(contexts).where(contexts.c.openid.in_(victims), contexts.c.expires_at <= now)
-    )
+    conn.execute(delete(contexts).where(contexts.c.openid.in_(victims), _evictable(now)))
     return len(victims)
 
 

@@ -41,6 +41,10 @@ def compose(
     ``pages`` given: the reply is already one page of an earlier answer (继续).
     """
     outbox = [reply_from_dict(d) for d in ctx.slots.get(OUTBOX) or []]
+    if pages is None and isinstance(reply, Silent):
+        # Nothing new was said (a menu link opened, a LOCATION report): the unread pages
+        # of the last answer stay for 「继续」.
+        pages = list(ctx.slots.get(PAGES) or [])
     if isinstance(reply, Text):
         text = f"{notice}\n{reply.content}" if notice else reply.content
         if pages is None:
@@ -65,6 +69,8 @@ def compose(
 
 def remember(ctx: ContextRow, msg: Inbound, reply: Reply, rounds: int) -> None:
     """Append one exchange to the history, keeping the last ``rounds`` exchanges."""
+    if msg.is_event and isinstance(reply, Silent):
+        return  # an event nobody answered (LOCATION reports...) is not part of the conversation
     said = msg.text or f"[{msg.event or msg.kind}]"
     if isinstance(reply, Text):
         answered = reply.content

@@ -45,7 +45,10 @@ class Dialogue:
         if ctx.expires_at > now:
             return ""
         was_waiting = ctx.state != WAIT_QUERY
+        late = ctx.slots.get(delivery.OUTBOX)
         ctx.reset()  # the dialogue starts over; the history (the user's memory) stays
+        if late:  # results we promised for "any message you send later" are still owed
+            ctx.slots[delivery.OUTBOX] = late
         return words.TIMED_OUT if was_waiting else ""
 
     def history_window(self, ctx: ContextRow) -> int:

@@ -32,6 +32,9 @@ SUCCESS = "success"  # WeChat's "no reply": nothing is shown and nothing is retr
 MAX_ARTICLES_FOR_MESSAGES = 1  # WeChat shows one article in reply to a user message ...
 MAX_ARTICLES_FOR_EVENTS = 8  # ... and up to eight in reply to an event
 
+MAX_TEXT_BYTES = 2048  # WeChat refuses a longer passive text reply outright
+ELLIPSIS = "…"
+
 # characters XML 1.0 cannot carry at all; WeChat would reject the whole reply
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -43,13 +46,24 @@ def clean(value: str) -> str:
     return value.replace("]]>", "]]]]><![CDATA[>")
 
 
+def fit_text(value: str, limit: int = MAX_TEXT_BYTES) -> str:
+    """``value`` cut to ``limit`` UTF-8 bytes (on a character boundary, marked with an
+    ellipsis). The engine pages long answers; this is the edge's last guard for a text that
+    reached it unpaged, which WeChat would refuse, leaving the user with nothing at all."""
+    data = value.encode("utf-8")
+    if len(data) <= limit:
+        return value
+    room = limit - len(ELLIPSIS.encode("utf-8"))
+    return data[:room].decode("utf-8", "ignore") + ELLIPSIS
+
+
 def to_wechat(reply: Reply, inbound: Inbound, now: int) -> BaseReply | None:
     """The wechatpy reply for ``reply``, or None when WeChat should just get ``success``."""
     base = {"source": clean(inbound.account), "target": clean(inbound.openid), "time": now}
     if isinstance(reply, Text):
         if not reply.content:
             return None
-        return TextReply(content=clean(reply.content), **base)
+        return TextReply(content=clean(fit_text(reply.content)), **base)
     if isinstance(reply, Image):
         return ImageReply(image=clean(reply.media_id), **base)
     if isinstance(reply, Voice):

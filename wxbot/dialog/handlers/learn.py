@@ -14,7 +14,7 @@ from wxbot.dialog import words
 from wxbot.dialog.flow import WAIT_QUERY, Handler, Outcome, Router, Turn
 from wxbot.dialog.words import normalise_command
 from wxbot.i18n import N_
-from wxbot.messages.replies import Text
+from wxbot.messages.replies import Silent, Text
 from wxbot.qa import store, writer
 from wxbot.qa.models import MAX_ANSWER_CHARS, MAX_QUESTION_CHARS
 from wxbot.qa.text import question_key
@@ -70,7 +70,18 @@ def _check(turn: Turn, text: str, what: str, limit: int, key_needed: bool) -> st
     return None
 
 
+def _ignored_event(turn: Turn) -> Outcome | None:
+    """A LOCATION report (sent every few seconds by accounts that collect locations) is
+    no answer to what we asked: stay silent and wait, without counting a failed attempt."""
+    if turn.msg.is_event:
+        return Outcome(Silent(), turn.state, slots=turn.slots, counts=False)
+    return None
+
+
 def learn(turn: Turn) -> Outcome:
+    ignored = _ignored_event(turn)
+    if ignored is not None:
+        return ignored
     if not _allowed(turn):
         return Outcome(Text(turn.t(REFUSED)), WAIT_QUERY)
     text = turn.text
@@ -98,6 +109,9 @@ def learn(turn: Turn) -> Outcome:
 
 
 def confirm(turn: Turn) -> Outcome:
+    ignored = _ignored_event(turn)
+    if ignored is not None:
+        return ignored
     if not _allowed(turn):
         return Outcome(Text(turn.t(REFUSED)), WAIT_QUERY)
     word = normalise_command(turn.text)
