@@ -2,16 +2,21 @@
 
 Timestamps are epoch seconds (DOUBLE) so the engine's clock can be replaced in tests and
 comparisons stay cheap. Strings have explicit lengths for MySQL; MySQL tables are utf8mb4.
-JSON data is stored as TEXT holding JSON (portable, and we never query inside it).
+JSON data is stored as TEXT holding JSON (portable, and we never query inside it); columns
+that grow with a conversation are MEDIUMTEXT on MySQL (LongText), whose TEXT stops at 64 KB.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Boolean, Double, Index, Integer, String, Text
+from sqlalchemy.dialects.mysql import MEDIUMTEXT
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 OPENID_LEN = 64
 STATE_LEN = 32
+# A history window of 50 rounds of long messages is over 100 KB: more than MySQL's TEXT holds
+# (the save then fails, and so does every later message of that user). MEDIUMTEXT: 16 MB.
+LongText = Text().with_variant(MEDIUMTEXT(), "mysql", "mariadb")
 
 
 class Base(DeclarativeBase):
@@ -25,8 +30,8 @@ class Context(Base):
 
     openid: Mapped[str] = mapped_column(String(OPENID_LEN), primary_key=True)
     state: Mapped[str] = mapped_column(String(STATE_LEN), default="WAIT_QUERY")
-    slots: Mapped[str] = mapped_column(Text, default="{}")  # JSON object
-    history: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of [role, text, ts]
+    slots: Mapped[str] = mapped_column(LongText, default="{}")  # JSON object
+    history: Mapped[str] = mapped_column(LongText, default="[]")  # JSON list of [role, text, ts]
     rounds: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Double)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Double, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from wxbot.models import OPENID_LEN, Base
+from wxbot.models import OPENID_LEN, Base, LongText
 
 MODEL_LEN = 128
 
@@ -24,7 +24,7 @@ class Memory(Base):
     openid: Mapped[str] = mapped_column(String(OPENID_LEN), primary_key=True)
     # JSON [[role, text], ...]: the window as of the last LLM answer or admin change (the
     # context row holds the live one; a new context for this user starts from this copy)
-    history: Mapped[str] = mapped_column(Text)
+    history: Mapped[str] = mapped_column(LongText)
     history_rounds: Mapped[int | None] = mapped_column(Integer, nullable=True)  # NULL: default
     recent_calls: Mapped[str] = mapped_column(Text)  # JSON epoch seconds of the last minute's calls
     day: Mapped[int] = mapped_column(Integer, default=0)  # day number (UTC+8) of day_tokens

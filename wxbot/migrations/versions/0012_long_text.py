@@ -1,0 +1,45 @@
+"""Conversation columns that outgrow MySQL's TEXT (64 KB) become MEDIUMTEXT: a context's
+history and slots, and the stored memory's history. A 50-round window of long messages is
+over 100 KB; the save failed and every later message of that user got the apology. SQLite
+and PostgreSQL have no such limit: nothing changes there.
+
+Revision ID: 0012_long_text
+Revises: 0011_answers2
+"""
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import mysql
+
+revision = "0012_long_text"
+down_revision = "0011_answers2"
+branch_labels = None
+depends_on = None
+
+COLUMNS = [("contexts", "slots"), ("contexts", "history"), ("memories", "history")]
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name not in ("mysql", "mariadb"):
+        return
+    for table, column in COLUMNS:
+        op.alter_column(
+            table,
+            column,
+            type_=mysql.MEDIUMTEXT(),
+            existing_type=sa.Text(),
+            existing_nullable=False,
+        )
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name not in ("mysql", "mariadb"):
+        return
+    for table, column in COLUMNS:
+        op.alter_column(
+            table,
+            column,
+            type_=sa.Text(),
+            existing_type=mysql.MEDIUMTEXT(),
+            existing_nullable=False,
+        )
