@@ -1,4 +1,4 @@
-"""Knowledge file formats: parsing (with ``file:line: reason`` errors) and writing.
+r"""Knowledge file formats: parsing (with ``file:line: reason`` errors) and writing.
 
 An entry has one answer, any number of questions (the first is the main one, the others its
 similar questions, 相似问法) and optionally a language (zh, en, th, tl, ja; none = any).
@@ -14,6 +14,18 @@ similar questions, 相似问法) and optionally a language (zh, en, th, tl, ja; 
   the answer continues on the following lines until the next ``Q:``. ``#`` starts a comment
   line; full-width colons and ``问:``/``语言:``/``答:`` work too; markers and ``#`` count only
   at the start of a line.
+
+  Escaping (what the writer does so that any answer reads back exactly):
+
+  * An answer line (after the first) that starts with ``Q:`` or ``#``, after any spaces, is
+    written with one more space in front; the reader takes one space off such a line (one
+    that starts with a space, then any spaces, then ``Q:``/``问:`` or ``#``). Other lines,
+    and other leading whitespace, are read as they are.
+  * An answer's line breaks (LF) are the file's. An answer holding a carriage return (CR:
+    typed in a Windows text box, or from a CSV cell) is written after ``A\:`` (``答\:``)
+    instead of ``A:``: in such an answer ``\r`` stands for a CR and ``\\`` for a backslash
+    (any other backslash is itself). Older readers refuse an ``A\:`` block rather than
+    misread it; in ``A:`` answers a backslash is never special.
 
 All UTF-8, with or without a BOM. The format comes from the extension (.csv, .jsonl/.json,
 .txt/.md) unless given.
@@ -63,7 +75,11 @@ class _Missing:
 MISSING: object = _Missing()
 # Markers count only at the very start of a line: an indented "Q:" is answer text.
 _Q_RE = re.compile(r"^(?:q|问)\s*[:：]\s?(.*)$", re.IGNORECASE)
-_A_RE = re.compile(r"^(?:a|答)\s*[:：]\s?(.*)$", re.IGNORECASE)
+_A_RE = re.compile(r"^(?:a|答)\s*(\\?)[:：]\s?(.*)$", re.IGNORECASE)  # "A\:": escaped (CRs)
+# An answer line that would read as a question or a comment, after any spaces: the writer
+# indents it by one more space, the reader takes that space off (no "^": matched from pos 1).
+_SHIFTED = re.compile(r" *(?:#|(?:q|问)\s*[:：])", re.IGNORECASE)
+_UNESCAPE = re.compile(r"\\([\\r])")
 
 
 class FormatError(ValueError):
@@ -221,6 +237,7 @@ def _parse_txt(text: str, name: str) -> Parsed:
     out = Parsed()
     questions: list[object] = []
     answer: list[str] | None = None
+    escaped = False
     language: object = MISSING
     start = 0
 
@@ -230,6 +247,8 @@ def _parse_txt(text: str, name: str) -> Parsed:
             out.errors.append(f"{name}:{start}: question(s) without an A: line")
         elif questions and answer is not None:
             text = "\n".join(answer).strip()
+            if escaped:
+                text = _UNESCAPE.sub(lambda m: "\r" if m.group(1) == "r" else "\\", text)
             out.records.append(Record(questions, text, name, start, language))
         questions, answer, language = [], None, MISSING
 
@@ -253,9 +272,11 @@ def _parse_txt(text: str, name: str) -> Parsed:
             if not questions:
                 out.errors.append(f"{name}:{number}: A: line without a Q: line before it")
                 continue
-            answer = [a.group(1)]
+            answer, escaped = [a.group(2)], bool(a.group(1))
             continue
         if answer is not None:
+            if raw.startswith(" ") and _SHIFTED.match(raw, 1):
+                raw = raw[1:]  # indented by the writer: not a question or a comment
             answer.append(raw)  # the answer goes on until the next Q:
         elif raw.strip():
             where = "between Q: and A:" if questions else "outside a Q:/A: block"
@@ -318,10 +339,14 @@ def write(items: Iterable[Item], fmt: str, out: io.TextIOBase) -> int:
     count = 0
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
+        # QUOTE_MINIMAL quotes only the line terminator's characters: a cell with a lone CR
+        # would be cut in two on reading, so rows holding one are quoted in full.
+        quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
         writer.writerow(["question", "answer", "similar", "language"])
         for it in items:
-            qs = [q.replace("|", "/") for q in it.questions]
-            writer.writerow([qs[0], it.answer, "|".join(qs[1:]), it.language or ""])
+            qs = [q.replace("|", "/") for q in it.questions]  # (the same question key)
+            row = [qs[0], it.answer, "|".join(qs[1:]), it.language or ""]
+            (quoted if any("\r" in cell for cell in row) else writer).writerow(row)
             count += 1
     elif fmt == "jsonl":
         for it in items:
@@ -337,12 +362,13 @@ def write(items: Iterable[Item], fmt: str, out: io.TextIOBase) -> int:
             out.writelines(f"Q: {_one_line(q)}\n" for q in it.questions)
             if it.language:
                 out.write(f"L: {it.language}\n")
-            lines = it.answer.split("\n")
-            # Lines that would read back as a marker or a comment are indented by one space.
-            lines[1:] = [
-                " " + ln if _Q_RE.match(ln) or ln.startswith("#") else ln for ln in lines[1:]
-            ]
-            out.write("A: " + "\n".join(lines) + "\n")
+            marker, answer = "A:", it.answer
+            if "\r" in answer:  # a CR would read back as a line break: escape it
+                marker, answer = "A\\:", answer.replace("\\", "\\\\").replace("\r", "\\r")
+            lines = answer.split("\n")
+            # Lines that would read back as a question or a comment are indented by one space.
+            lines[1:] = [" " + ln if _SHIFTED.match(ln) else ln for ln in lines[1:]]
+            out.write(f"{marker} " + "\n".join(lines) + "\n")
             count += 1
     else:
         raise FormatError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")

@@ -7,7 +7,9 @@ Nothing is written unless every row is good (or ``skip_bad``); ``dry_run`` plans
 back. Rows are matched to existing entries by their normalised questions, so importing the
 same file again changes nothing (all rows "unchanged"). An imported row whose question exists
 updates that entry's answer and adds its other questions; entries are never deleted by an
-import. Inserts use executemany in chunks (100k rows in seconds, not minutes).
+import, and one never takes an entry past ``MAX_QUESTIONS`` questions (a row that would is
+a bad row, reported with its file and line). Inserts use executemany in chunks (100k rows in
+seconds, not minutes).
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from wxbot.qa import store
 from wxbot.qa import synonyms as synonym_store
 from wxbot.qa.formats import MISSING, FormatError, Parsed, Record, decode, parse_file
 from wxbot.qa.text import question_key
-from wxbot.qa.writer import KnowledgeError, check_answer, check_language, check_questions
+from wxbot.qa.writer import (
+    MAX_QUESTIONS,
+    KnowledgeError,
+    check_answer,
+    check_language,
+    check_questions,
+)
 
 BATCH = 2_000
 LOG_EACH_LIMIT = 2_000  # more changed entries than this: readers reload in full
@@ -223,6 +231,7 @@ def _upsert(
     current = store.load_entries(conn, set(owners_by_key.values()))
     languages = store.load_languages(conn, current)
     current_keys = {e: {question_key(q) for q in qs} for e, (_, qs) in current.items()}
+    sizes = {e: len(qs) for e, (_, qs) in current.items()}  # with the rows planned so far
     new_rows: list[_Row] = []
     updates: list[dict[str, object]] = []
     extra_questions: list[dict[str, object]] = []
@@ -239,19 +248,27 @@ def _upsert(
             new_rows.append(row)
             continue
         entry_id = owners.pop()
-        answer, qs = current[entry_id]
+        answer, _ = current[entry_id]
         language = languages.get(entry_id) if row.language is MISSING else row.language
         missing = [(q, k) for q, k in zip(row.questions, row.keys, strict=True)]
         missing = [(q, k) for q, k in missing if k not in current_keys[entry_id]]
+        if missing and sizes[entry_id] + len(missing) > MAX_QUESTIONS:
+            report.errors.append(
+                f"{row.record.where}: entry {entry_id} has {sizes[entry_id]} questions; "
+                f"adding {len(missing)} would pass the limit of {MAX_QUESTIONS} per entry"
+            )
+            report.rejected += 1
+            continue
         if answer == row.answer and not missing and language == languages.get(entry_id):
             report.unchanged += 1
             continue
         report.updated += 1
         updates.append({"eid": entry_id, "answer": row.answer, "now": now, "lang": language})
         extra_questions.extend(
-            {"entry_id": entry_id, "question": q, "qkey": k, "position": len(qs) + i}
+            {"entry_id": entry_id, "question": q, "qkey": k, "position": sizes[entry_id] + i}
             for i, (q, k) in enumerate(missing)
         )
+        sizes[entry_id] += len(missing)
     report.added = len(new_rows)
     first_id = int(conn.execute(select(func.max(store.entries.c.id))).scalar() or 0) + 1
     entry_rows: list[dict[str, object]] = []
