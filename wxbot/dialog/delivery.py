@@ -1,7 +1,7 @@
 """What the user finally receives: pages of long answers, late results, the history window.
 
-These work on a ContextRow's engine-private slots (``_pages``, ``_outbox``), which handlers
-never see and which survive a handler replacing the slots wholesale.
+These work on a ContextRow's engine-private slots (``_pages``, ``_outbox``, ``_notice``), which
+handlers never see and which survive a handler replacing the slots wholesale.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from wxbot.messages.replies import Reply, Silent, Text, reply_from_dict
 
 PAGES = "_pages"  # the unread pages of a long answer
 OUTBOX = "_outbox"  # late results (Reply.to_dict) to deliver with the next message
-PRIVATE_SLOTS = (PAGES, OUTBOX)
+NOTICE = "_notice"  # a notice (words.TIMED_OUT) for the next reply that can show it
+PRIVATE_SLOTS = (PAGES, OUTBOX, NOTICE)
 
 
 def public_slots(slots: dict) -> dict:  # type: ignore[type-arg]

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class _NextPage(Outcome):
-    """继续: the next page of a long answer; the rest stays stored."""
+    """A reply that leaves the unread pages of a long answer stored: the next of them (继续),
+    or something said in between (「语言 xx」). ``pages``: what stays unread."""
 
     pages: list[str] | None = None
 
@@ -133,8 +134,11 @@ class Dialogue:
         if command in MORE_WORDS and ctx.slots.get(PAGES):
             pages = list(ctx.slots[PAGES])
             return _NextPage(Text(pages.pop(0)), state, slots=keep, counts=False, pages=pages)
-        if command in MORE_WORDS and state == WAIT_QUERY:  # nothing left to page: not a question
-            return Outcome(Text(turn.t(words.NO_MORE_PAGES)), WAIT_QUERY, counts=False)
+        if command in MORE_WORDS:  # nothing left to page: not a question, a city or a song
+            reply = turn.t(words.NO_MORE_PAGES)
+            prompt = self.table.prompt(turn)  # mid-flow: what the step still waits for
+            reply = f"{reply}\n\n{prompt}" if prompt else reply
+            return Outcome(Text(reply), state, slots=keep, counts=False)
         if state == WAIT_QUERY:
             for router in self.table.routers:
                 claimed = router(turn)
@@ -166,6 +170,9 @@ class Dialogue:
         prompt = self.table.prompt(turn)
         if prompt:
             reply = f"{reply}\n\n{prompt}"
+        unread = ctx.slots.get(PAGES)
+        if unread:  # the answer the user is reading keeps its pages for 「继续」
+            return _NextPage(Text(reply), ctx.state, slots=keep, counts=False, pages=list(unread))
         return Outcome(Text(reply), ctx.state, slots=keep, counts=False)
 
     # ------------------------------------------------------------------- applying
@@ -203,15 +210,23 @@ class Dialogue:
             )
             reply, slots = TransferToHuman(), {}
             ctx.reset()
+        # A notice (the step that timed out) waits for a reply that can carry it: not a
+        # silent one (a LOCATION report), nor the interim one of slow work.
+        notice = notice or ctx.slots.get(delivery.NOTICE) or ""
         if outcome.deferred is not None:
             # The interim reply is never sent (the resumed outcome's is): keep the late
             # results for that one instead of spending them on a reply nobody sees.
             outbox = ctx.slots.get(delivery.OUTBOX)
             ctx.slots = {**slots, delivery.OUTBOX: outbox} if outbox else slots
+            if notice:
+                ctx.slots[delivery.NOTICE] = notice
             return reply
         pages = outcome.pages if isinstance(outcome, _NextPage) else None
-        notice = translate(notice, lang) if notice else ""
-        reply = delivery.compose(ctx, reply, slots, settings.reply_max_bytes, notice, pages, lang)
+        shown = translate(notice, lang) if notice else ""
+        silent = isinstance(reply, Silent)
+        reply = delivery.compose(ctx, reply, slots, settings.reply_max_bytes, shown, pages, lang)
+        if notice and silent:
+            ctx.slots[delivery.NOTICE] = notice
         if remember:
             delivery.remember(ctx, msg, reply, self.history_window(ctx))
         return reply

@@ -13,6 +13,7 @@ version rides along with its lock; answers and suggestion titles are in memory).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from wxbot.dialog.flow import WAIT_QUERY, Outcome, Turn
@@ -30,13 +31,17 @@ ASKED = "asked"  # slot: the wording that led to them (learned when users pick)
 ANSWERED, SUGGESTED, UNKNOWN = "answered", "suggested", "unknown"
 
 
+# A reply that is only a number: 「1」, 「１」, 「(2)」, 「第2个」, 「选2」, 「3号」. 「3点」, 「2楼」,
+# 「1个」 or 「3点开门吗」 are new questions, not picks.
+_PICK = re.compile(r"[\W_]*(?:选择?\s*)?(?:第\s*(\d{1,4})\s*[个条项]?|(\d{1,4})\s*号?)[\W_]*")
+
+
 def _choice(text: str, count: int) -> int | None:
-    """The number the user picked (「1」, 「１」, 「第2个」), or None."""
-    digits = "".join(ch for ch in unicodedata.normalize("NFKC", text) if ch.isdigit())
-    rest = text.strip().strip("第个条。.！!")
-    if not digits or len(rest) > len(digits) + 2:
+    """The number the user picked, or None."""
+    match = _PICK.fullmatch(unicodedata.normalize("NFKC", text))
+    if match is None:
         return None
-    n = int(digits)
+    n = int(match.group(1) or match.group(2))
     return n if 1 <= n <= count else None
 
 
