@@ -15,7 +15,7 @@ from wxbot.services.budget import Budget, budget_for
 from wxbot.services.http import ServiceError, TTLCache
 from wxbot.services.music import MusicClient, Song
 from wxbot.services.sms import ConsoleSender, SmsSender, WebhookSender, make_sender
-from wxbot.services.weather import Forecast, Place, WeatherClient
+from wxbot.services.weather import Forecast, Place, WeatherClient, WeatherLookup
 from wxbot.services.webhook import WebhookClient
 from wxbot.services.wechat_api import WeChatApi
 
@@ -40,6 +40,7 @@ __all__ = [
     "TTLCache",
     "WeChatApi",
     "WeatherClient",
+    "WeatherLookup",
     "WebhookClient",
     "WebhookSender",
     "budget_for",

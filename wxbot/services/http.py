@@ -25,6 +25,7 @@ from urllib3.util.retry import Retry
 from wxbot.services.budget import Budget
 
 DEFAULT_CONNECT = 1.5
+MIN_CALL = 0.05  # seconds: a call with less time left than this is not sent (Deadline)
 USER_AGENT = "wxbot/0.1 (+https://github.com/wxbot)"
 
 T = TypeVar("T")
@@ -109,12 +110,44 @@ def make_session(retry_reads: bool = True) -> requests.Session:
     return session
 
 
-def timeouts(budget: Budget | float) -> tuple[float, float]:
-    """(connect, read) timeouts: connecting should take far less than reading an answer.
-    A bare number is a read budget with the default connect budget."""
+def as_budget(budget: Budget | float) -> Budget:
+    """A bare number is a read budget with the default connect budget."""
     if isinstance(budget, Budget):
-        return budget.timeout
-    return Budget(read=budget, connect=DEFAULT_CONNECT).timeout
+        return budget
+    return Budget(read=budget, connect=DEFAULT_CONNECT)
+
+
+def timeouts(budget: Budget | float) -> tuple[float, float]:
+    """(connect, read) timeouts of one call: connecting should take far less than reading an
+    answer. A bare number is a read budget with the default connect budget."""
+    return as_budget(budget).timeout
+
+
+class Deadline:
+    """One budget for a chain of calls that answer one question (a weather lookup: geocode,
+    maybe geocode again, forecast). Per-call budgets alone let a slow upstream take the
+    budget once per call (3 x 12 s, past WeChat's last delivery); here the chain as a whole
+    gets ``budget.read`` seconds from its first call, and each call only what is left.
+    """
+
+    def __init__(
+        self, service: str, budget: Budget | float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.service = service
+        self.budget = as_budget(budget)
+        self.clock = clock
+        self._ends: float | None = None  # set by the first call
+
+    def timeout(self) -> tuple[float, float]:
+        """(connect, read) for the next call; ServiceError, without a call, when too little is
+        left for one to be answered."""
+        now = self.clock()
+        if self._ends is None:
+            self._ends = now + self.budget.read
+        left = self._ends - now
+        if left < MIN_CALL:
+            raise ServiceError(self.service, "out of time")
+        return (min(self.budget.connect, left), left)
 
 
 def request_json(

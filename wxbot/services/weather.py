@@ -10,7 +10,14 @@ import requests
 
 from wxbot.i18n import DEFAULT_LANGUAGE, N_, translate
 from wxbot.services.budget import Budget
-from wxbot.services.http import ServiceError, TTLCache, get_json, make_session, timeouts
+from wxbot.services.http import (
+    Deadline,
+    ServiceError,
+    TTLCache,
+    as_budget,
+    get_json,
+    make_session,
+)
 
 SERVICE = "weather"
 FORECAST_TTL = 600.0  # the issue's 10 minutes; forecasts change hourly at most
@@ -150,26 +157,33 @@ class WeatherClient:
     ) -> None:
         self.geocoding_url = geocoding_url.rstrip("/")
         self.weather_url = weather_url.rstrip("/")
-        self.timeout = timeouts(http_timeout)
+        self.budget = as_budget(http_timeout)
+        self.timeout = self.budget.timeout
         self.session: requests.Session = make_session()
         extra = {"clock": clock} if clock else {}
         self.forecasts: TTLCache[Forecast] = TTLCache(FORECAST_TTL, **extra)
         self.places: TTLCache[list[Place]] = TTLCache(GEOCODE_TTL, **extra)
 
-    def geocode(self, name: str) -> list[Place]:
-        """Places called ``name``, most relevant first (empty when there is none)."""
+    def lookup(self) -> WeatherLookup:
+        """A handle for one lookup: its calls share one deadline (see WeatherLookup)."""
+        return WeatherLookup(self)
+
+    def geocode(self, name: str, deadline: Deadline | None = None) -> list[Place]:
+        """Places called ``name``, most relevant first (empty when there is none).
+        ``deadline``: the lookup's, when this call is one of several (else the budget)."""
         name = name.strip()
         if not name:
             return []
-        return self.places.get_or_fetch(name, lambda: self._geocode(name))
+        deadline = deadline or Deadline(SERVICE, self.budget)
+        return self.places.get_or_fetch(name, lambda: self._geocode(name, deadline))
 
-    def _geocode(self, name: str) -> list[Place]:
+    def _geocode(self, name: str, deadline: Deadline) -> list[Place]:
         data = get_json(
             self.session,
             SERVICE,
             f"{self.geocoding_url}/v1/search",
             {"name": name, "count": 10, "language": "zh", "format": "json"},
-            self.timeout,
+            deadline.timeout(),
         )
         if not isinstance(data, dict):
             raise ServiceError(SERVICE, "geocoding answer is not an object")
@@ -193,13 +207,22 @@ class WeatherClient:
                 places.append(place)
         return places[:MAX_CHOICES]
 
-    def forecast(self, latitude: float, longitude: float, place_name: str) -> Forecast:
+    def forecast(
+        self,
+        latitude: float,
+        longitude: float,
+        place_name: str,
+        deadline: Deadline | None = None,
+    ) -> Forecast:
         """Today's and tomorrow's weather at a point (cached 10 minutes per ~1 km cell)."""
         key = (round(latitude, 2), round(longitude, 2))
-        cached = self.forecasts.get_or_fetch(key, lambda: self._forecast(latitude, longitude))
+        deadline = deadline or Deadline(SERVICE, self.budget)
+        cached = self.forecasts.get_or_fetch(
+            key, lambda: self._forecast(latitude, longitude, deadline)
+        )
         return Forecast(place_name, cached.days)
 
-    def _forecast(self, latitude: float, longitude: float) -> Forecast:
+    def _forecast(self, latitude: float, longitude: float, deadline: Deadline) -> Forecast:
         data = get_json(
             self.session,
             SERVICE,
@@ -212,7 +235,7 @@ class WeatherClient:
                 "timezone": "auto",
                 "forecast_days": 2,
             },
-            self.timeout,
+            deadline.timeout(),
         )
         try:
             daily = data["daily"]
@@ -231,6 +254,24 @@ class WeatherClient:
         if not days:
             raise ServiceError(SERVICE, "forecast answer has no days")
         return Forecast("", days)
+
+
+class WeatherLookup:
+    """One weather lookup: geocode, maybe geocode again (「杭州市」 → 杭州), forecast. Its calls
+    share one deadline, the service's budget from the first call on, each call getting only
+    what is left of it (none left: ServiceError at once, the user reads the friendly reply).
+    Take one per lookup (``WeatherClient.lookup()``); anything else (caches, session,
+    budget) is the client's."""
+
+    def __init__(self, client: WeatherClient) -> None:
+        self.client = client
+        self.deadline = Deadline(SERVICE, client.budget)
+
+    def geocode(self, name: str) -> list[Place]:
+        return self.client.geocode(name, self.deadline)
+
+    def forecast(self, latitude: float, longitude: float, place_name: str) -> Forecast:
+        return self.client.forecast(latitude, longitude, place_name, self.deadline)
 
 
 def _at(values: Any, i: int) -> Any:

@@ -2,20 +2,27 @@
 
 WeChat allows 2000 token fetches a day and a fetch can invalidate the token other processes
 hold, so the token lives in the database (table ``wechat_tokens``) and only one process
-refreshes it at a time: the refresher locks the row (``SELECT ... FOR UPDATE`` on MySQL; our
-SQLite transactions start with ``BEGIN IMMEDIATE``, a database-wide write lock), looks again
-(someone may have refreshed while it waited), and only then calls ``/cgi-bin/stable_token``.
-Holding the lock across that one HTTP call is deliberate: it is what makes waiters reuse the
-new token instead of fetching their own, and it happens once in ~2 hours.
+refreshes it at a time: the refresher takes a lock, looks again (someone may have refreshed
+while it waited), and only then calls ``/cgi-bin/stable_token``. Holding the lock across that
+one HTTP call is deliberate: it is what makes waiters reuse the new token instead of fetching
+their own, and it happens once in ~2 hours. The lock is one that blocks nobody else:
+
+- MySQL: the token's row (``SELECT ... FOR UPDATE``), which only other refreshers wait for;
+- SQLite: a lock file next to the database (``flock``), *not* a transaction: our SQLite
+  transactions start with ``BEGIN IMMEDIATE``, the database-wide write lock, and holding it
+  across the HTTP call (up to its budget) stalled every user's message meanwhile. The token
+  is fetched outside any transaction and stored in a short one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import requests
@@ -33,12 +40,18 @@ from wxbot.services.http import (
 )
 from wxbot.services.models import WeChatToken
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: one process per SQLite database, the in-process lock is enough
+    fcntl = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
 
 SERVICE = "wechat"
 REFRESH_MARGIN = 300.0  # renew 5 minutes early: WeChat's own overlap window
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})  # invalid / malformed / expired token
 _TOKENS = WeChatToken.__table__
+LOCK_POLL = 0.02  # seconds between tries of a SQLite refresher's lock file
 
 
 class WeChatApi:
@@ -73,12 +86,7 @@ class WeChatApi:
         with self._lock:
             if self._usable(self._token, self._expires_at, invalid):
                 return self._token
-            with self.engine.connect() as conn:
-                row = conn.execute(
-                    select(_TOKENS.c.access_token, _TOKENS.c.expires_at).where(
-                        _TOKENS.c.appid == self.appid
-                    )
-                ).first()
+            row = self._stored()
             if row is not None and self._usable(row.access_token, row.expires_at, invalid):
                 self._token, self._expires_at = row.access_token, row.expires_at
                 return self._token
@@ -88,6 +96,8 @@ class WeChatApi:
         return bool(token) and token != invalid and expires_at - REFRESH_MARGIN > self.clock()
 
     def _refresh(self, invalid: str | None) -> str:
+        if self.engine.dialect.name == "sqlite":
+            return self._refresh_sqlite(invalid)
         # The row must exist before it can be locked; a separate short transaction that
         # tolerates a duplicate keeps two first-time refreshers from deadlocking on MySQL.
         with transaction(self.engine) as conn:
@@ -120,6 +130,77 @@ class WeChatApi:
                 )
         self._token, self._expires_at = token, expires_at
         return token
+
+    def _refresh_sqlite(self, invalid: str | None) -> str:
+        """The token fetched outside any transaction (see the module's docstring), with a
+        lock file making other processes' refreshers wait for it and then reuse it."""
+        with self._sqlite_refresh_lock():
+            row = self._stored()
+            if row is not None and self._usable(row.access_token, row.expires_at, invalid):
+                token, expires_at = row.access_token, row.expires_at  # refreshed meanwhile
+            else:
+                seen = row.expires_at if row is not None else 0.0
+                token, expires_in = self._fetch_token(force=invalid is not None)
+                expires_at = self.clock() + expires_in
+                with transaction(self.engine) as conn:  # the write lock for milliseconds
+                    conn.execute(
+                        insert(_TOKENS)
+                        .prefix_with("OR IGNORE", dialect="sqlite")
+                        .values(appid=self.appid, access_token="", expires_at=0.0, updated_at=0.0)
+                    )
+                    # Compare-and-set: a token stored meanwhile (by a refresher the lock file
+                    # did not stop) is newer than ours; it is kept and used.
+                    stored = conn.execute(
+                        update(_TOKENS)
+                        .where(_TOKENS.c.appid == self.appid, _TOKENS.c.expires_at <= seen)
+                        .values(
+                            access_token=token,
+                            expires_at=expires_at,
+                            updated_at=self.clock(),
+                            refreshes=_TOKENS.c.refreshes + 1,
+                        )
+                    ).rowcount
+                if not stored:
+                    row = self._stored()
+                    if row is not None and self._usable(row.access_token, row.expires_at, None):
+                        token, expires_at = row.access_token, row.expires_at
+        self._token, self._expires_at = token, expires_at
+        return token
+
+    def _stored(self) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(_TOKENS.c.access_token, _TOKENS.c.expires_at).where(
+                    _TOKENS.c.appid == self.appid
+                )
+            ).first()
+
+    @contextmanager
+    def _sqlite_refresh_lock(self) -> Iterator[None]:
+        """One refresher per SQLite database across processes (and across WeChatApi objects
+        of one process: flock locks belong to the open file). Waits at most as long as the
+        holder's fetch may take; an in-memory database has no file and one process."""
+        database = self.engine.url.database
+        if fcntl is None or not database or database == ":memory:":
+            yield
+            return
+        connect, read = self.timeout
+        give_up = time.monotonic() + 2 * connect + read + 1.0
+        fd = os.open(os.path.realpath(database) + ".token-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= give_up:
+                        raise ServiceError(
+                            SERVICE, "another process is refreshing the token"
+                        ) from None
+                    time.sleep(LOCK_POLL)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def _fetch_token(self, force: bool) -> tuple[str, float]:
         body = {
