@@ -56,9 +56,13 @@ def init_db() -> None:
 
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", type=int, help="gunicorn worker processes  [default: one per core]")
-@click.option("--threads", type=int, help="threads per worker  [default: 4]")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="gunicorn worker processes  [default: one per core]",
+)
+@click.option("--threads", type=click.IntRange(min=1), help="threads per worker  [default: 4]")
 @click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn")
 @click.pass_context
 def serve(
@@ -88,7 +92,7 @@ def sessions() -> None:
 
 
 @sessions.command("cleanup")
-@click.option("--batch", default=1000, show_default=True, type=int)
+@click.option("--batch", default=1000, show_default=True, type=click.IntRange(min=1))
 @with_appcontext
 def sessions_cleanup(batch: int) -> None:
     """Delete expired contexts and day-old dedup records, and empty histories older than

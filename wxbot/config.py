@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ DEFAULT_SYSTEM_PROMPT = (
     "一般不超过 300 字；不知道的就说不知道，不要编造。"
 )
 LLM_MODES = ("off", "fallback")
+TIMEOUT_SERVICES = ("weather", "music", "sms", "webhook", "wechat_api", "llm")  # WXBOT_TIMEOUTS
 MAX_HISTORY_ROUNDS = 50
 _AES_KEY_RE = re.compile(r"^[A-Za-z0-9]{43}$")
 
@@ -158,9 +160,16 @@ def _convert(var: str, raw: str, kind: type) -> Any:
         parsed = {}
         for part in filter(None, (p.strip() for p in raw.split(","))):
             name, sep, value = part.partition("=")
-            if not sep or not name.strip():
-                raise ConfigError(f"{var}: {part!r} is not name=seconds (e.g. weather=8)")
-            parsed[name.strip()] = _convert(var, value.strip(), float)
+            name = name.strip()
+            if not sep or not name:
+                raise ConfigError(f"{var}: {part!r} is not name=seconds (e.g. weather=8,sms=10)")
+            try:
+                parsed[name] = float(value)
+            except ValueError:
+                raise ConfigError(
+                    f"{var}: {part!r} is not name=seconds; separate services with commas "
+                    "(e.g. weather=8,sms=10)"
+                ) from None
         return parsed
     if kind is frozenset:
         return frozenset(p.strip() for p in raw.split(",") if p.strip())
@@ -223,6 +232,8 @@ def validate(settings: Settings) -> None:
                 "WXBOT_DATABASE_URL is not a SQLAlchemy URL; use e.g. "
                 "mysql+pymysql://user:password@host/db?charset=utf8mb4 or sqlite:////path/wxbot.db"
             ) from None
+    _validate_timeouts(settings)
+    _validate_urls(settings)
     names = ("session_ttl", "max_sessions", "max_rounds", "history_rounds", "max_attempts")
     for name in (*names, "alias_min_users"):
         if getattr(settings, name) < 1:
@@ -252,6 +263,39 @@ def validate(settings: Settings) -> None:
         raise ConfigError("WXBOT_SMS_BACKEND must be 'console' or 'webhook'")
     if settings.sms_backend == "webhook" and not settings.sms_webhook_url:
         raise ConfigError("WXBOT_SMS_BACKEND=webhook needs WXBOT_SMS_WEBHOOK_URL")
+
+
+def _validate_timeouts(settings: Settings) -> None:
+    """Seconds that must be positive: a 0 makes every outbound call fail (requests refuses
+    it), not wait without a limit."""
+    budgets = [
+        ("WXBOT_HTTP_TIMEOUT", settings.http_timeout),
+        ("WXBOT_CONNECT_TIMEOUT", settings.connect_timeout),
+        ("WXBOT_REPLY_DEADLINE", settings.reply_deadline),
+        ("WXBOT_EMBEDDING_TIMEOUT", settings.embedding_timeout),
+        *((f"WXBOT_TIMEOUTS ({name})", value) for name, value in settings.timeouts.items()),
+    ]
+    for name in settings.timeouts:
+        if name not in TIMEOUT_SERVICES:
+            raise ConfigError(
+                f"WXBOT_TIMEOUTS: unknown service {name!r}; use one of: "
+                f"{', '.join(TIMEOUT_SERVICES)}"
+            )
+    for var, value in budgets:
+        if not math.isfinite(value) or value <= 0:
+            raise ConfigError(f"{var} must be a positive number of seconds, not {value!r}")
+
+
+def _validate_urls(settings: Settings) -> None:
+    for var, url in (
+        ("WXBOT_WEATHER_URL", settings.weather_url),
+        ("WXBOT_GEOCODING_URL", settings.geocoding_url),
+        ("WXBOT_MUSIC_URL", settings.music_url),
+        ("WXBOT_API_URL", settings.api_url),
+        ("WXBOT_SMS_WEBHOOK_URL", settings.sms_webhook_url),
+    ):
+        if url is not None and not re.match(r"^https?://[^/\s]+\S*$", url, re.IGNORECASE):
+            raise ConfigError(f"{var} must be an http(s) URL, e.g. https://host/path; got {url!r}")
 
 
 def _validate_llm(settings: Settings) -> None:

@@ -20,7 +20,8 @@ MAX_TRIES = 3  # wrong codes per binding attempt (a resend does not reset it)
 CODE_LENGTH = 6
 
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
-_MOBILE_IN_TEXT = re.compile(r"(?<![\d+])(?:\+?86[\s-]?)?(1[3-9]\d{9})(?!\d)")
+# 「13800138000」, 「138 0013 8000」, 「+86 138-0013-8000」 inside a sentence
+_MOBILE_IN_TEXT = re.compile(r"(?<![\d+])(?:\+?86[\s-]?)?(1[3-9]\d(?:[ -]?\d{4}){2})(?![\d])")
 _PUNCT = " \t\r\n。.!！?？,，、~～"
 
 _bindings = PhoneBinding.__table__
@@ -36,7 +37,8 @@ def normalise_phone(text: str) -> str | None:
 
 def find_phone(text: str) -> str | None:
     """A mobile number written inside a sentence: 「把手机号改成13800138000」."""
-    found = {m.group(1) for m in _MOBILE_IN_TEXT.finditer(unicodedata.normalize("NFKC", text))}
+    text = unicodedata.normalize("NFKC", text)
+    found = {re.sub(r"[ -]", "", m.group(1)) for m in _MOBILE_IN_TEXT.finditer(text)}
     return found.pop() if len(found) == 1 else None
 
 
@@ -86,6 +88,11 @@ def fresh_code(conn: Connection, openid: str, phone: str, now: float, resend: bo
         drop_code(conn, openid)
         conn.execute(insert(_codes).values(openid=openid, tries=0, sends=1, **values))
     return code
+
+
+def readdress_code(conn: Connection, openid: str, phone: str) -> None:
+    """The pending verification is now for ``phone``: no code matches until one is sent."""
+    conn.execute(update(_codes).where(_codes.c.openid == openid).values(phone=phone, code_hash=""))
 
 
 def allow_resend_now(conn: Connection, openid: str) -> None:

@@ -78,9 +78,15 @@ class FlowRunner:
         work = _Step(turn, flow)
         if turn.msg.is_event:  # LOCATION reports and the like are no answer
             return work.outcome(Silent(), turn.state, slots=turn.slots, counts=False)
-        if turn.rounds + 1 >= flow.max_rounds:
-            return self._record(work, self._hand_off(work, index, turn.attempts, "rounds"))
-        return self._record(work, self._answer(work, index))
+        outcome = self._answer(work, index)
+        if outcome.state != WAIT_QUERY and outcome.counts and turn.rounds + 1 >= flow.max_rounds:
+            # the last message the flow allows did not finish it (one that does, finishes it)
+            if outcome.deferred is not None:  # the SMS it would send never leaves
+                phone.drop_code(turn.db, turn.msg.openid)
+            work = _Step(turn, flow)
+            attempts = turn.attempts + 1 if outcome.failed else turn.attempts
+            return self._record(work, self._hand_off(work, index, attempts, "rounds"))
+        return self._record(work, outcome)
 
     def prompt(self, turn: Turn) -> str | None:
         flow, index = self.by_state[turn.state]
@@ -95,8 +101,7 @@ class FlowRunner:
         if turn.state not in self.by_state:
             return
         flow, index = self.by_state[turn.state]
-        if isinstance(flow.steps[index].kind, SmsCodeSlot):
-            phone.drop_code(turn.db, turn.msg.openid)
+        # a pending code is kept (not dropped): it throttles the next send (see _send_code)
         work = _Step(turn, flow)
         work.event(stats.FLOW, reason)
         work.event(flow.steps[index].slot, reason, turn.attempts)
@@ -214,8 +219,6 @@ class FlowRunner:
         if why == "rounds":
             note += f", {turn.rounds + 1} messages"
         log.info("hand-off of %s: %s", turn.msg.openid, note)
-        if isinstance(step.kind, SmsCodeSlot):
-            phone.drop_code(turn.db, turn.msg.openid)
         work.event(stats.FLOW, "handed_off")
         work.event(step.slot, "handed_off", attempts)
         return work.outcome(TransferToHuman(note=note), WAIT_QUERY)
@@ -269,6 +272,13 @@ class FlowRunner:
             work.event(step.slot, "failed", turn.attempts)
             return work.outcome(Text(turn.t(say.NOT_SENT)), WAIT_QUERY)
         openid, number = turn.msg.openid, work.values[step.kind.phone_slot]
+        pending = None if resend else phone.pending_code(turn.db, openid)
+        wait = pending.sent_at + phone.RESEND_AFTER - turn.now if pending is not None else 0
+        if wait > 0:  # 「取消」 and starting again must not text faster than 「重发」 may
+            if pending.phone != number:  # no code was sent to this number: 「重发」 sends one
+                phone.readdress_code(turn.db, openid, number)
+            text = turn.t(say.WAIT_RESEND, seconds=math.ceil(wait))
+            return work.outcome(Text(text), step.state)
         code = phone.fresh_code(turn.db, openid, number, turn.now, resend)
         language, values = turn.language, dict(work.values)
 

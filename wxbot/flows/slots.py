@@ -152,8 +152,13 @@ class SmsCodeSlot(SlotType):
     phone_slot: str = ""
 
     def parse(self, text: str) -> str | None:
-        code = _clean(text)
-        return code if len(code) == CODE_LENGTH and code.isdigit() and code.isascii() else None
+        """The code alone (「123 456」 too), or the one 6-digit run of a sentence: 「验证码是
+        123456」, the SMS pasted back."""
+        code = re.sub(r"[\s\-]", "", _clean(text))
+        if len(code) == CODE_LENGTH and code.isdigit() and code.isascii():
+            return code
+        runs = set(re.findall(rf"(?<![0-9])[0-9]{{{CODE_LENGTH}}}(?![0-9])", _clean(text)))
+        return runs.pop() if len(runs) == 1 else None
 
 
 def build(kind: str, config: dict[str, Any]) -> SlotType:
