@@ -182,35 +182,27 @@ def new_login_secret() -> str:
     return secrets.token_urlsafe(24)
 
 
-def throttled_for() -> int:
-    """Seconds until this client may try again (0 = now)."""
+def count_attempt() -> int:
+    """Count a login attempt in the client's window *before* its token is checked; returns
+    the seconds it must wait (0 = check the token). Counting and reading the count in one
+    transaction means attempts sent at once cannot all pass a check that none of them had
+    been counted in yet. A success forgets the count (forget_failures)."""
     now = _now()
-    with _engine().connect() as conn:
-        row = conn.execute(select(failures).where(failures.c.client == client_address())).first()
-    if row is None or row.failures < MAX_FAILURES:
-        return 0
-    left = row.window_start + FAILURE_WINDOW - now
-    return math.ceil(left) if left > 0 else 0
-
-
-def record_failure() -> None:
-    """Count a failed login in the client's window (a new window once the old one ended)."""
-    now = _now()
+    client = client_address()
     stale = failures.c.window_start <= now - FAILURE_WINDOW
-    values = {"client": client_address(), "failures": 1, "window_start": now}
+    values = {"client": client, "failures": 1, "window_start": now}
     # failures first: MySQL evaluates the assignments in order, and it must see the old window
     updates = [
         ("failures", case((stale, 1), else_=failures.c.failures + 1)),
         ("window_start", case((stale, now), else_=failures.c.window_start)),
     ]
 
-    def run() -> None:
+    def run() -> int:
         with transaction(_engine()) as conn:
             # windows that ended are forgotten (the table stays as small as the attack is wide)
             conn.execute(
                 delete(failures).where(
-                    failures.c.window_start <= now - FAILURE_WINDOW,
-                    failures.c.client != values["client"],
+                    failures.c.window_start <= now - FAILURE_WINDOW, failures.c.client != client
                 )
             )
             if is_mysql(conn):
@@ -219,8 +211,12 @@ def record_failure() -> None:
                 stmt = sqlite_insert(failures).values(values)
                 stmt = stmt.on_conflict_do_update(index_elements=["client"], set_=dict(updates))
             conn.execute(stmt)
+            row = conn.execute(select(failures).where(failures.c.client == client)).one()
+        if row.failures <= MAX_FAILURES:
+            return 0
+        return max(1, math.ceil(row.window_start + FAILURE_WINDOW - now))
 
-    with_retries(run)
+    return with_retries(run)
 
 
 def forget_failures() -> None:

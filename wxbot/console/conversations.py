@@ -10,7 +10,7 @@ from wxbot.admin.ops import AdminError
 from wxbot.admin.ops.users import WINDOW_RULE
 from wxbot.config import MAX_HISTORY_ROUNDS
 from wxbot.console import labels
-from wxbot.console.web import PER_PAGE, admin, bp, page_number, paging
+from wxbot.console.web import PER_PAGE, admin, as_int, bp, page_number, paging
 from wxbot.dialog.delivery import public_slots
 
 DONE = {
@@ -62,10 +62,11 @@ def conversation(openid: str) -> tuple[str, int]:
 def set_window(openid: str) -> Response | tuple[str, int]:
     """The user's history window: a number of rounds, or empty for the default."""
     raw = request.form.get("history_rounds", "").strip()
-    if raw and not raw.isdigit():
+    rounds = as_int(raw)
+    if raw and rounds is None:
         return _page(openid, 422, labels.reason(WINDOW_RULE))
     try:
-        admin().set_window(openid, int(raw) if raw else None)
+        admin().set_window(openid, rounds)
     except AdminError as exc:
         if exc.status == 404:
             raise

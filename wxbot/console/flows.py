@@ -109,9 +109,7 @@ def shown_url(url: str | None) -> str | None:
     if not url:
         return None
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    host = parts.netloc.rpartition("@")[2]  # as written: parts.port raises on a bad port
     return f"{parts.scheme}://{host}{parts.path}" + ("?…" if parts.query else "")
 
 

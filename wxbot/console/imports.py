@@ -90,5 +90,6 @@ def import_commit(job_id: str) -> Response:
 
 @bp.post("/import/<job_id>/discard")
 def import_discard(job_id: str) -> Response:
-    jobs.discard(admin().engine, job_id)
+    ops = admin()
+    jobs.discard(ops.engine, job_id, ops.now())
     return redirect(url_for("console.import_page"), code=303)

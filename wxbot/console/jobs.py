@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, and_, delete, insert, or_, select, update
 
 from wxbot.console.models import ConsoleImport
 from wxbot.db import is_mysql, transaction, with_retries
@@ -49,9 +49,14 @@ def create(engine: Engine, filename: str, fmt: str, data: bytes, now: float) -> 
 
     def run() -> None:
         with transaction(engine) as conn:
+            # finished jobs after a day; running ones once not heard of for a day (their
+            # process died: nothing else would ever delete them and their upload)
             conn.execute(
                 delete(imports).where(
-                    imports.c.created_at < now - KEEP_SECONDS, imports.c.status.not_in(RUNNING)
+                    imports.c.created_at < now - KEEP_SECONDS,
+                    or_(
+                        imports.c.status.not_in(RUNNING), imports.c.updated_at < now - KEEP_SECONDS
+                    ),
                 )
             )
             conn.execute(
@@ -101,11 +106,21 @@ def recent(engine: Engine, limit: int = 10) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-def discard(engine: Engine, job_id: str) -> bool:
+def discard(engine: Engine, job_id: str, now: float) -> bool:
+    """Delete a job that is not running (a stalled one included: its process died)."""
+    with _LIVE_LOCK:
+        if job_id in _LIVE:  # running here, however long it has been quiet
+            return False
+
     def run() -> bool:
         with transaction(engine) as conn:
+            stalled = and_(
+                imports.c.status.in_(RUNNING), imports.c.updated_at < now - STALLED_AFTER
+            )
             done = conn.execute(
-                delete(imports).where(imports.c.id == job_id, imports.c.status.not_in(RUNNING))
+                delete(imports).where(
+                    imports.c.id == job_id, or_(imports.c.status.not_in(RUNNING), stalled)
+                )
             )
             return done.rowcount > 0
 

@@ -10,7 +10,7 @@ from flask import Response, redirect, render_template, request, url_for
 
 from wxbot.admin.ops import AdminError
 from wxbot.console import labels
-from wxbot.console.web import PER_PAGE, admin, bp, page_number, paging
+from wxbot.console.web import PER_PAGE, admin, as_int, bp, page_number, paging
 
 TAUGHT_BY = "admin-console"
 
@@ -21,7 +21,7 @@ def llm_answers() -> str:
     openid = request.args.get("openid", "").strip()
     ops = admin()
     total, items = ops.llm_answers((page - 1) * PER_PAGE, PER_PAGE, openid or None)
-    promoted = request.args.get("entry", "")
+    promoted = as_int(request.args.get("entry", ""))
     return render_template(
         "console/llm.html",
         nav="knowledge",
@@ -29,7 +29,7 @@ def llm_answers() -> str:
         items=items,
         openid=openid,
         llm=ops.llm_usage(),
-        promoted=int(promoted) if promoted.isdigit() else None,
+        promoted=promoted,
         **paging(total, page),
     )
 

@@ -35,12 +35,11 @@ def login() -> Response:
     given = request.form.get("csrf_token", "")
     if not secret or not hmac.compare_digest(given.encode(), auth.login_csrf(secret).encode()):
         return _form(400, "登录表单已失效，请再试一次。")
-    wait = auth.throttled_for()
+    wait = auth.count_attempt()  # counted before the check: a failure stays counted
     if wait:
         minutes = (wait + 59) // 60
         raise TooManyRequests(f"登录失败次数过多，请 {minutes} 分钟后再试。", retry_after=wait)
     if not auth.token_matches(request.form.get("token", "")):
-        auth.record_failure()
         return _form(401, "令牌不正确。")
     auth.forget_failures()
     response = redirect(auth.safe_next(request.form.get("next")), code=303)

@@ -10,7 +10,7 @@ from flask import Response, redirect, render_template, request, url_for
 
 from wxbot.admin.ops import AdminError
 from wxbot.console import labels
-from wxbot.console.web import PER_PAGE, admin, bp, form_ids, lines, page_number, paging
+from wxbot.console.web import PER_PAGE, admin, as_int, bp, form_ids, lines, page_number, paging
 
 SORTS = {"newest": True, "count": False}  # sort name -> newest_first
 GROUPED = "grouped"
@@ -31,7 +31,7 @@ def unanswered() -> str:
         total, items = ops.unanswered_page((page - 1) * PER_PAGE, PER_PAGE, SORTS[sort])
     for item in items:
         item["guesses"] = ops.similar_entries(str(item["question"]))
-    done_entry = request.args.get("entry", "")
+    done_entry = as_int(request.args.get("entry", ""))
     return render_template(
         "console/unanswered.html",
         nav="unanswered",
@@ -39,7 +39,7 @@ def unanswered() -> str:
         sort=sort,
         done=request.args.get("done", ""),
         done_count=request.args.get("n", ""),
-        done_entry=int(done_entry) if done_entry.isdigit() else None,
+        done_entry=done_entry,
         **paging(total, page),
     )
 
@@ -133,10 +133,9 @@ def attach_form(unanswered_id: int) -> str:
 
 @bp.post("/unanswered/<int:unanswered_id>/attach")
 def attach(unanswered_id: int) -> Response:
-    raw = request.form.get("entry_id", "").strip().lstrip("#")
-    if not raw.isdigit():
+    entry_id = as_int(request.form.get("entry_id", "").strip().lstrip("#"))
+    if entry_id is None:
         raise AdminError(422, "请选择要归入的条目。")
-    entry_id = int(raw)
     similar = form_ids("similar")
     ops = admin()
     ops.entry(entry_id)  # an entry deleted meanwhile: 404 before anything else

@@ -42,6 +42,8 @@ bp = Blueprint(
 OPEN_ENDPOINTS = {"console.static", "console.login"}
 MAX_FORM_BYTES = 1024 * 1024  # an answer is at most 10,000 characters
 PER_PAGE = 20
+MAX_ID = 2**63 - 1  # a BIGINT: larger numbers overflow the database driver (a 500 on SQLite)
+MAX_PAGE = 10**9
 # No inline script or style anywhere: an injected tag could not run even if escaping failed.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -71,6 +73,8 @@ def _guard() -> Response | None:
     if request.method not in ("GET", "HEAD") and not auth.csrf_ok(access):
         abort(400, "表单已失效（CSRF 校验失败），请刷新页面后重试。")
     g.console_access = access
+    if any(isinstance(v, int) and v > MAX_ID for v in (request.view_args or {}).values()):
+        abort(404, "没有这一项。")
     return None
 
 
@@ -113,11 +117,20 @@ def _is_ours(exc: HTTPException) -> bool:
     return any("\u4e00" <= ch <= "\u9fff" for ch in exc.description or "")
 
 
+def as_int(raw: str) -> int | None:
+    """A number typed in a URL or a form: ASCII digits only (str.isdigit() also says yes to
+    "²", which int() refuses) and no larger than a database id; otherwise None."""
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    value = int(raw)
+    return value if value <= MAX_ID else None
+
+
 def page_number() -> int:
-    raw = request.args.get("page", "1")
-    if not raw.isdigit() or int(raw) < 1:
+    page = as_int(request.args.get("page", "1"))
+    if page is None or not 1 <= page <= MAX_PAGE:
         abort(400, "页码必须是正整数。")
-    return int(raw)
+    return page
 
 
 def paging(total: int, page: int, per_page: int = PER_PAGE) -> dict[str, Any]:
@@ -126,10 +139,10 @@ def paging(total: int, page: int, per_page: int = PER_PAGE) -> dict[str, Any]:
 
 
 def form_int(name: str) -> int:
-    raw = request.form.get(name, "").strip()
-    if not raw.isdigit():
+    value = as_int(request.form.get(name, "").strip())
+    if value is None:
         abort(400, f"缺少或错误的字段：{name}")
-    return int(raw)
+    return value
 
 
 def lines(text: str) -> list[str]:
@@ -139,10 +152,10 @@ def lines(text: str) -> list[str]:
 
 def form_ids(name: str) -> list[int]:
     """The ids a form sent under ``name`` (checkboxes: several values)."""
-    raw = [v.strip() for v in request.form.getlist(name)]
-    if not all(v.isdigit() for v in raw):
+    values = [as_int(v.strip()) for v in request.form.getlist(name)]
+    if any(v is None for v in values):
         abort(400, f"缺少或错误的字段：{name}")
-    return [int(v) for v in raw]
+    return [v for v in values if v is not None]
 
 
 def state_label(name: str) -> str:

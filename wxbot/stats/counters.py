@@ -3,14 +3,18 @@
 Every message would otherwise update the same few ``daily_counts`` rows, which all users
 share: under MySQL that serialises every message on one row lock. So each process sums in
 memory and adds its sums with one upsert every ``flush_every`` counts or ``flush_seconds``
-(and when the bot closes). A process that dies loses at most that batch of statistics,
-never user data. Days are calendar days in the configured time zone (``WXBOT_TIMEZONE``).
+(and when the bot closes). The time limit is kept by a thread of each process, not only on
+the next message: a worker that gets no more messages would otherwise keep its sums from
+every other process's dashboard, and lose them all if killed. A process that dies loses at
+most that batch of statistics, never user data. Days are calendar days in the configured
+time zone (``WXBOT_TIMEZONE``).
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 import weakref
@@ -60,6 +64,7 @@ class DailyCounters:
         self._pending_total = 0
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()
+        self._timer_pid = 0  # the process whose timer thread runs (none survives a fork)
         ref = weakref.ref(self)
         atexit.register(lambda: (c := ref()) is not None and c.flush())
 
@@ -70,6 +75,21 @@ class DailyCounters:
             for name in names:
                 self._pending[(day, name)] += 1
                 self._pending_total += 1
+        if self._timer_pid != os.getpid():
+            self._start_timer()
+
+    def _start_timer(self) -> None:
+        with self._lock:
+            if self._timer_pid == os.getpid():
+                return
+            self._timer_pid = os.getpid()
+        thread = threading.Thread(
+            target=_flush_when_due,
+            args=(weakref.ref(self),),
+            name="wxbot-daily-counts",
+            daemon=True,
+        )
+        thread.start()
 
     def maybe_flush(self) -> None:
         """Write the sums if enough piled up or enough time passed (cheap when not due)."""
@@ -101,6 +121,20 @@ class DailyCounters:
     def _write(self, rows: list[dict[str, object]]) -> None:
         with transaction(self.engine) as conn:
             add_counts(conn, rows)
+
+
+def _flush_when_due(ref: weakref.ReferenceType[DailyCounters]) -> None:
+    """Write a process's sums once they are ``flush_seconds`` old, messages or not (holds no
+    reference between rounds: it ends once its counters are gone)."""
+    while (counters := ref()) is not None:
+        waited = time.monotonic() - counters._last_flush
+        due_in = counters.flush_seconds - waited if counters._pending_total else None
+        pause = counters.flush_seconds if due_in is None else max(0.05, due_in)
+        del counters
+        time.sleep(pause)
+        if (counters := ref()) is not None:
+            counters.maybe_flush()  # logs a failure and keeps the sums; never raises
+            del counters
 
 
 def add_counts(conn: Connection, rows: list[dict[str, object]]) -> None:
