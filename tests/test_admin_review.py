@@ -9,21 +9,14 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import content, say
+from tests.test_qa_learning import AUTH, TOKEN, create
 
-TOKEN = "r3view-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 HUGE = 10**25  # a whole number no database column holds
 
 
 @pytest.fixture
 def app(make_app):  # type: ignore[no-untyped-def]
     return make_app(admin_token=TOKEN)
-
-
-def create(client, **body):  # type: ignore[no-untyped-def]
-    resp = client.post("/admin/api/knowledge", json=body, headers=AUTH)
-    assert resp.status_code == 201, resp.get_json()
-    return resp.get_json()
 
 
 def entry_count(client) -> int:  # type: ignore[no-untyped-def]

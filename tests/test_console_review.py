@@ -16,6 +16,7 @@ from tests.console_helpers import (
     login,
     post,
 )
+from tests.test_console_flows import HOOK_FLOW
 from wxbot.console import auth, jobs
 
 BIG = "9" * 25  # past any database integer
@@ -130,16 +131,7 @@ def test_odd_numbers_in_a_form_get_a_page_not_a_500(admin, path: str, form: dict
 
 # -- the flows page ---------------------------------------------------------------------------
 
-BAD_PORT_FLOW = """
-name: refund_hook
-triggers: [申请退货]
-steps:
-  - slot: reason
-    type: text
-    ask: {zh: 请说明退货原因。}
-action:
-  webhook: http://shop:s3cret@127.0.0.1:99999/refund?token=abc123
-"""
+BAD_PORT_FLOW = HOOK_FLOW.replace("127.0.0.1:9/", "127.0.0.1:99999/")
 
 
 def test_the_flows_page_shows_a_webhook_with_a_bad_port(make_app, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -20,26 +20,15 @@ COLUMNS = [("contexts", "slots"), ("contexts", "history"), ("memories", "history
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name not in ("mysql", "mariadb"):
-        return
-    for table, column in COLUMNS:
-        op.alter_column(
-            table,
-            column,
-            type_=mysql.MEDIUMTEXT(),
-            existing_type=sa.Text(),
-            existing_nullable=False,
-        )
+    _retype(to=mysql.MEDIUMTEXT(), was=sa.Text())
 
 
 def downgrade() -> None:
+    _retype(to=sa.Text(), was=mysql.MEDIUMTEXT())
+
+
+def _retype(to: sa.types.TypeEngine, was: sa.types.TypeEngine) -> None:
     if op.get_bind().dialect.name not in ("mysql", "mariadb"):
         return
     for table, column in COLUMNS:
-        op.alter_column(
-            table,
-            column,
-            type_=sa.Text(),
-            existing_type=mysql.MEDIUMTEXT(),
-            existing_nullable=False,
-        )
+        op.alter_column(table, column, type_=to, existing_type=was, existing_nullable=False)
