@@ -10,12 +10,11 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from wxbot.admin.ops import Admin, AdminError
+from wxbot.admin.ops.base import MAX_ID, MAX_PAGE, oversized_id
 
 bp = Blueprint("admin_api", __name__, url_prefix="/admin/api")
 
 MAX_PER_PAGE = 100
-MAX_PAGE = 1_000_000_000  # far past any data; bigger offsets overflow the database's integers
-MAX_ID = 2**63 - 1  # the largest id a database integer holds: bigger ones name nothing
 
 
 ApiError = AdminError  # the name the API modules raise it by
@@ -43,9 +42,9 @@ def _check_token() -> Response | None:
         )
     if not hmac.compare_digest(given.strip().encode(), token.encode()):
         return error(403, "the bearer token is not the admin token")
-    for name, value in (request.view_args or {}).items():
-        if isinstance(value, int) and value > MAX_ID:  # would overflow the query: a 500
-            return error(404, f"no such {name.replace('_', ' ')}: {value}")
+    name = oversized_id(request.view_args)
+    if name is not None:
+        return error(404, f"no such {name.replace('_', ' ')}: {request.view_args[name]}")  # type: ignore[index]
     return None
 
 

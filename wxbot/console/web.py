@@ -24,6 +24,7 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from wxbot.admin.ops import Admin, AdminError
+from wxbot.admin.ops.base import MAX_ID, MAX_PAGE, oversized_id
 from wxbot.console import auth, labels
 from wxbot.console.models import MAX_UPLOAD_BYTES
 from wxbot.i18n import LANGUAGES
@@ -42,8 +43,6 @@ bp = Blueprint(
 OPEN_ENDPOINTS = {"console.static", "console.login"}
 MAX_FORM_BYTES = 1024 * 1024  # an answer is at most 10,000 characters
 PER_PAGE = 20
-MAX_ID = 2**63 - 1  # a BIGINT: larger numbers overflow the database driver (a 500 on SQLite)
-MAX_PAGE = 10**9
 # No inline script or style anywhere: an injected tag could not run even if escaping failed.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -73,7 +72,7 @@ def _guard() -> Response | None:
     if request.method not in ("GET", "HEAD") and not auth.csrf_ok(access):
         abort(400, "表单已失效（CSRF 校验失败），请刷新页面后重试。")
     g.console_access = access
-    if any(isinstance(v, int) and v > MAX_ID for v in (request.view_args or {}).values()):
+    if oversized_id(request.view_args) is not None:
         abort(404, "没有这一项。")
     return None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -14,6 +14,18 @@ from wxbot.db import with_retries
 from wxbot.qa import writer
 
 T = TypeVar("T")
+
+MAX_ID = 2**63 - 1  # the largest id a database integer holds: a bigger number names nothing
+MAX_PAGE = 10**9  # far past any data; bigger page offsets overflow the database's integers
+
+
+def oversized_id(path_args: Mapping[str, Any] | None) -> str | None:
+    """The name of the first number in a URL's path that no id can be (its query would
+    overflow the driver: a 500 on SQLite), else None. The API and the console answer 404."""
+    for name, value in (path_args or {}).items():
+        if isinstance(value, int) and value > MAX_ID:
+            return name
+    return None
 
 
 class AdminError(Exception):
