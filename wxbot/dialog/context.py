@@ -228,14 +228,16 @@ def _evictable(now: float) -> Any:
 
 
 def delete_expired(conn: Connection, now: float, limit: int = 1000) -> int:
-    """Delete up to ``limit`` expired contexts; returns how many went."""
+    """Delete up to ``limit`` expired contexts; returns how many went. A context picked but
+    revived by its user's message before the delete stays, and is not counted: the session
+    cap subtracts this count from the contexts it counted."""
     victims = (
         conn.execute(select(contexts.c.openid).where(_evictable(now)).limit(limit)).scalars().all()
     )
     if not victims:
         return 0
-    conn.execute(delete(contexts).where(contexts.c.openid.in_(victims), _evictable(now)))
-    return len(victims)
+    gone = conn.execute(delete(contexts).where(contexts.c.openid.in_(victims), _evictable(now)))
+    return int(gone.rowcount)
 
 
 def prune_seen(conn: Connection, older_than: float, limit: int = 5000) -> int:
@@ -244,9 +246,10 @@ def prune_seen(conn: Connection, older_than: float, limit: int = 5000) -> int:
         .scalars()
         .all()
     )
-    if keys:
-        conn.execute(delete(seen).where(seen.c.dedup_key.in_(keys)))
-    return len(keys)
+    if not keys:
+        return 0
+    gone = conn.execute(delete(seen).where(seen.c.dedup_key.in_(keys)))
+    return int(gone.rowcount)
 
 
 def forget_user(conn: Connection, openid: str) -> None:

@@ -37,7 +37,9 @@ class Housekeeping:
                 m = store.prune_seen(conn, now - self.settings.seen_ttl, batch)
             contexts_deleted += n
             seen_deleted += m
-            if n < batch and m < batch:
+            # 0, not "less than a batch": a batch whose contexts were revived meanwhile
+            # deletes fewer than it picked, and more may be waiting behind it
+            if n == 0 and m == 0:
                 return contexts_deleted, seen_deleted
 
     def forget_old_histories(self, batch: int = 1000) -> int:
