@@ -136,6 +136,18 @@ def test_language_switch_keeps_the_unread_pages(rbot) -> None:  # type: ignore[n
     assert content(say(rbot, "u1", "more")) == NO_MORE_EN
 
 
+def test_unread_pages_are_footed_in_the_language_chosen_meanwhile(rbot) -> None:  # type: ignore[no-untyped-def]
+    """The footers of the pages read after 「语言 xx」 are in the new language (they were
+    written into the pages in the old one when the answer was paged)."""
+    assert "第1/4页" in content(say(rbot, "u1", "长文"))
+    say(rbot, "u1", "语言 en")
+    assert content(say(rbot, "u1", "more")).endswith('(page 2/4; reply "more" for the next page)')
+    say(rbot, "u1", "language ja")
+    assert content(say(rbot, "u1", "次へ")).endswith(
+        "（3/4 ページ。続きは「次へ」と返信してください）"
+    )
+
+
 def test_language_switch_mid_flow_keeps_the_unread_pages(rbot) -> None:  # type: ignore[no-untyped-def]
     assert "第1/4页" in content(say(rbot, "u1", "长文等城市"))
     assert content(say(rbot, "u1", "language ja")).startswith("承知しました")

@@ -27,8 +27,9 @@ def test_a_text_reply_never_exceeds_wechats_limit() -> None:
 
 
 def test_a_slow_long_answer_overtaken_by_another_message_still_fits(make_app) -> None:  # type: ignore[no-untyped-def]
-    """The slow answer of a message the user already moved past is not paged by the engine
-    (its pages would overwrite the newer dialogue); it must still reach the user."""
+    """The slow answer of a message the user already moved past reaches the user whole: its
+    first page fits WeChat's limit and 「继续」 serves the rest (it was trimmed at the edge,
+    and its end lost)."""
     app = make_app(token=TOKEN, appid=APPID, encoding_aes_key=KEY, reply_deadline=4.0)
     release, started = threading.Event(), threading.Event()
 
@@ -57,3 +58,10 @@ def test_a_slow_long_answer_overtaken_by_another_message_still_fits(make_app) ->
     (reply,) = replies
     assert isinstance(reply, Text) and reply.content.startswith("长" * 100)
     assert len(reply.content.encode("utf-8")) <= MAX_TEXT_BYTES
+    assert not reply.content.endswith("…")  # a page, not a trimmed text
+    received = reply.content.split("\n（第")[0]
+    while "继续" in reply.content:  # type: ignore[union-attr]
+        reply = sim.send(app.test_client(), "继续", "o_edge")
+        assert isinstance(reply, Text)
+        received += reply.content.split("\n（第")[0]
+    assert received == LONG

@@ -6,14 +6,16 @@ handlers never see and which survive a handler replacing the slots wholesale.
 
 from __future__ import annotations
 
+from typing import Any
+
 from wxbot.dialog import words
 from wxbot.dialog.context import ContextRow
-from wxbot.dialog.paging import paginate
+from wxbot.dialog.paging import footed, page_bodies
 from wxbot.i18n import DEFAULT_LANGUAGE, translate
 from wxbot.messages.inbound import Inbound
 from wxbot.messages.replies import Reply, Silent, Text, reply_from_dict
 
-PAGES = "_pages"  # the unread pages of a long answer
+PAGES = "_pages"  # the unread pages of a long answer: [body, index, total] each
 OUTBOX = "_outbox"  # late results (Reply.to_dict) to deliver with the next message
 NOTICE = "_notice"  # a notice (words.TIMED_OUT) for the next reply that can show it
 PRIVATE_SLOTS = (PAGES, OUTBOX, NOTICE)
@@ -54,7 +56,7 @@ def compose(
                 late = translate(words.LATE_RESULT, language)
                 text = "\n\n".join([late, *late_texts, "——", text])
             outbox = [r for r in outbox if not isinstance(r, Text)]
-            text, *pages = paginate(text, max_bytes, language)
+            text, pages = _first_page(text, max_bytes, language)
         reply = Text(text)
     elif outbox and isinstance(reply, Silent):  # nothing new to say: a late result instead
         reply, outbox = outbox[0], outbox[1:]
@@ -66,6 +68,38 @@ def compose(
         slots[OUTBOX] = [r.to_dict() for r in outbox]
     ctx.slots = slots
     return reply
+
+
+def page_overtaken(ctx: ContextRow, reply: Reply, max_bytes: int, language: str) -> Reply:
+    """A slow answer delivered after another message moved the dialogue on: its first page
+    now, the rest for 「继续」 (they replace the newer answer's unread pages: 继续 follows the
+    answer the user received last). Its state and other slots are the newer message's."""
+    if not isinstance(reply, Text):
+        return reply
+    first, rest = _first_page(reply.content, max_bytes, language)
+    if rest:
+        ctx.slots[PAGES] = rest
+    return Text(first)
+
+
+def _first_page(text: str, max_bytes: int, language: str) -> tuple[str, list[list[Any]]]:
+    """The first page of ``text`` (footed) and the unread ones ([body, index, total]): they
+    are footed when read, in the language of that moment."""
+    bodies = page_bodies(text, max_bytes)
+    total = len(bodies)
+    if total == 1:
+        return text, []
+    unread = [[body, index, total] for index, body in enumerate(bodies[1:], 2)]
+    return footed(bodies[0], 1, total, language), unread
+
+
+def read_page(page: Any, language: str) -> str:
+    """An unread page as sent now. A plain string is a page stored footed by an earlier
+    release (a context lives minutes): sent as it is."""
+    if isinstance(page, str):
+        return page
+    body, index, total = page
+    return footed(body, index, total, language)
 
 
 def remember(ctx: ContextRow, msg: Inbound, reply: Reply, rounds: int) -> None:

@@ -282,7 +282,9 @@ class Bot:
             if ctx.version == saved_version:
                 reply = self.dialogue.apply(ctx, msg, outcome)
             else:  # another message moved the dialogue on: keep its state, deliver the answer
-                reply = outcome.reply or Silent()
+                reply = delivery.page_overtaken(
+                    ctx, outcome.reply or Silent(), self.settings.reply_max_bytes, turn.language
+                )
                 delivery.remember(ctx, msg, reply, self.dialogue.history_window(ctx))
             store.save_context(conn, ctx, now, self.settings.session_ttl)
             store.update_seen(conn, msg.dedup_key, reply=dump_reply(reply), status="done")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from wxbot.i18n import DEFAULT_LANGUAGE, N_, translate
+from wxbot.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_, translate
 
 MORE_WORDS = frozenset({"继续", "more", "下一页", "next", "ต่อ", "tuloy", "次へ", "つづき"})
 
@@ -16,6 +16,11 @@ LAST_PAGE_FOOTER = N_("（第{index}/{total}页，完）")
 def _suffix(index: int, total: int, language: str = DEFAULT_LANGUAGE) -> str:
     footer = PAGE_FOOTER if index < total else LAST_PAGE_FOOTER
     return "\n" + translate(footer, language, index=index, total=total)
+
+
+def footed(body: str, index: int, total: int, language: str = DEFAULT_LANGUAGE) -> str:
+    """Page ``index`` of ``total`` as the user sees it: its body and footer."""
+    return body + _suffix(index, total, language)
 
 
 # What a page must not end inside: a WeChat text link (<a href="...">...</a>), any other
@@ -88,7 +93,24 @@ def utf8_len(text: str) -> int:
 
 
 def paginate(text: str, max_bytes: int, language: str = DEFAULT_LANGUAGE) -> list[str]:
-    """Pages of at most ``max_bytes`` UTF-8 bytes each, including the page footer.
+    """Pages of at most ``max_bytes`` UTF-8 bytes each, footers included (see page_bodies)."""
+    bodies = page_bodies(text, max_bytes)
+    if len(bodies) == 1:
+        return bodies
+    return [footed(body, i, len(bodies), language) for i, body in enumerate(bodies, 1)]
+
+
+def _footer_room() -> int:
+    """The bytes the longest footer takes in any language: unread pages are footed in the
+    language of the moment they are read, which 「语言 xx」 may change meanwhile."""
+    return max(
+        utf8_len(_suffix(index, 1000, language)) for language in LANGUAGES for index in (999, 1000)
+    )
+
+
+def page_bodies(text: str, max_bytes: int) -> list[str]:
+    """``text`` whole if it fits ``max_bytes`` UTF-8 bytes, else the bodies of its pages,
+    each leaving room for any language's footer.
 
     Splits on character boundaries (never inside a multi-byte character), preferring the
     last line break in the second half of a page so paragraphs stay whole, and never
@@ -96,9 +118,7 @@ def paginate(text: str, max_bytes: int, language: str = DEFAULT_LANGUAGE) -> lis
     """
     if utf8_len(text) <= max_bytes:
         return [text]
-    budget = max_bytes - max(
-        utf8_len(_suffix(999, 1000, language)), utf8_len(_suffix(999, 999, language))
-    )
+    budget = max_bytes - _footer_room()
     if budget < 16:
         raise ValueError("reply_max_bytes is too small to page text")
     pages: list[str] = []
@@ -117,5 +137,4 @@ def paginate(text: str, max_bytes: int, language: str = DEFAULT_LANGUAGE) -> lis
         cut = _page_end(rest, cut)
         pages.append(rest[:cut].rstrip("\n"))
         rest = rest[cut:]
-    total = len(pages)
-    return [page + _suffix(i, total, language) for i, page in enumerate(pages, 1)]
+    return pages

@@ -133,7 +133,8 @@ class Dialogue:
             return self._set_language(turn, ctx, choice, keep)
         if command in MORE_WORDS and ctx.slots.get(PAGES):
             pages = list(ctx.slots[PAGES])
-            return _NextPage(Text(pages.pop(0)), state, slots=keep, counts=False, pages=pages)
+            page = delivery.read_page(pages.pop(0), turn.language)
+            return _NextPage(Text(page), state, slots=keep, counts=False, pages=pages)
         if command in MORE_WORDS:  # nothing left to page: not a question, a city or a song
             reply = turn.t(words.NO_MORE_PAGES)
             prompt = self.table.prompt(turn)  # mid-flow: what the step still waits for
