@@ -7,6 +7,23 @@ similar questions, 相似问法) and optionally a language (zh, en, th, tl, ja; 
   the question column. With a header row the columns are named: ``question`` (may repeat),
   ``answer``, ``similar`` (``|``-separated similar questions), ``language``; Chinese names
   (问题, 答案, 相似问法, 语言) work too.
+
+  Escaping (against CSV/formula injection: a spreadsheet runs a cell that starts with ``=``,
+  ``+``, ``-``, ``@``, a tab or a CR as a formula, and questions may be users' own words):
+
+  * The writer puts a ``'`` in front of every value (main question, each similar question of
+    the ``|``-separated ``similar`` cell, answer, language) that starts with ``=``, ``+``,
+    ``-``, ``@``, a tab, a CR or ``'``. So no cell of an export starts with a formula
+    character, and a spreadsheet shows such a cell as text.
+  * The reader takes one ``'`` off every such value (each ``|``-separated question, the
+    answer, the language) that starts with ``'`` followed by one of those characters
+    (``'`` included): ``'=1+1`` reads ``=1+1``, ``''x`` reads ``'x``. A value starting with
+    ``'`` and then anything else (``'abc``) is read as it is, and so is every value without
+    a leading ``'``: hand-written files mean what they did. The one change: a hand-written
+    value that really starts with ``'=`` (``'-``, ``''`` ...) loses its first ``'``; write
+    it ``''=`` to keep it.
+  * Only the start of a value counts; a ``'`` or ``=`` further in is never touched.
+
 - JSON Lines: one object per line, ``{"question": "...", "answer": "..."}`` or
   ``{"questions": ["...", "..."], "answer": "..."}``, optionally ``"similar": [...]`` and
   ``"language": "en"``.
@@ -80,6 +97,12 @@ _A_RE = re.compile(r"^(?:a|答)\s*(\\?)[:：]\s?(.*)$", re.IGNORECASE)  # "A\:":
 # indents it by one more space, the reader takes that space off (no "^": matched from pos 1).
 _SHIFTED = re.compile(r" *(?:#|(?:q|问)\s*[:：])", re.IGNORECASE)
 _UNESCAPE = re.compile(r"\\([\\r])")
+# CSV injection (OWASP): a spreadsheet opening an export runs a cell that starts with one of
+# these as a formula, and questions are partly users' own wordings (learning.py).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# The writer puts a "'" before a value starting with one of these, the "'" itself included so
+# that the reader's undoing it is unambiguous (see the module docstring).
+_CSV_ESCAPED = (*_FORMULA_START, "'")
 
 
 class FormatError(ValueError):
@@ -166,7 +189,8 @@ def _parse_csv(text: str, name: str) -> Parsed:
                         + ("; quote answers that contain commas" if len(row) > 2 else "")
                     )
                     continue
-                out.records.append(Record(row[0].split("|"), row[1], name, line))
+                questions = [_csv_unescape(q) for q in row[0].split("|")]
+                out.records.append(Record(questions, _csv_unescape(row[1]), name, line))
                 continue
             while len(row) > len(roles) and not row[-1].strip():
                 row = row[:-1]
@@ -183,23 +207,37 @@ def _parse_csv(text: str, name: str) -> Parsed:
             language: object = MISSING
             answer = ""
             for role, cell in zip(roles, row, strict=True):
-                if role == "question" and cell.strip():
-                    questions.extend(cell.split("|"))
+                if role == "question":
+                    pieces = [_csv_unescape(q) for q in cell.split("|")]
+                    if "|".join(pieces).strip():  # (the cell itself, when nothing was escaped)
+                        questions.extend(pieces)
                 elif role == "similar":
-                    questions.extend(q for q in cell.split("|") if q.strip())
+                    pieces = [_csv_unescape(q) for q in cell.split("|")]
+                    questions.extend(q for q in pieces if q.strip())
                 elif role == "language":
-                    language = cell.strip() or None
+                    language = _csv_unescape(cell).strip() or None
                 elif role == "answer":
-                    answer = cell
+                    answer = _csv_unescape(cell)
             out.records.append(Record(questions, answer, name, line, language))
     except csv.Error as exc:
         out.errors.append(f"{name}:{reader.line_num}: broken CSV ({exc})")
     return out
 
 
+def _csv_escape(value: str) -> str:
+    """``value`` as the CSV writer writes it: never starting with a formula character."""
+    return "'" + value if value.startswith(_CSV_ESCAPED) else value
+
+
+def _csv_unescape(value: str) -> str:
+    """A value the writer escaped, as it was; one the writer could not have written that way
+    (a "'" followed by anything else, e.g. 'abc) is left as it is."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(_CSV_ESCAPED) else value
+
+
 def _parse_jsonl(text: str, name: str) -> Parsed:
     out = Parsed()
-    for number, raw in enumerate(_lines(text), 1):
+    for number, raw in enumerate(split_lines(text), 1):
         if not raw.strip():
             continue
         try:
@@ -252,7 +290,7 @@ def _parse_txt(text: str, name: str) -> Parsed:
             out.records.append(Record(questions, text, name, start, language))
         questions, answer, language = [], None, MISSING
 
-    for number, raw in enumerate(_lines(text), 1):
+    for number, raw in enumerate(split_lines(text), 1):
         if raw.startswith("#"):
             continue
         q = _Q_RE.match(raw)
@@ -285,7 +323,9 @@ def _parse_txt(text: str, name: str) -> Parsed:
     return out
 
 
-def _lines(text: str) -> list[str]:
+def split_lines(text: str) -> list[str]:
+    """``text`` cut into lines at LF, CRLF and CR only (see _LINE_BREAK); also used by the
+    synonyms reader, whose lines may hold the other characters str.splitlines() cuts at."""
     lines = _LINE_BREAK.split(text)
     if lines and lines[-1] == "":
         lines.pop()  # the break that ends the last line starts no new one
@@ -345,7 +385,11 @@ def write(items: Iterable[Item], fmt: str, out: io.TextIOBase) -> int:
         writer.writerow(["question", "answer", "similar", "language"])
         for it in items:
             qs = [q.replace("|", "/") for q in it.questions]  # (the same question key)
-            row = [qs[0], it.answer, "|".join(qs[1:]), it.language or ""]
+            # Every value is escaped, each similar question too: only a cell's start matters
+            # to a spreadsheet, but a value is then always escaped the same way wherever it
+            # sits (a "|"-separated question read back is unescaped on its own).
+            qs = [_csv_escape(q) for q in qs]
+            row = [qs[0], _csv_escape(it.answer), "|".join(qs[1:]), _csv_escape(it.language or "")]
             (quoted if any("\r" in cell for cell in row) else writer).writerow(row)
             count += 1
     elif fmt == "jsonl":

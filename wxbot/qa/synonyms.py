@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, delete, insert, select, update
 
 from wxbot.qa import store
+from wxbot.qa.formats import split_lines
 from wxbot.qa.models import KbSynonym
 from wxbot.qa.text import normalize
 
@@ -66,7 +67,10 @@ def parse_text(text: str, name: str) -> tuple[list[tuple[int, list[str]]], list[
     """(line, words) groups of a synonyms file, and ``file:line: reason`` errors."""
     groups: list[tuple[int, list[str]]] = []
     errors: list[str] = []
-    for number, line in enumerate(text.splitlines(), 1):
+    # Not str.splitlines(): it also cuts at U+2028, U+0085, \x1c-\x1e, \v, \f, which may sit
+    # inside a line (pasted text) and separate words there like any whitespace; cutting at
+    # them would break a group in two and shift every later line number in the errors.
+    for number, line in enumerate(split_lines(text), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         try:
