@@ -198,6 +198,12 @@ def main() -> None:
     parser.add_argument("--werobot-workers", type=int, default=4)
     parser.add_argument("--workers", type=int, help="wxbot serve --workers (its default)")
     parser.add_argument("--threads", type=int, help="wxbot serve --threads (its default)")
+    parser.add_argument(
+        "--driver",
+        choices=("pymysql", "mysqldb"),
+        default="pymysql",
+        help="wxbot's MySQL driver (mysqldb: mysqlclient, the C driver, if installed)",
+    )
     args = parser.parse_args()
     credentials = {"BENCH_TOKEN": TOKEN, "BENCH_APPID": APPID, "BENCH_AES_KEY": AES_KEY}
     wxbot_command = [sys.executable, "-c", "from wxbot.cli import main; main()"]
@@ -237,7 +243,7 @@ def main() -> None:
             engine.dispose()
             load_starter_knowledge(url)
             env = {
-                "WXBOT_DATABASE_URL": url,
+                "WXBOT_DATABASE_URL": url.replace("+pymysql", f"+{args.driver}", 1),
                 "WXBOT_TOKEN": TOKEN,
                 "WXBOT_APPID": APPID,
                 "WXBOT_ENCODING_AES_KEY": AES_KEY,

@@ -91,7 +91,10 @@ def committed_in_sql(conn: Connection) -> None:
 def _skip_needless_commit(engine: Engine) -> None:
     """Send no second COMMIT after ``committed_in_sql``, provided the server's answer to
     that COMMIT (an OK packet, whose status flags PyMySQL keeps) says no transaction is
-    open. Without both, COMMIT is sent as usual."""
+    open; otherwise COMMIT is sent as usual. mysqlclient keeps no such flags: there the
+    mark alone decides. That is safe because the mark is set only once every result of the
+    query that ended in COMMIT was read without an error (a failed COMMIT raises there), and
+    the message path commits right after it, sending nothing in between."""
     dialect = engine.dialect
     send_commit, send_rollback = dialect.do_commit, dialect.do_rollback
 
@@ -100,7 +103,7 @@ def _skip_needless_commit(engine: Engine) -> None:
         marked = id(raw) in _committed_in_sql
         _committed_in_sql.discard(id(raw))
         status = getattr(dbapi_connection, "server_status", None)
-        if marked and isinstance(status, int) and not status & SERVER_STATUS_IN_TRANS:
+        if marked and (status is None or not status & SERVER_STATUS_IN_TRANS):
             return
         send_commit(dbapi_connection)
 
