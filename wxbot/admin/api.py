@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from wxbot.admin import throttle
 from wxbot.admin.ops import Admin, AdminError
 from wxbot.admin.ops.base import MAX_ID, MAX_PAGE, oversized_id
 
@@ -40,7 +41,12 @@ def _check_token() -> Response | None:
             "missing bearer token: send 'Authorization: Bearer <WXBOT_ADMIN_TOKEN>'",
             **{"WWW-Authenticate": 'Bearer realm="wxbot admin"'},
         )
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+    right = hmac.compare_digest(given.strip().encode(), token.encode())
+    wait = throttle.bearer_wait(right)  # a wrong token is counted; shared with the console
+    if wait:
+        reason = f"too many wrong tokens from this address: try again in {wait} seconds"
+        return error(429, reason, **{"Retry-After": str(wait)})
+    if not right:
         return error(403, "the bearer token is not the admin token")
     name = oversized_id(request.view_args)
     if name is not None:

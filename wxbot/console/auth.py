@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import Response, current_app, g, request
-from sqlalchemy import case, delete, insert, select, update
-from sqlalchemy.dialects.mysql import insert as mysql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from werkzeug.exceptions import Forbidden
+from sqlalchemy import delete, insert, select, update
+from werkzeug.exceptions import Forbidden, TooManyRequests
 
-from wxbot.console.models import ConsoleLoginFailure, ConsoleSession
-from wxbot.db import is_mysql, transaction, with_retries
+from wxbot.admin import throttle
+from wxbot.admin.throttle import FAILURE_WINDOW, MAX_FAILURES, client_address  # noqa: F401 - re-exported
+from wxbot.console.models import ConsoleSession
+from wxbot.db import transaction, with_retries
 
 COOKIE = "wxbot_console"
 LOGIN_COOKIE = "wxbot_console_login"  # the login form's CSRF secret (no session exists yet)
@@ -32,11 +31,10 @@ COOKIE_PATH = "/admin"
 IDLE_SECONDS = 2 * 3600
 MAX_AGE_SECONDS = 12 * 3600
 TOUCH_EVERY = 60  # seconds: how stale last_seen may get before a request refreshes it
-MAX_FAILURES = 5  # failed logins per client address...
-FAILURE_WINDOW = 15 * 60  # ...within this many seconds; then refused until the window ends
+# Wrong tokens are throttled per client address by wxbot.admin.throttle (MAX_FAILURES within
+# FAILURE_WINDOW): the login form, the console's bearer access and the JSON API share one budget.
 
 sessions = ConsoleSession.__table__
-failures = ConsoleLoginFailure.__table__
 
 
 @dataclass(frozen=True)
@@ -68,12 +66,6 @@ def admin_token() -> str | None:
 def token_matches(given: str) -> bool:
     token = admin_token()
     return bool(token) and hmac.compare_digest(given.strip().encode(), token.encode())
-
-
-def client_address() -> str:
-    """The address failed logins are counted under (the connecting peer: behind a reverse
-    proxy, that is the proxy unless it is made to pass the client's address on)."""
-    return (request.remote_addr or "unknown")[:64]
 
 
 # -- sessions --------------------------------------------------------------------------------
@@ -139,12 +131,20 @@ def session_access(secret: str) -> Access | None:
 
 def bearer_access() -> Access | None:
     """Access by ``Authorization: Bearer``: None when the header is absent; 403 when it is
-    present but wrong (as the JSON API answers)."""
+    present but wrong (as the JSON API answers); 429 while the client has used up its wrong
+    tokens (throttle.bearer_wait: shared with the login form and the API)."""
     header = request.headers.get("Authorization", "")
     if not header:
         return None
     scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given.strip() or not token_matches(given):
+    if scheme.lower() != "bearer" or not given.strip():  # never right: not a guess
+        raise Forbidden("the bearer token is not the admin token")
+    right = token_matches(given)
+    wait = throttle.bearer_wait(right)
+    if wait:
+        minutes = (wait + 59) // 60
+        raise TooManyRequests(f"令牌错误次数过多，请 {minutes} 分钟后再试。", retry_after=wait)
+    if not right:
         raise Forbidden("the bearer token is not the admin token")
     return Access("bearer")
 
@@ -180,51 +180,6 @@ def login_csrf(secret: str) -> str:
 
 def new_login_secret() -> str:
     return secrets.token_urlsafe(24)
-
-
-def count_attempt() -> int:
-    """Count a login attempt in the client's window *before* its token is checked; returns
-    the seconds it must wait (0 = check the token). Counting and reading the count in one
-    transaction means attempts sent at once cannot all pass a check that none of them had
-    been counted in yet. A success forgets the count (forget_failures)."""
-    now = _now()
-    client = client_address()
-    stale = failures.c.window_start <= now - FAILURE_WINDOW
-    values = {"client": client, "failures": 1, "window_start": now}
-    # failures first: MySQL evaluates the assignments in order, and it must see the old window
-    updates = [
-        ("failures", case((stale, 1), else_=failures.c.failures + 1)),
-        ("window_start", case((stale, now), else_=failures.c.window_start)),
-    ]
-
-    def run() -> int:
-        with transaction(_engine()) as conn:
-            # windows that ended are forgotten (the table stays as small as the attack is wide)
-            conn.execute(
-                delete(failures).where(
-                    failures.c.window_start <= now - FAILURE_WINDOW, failures.c.client != client
-                )
-            )
-            if is_mysql(conn):
-                stmt = mysql_insert(failures).values(values).on_duplicate_key_update(updates)
-            else:
-                stmt = sqlite_insert(failures).values(values)
-                stmt = stmt.on_conflict_do_update(index_elements=["client"], set_=dict(updates))
-            conn.execute(stmt)
-            row = conn.execute(select(failures).where(failures.c.client == client)).one()
-        if row.failures <= MAX_FAILURES:
-            return 0
-        return max(1, math.ceil(row.window_start + FAILURE_WINDOW - now))
-
-    return with_retries(run)
-
-
-def forget_failures() -> None:
-    def run() -> None:
-        with transaction(_engine()) as conn:
-            conn.execute(delete(failures).where(failures.c.client == client_address()))
-
-    with_retries(run)
 
 
 def safe_next(target: str | None) -> str:

@@ -7,6 +7,7 @@ import hmac
 from flask import Response, make_response, redirect, render_template, request
 from werkzeug.exceptions import TooManyRequests
 
+from wxbot.admin import throttle
 from wxbot.console import auth
 from wxbot.console.web import bp
 
@@ -35,13 +36,13 @@ def login() -> Response:
     given = request.form.get("csrf_token", "")
     if not secret or not hmac.compare_digest(given.encode(), auth.login_csrf(secret).encode()):
         return _form(400, "登录表单已失效，请再试一次。")
-    wait = auth.count_attempt()  # counted before the check: a failure stays counted
+    wait = throttle.count_attempt()  # counted before the check: a failure stays counted
     if wait:
         minutes = (wait + 59) // 60
         raise TooManyRequests(f"登录失败次数过多，请 {minutes} 分钟后再试。", retry_after=wait)
     if not auth.token_matches(request.form.get("token", "")):
         return _form(401, "令牌不正确。")
-    auth.forget_failures()
+    throttle.forget_failures()
     response = redirect(auth.safe_next(request.form.get("next")), code=303)
     auth.set_cookie(response, auth.COOKIE, auth.start_session())
     response.delete_cookie(auth.LOGIN_COOKIE, path=auth.COOKIE_PATH)

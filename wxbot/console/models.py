@@ -1,4 +1,5 @@
-"""Tables of the web console (migration 0009_console): sessions, login failures, imports."""
+"""Tables of the web console (migration 0009_console): sessions, imports; the failed-token
+counts (console_login_failures) live with the throttle that the admin API shares."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from sqlalchemy import Boolean, Double, Integer, LargeBinary, String, Text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
+# imported so that importing this module registers every console_* table on the shared Base
+from wxbot.admin.throttle import ConsoleLoginFailure  # noqa: F401
 from wxbot.models import Base
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # fits MariaDB's default max_allowed_packet (16 MiB)
@@ -24,16 +27,6 @@ class ConsoleSession(Base):
     created_at: Mapped[float] = mapped_column(Double)
     last_seen: Mapped[float] = mapped_column(Double)
     expires_at: Mapped[float] = mapped_column(Double, index=True)
-
-
-class ConsoleLoginFailure(Base):
-    """Failed logins per client address in the current window (throttling, every process)."""
-
-    __tablename__ = "console_login_failures"
-
-    client: Mapped[str] = mapped_column(String(64), primary_key=True)
-    failures: Mapped[int] = mapped_column(Integer, default=0)
-    window_start: Mapped[float] = mapped_column(Double)
 
 
 class ConsoleImport(Base):
