@@ -33,6 +33,16 @@ WAIT_RESEND = NP_(
     "seconds",
 )
 LOST = N_("验证码已失效，请重新输入手机号。")
+# the limits on texting codes (wxbot.flows.phone: USER_DAILY, NUMBER_DAILY, NUMBER_BURST)
+USER_DAILY_LIMIT = N_("你今天获取验证码的次数已达上限，请明天再试。如需帮助，请发「人工」。")
+NUMBER_DAILY_LIMIT = N_(
+    "这个手机号今天接收验证码的次数已达上限，请明天再试。如需帮助，请发「人工」。"
+)
+NUMBER_BUSY = NP_(
+    "验证码发送太频繁，请 {seconds} 秒后再发「重发」。",
+    "验证码发送太频繁，请 {seconds} 秒后再发「重发」。",
+    "seconds",
+)
 SMS_DEFAULTS = {
     "sent": SENT,
     "send_failed": SEND_FAILED,

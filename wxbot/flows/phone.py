@@ -1,6 +1,6 @@
-"""Mainland mobile numbers, SMS verification codes (only a salted HMAC is stored) and the
-user's verified number: what the ``phone`` and ``sms_code`` slot types and the ``bind_phone``
-action need from the database."""
+"""Mainland mobile numbers, SMS verification codes (only a salted HMAC is stored), the limits
+on texting them, and the user's verified number: what the ``phone`` and ``sms_code`` slot
+types and the ``bind_phone`` action need from the database."""
 
 from __future__ import annotations
 
@@ -9,15 +9,32 @@ import hmac
 import re
 import secrets
 import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, and_, case, delete, insert, or_, select, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from wxbot.services.models import PhoneBinding, SmsCode
+from wxbot.db import is_mysql
+from wxbot.services.models import PhoneBinding, SmsCode, SmsQuota
 
 CODE_TTL = 300.0
 RESEND_AFTER = 60.0
 MAX_TRIES = 3  # wrong codes per binding attempt (a resend does not reset it)
 CODE_LENGTH = 6
+
+# Limits on texting codes, counted in the database (sms_quotas) so that every process and
+# container shares them. Without them a loop of 「绑定手机 <someone's number>」 and three wrong
+# codes texts a victim at our cost (SMS bombing). A day is the operator's (WXBOT_TIMEZONE).
+USER_DAILY = 10  # codes one WeChat user may have texted per day, to any numbers (>= 1)
+NUMBER_DAILY = 5  # codes one number may receive per day, from all users together (>= 1)
+# Codes one number may receive within RESEND_AFTER from all users together (1 or 2). Two: two
+# accounts linking one shared number at the same moment both get their code, a third waits;
+# 1 would be a strict interval. One user gets at most one code per RESEND_AFTER, always.
+NUMBER_BURST = 2
+USER, NUMBER = "openid", "phone"  # sms_quotas.scope
 
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 # 「13800138000」, 「138 0013 8000」, 「+86 138-0013-8000」 inside a sentence
@@ -26,6 +43,7 @@ _PUNCT = " \t\r\n。.!！?？,，、~～"
 
 _bindings = PhoneBinding.__table__
 _codes = SmsCode.__table__
+_quotas = SmsQuota.__table__
 
 
 def normalise_phone(text: str) -> str | None:
@@ -90,6 +108,24 @@ def fresh_code(conn: Connection, openid: str, phone: str, now: float, resend: bo
     return code
 
 
+def hold_code(conn: Connection, openid: str, phone: str, sent_at: float) -> None:
+    """A pending verification for ``phone`` whose code a limit held back: 「重发」 asks again
+    once ``sent_at + RESEND_AFTER`` is past; a code typed meanwhile is told it expired."""
+    drop_code(conn, openid)
+    conn.execute(
+        insert(_codes).values(
+            openid=openid,
+            phone=phone,
+            code_hash="",
+            salt="",
+            sent_at=sent_at,
+            expires_at=0.0,
+            tries=0,
+            sends=0,
+        )
+    )
+
+
 def readdress_code(conn: Connection, openid: str, phone: str) -> None:
     """The pending verification is now for ``phone``: no code matches until one is sent."""
     conn.execute(update(_codes).where(_codes.c.openid == openid).values(phone=phone, code_hash=""))
@@ -111,3 +147,163 @@ def drop_code(conn: Connection, openid: str) -> None:
 def forget_user(conn: Connection, openid: str) -> None:
     drop_code(conn, openid)
     conn.execute(delete(_bindings).where(_bindings.c.openid == openid))
+
+
+# --- limits on texting codes ----------------------------------------------------------------
+#
+# Atomic without a lock of its own: whether a send may go is decided by one conditional UPDATE
+# of the subject's row (its WHERE holds the limits), so two users texting one number at once
+# are serialised by the row lock and the second sees the first's count (MySQL and MariaDB run
+# at READ COMMITTED: the UPDATE reads the newest committed row; SQLite has one writer). A
+# missing row is first created empty (an upsert that changes nothing if the row exists), and
+# the same UPDATE decides. Every transaction takes the user's row, then the number's (and
+# gives a failed send back in that order): no deadlock among them. The clean-up deletes one
+# row per transaction, so it never waits while holding another.
+
+
+@dataclass(frozen=True)
+class _Limit:
+    scope: str
+    daily: int
+    burst: int  # sends within RESEND_AFTER: 1 or 2 (a row remembers its last two sends)
+
+
+_LIMITS = {USER: _Limit(USER, USER_DAILY, 1), NUMBER: _Limit(NUMBER, NUMBER_DAILY, NUMBER_BURST)}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One send counted against both limits; ``release`` gives it back."""
+
+    openid: str
+    phone: str
+    day: int
+    at: float
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Which limit held a send back: the day's cap (``daily``), or an interval still
+    ``wait`` seconds long."""
+
+    scope: str  # USER or NUMBER
+    daily: bool
+    wait: float = 0.0
+
+
+def day_number(now: float, timezone: str) -> int:
+    """The calendar day of ``now`` where the operator is (caps reset at its midnight)."""
+    return datetime.fromtimestamp(now, ZoneInfo(timezone)).date().toordinal()
+
+
+def claim_send(conn: Connection, openid: str, phone: str, now: float, day: int) -> Claim | Refusal:
+    """Count one code to ``phone`` for ``openid`` (in the caller's transaction, which sends
+    it only once committed), or say which limit refuses it; a refused send counts nowhere."""
+    refused = _claim(conn, _LIMITS[USER], openid, now, day)
+    if refused is not None:
+        return refused
+    refused = _claim(conn, _LIMITS[NUMBER], phone, now, day)
+    if refused is not None:
+        _release(conn, USER, openid, day, now)
+        return refused
+    return Claim(openid, phone, day, now)
+
+
+def release(conn: Connection, claim: Claim) -> None:
+    """The SMS never left: it costs neither the day's budget nor the interval."""
+    _release(conn, USER, claim.openid, claim.day, claim.at)
+    _release(conn, NUMBER, claim.phone, claim.day, claim.at)
+
+
+def code_verified(conn: Connection, openid: str) -> None:
+    """The user typed the right code: their next one may go at once (binding another number
+    straight after). The interval holds back codes nobody confirmed; the day's count stays."""
+    conn.execute(update(_quotas).where(_subject(USER, openid)).values(sent_at=0.0))
+
+
+def prune_one(conn: Connection, now: float, day: int) -> int:
+    """Delete one row no limit needs any more (an earlier day's, its interval over). Run
+    twice per send (each in its own transaction), it keeps the table at about the rows of
+    the last day: a send adds at most two."""
+    q = _quotas.c
+    stale = and_(q.day < day, q.sent_at <= now - RESEND_AFTER)
+    key = conn.execute(select(q.scope, q.subject).where(stale).limit(1)).first()
+    if key is None:
+        return 0
+    gone = conn.execute(delete(_quotas).where(_subject(key.scope, key.subject), stale))
+    return int(gone.rowcount)
+
+
+def _subject(scope: str, subject: str):  # type: ignore[no-untyped-def]
+    return and_(_quotas.c.scope == scope, _quotas.c.subject == subject)
+
+
+def _claim(conn: Connection, limit: _Limit, subject: str, now: float, day: int) -> Refusal | None:
+    if _take(conn, limit, subject, now, day):
+        return None
+    _ensure_row(conn, limit.scope, subject, day)  # the first send to it (or since a prune)
+    if _take(conn, limit, subject, now, day):
+        return None
+    return _refusal(conn, limit, subject, now, day)
+
+
+def _take(conn: Connection, limit: _Limit, subject: str, now: float, day: int) -> bool:
+    """The conditional UPDATE that decides: it matches only while both limits allow."""
+    q = _quotas.c
+    gate = q.sent_at if limit.burst == 1 else q.earlier_at
+    result = conn.execute(
+        update(_quotas)
+        .where(
+            _subject(limit.scope, subject),
+            gate <= now - RESEND_AFTER,
+            or_(q.day != day, q.sends < limit.daily),
+        )
+        # MySQL assigns left to right, each seeing the ones before: read day and sent_at
+        # before they change (SQLite reads the old row throughout, the same result)
+        .ordered_values(
+            (q.sends, case((q.day == day, q.sends + 1), else_=1)),
+            (q.day, day),
+            (q.earlier_at, q.sent_at),
+            (q.sent_at, now),
+        )
+    )
+    return result.rowcount == 1
+
+
+def _ensure_row(conn: Connection, scope: str, subject: str, day: int) -> None:
+    """A row that allows a send (no sends, none recent), unless the subject has one."""
+    values = {"scope": scope, "subject": subject, "day": day, "sends": 0}
+    values |= {"sent_at": 0.0, "earlier_at": 0.0}
+    if is_mysql(conn):
+        # ON DUPLICATE KEY, not IGNORE: it locks an existing row exclusively. IGNORE takes a
+        # shared lock, and two of those each waiting to UPDATE the row would deadlock.
+        stmt = mysql_insert(_quotas).values(values)
+        stmt = stmt.on_duplicate_key_update(scope=stmt.inserted.scope)
+    else:
+        stmt = sqlite_insert(_quotas).values(values).on_conflict_do_nothing()
+    conn.execute(stmt)
+
+
+def _refusal(conn: Connection, limit: _Limit, subject: str, now: float, day: int) -> Refusal:
+    row = conn.execute(select(_quotas).where(_subject(limit.scope, subject))).first()
+    if row is not None and row.day == day and row.sends >= limit.daily:
+        return Refusal(limit.scope, daily=True)
+    gate = 0.0 if row is None else row.sent_at if limit.burst == 1 else row.earlier_at
+    return Refusal(limit.scope, daily=False, wait=max(gate + RESEND_AFTER - now, 1.0))
+
+
+def _release(conn: Connection, scope: str, subject: str, day: int, at: float) -> None:
+    q = _quotas.c
+    conn.execute(
+        update(_quotas)
+        .where(_subject(scope, subject), q.day == day, q.sends > 0)
+        .values(sends=q.sends - 1)
+    )
+    # The interval goes back to the send before, unless another send was counted since (its
+    # interval stands). The one before that is not kept: a number may get one code more
+    # within the interval after a failed send (never more than the day's cap).
+    conn.execute(
+        update(_quotas)
+        .where(_subject(scope, subject), q.sent_at == at)
+        .ordered_values((q.sent_at, q.earlier_at), (q.earlier_at, 0.0))
+    )

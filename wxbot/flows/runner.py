@@ -279,12 +279,26 @@ class FlowRunner:
                 phone.readdress_code(turn.db, openid, number)
             text = turn.t(say.WAIT_RESEND, seconds=math.ceil(wait))
             return work.outcome(Text(text), step.state)
+        if turn.state in self.by_state and turn.rounds + 1 >= work.flow.max_rounds:
+            # the flow's last message: handle() hands off instead, so no code is made, sent or
+            # counted (were it ever not to, the user would be asked for 「重发」, which counts)
+            return work.outcome(Text(guidance.message(turn, step, "send_failed")), step.state)
+        # Counted before the send, in this transaction: the code leaves only once it commits.
+        day = phone.day_number(turn.now, turn.deps.settings.timezone)
+        claim = phone.claim_send(turn.db, openid, number, turn.now, day)
+        if isinstance(claim, phone.Refusal):
+            return self._held_back(work, index, claim, resend)
+        for _ in range(2):  # rows of earlier days go as sends add rows: the table stays small
+            turn.after_commit.append(lambda conn, now=turn.now: phone.prune_one(conn, now, day))
         code = phone.fresh_code(turn.db, openid, number, turn.now, resend)
         language, values = turn.language, dict(work.values)
 
         def resume(later: Turn, result: Any) -> Outcome:
             if isinstance(result, Exception):
-                phone.allow_resend_now(later.db, openid)  # the user never got this code
+                # the user never got this code (a timeout may have delivered it: the service's
+                # word is taken, as for 「重发」), so it costs no budget and no interval
+                phone.release(later.db, claim)
+                phone.allow_resend_now(later.db, openid)
                 text = guidance.message(later, step, "send_failed")
             else:
                 text = guidance.message(later, step, "sent", phone=phone.mask(number))
@@ -294,6 +308,28 @@ class FlowRunner:
             sms.send(number, code, language=language)
 
         return work.outcome(None, step.state, deferred=Deferred(send, resume))
+
+    def _held_back(self, work: _Step, index: int, refusal: phone.Refusal, resend: bool) -> Outcome:
+        """A limit on texting codes refused this one: say why, and what the user can do."""
+        turn, step = work.turn, work.flow.steps[index]
+        assert isinstance(step.kind, SmsCodeSlot)
+        if refusal.daily:
+            cap = say.USER_DAILY_LIMIT if refusal.scope == phone.USER else say.NUMBER_DAILY_LIMIT
+            if resend:  # the code sent before still works: the user may still type it
+                return work.outcome(Text(turn.t(cap)), step.state)
+            work.event(stats.FLOW, "failed")
+            work.event(step.slot, "failed", turn.attempts)
+            return work.outcome(Text(turn.t(cap)), WAIT_QUERY)
+        seconds = math.ceil(refusal.wait)
+        if refusal.scope == phone.USER:  # this user's last code went out under a minute ago
+            text = turn.t(say.WAIT_RESEND, seconds=seconds)
+            last_sent = turn.now + refusal.wait - phone.RESEND_AFTER
+        else:  # other users' codes to this number: 「重发」 asks the number's limit again
+            text = turn.t(say.NUMBER_BUSY, seconds=seconds)
+            last_sent = 0.0
+        if not resend:  # waiting at the code step for 「重发」 (the code's row may be gone)
+            phone.hold_code(turn.db, turn.msg.openid, work.values[step.kind.phone_slot], last_sent)
+        return work.outcome(Text(text), step.state)
 
     def _code(self, work: _Step, index: int) -> Outcome | None:
         """The answer at an sms_code step; None when it is not a code (nor 重发)."""
@@ -321,6 +357,7 @@ class FlowRunner:
             return work.outcome(Text(text), step.state, slots=turn.slots)
         if hmac.compare_digest(phone.code_hash(row.salt, openid, row.phone, code), row.code_hash):
             phone.drop_code(turn.db, openid)
+            phone.code_verified(turn.db, openid)
             work.values[step.slot] = VERIFIED
             return self._advance(work, [step.slot], came_from=index)
         tries = row.tries + 1

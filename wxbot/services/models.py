@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Double, Integer, String
+from sqlalchemy import Double, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from wxbot.models import OPENID_LEN, Base
@@ -39,6 +39,28 @@ class SmsCode(Base):
     expires_at: Mapped[float] = mapped_column(Double)
     tries: Mapped[int] = mapped_column(Integer, default=0)
     sends: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class SmsQuota(Base):
+    """How many codes went to one number, or to one user, today, and when the last two went
+    (wxbot.flows.phone's limits on texting codes: SMS bombing is texting a victim's number).
+
+    One row per subject, not per day: a claim resets ``sends`` when ``day`` has moved on, so
+    the row that holds the day's count also holds the resend interval across midnight. Rows
+    of an earlier day whose interval is over decide nothing and are pruned as sends come.
+    The user's row outlives 「取消」, a code's end and an unsubscribe (a fresh start must not
+    buy a fresh budget); it goes with its day.
+    """
+
+    __tablename__ = "sms_quotas"
+    __table_args__ = (Index("ix_sms_quotas_day", "day"),)
+
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)  # "openid" or "phone"
+    subject: Mapped[str] = mapped_column(String(OPENID_LEN), primary_key=True)
+    day: Mapped[int] = mapped_column(Integer)  # the operator's calendar day (an ordinal)
+    sends: Mapped[int] = mapped_column(Integer)  # codes sent on ``day``
+    sent_at: Mapped[float] = mapped_column(Double)  # the last send
+    earlier_at: Mapped[float] = mapped_column(Double)  # the send before it (0: none known)
 
 
 class WeChatToken(Base):
