@@ -70,6 +70,21 @@ def _ask(bot: Any, openid: str, msg_id: str, words: str = "取消") -> Any:
     )
 
 
+def _stored(app: Any, openid: str, dedup_key: str) -> tuple[int, int, str, int]:
+    """(no transaction open on the pooled connection: 0 or 1, the context's version, the
+    dedup record's status and its deliveries), read on the engine's own pool."""
+    with app.extensions["wxbot.engine"].connect() as conn:
+        in_transaction = conn.execute(text("SELECT @@in_transaction")).scalar_one()
+        version = conn.execute(
+            text("SELECT version FROM contexts WHERE openid = :o"), {"o": openid}
+        ).scalar_one()
+        status, attempts = conn.execute(
+            text("SELECT status, attempts FROM seen_messages WHERE dedup_key = :k"),
+            {"k": dedup_key},
+        ).one()
+    return int(in_transaction), int(version), str(status), int(attempts)
+
+
 def test_the_engine_runs_on_mysqlclient(c_app) -> None:  # type: ignore[no-untyped-def]
     assert c_app.extensions["wxbot.engine"].dialect.driver == "mysqldb"
 
@@ -82,16 +97,7 @@ def test_a_known_users_question_is_two_round_trips_and_committed(c_app, sent) ->
     assert content(reply) == translate(NOTHING_TO_CANCEL, "zh")
     assert len(sent) == 2, sent  # lock + reads; dedup record + context + COMMIT
     assert sent[-1].rstrip().endswith("COMMIT")
-    engine = c_app.extensions["wxbot.engine"]
-    with engine.connect() as conn:  # the pooled connection the message used
-        assert conn.execute(text("SELECT @@in_transaction")).scalar() == 0
-        version = conn.execute(
-            text("SELECT version FROM contexts WHERE openid = 'o_c'")
-        ).scalar_one()
-        stored = conn.execute(
-            text("SELECT status FROM seen_messages WHERE dedup_key = 'o_c:2'")
-        ).scalar_one()
-    assert version == 2 and stored == "done"
+    assert _stored(c_app, "o_c", "o_c:2") == (0, 2, "done", 1)
 
 
 def test_a_retry_is_answered_from_the_dedup_record(c_app) -> None:  # type: ignore[no-untyped-def]
@@ -99,12 +105,4 @@ def test_a_retry_is_answered_from_the_dedup_record(c_app) -> None:  # type: igno
     first = content(_ask(bot, "o_r", "1"))
     again = content(_ask(bot, "o_r", "1"))
     assert again == first
-    engine = c_app.extensions["wxbot.engine"]
-    with engine.connect() as conn:
-        attempts = conn.execute(
-            text("SELECT attempts FROM seen_messages WHERE dedup_key = 'o_r:1'")
-        ).scalar_one()
-        version = conn.execute(
-            text("SELECT version FROM contexts WHERE openid = 'o_r'")
-        ).scalar_one()
-    assert attempts == 2 and version == 1  # processed once
+    assert _stored(c_app, "o_r", "o_r:1") == (0, 1, "done", 2)  # processed once
