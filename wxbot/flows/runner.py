@@ -9,47 +9,25 @@ The final action is a reply template, the ``bind_phone`` store, and/or a webhook
 
 from __future__ import annotations
 
-import hmac
 import logging
-import math
 from typing import Any
 
-from wxbot.dialog.flow import WAIT_QUERY, Deferred, Limits, Outcome, Turn
+from wxbot.dialog.flow import WAIT_QUERY, Deferred, Outcome, Turn
 from wxbot.flows import guidance, phone, stats
 from wxbot.flows import messages as say
 from wxbot.flows.slots import SmsCodeSlot
+from wxbot.flows.sms_steps import SmsCodeSteps
 from wxbot.flows.spec import Flow, Step
 from wxbot.flows.triggers import TriggerMatcher
+from wxbot.flows.work import VERIFIED, StepWork
 from wxbot.messages.replies import Silent, Text, TransferToHuman
 
 log = logging.getLogger(__name__)
 
 CONFIRMING = "_confirm"  # slot: slots filled but still waiting for 是/否, in step order
-VERIFIED = "verified"  # the value of an sms_code slot: the code itself is never kept
 
 
-class _Step:
-    """One message's work inside a flow: the turn, the flow, its values, funnel events."""
-
-    def __init__(self, turn: Turn, flow: Flow) -> None:
-        self.turn = turn
-        self.flow = flow
-        self.values = {k: v for k, v in turn.slots.items() if k in flow.slot_names}
-        self.events: list[stats.Event] = []
-
-    def event(self, step: str, name: str, attempts: int = 0) -> None:
-        self.events.append((self.flow.name, step, name, attempts))
-
-    def outcome(self, reply: Any, state: str, **kw: Any) -> Outcome:
-        limits = Limits(self.flow.bands.limit, self.flow.max_rounds)
-        slots = kw.pop("slots", self.values if state != WAIT_QUERY else None)
-        return Outcome(reply, state, slots=slots, limits=limits, **kw)
-
-    def shown(self) -> dict[str, str]:
-        return guidance.shown_values(self.flow, self.values, self.turn.language)
-
-
-class FlowRunner:
+class FlowRunner(SmsCodeSteps):
     def __init__(self, flows: list[Flow]) -> None:
         self.flows = flows
         self.by_state = {s.state: (f, i) for f in flows for i, s in enumerate(f.steps)}
@@ -67,7 +45,7 @@ class FlowRunner:
         flow = self.matcher.match(turn.text, turn.deps.kb)
         if flow is None:
             return None
-        work = _Step(turn, flow)
+        work = StepWork(turn, flow)
         work.values = {}
         work.event(stats.FLOW, "entered")
         filled = self._find(work, turn.text, current=None)
@@ -75,7 +53,7 @@ class FlowRunner:
 
     def handle(self, turn: Turn) -> Outcome:
         flow, index = self.by_state[turn.state]
-        work = _Step(turn, flow)
+        work = StepWork(turn, flow)
         if turn.msg.is_event:  # LOCATION reports and the like are no answer
             return work.outcome(Silent(), turn.state, slots=turn.slots, counts=False)
         outcome = self._answer(work, index)
@@ -83,14 +61,14 @@ class FlowRunner:
             # the last message the flow allows did not finish it (one that does, finishes it)
             if outcome.deferred is not None:  # the SMS it would send never leaves
                 phone.drop_code(turn.db, turn.msg.openid)
-            work = _Step(turn, flow)
+            work = StepWork(turn, flow)
             attempts = turn.attempts + 1 if outcome.failed else turn.attempts
             return self._record(work, self._hand_off(work, index, attempts, "rounds"))
         return self._record(work, outcome)
 
     def prompt(self, turn: Turn) -> str | None:
         flow, index = self.by_state[turn.state]
-        work = _Step(turn, flow)
+        work = StepWork(turn, flow)
         waiting = turn.slots.get(CONFIRMING) or []
         if waiting:
             return guidance.confirm(turn, flow.steps[flow.step_index(waiting[0])], work.shown())
@@ -102,7 +80,7 @@ class FlowRunner:
             return
         flow, index = self.by_state[turn.state]
         # a pending code is kept (not dropped): it throttles the next send (see _send_code)
-        work = _Step(turn, flow)
+        work = StepWork(turn, flow)
         work.event(stats.FLOW, reason)
         work.event(flow.steps[index].slot, reason, turn.attempts)
         self._record(work, None)
@@ -112,7 +90,7 @@ class FlowRunner:
 
     # --- one message ---------------------------------------------------------------------
 
-    def _answer(self, work: _Step, index: int) -> Outcome:
+    def _answer(self, work: StepWork, index: int) -> Outcome:
         turn, flow = work.turn, work.flow
         waiting = list(turn.slots.get(CONFIRMING) or [])
         if waiting:
@@ -131,7 +109,7 @@ class FlowRunner:
             return work.outcome(Text(reply), step.state, slots=turn.slots, counts=False)
         return self._failure(work, index)
 
-    def _find(self, work: _Step, text: str, current: Step | None) -> list[str]:
+    def _find(self, work: StepWork, text: str, current: Step | None) -> list[str]:
         """Fill open slots from ``text``; the current step's from the whole message."""
         filled = []
         for step in work.flow.steps:
@@ -145,7 +123,7 @@ class FlowRunner:
                 filled.append(step.slot)
         return filled
 
-    def _advance(self, work: _Step, filled: list[str], came_from: int | None) -> Outcome:
+    def _advance(self, work: StepWork, filled: list[str], came_from: int | None) -> Outcome:
         flow, attempts = work.flow, work.turn.attempts
         waiting = [
             s for s in flow.slot_names if s in filled and flow.steps[flow.step_index(s)].confirm
@@ -163,7 +141,7 @@ class FlowRunner:
             return work.outcome(Text(text), step.state, slots=slots)
         return self._next(work, came_from)
 
-    def _next(self, work: _Step, came_from: int | None) -> Outcome:
+    def _next(self, work: StepWork, came_from: int | None) -> Outcome:
         flow = work.flow
         index = next((i for i, s in enumerate(flow.steps) if s.slot not in work.values), None)
         if index is None:
@@ -175,7 +153,7 @@ class FlowRunner:
             return self._send_code(work, index, resend=False)
         return work.outcome(Text(guidance.ask(work.turn, step, work.shown())), step.state)
 
-    def _confirming(self, work: _Step, waiting: list[str]) -> Outcome:
+    def _confirming(self, work: StepWork, waiting: list[str]) -> Outcome:
         turn, flow = work.turn, work.flow
         slot = waiting[0]
         step = flow.steps[flow.step_index(slot)]
@@ -202,7 +180,7 @@ class FlowRunner:
         text = turn.t(say.CONFIRM_AGAIN)
         return work.outcome(Text(text), step.state, slots=turn.slots, failed=True)
 
-    def _failure(self, work: _Step, index: int, text: str | None = None) -> Outcome:
+    def _failure(self, work: StepWork, index: int, text: str | None = None) -> Outcome:
         turn, flow = work.turn, work.flow
         attempts = turn.attempts + 1
         if flow.bands.band(attempts) == "limit":
@@ -212,7 +190,7 @@ class FlowRunner:
         reply = guidance.retry(turn, step, flow.bands, attempts, first)
         return work.outcome(Text(reply), step.state, slots=turn.slots, failed=True)
 
-    def _hand_off(self, work: _Step, index: int, attempts: int, why: str) -> Outcome:
+    def _hand_off(self, work: StepWork, index: int, attempts: int, why: str) -> Outcome:
         turn, flow = work.turn, work.flow
         step = flow.steps[index]
         note = f"flow {flow.name}, step {step.slot} ({step.state}): {attempts} failed attempts"
@@ -225,7 +203,7 @@ class FlowRunner:
 
     # --- the action ------------------------------------------------------------------------
 
-    def _complete(self, work: _Step) -> Outcome:
+    def _complete(self, work: StepWork) -> Outcome:
         turn, flow = work.turn, work.flow
         action, values = flow.action, work.values
         work.event(stats.FLOW, "completed")
@@ -261,117 +239,8 @@ class FlowRunner:
             None, WAIT_QUERY, deferred=Deferred(lambda: client.post(url, payload), resume)
         )
 
-    # --- SMS codes -------------------------------------------------------------------------
-
-    def _send_code(self, work: _Step, index: int, resend: bool) -> Outcome:
-        turn, step = work.turn, work.flow.steps[index]
-        assert isinstance(step.kind, SmsCodeSlot)
-        sms = getattr(turn.deps.services, "sms", None)
-        if sms is None:
-            work.event(stats.FLOW, "failed")
-            work.event(step.slot, "failed", turn.attempts)
-            return work.outcome(Text(turn.t(say.NOT_SENT)), WAIT_QUERY)
-        openid, number = turn.msg.openid, work.values[step.kind.phone_slot]
-        pending = None if resend else phone.pending_code(turn.db, openid)
-        wait = pending.sent_at + phone.RESEND_AFTER - turn.now if pending is not None else 0
-        if wait > 0:  # 「取消」 and starting again must not text faster than 「重发」 may
-            if pending.phone != number:  # no code was sent to this number: 「重发」 sends one
-                phone.readdress_code(turn.db, openid, number)
-            text = turn.t(say.WAIT_RESEND, seconds=math.ceil(wait))
-            return work.outcome(Text(text), step.state)
-        if turn.state in self.by_state and turn.rounds + 1 >= work.flow.max_rounds:
-            # the flow's last message: handle() hands off instead, so no code is made, sent or
-            # counted (were it ever not to, the user would be asked for 「重发」, which counts)
-            return work.outcome(Text(guidance.message(turn, step, "send_failed")), step.state)
-        # Counted before the send, in this transaction: the code leaves only once it commits.
-        day = phone.day_number(turn.now, turn.deps.settings.timezone)
-        claim = phone.claim_send(turn.db, openid, number, turn.now, day)
-        if isinstance(claim, phone.Refusal):
-            return self._held_back(work, index, claim, resend)
-        for _ in range(2):  # rows of earlier days go as sends add rows: the table stays small
-            turn.after_commit.append(lambda conn, now=turn.now: phone.prune_one(conn, now, day))
-        code = phone.fresh_code(turn.db, openid, number, turn.now, resend)
-        language, values = turn.language, dict(work.values)
-
-        def resume(later: Turn, result: Any) -> Outcome:
-            if isinstance(result, Exception):
-                # the user never got this code (a timeout may have delivered it: the service's
-                # word is taken, as for 「重发」), so it costs no budget and no interval
-                phone.release(later.db, claim)
-                phone.allow_resend_now(later.db, openid)
-                text = guidance.message(later, step, "send_failed")
-            else:
-                text = guidance.message(later, step, "sent", phone=phone.mask(number))
-            return work.outcome(Text(text), step.state, slots=values, counts=False)
-
-        def send() -> None:
-            sms.send(number, code, language=language)
-
-        return work.outcome(None, step.state, deferred=Deferred(send, resume))
-
-    def _held_back(self, work: _Step, index: int, refusal: phone.Refusal, resend: bool) -> Outcome:
-        """A limit on texting codes refused this one: say why, and what the user can do."""
-        turn, step = work.turn, work.flow.steps[index]
-        assert isinstance(step.kind, SmsCodeSlot)
-        if refusal.daily:
-            cap = say.USER_DAILY_LIMIT if refusal.scope == phone.USER else say.NUMBER_DAILY_LIMIT
-            if resend:  # the code sent before still works: the user may still type it
-                return work.outcome(Text(turn.t(cap)), step.state)
-            work.event(stats.FLOW, "failed")
-            work.event(step.slot, "failed", turn.attempts)
-            return work.outcome(Text(turn.t(cap)), WAIT_QUERY)
-        seconds = math.ceil(refusal.wait)
-        if refusal.scope == phone.USER:  # this user's last code went out under a minute ago
-            text = turn.t(say.WAIT_RESEND, seconds=seconds)
-            last_sent = turn.now + refusal.wait - phone.RESEND_AFTER
-        else:  # other users' codes to this number: 「重发」 asks the number's limit again
-            text = turn.t(say.NUMBER_BUSY, seconds=seconds)
-            last_sent = 0.0
-        if not resend:  # waiting at the code step for 「重发」 (the code's row may be gone)
-            phone.hold_code(turn.db, turn.msg.openid, work.values[step.kind.phone_slot], last_sent)
-        return work.outcome(Text(text), step.state)
-
-    def _code(self, work: _Step, index: int) -> Outcome | None:
-        """The answer at an sms_code step; None when it is not a code (nor 重发)."""
-        turn, flow = work.turn, work.flow
-        step = flow.steps[index]
-        assert isinstance(step.kind, SmsCodeSlot)
-        openid, now = turn.msg.openid, turn.now
-        row = phone.pending_code(turn.db, openid)
-        if row is None:  # gone (an admin, a clean-up): ask for the number again
-            work.values.pop(step.kind.phone_slot, None)
-            back = flow.steps[flow.step_index(step.kind.phone_slot)]
-            return work.outcome(Text(guidance.message(turn, step, "lost")), back.state)
-        word = turn.text.strip().strip("。.!！").lower()
-        if word in say.RESEND_WORDS:
-            wait = row.sent_at + phone.RESEND_AFTER - now
-            if wait > 0:
-                text = turn.t(say.WAIT_RESEND, seconds=math.ceil(wait))
-                return work.outcome(Text(text), step.state, slots=turn.slots)
-            return self._send_code(work, index, resend=True)
-        code = step.kind.parse(turn.text)
-        if code is None:
-            return None
-        if now > row.expires_at:
-            text = guidance.message(turn, step, "expired")
-            return work.outcome(Text(text), step.state, slots=turn.slots)
-        if hmac.compare_digest(phone.code_hash(row.salt, openid, row.phone, code), row.code_hash):
-            phone.drop_code(turn.db, openid)
-            phone.code_verified(turn.db, openid)
-            work.values[step.slot] = VERIFIED
-            return self._advance(work, [step.slot], came_from=index)
-        tries = row.tries + 1
-        if tries >= phone.MAX_TRIES:
-            phone.drop_code(turn.db, openid)
-            work.event(stats.FLOW, "failed")
-            work.event(step.slot, "failed", turn.attempts + 1)
-            return work.outcome(Text(guidance.message(turn, step, "too_many")), WAIT_QUERY)
-        phone.count_wrong(turn.db, openid, tries)
-        wrong = guidance.message(turn, step, "wrong", left=phone.MAX_TRIES - tries)
-        return self._failure(work, index, text=wrong)
-
     @staticmethod
-    def _record(work: _Step, outcome: Outcome | None) -> Outcome:
+    def _record(work: StepWork, outcome: Outcome | None) -> Outcome:
         events = list(work.events)
         if events:
             work.turn.after_commit.append(lambda conn: stats.bump(conn, events))
