@@ -123,3 +123,72 @@ def test_models_match_the_migration(app) -> None:  # type: ignore[no-untyped-def
         return found
 
     assert [d for d in diffs if tables(d)] == []
+
+
+def _commit_then_lose_the_answer(engine, monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
+    """The next COMMIT reaches the server and commits, then its answer is lost (as when the
+    connection drops in between): the client sees a transient error and tries again."""
+    dialect = engine.dialect
+    real = dialect.do_commit
+    lost: list[int] = []
+
+    def do_commit(dbapi_connection):  # type: ignore[no-untyped-def]
+        real(dbapi_connection)
+        if not lost:
+            lost.append(1)
+            if dialect.name == "sqlite":
+                raise dialect.loaded_dbapi.OperationalError("database is locked")
+            raise dialect.loaded_dbapi.OperationalError(2013, "Lost connection to server")
+
+    monkeypatch.setattr(dialect, "do_commit", do_commit)
+    return lost
+
+
+def test_a_commit_lost_in_transit_is_not_counted_twice(app, clock, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    engine = app.extensions["wxbot.engine"]
+    today = day_of(clock(), SHANGHAI)
+    counters = DailyCounters(engine, clock, SHANGHAI)
+    counters.add(["messages", "answered"])
+    lost = _commit_then_lose_the_answer(engine, monkeypatch)
+    counters.flush()
+    assert lost == [1]  # the retry happened
+    assert stored(engine, today) == Counter(messages=1, answered=1)
+    counters.add(["messages"])
+    counters.flush()  # the next batch is a batch of its own
+    assert stored(engine, today) == Counter(messages=2, answered=1)
+
+
+def test_a_batch_kept_after_failures_is_written_once_later(app, clock, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Every try of a flush failed after its COMMIT had gone through: the batch is kept, and
+    the next flush's write of it adds nothing more (before, its counts went back into the
+    sums and were added again)."""
+    import wxbot.stats.counters as counters_module
+
+    engine = app.extensions["wxbot.engine"]
+    today = day_of(clock(), SHANGHAI)
+    counters = DailyCounters(engine, clock, SHANGHAI)
+    counters.add(["messages"])
+    _commit_then_lose_the_answer(engine, monkeypatch)
+    monkeypatch.setattr(counters_module, "with_retries", lambda work: work())  # no retry
+    counters.flush()  # logged and kept
+    assert counters.waiting()
+    counters.add(["answered"])
+    counters.flush()
+    assert not counters.waiting()
+    assert stored(engine, today) == Counter(messages=1, answered=1)
+
+
+def test_ids_of_old_batches_are_forgotten(app, clock) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import func, select
+
+    from wxbot.stats.counters import BATCH_IDS_KEPT, batches
+
+    engine = app.extensions["wxbot.engine"]
+    counters = DailyCounters(engine, clock, SHANGHAI)
+    counters.add(["messages"])
+    counters.flush()
+    clock.advance(BATCH_IDS_KEPT + 1)
+    counters.add(["messages"])
+    counters.flush()
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(batches)).scalar_one() == 1

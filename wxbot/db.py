@@ -132,6 +132,15 @@ def _enable_sqlite_locking(engine: Engine, wal: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def is_duplicate_key(exc: BaseException) -> bool:
+    """A duplicate-key error (MySQL 1062, SQLite's UNIQUE constraint), wrapped or not."""
+    orig = getattr(exc, "orig", None) or exc
+    args = getattr(orig, "args", ())
+    if args and args[0] == 1062:
+        return True
+    return "UNIQUE constraint failed" in str(orig)
+
+
 def is_mysql(conn: Connection | Engine) -> bool:
     return conn.dialect.name in ("mysql", "mariadb")
 

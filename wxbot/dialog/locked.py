@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 
-from wxbot.db import committed_in_sql, is_mysql, raw_cursor
+from wxbot.db import committed_in_sql, is_duplicate_key, is_mysql, raw_cursor
 from wxbot.dialog.context import (
     ContextRow,
     SeenRecord,
@@ -274,15 +274,6 @@ class MessageStatements:
             if is_duplicate_key(exc):
                 raise AlreadyProcessed(dedup_key) from exc
             raise
-
-
-def is_duplicate_key(exc: BaseException) -> bool:
-    """A duplicate-key error (MySQL 1062, SQLite's UNIQUE constraint), wrapped or not."""
-    orig = getattr(exc, "orig", None) or exc
-    args = getattr(orig, "args", ())
-    if args and args[0] == 1062:
-        return True
-    return "UNIQUE constraint failed" in str(orig)
 
 
 def _fetched(cursor: Any) -> tuple[list[str], list[tuple[Any, ...]]] | None:

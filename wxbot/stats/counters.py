@@ -8,6 +8,10 @@ the next message: a worker that gets no more messages would otherwise keep its s
 every other process's dashboard, and lose them all if killed. A process that dies loses at
 most that batch of statistics, never user data. Days are calendar days in the configured
 time zone (``WXBOT_TIMEZONE``).
+
+A batch is written under an id of its own (``daily_count_batches``), in the transaction that
+adds it: a write whose COMMIT was lost in transit (the connection dropped after the server had
+committed) is retried under the same id, which then adds nothing, instead of counting twice.
 """
 
 from __future__ import annotations
@@ -17,25 +21,30 @@ import logging
 import os
 import threading
 import time
+import uuid
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from wxbot.db import is_mysql, transaction, with_retries
-from wxbot.stats.models import DailyCount
+from wxbot.db import is_duplicate_key, is_mysql, transaction, with_retries
+from wxbot.stats.models import DailyCount, DailyCountBatch
 
 log = logging.getLogger(__name__)
 
 counts = DailyCount.__table__
+batches = DailyCountBatch.__table__
 
 FLUSH_EVERY = 200
 FLUSH_SECONDS = 30.0
+BATCH_IDS_KEPT = 86_400.0  # seconds a written batch's id is kept: its retries come within minutes
+
+Rows = list[dict[str, object]]
 
 
 def zone(name: str) -> tzinfo:
@@ -62,6 +71,7 @@ class DailyCounters:
         self.flush_seconds = flush_seconds
         self._pending: Counter[tuple[str, str]] = Counter()
         self._pending_total = 0
+        self._unsent: list[tuple[str, Rows]] = []  # (batch id, rows) whose write failed
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()
         self._timer_pid = 0  # the process whose timer thread runs (none survives a fork)
@@ -91,36 +101,46 @@ class DailyCounters:
         )
         thread.start()
 
+    def waiting(self) -> bool:
+        """Counts not written yet: summed since the last flush, or a batch that failed."""
+        return bool(self._pending_total or self._unsent)
+
     def maybe_flush(self) -> None:
         """Write the sums if enough piled up or enough time passed (cheap when not due)."""
         due = self._pending_total >= self.flush_every or (
-            self._pending_total and time.monotonic() - self._last_flush >= self.flush_seconds
+            self.waiting() and time.monotonic() - self._last_flush >= self.flush_seconds
         )
         if due:
             self.flush()
 
     def flush(self) -> None:
-        """Write what this process counted; on failure the sums stay for the next try."""
+        """Write what this process counted; on failure a batch stays, with its id, for the
+        next try (oldest first)."""
         with self._lock:
             batch, self._pending = self._pending, Counter()
             self._pending_total = 0
             self._last_flush = time.monotonic()
-        if not batch:
-            return
-        rows = [{"day": d, "name": n, "count": c} for (d, n), c in sorted(batch.items())]
-        try:
-            with_retries(lambda: self._write(rows))
-        except Exception:
-            log.warning(
-                "writing %d daily counters failed; kept for later", len(rows), exc_info=True
-            )
-            with self._lock:
-                self._pending.update(batch)
-                self._pending_total += sum(batch.values())
+            if batch:
+                rows: Rows = [
+                    {"day": d, "name": n, "count": c} for (d, n), c in sorted(batch.items())
+                ]
+                self._unsent.append((uuid.uuid4().hex, rows))
+            unsent = list(self._unsent)
+        for batch_id, rows in unsent:
+            try:
+                with_retries(lambda: self._write(batch_id, rows))  # noqa: B023 - called at once
+            except Exception:
+                log.warning(
+                    "writing %d daily counters failed; kept for later", len(rows), exc_info=True
+                )
+                return
+            with self._lock:  # another thread may have written and removed it meanwhile
+                self._unsent = [b for b in self._unsent if b[0] != batch_id]
 
-    def _write(self, rows: list[dict[str, object]]) -> None:
+    def _write(self, batch_id: str, rows: Rows) -> None:
         with transaction(self.engine) as conn:
-            add_counts(conn, rows)
+            if add_batch(conn, batch_id, rows, self.clock()):
+                forget_old_batches(conn, self.clock() - BATCH_IDS_KEPT)
 
 
 def _flush_when_due(ref: weakref.ReferenceType[DailyCounters]) -> None:
@@ -128,7 +148,7 @@ def _flush_when_due(ref: weakref.ReferenceType[DailyCounters]) -> None:
     reference between rounds: it ends once its counters are gone)."""
     while (counters := ref()) is not None:
         waited = time.monotonic() - counters._last_flush
-        due_in = counters.flush_seconds - waited if counters._pending_total else None
+        due_in = counters.flush_seconds - waited if counters.waiting() else None
         pause = counters.flush_seconds if due_in is None else max(0.05, due_in)
         del counters
         time.sleep(pause)
@@ -137,7 +157,30 @@ def _flush_when_due(ref: weakref.ReferenceType[DailyCounters]) -> None:
             del counters
 
 
-def add_counts(conn: Connection, rows: list[dict[str, object]]) -> None:
+def add_batch(conn: Connection, batch_id: str, rows: Rows, now: float) -> bool:
+    """Add ``rows`` unless the batch ``batch_id`` was added already (a retry of a write whose
+    COMMIT went through unseen); returns whether they were added. The id is inserted first,
+    so a concurrent writer of the same batch waits on it and then finds it."""
+    try:  # a duplicate fails this statement alone: nothing else was done in the transaction
+        conn.execute(insert(batches).values(batch_id=batch_id, written_at=now))
+    except Exception as exc:
+        if is_duplicate_key(exc):
+            return False
+        raise
+    add_counts(conn, rows)
+    return True
+
+
+def forget_old_batches(conn: Connection, before: float, limit: int = 100) -> None:
+    """Drop the ids of batches written before ``before`` (a few per write: the table stays
+    at about a day of batches)."""
+    old = select(batches.c.batch_id).where(batches.c.written_at < before).limit(limit)
+    ids = conn.execute(old).scalars().all()
+    if ids:
+        conn.execute(delete(batches).where(batches.c.batch_id.in_(ids)))
+
+
+def add_counts(conn: Connection, rows: Rows) -> None:
     """Upsert ``{"day", "name", "count"}`` rows, adding to what is stored (sorted by key so
     two processes flushing at once take row locks in the same order)."""
     if is_mysql(conn):
