@@ -181,10 +181,12 @@ class KnowledgeBase(FreshIndex):
         hit? Lets a caller with its own routing (flow keywords) give way to the knowledge
         base when a user asks exactly what an entry answers."""
         hits = self.search(text, limit=1)
-        if not hits:
-            return False
+        return bool(hits) and self.has_question(hits[0].entry_id, text)
+
+    def has_question(self, entry_id: int, text: str) -> bool:
+        """Is ``text`` (normalised) one of the questions entry ``entry_id`` has now?"""
         key = question_key(text)
-        stored = self._questions.get(hits[0].entry_id, "").split("\n")
+        stored = self._questions.get(entry_id, "").split("\n")
         return bool(key) and any(question_key(q) == key for q in stored)
 
     def answers(self, hits: list[Hit]) -> bool:

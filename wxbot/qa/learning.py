@@ -73,14 +73,21 @@ def list_learned(conn: Connection, offset: int = 0, limit: int = 20) -> tuple[in
     ).all()
     counts = {}
     if rows:
+        # Per wording *and entry*: users who picked another entry for the same wording did
+        # not teach this one (record_pick counts the same way).
         found = conn.execute(
-            select(votes.c.qkey, func.count(func.distinct(votes.c.openid)))
+            select(votes.c.qkey, votes.c.entry_id, func.count(func.distinct(votes.c.openid)))
             .where(votes.c.qkey.in_([r.qkey for r in rows]))
-            .group_by(votes.c.qkey)
+            .group_by(votes.c.qkey, votes.c.entry_id)
         )
-        counts = {k: n for k, n in found}
+        counts = {(k, e): n for k, e, n in found}
     items = [
-        {"id": r.id, "entry_id": r.entry_id, "question": r.question, "users": counts.get(r.qkey, 0)}
+        {
+            "id": r.id,
+            "entry_id": r.entry_id,
+            "question": r.question,
+            "users": counts.get((r.qkey, r.entry_id), 0),
+        }
         for r in rows
     ]
     return int(total), items

@@ -101,7 +101,7 @@ def learn(turn: Turn) -> Outcome:
     if existing is not None:
         if existing.answer == text:
             return Outcome(Text(turn.t(SAME, question=question)), WAIT_QUERY)
-        slots = {"question": question, "answer": text}
+        slots = {"question": question, "answer": text, "old": existing.answer}
         reply = turn.t(CONFIRM, question=question, old=existing.answer)
         return Outcome(Text(reply), WAIT_CONFIRM, slots=slots)
     writer.teach(turn.db, question, text, now=turn.now, taught_by=turn.msg.openid)
@@ -121,6 +121,17 @@ def confirm(turn: Turn) -> Outcome:
         return Outcome(Text(turn.t(ASK_YES_NO)), WAIT_CONFIRM, slots=turn.slots, failed=True)
     question = str(turn.slots.get("question", ""))
     answer = str(turn.slots.get("answer", ""))
+    shown = turn.slots.get("old")
+    existing = store.find_entry(turn.db, question) if isinstance(shown, str) else None
+    if existing is not None and existing.answer != shown:
+        # Someone changed that answer (the admin API, the console, another teacher) since we
+        # showed it: 「是」 agreed to overwrite the answer shown, not one never seen. Show the
+        # current one and ask again, so a fresh edit is not silently lost.
+        if existing.answer == answer:
+            return Outcome(Text(turn.t(SAME, question=question)), WAIT_QUERY)
+        slots = {**turn.slots, "old": existing.answer}
+        reply = turn.t(CONFIRM, question=question, old=existing.answer)
+        return Outcome(Text(reply), WAIT_CONFIRM, slots=slots)
     _, created = writer.teach(turn.db, question, answer, now=turn.now, taught_by=turn.msg.openid)
     template = LEARNT if created else UPDATED  # (created: deleted by an admin meanwhile)
     return Outcome(Text(turn.t(template, question=question, answer=answer)), WAIT_QUERY)

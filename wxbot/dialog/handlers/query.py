@@ -27,6 +27,7 @@ DID_YOU_MEAN = N_("我不太确定你想问的是哪一个：\n{choices}\n回复
 GONE = N_("这条答案刚刚被删除了，请换个说法再问一次。")
 SUGGEST = "suggest"  # slot: entry ids offered as "did you mean" choices
 ASKED = "asked"  # slot: the wording that led to them (learned when users pick)
+TITLES = "titles"  # slot: the questions shown for them, in the same order
 # What each outcome counts as in the daily statistics (the console's dashboard shows the rates).
 ANSWERED, SUGGESTED, UNKNOWN = "answered", "suggested", "unknown"
 
@@ -61,7 +62,11 @@ def answer(turn: Turn) -> Outcome:
     offered = turn.slots.get(SUGGEST) or []
     picked = _choice(text, len(offered)) if offered else None
     if picked is not None:
-        return _picked(turn, int(offered[picked - 1]))
+        titles = turn.slots.get(TITLES)
+        shown = (
+            titles[picked - 1] if isinstance(titles, list) and len(titles) == len(offered) else None
+        )
+        return _picked(turn, int(offered[picked - 1]), shown)
     found = kb.lookup(text, language=turn.language)
     if found.best is not None:
         _count_hit(turn, found.best.entry_id)
@@ -69,9 +74,14 @@ def answer(turn: Turn) -> Outcome:
     return dont_know(turn, found)
 
 
-def _picked(turn: Turn, entry_id: int) -> Outcome:
-    match = turn.deps.kb.entry(entry_id)
-    if match is None:
+def _picked(turn: Turn, entry_id: int, shown: object = None) -> Outcome:
+    kb = turn.deps.kb
+    match = kb.entry(entry_id)
+    # An entry id names another entry once the one offered was deleted and a new one took
+    # its id (SQLite reuses the highest id; imports number entries from MAX(id) + 1): the
+    # choice is what was shown, so an entry that no longer has that question is gone too,
+    # rather than answering (and learning the wording for) an unrelated entry.
+    if match is None or (isinstance(shown, str) and not kb.has_question(entry_id, shown)):
         return Outcome(Text(turn.t(GONE)), WAIT_QUERY)
     _count_hit(turn, entry_id)
     asked = turn.slots.get(ASKED)
@@ -98,7 +108,11 @@ def dont_know(turn: Turn, found: Lookup) -> Outcome:
     hint = turn.t(TEACH_HINT) if turn.can_teach else ""
     if found.suggestions:
         choices = "\n".join(f"{i}. {m.question}" for i, m in enumerate(found.suggestions, 1))
-        slots = {SUGGEST: [m.entry_id for m in found.suggestions], ASKED: text}
+        slots = {
+            SUGGEST: [m.entry_id for m in found.suggestions],
+            ASKED: text,
+            TITLES: [m.question for m in found.suggestions],
+        }
         reply = turn.t(DID_YOU_MEAN, choices=choices) + hint
         return Outcome(Text(reply), WAIT_QUERY, slots=slots, stat=SUGGESTED)
     return Outcome(Text(turn.t(DONT_KNOW) + hint), WAIT_QUERY, stat=UNKNOWN)
