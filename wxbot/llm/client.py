@@ -103,6 +103,15 @@ class ChatClient:
             )
         except requests.Timeout:
             raise LlmError("timed out") from None
+        except (UnicodeEncodeError, requests.exceptions.InvalidHeader):
+            # The key is our only header of our own: one pasted with a zero-width space or a
+            # full-width letter makes http.client raise a UnicodeEncodeError whose repr holds
+            # the whole header (the key), and the slow path logs what work raises with %r; a
+            # trailing newline was reported as "unreachable". Neither is re-raised.
+            raise LlmError(
+                "WXBOT_LLM_API_KEY cannot be sent: it has a character not allowed in an HTTP"
+                " header (a pasted newline, full-width or zero-width character?)"
+            ) from None
         except requests.RequestException as exc:
             raise LlmError(f"unreachable ({type(exc).__name__})") from None
         if response.status_code == 429:

@@ -56,14 +56,22 @@ class LlmFallback:
         messages = build_messages(
             settings.llm_system_prompt, history, turn.text, self.grounding(turn)
         )
-        memories.reserve_call(turn.db, memory, now)
+        # Tokens are reported when the answer arrives: until then the call holds what it may
+        # spend (its prompt's characters, a generous count, and max_tokens), so the questions
+        # a user sends meanwhile cannot all pass the daily check and spend past the cap.
+        held = _most_tokens(messages, settings.llm_max_tokens) if settings.llm_daily_tokens else 0
+        held_on = memories.day_number(now)
+        memories.reserve_call(turn.db, memory, now, held)
         client = self.client
         return Outcome(
             None,  # type: ignore[arg-type]  # never sent: the resumed outcome's reply is
             WAIT_QUERY,
             counts=False,
             stat=ASKED_LLM,  # counted when asked: the knowledge base had no confident answer
-            deferred=Deferred(work=lambda: client.complete(messages), resume=self.resume),
+            deferred=Deferred(
+                work=lambda: client.complete(messages),
+                resume=lambda later, result: self.resume(later, result, held_on, held),
+            ),
         )
 
     def grounding(self, turn: Turn) -> list[Grounding]:
@@ -79,16 +87,18 @@ class LlmFallback:
         questions = kb_store.main_questions(turn.db, list(answers)) if answers else {}
         return [Grounding(questions[e], answers[e]) for e in answers if e in questions]
 
-    def resume(self, turn: Turn, result: Any) -> Outcome:
-        """Locked again: record usage and the durable window, keep the answer, reply."""
+    def resume(self, turn: Turn, result: Any, held_on: int = 0, held: int = 0) -> Outcome:
+        """Locked again: record usage and the durable window, keep the answer, reply.
+        ``held``: the tokens reserved for the call on day ``held_on`` (released now)."""
         settings, now, conn = self.settings, turn.now, turn.db
+        held = held if held_on == memories.day_number(now) else 0  # yesterday's hold is moot
         memory = memories.load(conn, turn.msg.openid)
         if memory is None:  # pragma: no cover - the engine resumes only while the context exists
             memory = memories.UserMemory(turn.msg.openid, [])
         if not isinstance(result, Completion):
             log.warning("LLM answer for %s failed: %s", turn.msg.openid, _reason(result))
             call = self._cost(result, failed=True)  # tokens the provider billed all the same
-            memories.record_call(conn, memory, now, call)
+            memories.record_call(conn, memory, now, call, held=held)
             turn.after_commit.append(lambda c: add_daily(c, now, call))
             hint = turn.t(TEACH_HINT) if turn.can_teach else ""
             return Outcome(Text(turn.t(DONT_KNOW) + hint), WAIT_QUERY)
@@ -98,7 +108,7 @@ class LlmFallback:
         # the same window the engine is about to save in the context row (it appends this
         # exchange there): the durable copy a returning user's next context starts from
         kept = memories.trim([*memory.history, ["user", turn.text], ["bot", text]], window)
-        memories.record_call(conn, memory, now, call, history=kept)
+        memories.record_call(conn, memory, now, call, history=kept, held=held)
         keep_answer(conn, turn.msg.openid, turn.text, text, result.model, call, now)
         turn.after_commit.append(lambda c: add_daily(c, now, call))
         return Outcome(Text(text), WAIT_QUERY)
@@ -115,6 +125,11 @@ class LlmFallback:
             prompt, completion, settings.llm_price_input, settings.llm_price_output
         )
         return CallCost(prompt, completion, cost, failed=failed)
+
+
+def _most_tokens(messages: list[dict[str, str]], max_tokens: int) -> int:
+    """A call's tokens at most, about: a character is rarely more than one token."""
+    return sum(len(m["content"]) for m in messages) + max_tokens
 
 
 def _reason(result: Any) -> str:

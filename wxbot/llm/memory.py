@@ -196,16 +196,19 @@ def _new_row(now: float, history: list[list[Any]] | None = None) -> dict[str, An
     }
 
 
-def reserve_call(conn: Connection, memory: UserMemory, now: float) -> None:
-    """Count a call about to be made against the user's per-minute rate."""
+def reserve_call(conn: Connection, memory: UserMemory, now: float, tokens: int = 0) -> None:
+    """Count a call about to be made against the user's per-minute rate; ``tokens``: what it
+    may spend, held against today's tokens until record_call settles it (a call whose answer
+    never comes back, its process gone, keeps its hold until midnight: on the safe side)."""
     recent = json.dumps([*memory.calls_last_minute(now), now])
-    upsert(
-        conn,
-        memories,
-        {"openid": memory.openid},
-        {**_new_row(now, memory.history), "recent_calls": recent},
-        {"recent_calls": recent, "updated_at": now},
-    )
+    new: dict[str, Any] = {**_new_row(now, memory.history), "recent_calls": recent}
+    changes: dict[str, Any] = {"recent_calls": recent, "updated_at": now}
+    if tokens:
+        # A call in flight has reported no usage yet: without this hold, the questions asked
+        # meanwhile (in a row, or through another process) all passed the daily check.
+        held = {"day": day_number(now), "day_tokens": memory.tokens_today(now) + tokens}
+        new, changes = {**new, **held}, {**changes, **held}
+    upsert(conn, memories, {"openid": memory.openid}, new, changes)
     memory.stored = True
 
 
@@ -215,8 +218,10 @@ def record_call(
     now: float,
     call: CallCost,
     history: list[list[Any]] | None = None,
+    held: int = 0,
 ) -> None:
-    """Add a finished call's usage; ``history``: the new durable window (None: unchanged)."""
+    """Add a finished call's usage; ``history``: the new durable window (None: unchanged);
+    ``held``: the tokens reserve_call held for it today, replaced by what it spent."""
     day = day_number(now)
     tokens = call.prompt_tokens + call.completion_tokens
     failed = 1 if call.failed else 0
@@ -227,7 +232,7 @@ def record_call(
         "completion_tokens": memories.c.completion_tokens + call.completion_tokens,
         "cost": memories.c.cost + call.cost,
         "day": day,
-        "day_tokens": memory.tokens_today(now) + tokens,
+        "day_tokens": max(0, memory.tokens_today(now) - held) + tokens,
         "updated_at": now,
     }
     if history is not None:
