@@ -87,7 +87,7 @@ class Settings:
     alias_min_users: int = 2  # distinct users whose did-you-mean pick teaches a wording
     embedding_url: str | None = None  # OpenAI-compatible: POST {url}/embeddings
     embedding_model: str = "bge-m3"
-    embedding_api_key: str | None = None
+    embedding_api_key: str | None = field(default=None, repr=False)
     embedding_timeout: float = 0.5  # seconds a question may wait for its vector
     embedding_fusion: str | None = None  # weight,confident,margin,suggest (wxbot.qa.fusion)
 
