@@ -173,8 +173,14 @@ def saved_values(ctx: ContextRow, now: float, ttl: float) -> dict[str, Any]:
     }
 
 
-def save_context(conn: Connection, ctx: ContextRow, now: float, ttl: float) -> None:
-    ctx.version += 1
+def save_context(
+    conn: Connection, ctx: ContextRow, now: float, ttl: float, bump: bool = True
+) -> None:
+    """Save ``ctx``. ``bump=False``: the dialogue did not move (a late result kept or an
+    overtaken answer delivered), so slow work of the newest message still finds the version
+    its phase one saved, and its outcome is applied (see Bot.resume_deferred)."""
+    if bump:
+        ctx.version += 1
     conn.execute(_SAVE, {"key_openid": ctx.openid, **saved_values(ctx, now, ttl)})
 
 

@@ -122,6 +122,12 @@ class Bot:
         if isinstance(result, tuple):
             reply, outcome = result
             return self._done(msg, reply, outcome, started)
+        if last and msg.create_time:
+            # The dedup record counts only the deliveries that reached us: after one was
+            # lost or withheld (a database blip) it says "second" on WeChat's last, which
+            # would then be held in silence and its result never pushed nor kept. The
+            # message's age tells the last delivery regardless.
+            result.attempts = max(result.attempts, 3)
         reply, outcome = self.slow.await_pending(msg, result, started)
         return self._done(msg, reply, outcome, started)
 
@@ -213,6 +219,7 @@ class Bot:
             if "kb_version" in ctx.extras:
                 self.deps.kb.refresh_if_stale(conn, ctx.extras["kb_version"])
             notice = self.dialogue.expire_if_stale(ctx, now)
+            state_before = ctx.state
             ctx.extras["language"] = language.resolve(
                 conn, msg, ctx.extras, now, self.settings.default_language
             )
@@ -221,8 +228,25 @@ class Bot:
             reply = self.dialogue.apply(ctx, msg, outcome, notice=notice, remember=deferred is None)
             counted.extend(_counted_as(msg, outcome, reply))
             if deferred is None:
+                # An event nobody answered (a LOCATION report every 5 s, a menu link) leaves
+                # the dialogue where it was: it keeps the version, or slow work under way
+                # would take it for a newer message and drop its outcome's state.
+                moved = not (
+                    msg.is_event
+                    and isinstance(outcome.reply, Silent)
+                    and not outcome.counts
+                    and ctx.state == state_before
+                    and ctx.version > 0  # a new context's first save marks it as created
+                )
                 statements.finish_and_commit(
-                    conn, ctx, now, settings.session_ttl, msg.dedup_key, dump_reply(reply), "done"
+                    conn,
+                    ctx,
+                    now,
+                    settings.session_ttl,
+                    msg.dedup_key,
+                    dump_reply(reply),
+                    "done",
+                    bump=moved,
                 )
                 return reply, "replied"
             statements.finish_and_commit(
@@ -273,20 +297,29 @@ class Bot:
         later: list[Callable[[Connection], None]] = []
         with transaction(self.engine) as conn:
             locked = self.statements.lock(conn, msg.openid, msg.dedup_key)
-            ctx, seen = locked.ctx, locked.seen
+            ctx = locked.ctx
+            # The dedup record read *locked*: the lock read's plain read may miss the last
+            # delivery marking it late (_mark_late locks only this row) between that read
+            # and our update; the user told "still working" would then never get the result.
+            # Locked, either we see "late" (and push or keep it) or _mark_late sees "done".
+            seen = store.find_seen(conn, msg.dedup_key, lock=True) if ctx is not None else None
             now = self.clock()
             if ctx is None or seen is None:  # the user unsubscribed meanwhile
                 return Silent(), False
             turn = self.dialogue.turn(conn, msg, ctx, now, later)
             outcome = deferred.resume(turn, result)
-            if ctx.version == saved_version:
+            current = ctx.version == saved_version
+            if current:
                 reply = self.dialogue.apply(ctx, msg, outcome)
             else:  # another message moved the dialogue on: keep its state, deliver the answer
                 reply = delivery.page_overtaken(
                     ctx, outcome.reply or Silent(), self.settings.reply_max_bytes, turn.language
                 )
                 delivery.remember(ctx, msg, reply, self.dialogue.history_window(ctx))
-            store.save_context(conn, ctx, now, self.settings.session_ttl)
+            # Overtaken: the dialogue stays where the newer message put it, so the version
+            # stays too. Bumping it made that newer message's own slow work look overtaken
+            # in turn, and its outcome (e.g. the numbered list's WAIT_WEATHER_CHOICE) lost.
+            store.save_context(conn, ctx, now, self.settings.session_ttl, bump=current)
             store.update_seen(conn, msg.dedup_key, reply=dump_reply(reply), status="done")
         self._run_after_commit(later)  # shared statistics rows, after the user's lock is gone
         return reply, seen.status == "late"
@@ -307,7 +340,8 @@ class Bot:
             if ctx is None:  # unsubscribed meanwhile
                 return
             delivery.queue_late(ctx, reply)
-            store.save_context(conn, ctx, self.clock(), self.settings.session_ttl)
+            # Not a dialogue step: slow work under way must still find its saved version.
+            store.save_context(conn, ctx, self.clock(), self.settings.session_ttl, bump=False)
 
     # ------------------------------------------------------------------- housekeeping
 

@@ -253,13 +253,16 @@ class MessageStatements:
         dedup_key: str,
         reply_json: str | None,
         status: str,
+        bump: bool = True,
     ) -> None:
         """Insert the dedup record, save the context and commit: the last statements of the
         transaction (MySQL: one round trip, COMMIT included, so the transaction's own commit
         has nothing left to send). The insert goes first: if another delivery recorded this
         message meanwhile, nothing is saved and AlreadyProcessed is raised (the caller rolls
-        back and answers from that record). SQLite: the caller's commit commits."""
-        ctx.version += 1
+        back and answers from that record). SQLite: the caller's commit commits.
+        ``bump=False``: the message did not move the dialogue (see Bot._locked_step)."""
+        if bump:
+            ctx.version += 1
         record = (dedup_key, ctx.openid, reply_json, status, 1, now)
         values = saved_values(ctx, now, ttl)
         save = (*[values[c] for c in self._saved], ctx.openid)

@@ -146,7 +146,8 @@ class Dialogue:
                 if claimed is not None:
                     return claimed
             if msg.is_event:  # e.g. LOCATION reports nobody asked for
-                return Outcome(Silent(), WAIT_QUERY, counts=False)
+                # keep the slots: a did-you-mean list must survive WeChat's location reports
+                return Outcome(Silent(), WAIT_QUERY, slots=keep, counts=False)
             if not turn.text:
                 return Outcome(Text(turn.t(words.NON_TEXT)), WAIT_QUERY)
         handler = self.table.handlers.get(state)
@@ -203,8 +204,13 @@ class Dialogue:
             elif previous != outcome.state:
                 ctx.attempts = 0
         ctx.state = outcome.state
-        if ctx.state != WAIT_QUERY and (
-            ctx.rounds >= limits.rounds or ctx.attempts >= limits.attempts
+        # Only a message that counts can reach a limit. One that does not (a menu link, 「继续」,
+        # 「语言 xx」 mid-flow) comes with no limits of its own, so the settings' limits would
+        # wrongly apply to a business flow that declared larger ones and hand the user off.
+        if (
+            outcome.counts
+            and ctx.state != WAIT_QUERY
+            and (ctx.rounds >= limits.rounds or ctx.attempts >= limits.attempts)
         ):
             log.info(
                 "hand-off of %s after %d rounds, %d attempts", msg.openid, ctx.rounds, ctx.attempts
