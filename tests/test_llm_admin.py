@@ -145,3 +145,19 @@ def test_stored_histories_older_than_the_retention_are_emptied(client, bot, cloc
     assert (old["total_rounds"], old["history_rounds"]) == (0, 2)
     assert history(client, "o_recent").get_json()["total_rounds"] == 1
     assert bot.forget_old_histories() == 0  # nothing left to empty
+
+
+def test_a_history_past_the_retention_is_not_carried_into_a_new_context(client, bot, clock) -> None:  # type: ignore[no-untyped-def]
+    """WXBOT_MEMORY_DAYS holds even before a clean-up has emptied the stored copy: a user
+    back after 91 days starts from nothing, one back after 89 from their history."""
+    say(bot, "o_gone", "你好")
+    client.put("/admin/api/sessions/o_gone", json={"history_rounds": 2}, headers=AUTH)
+    clock.advance(89 * 86_400)
+    say(bot, "o_back", "你好")
+    client.put("/admin/api/sessions/o_back", json={"history_rounds": 2}, headers=AUTH)
+    clock.advance(2 * 86_400)
+    bot.clean_up()  # the contexts go; the stored copies stay (no forget_old_histories run)
+    say(bot, "o_gone", "我回来了")
+    say(bot, "o_back", "我回来了")
+    assert history(client, "o_gone").get_json()["total_rounds"] == 1
+    assert history(client, "o_back").get_json()["total_rounds"] == 2

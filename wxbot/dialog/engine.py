@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, bindparam
+from sqlalchemy import Connection, Double, Engine, bindparam
 
 from wxbot import metrics
 from wxbot.config import Settings
@@ -79,7 +79,13 @@ class Bot:
         self.statements = MessageStatements(
             engine,
             [*(rider() for rider in riders if rider), *language.lock_columns()],
-            history=memory.initial_history(bindparam("openid")) if memory is not None else None,
+            history=(
+                memory.initial_history(
+                    bindparam("openid"), bindparam("now", type_=Double), settings.memory_days
+                )
+                if memory is not None
+                else None
+            ),
             on_create=language.first_language_statement(engine),
         )
         self.slow = SlowPath(engine, settings, self, push=getattr(self.deps.services, "push", None))

@@ -106,7 +106,8 @@ class MessageStatements:
     - ``extra_columns``: labelled scalar subqueries (the knowledge version, the user's
       language, their history window) read after the lock; their values land in
       ``ContextRow.extras``;
-    - ``history``: the expression a new context's history starts from (the stored memory);
+    - ``history``: the expression a new context's history starts from (the stored memory;
+      its parameters: ``openid`` and ``now``);
     - ``on_create``: a statement run right after a new context is created, when
       ``create_and_lock`` is given values for it (storing the first message's language).
     """
@@ -191,7 +192,7 @@ class MessageStatements:
         values: list[Any] = []
         for c in self.columns:
             if c == "history" and self._history is not None:
-                values.extend(self._history.params({"openid": openid}))
+                values.extend(self._history.params({"openid": openid, "now": now}))
             else:
                 values.append(fresh[c])
         statements = [(self._create, tuple(values))]

@@ -105,10 +105,14 @@ class MemoryStore:
             .label(WINDOW_COLUMN)
         )
 
-    def initial_history(self, openid: str) -> Any:
-        """A new context's history: the stored copy, or empty (a subquery inside the INSERT)."""
-        stored = select(memories.c.history).where(memories.c.openid == openid).scalar_subquery()
-        return func.coalesce(stored, literal("[]"))
+    def initial_history(self, openid: Any, now: Any = None, keep_days: int = 0) -> Any:
+        """A new context's history: the stored copy, or empty (a subquery inside the INSERT).
+        ``keep_days`` > 0: a copy not written for that long (before ``now``) counts as empty,
+        as WXBOT_MEMORY_DAYS promises, even if no clean-up has emptied it yet."""
+        stored = select(memories.c.history).where(memories.c.openid == openid)
+        if keep_days > 0 and now is not None:
+            stored = stored.where(memories.c.updated_at >= now - keep_days * 86_400)
+        return func.coalesce(stored.scalar_subquery(), literal("[]"))
 
     def forget_user(self, conn: Connection, openid: str) -> None:
         conn.execute(delete(memories).where(memories.c.openid == openid))
