@@ -6,50 +6,20 @@ SQLite and MySQL."""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from tests.fakeapis import FakeApis, fake_apis_fixture  # noqa: F401
 from tests.helpers import content, event, say, state_of, text
+from tests.test_slow_path import Delivery, deliveries_seen, wait_for
 from wxbot.dialog import slow, words
 from wxbot.dialog.handlers.weather import WAIT_WEATHER_CHOICE
-from wxbot.messages.replies import Reply, Silent, Text, TransferToHuman
-from wxbot.models import SeenMessage
+from wxbot.messages.replies import Silent, Text, TransferToHuman
 from wxbot.qa.importer import import_files
 
 BEIJING_PREFIX = "北京市天气\n今天（01-15）：晴"
-
-
-def _deliveries_seen(bot: Any, dedup_key: str) -> int:
-    with bot.engine.connect() as conn:
-        found = conn.execute(
-            select(SeenMessage.attempts).where(SeenMessage.dedup_key == dedup_key)
-        ).scalar_one_or_none()
-    return found or 0
-
-
-def _wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < end, "condition not reached"
-        time.sleep(0.02)
-
-
-class _Delivery(threading.Thread):
-    """One HTTP delivery by WeChat: handle() in a thread, its reply kept."""
-
-    def __init__(self, bot: Any, msg: Any) -> None:
-        super().__init__(daemon=True)
-        self.bot, self.msg = bot, msg
-        self.reply: Reply | None = None
-        self.start()
-
-    def run(self) -> None:
-        self.reply = self.bot.handle(self.msg)
 
 
 # --- a business flow's own limits ---------------------------------------------------------
@@ -89,7 +59,7 @@ def test_the_last_delivery_says_still_working_when_an_earlier_one_never_arrived(
     msg = text("u1", "天气 北京", create_time=int(clock()))
     fake_apis.hold("forecast")
     clock.advance(5)
-    second = _Delivery(bot, msg)  # WeChat's second delivery
+    second = Delivery(bot, msg)  # WeChat's second delivery
     fake_apis.wait_entered("forecast")
     clock.advance(5)
     third = bot.handle(msg)  # WeChat's third and last: 10 s after CreateTime
@@ -108,10 +78,10 @@ def test_an_earlier_slow_answer_does_not_cancel_the_state_of_a_later_one(
 ) -> None:  # type: ignore[no-untyped-def]
     bot = make_app(**fake_apis.settings(reply_deadline=5, http_timeout=20)).extensions["wxbot.bot"]
     fake_apis.hold("music")
-    song = _Delivery(bot, text("u1", "点歌 晴天"))
+    song = Delivery(bot, text("u1", "点歌 晴天"))
     fake_apis.wait_entered("music")
     fake_apis.hold("geocoding")
-    city = _Delivery(bot, text("u1", "天气 朝阳"))  # several places: a numbered list
+    city = Delivery(bot, text("u1", "天气 朝阳"))  # several places: a numbered list
     fake_apis.wait_entered("geocoding")
     fake_apis.release("music")  # the song's answer arrives first (overtaken by 朝阳)
     song.join(10)
@@ -127,7 +97,7 @@ def test_a_queued_late_result_does_not_cancel_the_state_of_a_slow_answer(
 ) -> None:  # type: ignore[no-untyped-def]
     bot = make_app(**fake_apis.settings(reply_deadline=5, http_timeout=20)).extensions["wxbot.bot"]
     fake_apis.hold("geocoding")
-    city = _Delivery(bot, text("u1", "天气 朝阳"))
+    city = Delivery(bot, text("u1", "天气 朝阳"))
     fake_apis.wait_entered("geocoding")
     bot.queue_late("u1", Text("结果：小雨"))  # an older message's result, kept meanwhile
     fake_apis.release("geocoding")
@@ -142,7 +112,7 @@ def test_a_location_report_meanwhile_does_not_cancel_the_state_of_a_slow_answer(
     # WeChat reports the user's location every 5 s while they are in the chat (if enabled)
     bot = make_app(**fake_apis.settings(reply_deadline=5, http_timeout=20)).extensions["wxbot.bot"]
     fake_apis.hold("geocoding")
-    city = _Delivery(bot, text("u1", "天气 朝阳"))
+    city = Delivery(bot, text("u1", "天气 朝阳"))
     fake_apis.wait_entered("geocoding")
     assert bot.handle(event("u1", "location", latitude=39.9, longitude=116.4)) == Silent()
     fake_apis.release("geocoding")
@@ -174,12 +144,12 @@ def test_the_last_delivery_racing_the_resumed_work_does_not_lose_the_result(
 
     bot.dialogue.turn = slow_turn
     fake_apis.hold("geocoding")
-    first = _Delivery(bot, msg)
+    first = Delivery(bot, msg)
     fake_apis.wait_entered("geocoding")
-    second = _Delivery(bot, msg)
-    _wait_for(lambda: _deliveries_seen(bot, msg.dedup_key) >= 2)
-    third = _Delivery(bot, msg)  # WeChat's last delivery, waiting for the result
-    _wait_for(lambda: _deliveries_seen(bot, msg.dedup_key) >= 3)
+    second = Delivery(bot, msg)
+    wait_for(lambda: deliveries_seen(bot, msg.dedup_key) >= 2)
+    third = Delivery(bot, msg)  # WeChat's last delivery, waiting for the result
+    wait_for(lambda: deliveries_seen(bot, msg.dedup_key) >= 3)
     armed.set()
     fake_apis.release("geocoding")
     assert resuming.wait(10)
