@@ -18,7 +18,8 @@ from wxbot.messages.replies import Reply, Silent, Text, reply_from_dict
 PAGES = "_pages"  # the unread pages of a long answer: [body, index, total] each
 OUTBOX = "_outbox"  # late results (Reply.to_dict) to deliver with the next message
 NOTICE = "_notice"  # a notice (words.TIMED_OUT) for the next reply that can show it
-PRIVATE_SLOTS = (PAGES, OUTBOX, NOTICE)
+WORKING = "_working"  # slow work under way: {dedup key: when phase one committed it}
+PRIVATE_SLOTS = (PAGES, OUTBOX, NOTICE, WORKING)
 
 
 def public_slots(slots: dict) -> dict:  # type: ignore[type-arg]
@@ -113,3 +114,27 @@ def remember(ctx: ContextRow, msg: Inbound, reply: Reply, rounds: int) -> None:
         note = getattr(reply, "note", "")
         answered = f"[{reply.kind}] {note}" if note else f"[{reply.kind}]"
     ctx.history = [*ctx.history, ["user", said], ["bot", answered]][-rounds * 2 :]
+
+
+# --- slow work under way: a worker killed meanwhile must not leave the user waiting -----------
+
+
+def working(ctx: ContextRow) -> dict[str, float]:
+    """The user's slow work under way (read before anything rewrites the slots)."""
+    found = ctx.slots.get(WORKING)
+    return dict(found) if isinstance(found, dict) else {}
+
+
+def without_lost(under_way: dict[str, float], now: float, after: float) -> tuple[dict, bool]:  # type: ignore[type-arg]
+    """The work still under way, and whether any was started more than ``after`` seconds ago:
+    work that never came back (its worker was killed, its resume failed), whose user was
+    perhaps told 「还在处理中」 and would otherwise wait for nothing."""
+    kept = {key: started for key, started in under_way.items() if now - started < after}
+    return kept, len(kept) < len(under_way)
+
+
+def set_working(ctx: ContextRow, under_way: dict[str, float]) -> None:
+    if under_way:
+        ctx.slots[WORKING] = under_way
+    else:
+        ctx.slots.pop(WORKING, None)

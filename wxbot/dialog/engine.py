@@ -26,7 +26,7 @@ from wxbot.dialog.context import SeenRecord
 from wxbot.dialog.flow import Deferred, Deps, Outcome
 from wxbot.dialog.housekeeping import Housekeeping
 from wxbot.dialog.locked import AlreadyProcessed, Locked, MessageStatements
-from wxbot.dialog.slow import Pending, SlowPath, dump_reply
+from wxbot.dialog.slow import Pending, SlowPath, dump_reply, work_lost_after
 from wxbot.dialog.states import DialogueTable, build_table
 from wxbot.dialog.steps import Dialogue
 from wxbot.i18n import Message, translate
@@ -89,6 +89,7 @@ class Bot:
             on_create=language.first_language_statement(engine),
         )
         self.slow = SlowPath(engine, settings, self, push=getattr(self.deps.services, "push", None))
+        self._work_lost_after = work_lost_after(settings)
         # Messages and their outcomes per day, for the console's dashboard: summed in memory.
         self.stats = DailyCounters(engine, clock, zone(settings.timezone))
         self._room_known: tuple[float, int] | None = None  # (when, stored contexts) when far below
@@ -224,7 +225,13 @@ class Bot:
             assert ctx is not None
             if "kb_version" in ctx.extras:
                 self.deps.kb.refresh_if_stale(conn, ctx.extras["kb_version"])
+            # Kept apart: handlers, hand-offs and expiry rewrite the slots wholesale.
+            under_way, lost = delivery.without_lost(
+                delivery.working(ctx), now, self._work_lost_after
+            )
             notice = self.dialogue.expire_if_stale(ctx, now)
+            if lost:  # promised, perhaps as 「还在处理中」, and never coming: say so
+                notice = words.WORK_LOST
             state_before = ctx.state
             ctx.extras["language"] = language.resolve(
                 conn, msg, ctx.extras, now, self.settings.default_language
@@ -232,6 +239,9 @@ class Bot:
             outcome = self.dialogue.dispatch(conn, msg, ctx, now, later)
             deferred = outcome.deferred
             reply = self.dialogue.apply(ctx, msg, outcome, notice=notice, remember=deferred is None)
+            if deferred is not None:
+                under_way[msg.dedup_key] = now
+            delivery.set_working(ctx, under_way)
             counted.extend(_counted_as(msg, outcome, reply))
             if deferred is None:
                 # An event nobody answered (a LOCATION report every 5 s, a menu link) leaves
@@ -312,6 +322,8 @@ class Bot:
             now = self.clock()
             if ctx is None or seen is None:  # the user unsubscribed meanwhile
                 return Silent(), False
+            under_way = delivery.working(ctx)
+            under_way.pop(msg.dedup_key, None)  # back: no longer under way
             turn = self.dialogue.turn(conn, msg, ctx, now, later)
             outcome = deferred.resume(turn, result)
             current = ctx.version == saved_version
@@ -325,6 +337,7 @@ class Bot:
             # Overtaken: the dialogue stays where the newer message put it, so the version
             # stays too. Bumping it made that newer message's own slow work look overtaken
             # in turn, and its outcome (e.g. the numbered list's WAIT_WEATHER_CHOICE) lost.
+            delivery.set_working(ctx, under_way)
             store.save_context(conn, ctx, now, self.settings.session_ttl, bump=current)
             store.update_seen(conn, msg.dedup_key, reply=dump_reply(reply), status="done")
         self._run_after_commit(later)  # shared statistics rows, after the user's lock is gone

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
@@ -39,6 +39,17 @@ log = logging.getLogger(__name__)
 DONE, STILL_WORKING = "deferred", "still_working"  # outcomes of a delivery, for the metrics
 POLL_SECONDS = 0.05
 HOLD_SECONDS = 15.0  # how long a request holds on to slow work nobody will answer otherwise
+# Slow work not back after this long never will be (its worker was killed, or its resume
+# failed): the user's next message says so. Longer if the configured timeouts allow longer work.
+WORK_LOST_AFTER = 300.0
+
+
+def work_lost_after(settings: Any) -> float:
+    """Seconds after which unfinished slow work counts as lost: well past the longest a job
+    may take (a few calls, each within the longest configured connect + read timeout)."""
+    reads = [settings.http_timeout, settings.llm_timeout, *settings.timeouts.values()]
+    connects = [settings.connect_timeout, settings.llm_connect_timeout]
+    return max(WORK_LOST_AFTER, 3 * (max(reads) + max(connects)) + HOLD_SECONDS)
 
 
 @dataclass
