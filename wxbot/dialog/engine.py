@@ -22,7 +22,7 @@ from wxbot.config import Settings
 from wxbot.db import is_transient, transaction, with_retries
 from wxbot.dialog import context as store
 from wxbot.dialog import delivery, language, words
-from wxbot.dialog.context import SeenRecord
+from wxbot.dialog.context import ContextRow, SeenRecord
 from wxbot.dialog.flow import Deferred, Deps, Outcome
 from wxbot.dialog.housekeeping import Housekeeping
 from wxbot.dialog.locked import AlreadyProcessed, Locked, MessageStatements
@@ -176,13 +176,15 @@ class Bot:
         with transaction(self.engine) as conn:
             record = store.find_seen(conn, msg.dedup_key, lock=True)
             if record is not None:
-                store.bump_seen_attempts(conn, msg.dedup_key)
-        if record is None:  # forgotten meanwhile (unsubscribe): process it afresh
-            return self._phase_one(msg)
-        return self._answer_retry(record)
+                return self._answer_retry(conn, msg, record)
+        return self._phase_one(msg)  # forgotten meanwhile (unsubscribe): process it afresh
 
     @staticmethod
-    def _answer_retry(record: SeenRecord) -> tuple[Reply, str] | Pending:
+    def _answer_retry(
+        conn: Connection, msg: Inbound, record: SeenRecord
+    ) -> tuple[Reply, str] | Pending:
+        """Another delivery of a message already recorded: count it, answer from the record."""
+        store.bump_seen_attempts(conn, msg.dedup_key)
         if record.status == "done" and record.reply is not None:
             return reply_from_dict(json.loads(record.reply)), "duplicate"
         return Pending(future=None, attempts=record.attempts + 1)
@@ -209,16 +211,14 @@ class Bot:
             locked = statements.lock(conn, msg.openid, msg.dedup_key)
             now = self.clock()  # after the lock: a wait for it must not age the message
             if locked.seen is not None:
-                store.bump_seen_attempts(conn, msg.dedup_key)
-                return self._answer_retry(locked.seen)
+                return self._answer_retry(conn, msg, locked.seen)
             if msg.is_event and msg.event == "unsubscribe":
                 self.forget_user(conn, msg.openid)
                 return Silent(), "replied"
             if locked.ctx is None:
                 locked = self._create(conn, msg, now)
                 if locked.seen is not None:  # the creator we waited for answered it already
-                    store.bump_seen_attempts(conn, msg.dedup_key)
-                    return self._answer_retry(locked.seen)
+                    return self._answer_retry(conn, msg, locked.seen)
                 if locked.ctx is not None and locked.ctx.version == 0:  # created it: a newcomer
                     counted.append("new_users")
             ctx = locked.ctx
@@ -244,25 +244,11 @@ class Bot:
             delivery.set_working(ctx, under_way)
             counted.extend(_counted_as(msg, outcome, reply))
             if deferred is None:
-                # An event nobody answered (a LOCATION report every 5 s, a menu link) leaves
-                # the dialogue where it was: it keeps the version, or slow work under way
-                # would take it for a newer message and drop its outcome's state.
-                moved = not (
-                    msg.is_event
-                    and isinstance(outcome.reply, Silent)
-                    and not outcome.counts
-                    and ctx.state == state_before
-                    and ctx.version > 0  # a new context's first save marks it as created
-                )
+                moved = _moves_the_dialogue(msg, outcome, ctx, state_before)
+                saved = dump_reply(reply)
+                ttl = settings.session_ttl
                 statements.finish_and_commit(
-                    conn,
-                    ctx,
-                    now,
-                    settings.session_ttl,
-                    msg.dedup_key,
-                    dump_reply(reply),
-                    "done",
-                    bump=moved,
+                    conn, ctx, now, ttl, msg.dedup_key, saved, "done", bump=moved
                 )
                 return reply, "replied"
             statements.finish_and_commit(
@@ -395,6 +381,15 @@ class Bot:
         # The roll stays here: the other 499 messages make no call into housekeeping.py.
         if random.random() < 1 / 500:
             self.housekeeping.clean_up_a_batch()
+
+
+def _moves_the_dialogue(msg: Inbound, outcome: Outcome, ctx: ContextRow, state_before: str) -> bool:
+    """Whether saving this message's outcome moves the dialogue on (bumps the version). An
+    event nobody answered (a LOCATION report every 5 s, a menu link) leaves it where it was:
+    it keeps the version, or slow work under way would take it for a newer message and drop
+    its outcome's state. A new context's first save always counts: it marks it as created."""
+    unanswered_event = msg.is_event and isinstance(outcome.reply, Silent) and not outcome.counts
+    return not (unanswered_event and ctx.state == state_before and ctx.version > 0)
 
 
 def _counted_as(msg: Inbound, outcome: Outcome, reply: Reply) -> list[str]:
