@@ -151,7 +151,7 @@ def test_english_pages_end_between_words() -> None:
 
 def test_a_late_result_is_delivered_after_the_context_expired(rbot, clock) -> None:  # type: ignore[no-untyped-def]
     say(rbot, "u1", "你好")
-    rbot.queue_late("u1", Text("结果：多云"))  # what the slow path does once WeChat gave up
+    rbot.resumer.queue_late("u1", Text("结果：多云"))  # what the slow path does once WeChat gave up
     clock.advance(rbot.settings.session_ttl + 60)  # the user comes back a quarter-hour later
     reply = content(say(rbot, "u1", "你好"))
     assert reply.startswith(words.LATE_RESULT) and "结果：多云" in reply
@@ -161,10 +161,10 @@ def test_a_late_result_is_delivered_after_the_context_expired(rbot, clock) -> No
 def test_clean_up_keeps_a_context_holding_a_late_result_for_a_day(rbot, clock) -> None:  # type: ignore[no-untyped-def]
     say(rbot, "u1", "你好")
     say(rbot, "u2", "你好")
-    rbot.queue_late("u1", Text("结果：多云"))
+    rbot.resumer.queue_late("u1", Text("结果：多云"))
     clock.advance(rbot.settings.session_ttl + 60)
     assert rbot.clean_up()[0] == 1  # u2's context went, u1's still owes a result
     assert "结果：多云" in content(say(rbot, "u1", "你好"))
-    rbot.queue_late("u1", Text("结果：小雨"))
+    rbot.resumer.queue_late("u1", Text("结果：小雨"))
     clock.advance(rbot.settings.session_ttl + 2 * 86_400)
     assert rbot.clean_up()[0] == 1  # not forever

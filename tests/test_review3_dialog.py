@@ -99,7 +99,7 @@ def test_a_queued_late_result_does_not_cancel_the_state_of_a_slow_answer(
     fake_apis.hold("geocoding")
     city = Delivery(bot, text("u1", "天气 朝阳"))
     fake_apis.wait_entered("geocoding")
-    bot.queue_late("u1", Text("结果：小雨"))  # an older message's result, kept meanwhile
+    bot.resumer.queue_late("u1", Text("结果：小雨"))  # an older message's result, kept meanwhile
     fake_apis.release("geocoding")
     city.join(10)
     assert "结果：小雨" in content(city.reply) and "1. 朝阳区" in content(city.reply)

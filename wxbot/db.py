@@ -132,6 +132,21 @@ def _enable_sqlite_locking(engine: Engine, wal: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def run_after_commit(engine: Engine, later: list[Callable[[Connection], None]]) -> None:
+    """Run each write in a transaction of its own, retried on a blip; a failure is logged,
+    not raised (what runs after a commit is statistics and caches, not the user's data)."""
+    for work in later:
+
+        def run(work: Callable[[Connection], None] = work) -> None:
+            with transaction(engine) as conn:
+                work(conn)
+
+        try:
+            with_retries(run)
+        except Exception:
+            log.warning("after-commit write failed", exc_info=True)
+
+
 def is_duplicate_key(exc: BaseException) -> bool:
     """A duplicate-key error (MySQL 1062, SQLite's UNIQUE constraint), wrapped or not."""
     orig = getattr(exc, "orig", None) or exc

@@ -178,7 +178,7 @@ def save_context(
 ) -> None:
     """Save ``ctx``. ``bump=False``: the dialogue did not move (a late result kept or an
     overtaken answer delivered), so slow work of the newest message still finds the version
-    its phase one saved, and its outcome is applied (see Bot.resume_deferred)."""
+    its phase one saved, and its outcome is applied (see DialogueResumer.resume_deferred)."""
     if bump:
         ctx.version += 1
     conn.execute(_SAVE, {"key_openid": ctx.openid, **saved_values(ctx, now, ttl)})

@@ -19,17 +19,18 @@ from sqlalchemy import Connection, Double, Engine, bindparam
 
 from wxbot import metrics
 from wxbot.config import Settings
-from wxbot.db import is_transient, transaction, with_retries
+from wxbot.db import is_transient, run_after_commit, transaction, with_retries
 from wxbot.dialog import context as store
 from wxbot.dialog import delivery, language, words
 from wxbot.dialog.context import ContextRow, SeenRecord
 from wxbot.dialog.flow import Deferred, Deps, Outcome
 from wxbot.dialog.housekeeping import Housekeeping
 from wxbot.dialog.locked import AlreadyProcessed, Locked, MessageStatements
+from wxbot.dialog.resume import DialogueResumer
 from wxbot.dialog.slow import Pending, SlowPath, dump_reply, work_lost_after
 from wxbot.dialog.states import DialogueTable, build_table
 from wxbot.dialog.steps import Dialogue
-from wxbot.i18n import Message, translate
+from wxbot.i18n import translate
 from wxbot.messages.inbound import Inbound
 from wxbot.messages.replies import (
     Reply,
@@ -88,7 +89,10 @@ class Bot:
             ),
             on_create=language.first_language_statement(engine),
         )
-        self.slow = SlowPath(engine, settings, self, push=getattr(self.deps.services, "push", None))
+        # Slow work resumes under the user's lock there (resume.py), reading what this lock reads.
+        self.resumer = DialogueResumer(engine, settings, self.statements, self.dialogue, clock)
+        push = getattr(self.deps.services, "push", None)
+        self.slow = SlowPath(engine, settings, self.resumer, push=push)
         self._work_lost_after = work_lost_after(settings)
         # Messages and their outcomes per day, for the console's dashboard: summed in memory.
         self.stats = DailyCounters(engine, clock, zone(settings.timezone))
@@ -165,7 +169,7 @@ class Bot:
             busy = translate(words.BUSY, language.guess(msg, self.settings.default_language))
             return Text(busy), "busy"
         self.stats.add(counted)  # only now: a rolled-back attempt that is retried counts once
-        self._run_after_commit(later)
+        run_after_commit(self.engine, later)
         self.stats.maybe_flush()
         if isinstance(result, tuple) and isinstance(result[0], Deferred):
             deferred, saved_version = result
@@ -188,17 +192,6 @@ class Bot:
         if record.status == "done" and record.reply is not None:
             return reply_from_dict(json.loads(record.reply)), "duplicate"
         return Pending(future=None, attempts=record.attempts + 1)
-
-    def _run_after_commit(self, later: list[Callable[[Connection], None]]) -> None:
-        for work in later:
-            try:
-                with_retries(lambda work=work: self._in_transaction(work))
-            except Exception:
-                log.warning("after-commit write failed", exc_info=True)
-
-    def _in_transaction(self, work: Callable[[Connection], None]) -> None:
-        with transaction(self.engine) as conn:
-            work(conn)
 
     def _locked_step(
         self, msg: Inbound, later: list[Callable[[Connection], None]], counted: list[str]
@@ -289,64 +282,6 @@ class Bot:
                 raise _SessionsFull
         self._room_known = (now, stored)
         return locked
-
-    def resume_deferred(
-        self, msg: Inbound, deferred: Deferred, result: object, saved_version: int
-    ) -> tuple[Reply, bool]:
-        """Apply the resumed outcome; returns the reply and whether it is late (to push).
-        The lock reads what the message's own lock read (language, history window...), and
-        the turn's after-commit writes run once the user's lock is released."""
-        later: list[Callable[[Connection], None]] = []
-        with transaction(self.engine) as conn:
-            locked = self.statements.lock(conn, msg.openid, msg.dedup_key)
-            ctx = locked.ctx
-            # The dedup record read *locked*: the lock read's plain read may miss the last
-            # delivery marking it late (_mark_late locks only this row) between that read
-            # and our update; the user told "still working" would then never get the result.
-            # Locked, either we see "late" (and push or keep it) or _mark_late sees "done".
-            seen = store.find_seen(conn, msg.dedup_key, lock=True) if ctx is not None else None
-            now = self.clock()
-            if ctx is None or seen is None:  # the user unsubscribed meanwhile
-                return Silent(), False
-            under_way = delivery.working(ctx)
-            under_way.pop(msg.dedup_key, None)  # back: no longer under way
-            turn = self.dialogue.turn(conn, msg, ctx, now, later)
-            outcome = deferred.resume(turn, result)
-            current = ctx.version == saved_version
-            if current:
-                reply = self.dialogue.apply(ctx, msg, outcome)
-            else:  # another message moved the dialogue on: keep its state, deliver the answer
-                reply = delivery.page_overtaken(
-                    ctx, outcome.reply or Silent(), self.settings.reply_max_bytes, turn.language
-                )
-                delivery.remember(ctx, msg, reply, self.dialogue.history_window(ctx))
-            # Overtaken: the dialogue stays where the newer message put it, so the version
-            # stays too. Bumping it made that newer message's own slow work look overtaken
-            # in turn, and its outcome (e.g. the numbered list's WAIT_WEATHER_CHOICE) lost.
-            delivery.set_working(ctx, under_way)
-            store.save_context(conn, ctx, now, self.settings.session_ttl, bump=current)
-            store.update_seen(conn, msg.dedup_key, reply=dump_reply(reply), status="done")
-        self._run_after_commit(later)  # shared statistics rows, after the user's lock is gone
-        return reply, seen.status == "late"
-
-    def localised(self, msg: Inbound, message: Message) -> str:
-        """``message`` in the language stored for the sender (outside any transaction: the
-        engine's own last-resort replies); the message's own language if that fails."""
-        try:
-            with self.engine.connect() as conn:
-                stored, _ = language.stored(conn, msg.openid)
-        except Exception:  # the database may be what failed
-            stored = None
-        return translate(message, stored or language.guess(msg, self.settings.default_language))
-
-    def queue_late(self, openid: str, reply: Reply) -> None:
-        with transaction(self.engine) as conn:
-            ctx, _ = store.lock_context(conn, openid)
-            if ctx is None:  # unsubscribed meanwhile
-                return
-            delivery.queue_late(ctx, reply)
-            # Not a dialogue step: slow work under way must still find its saved version.
-            store.save_context(conn, ctx, self.clock(), self.settings.session_ttl, bump=False)
 
     # ------------------------------------------------------------------- housekeeping
 
