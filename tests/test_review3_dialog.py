@@ -70,13 +70,27 @@ def test_the_last_delivery_says_still_working_when_an_earlier_one_never_arrived(
     assert reply.startswith(words.LATE_RESULT) and BEIJING_PREFIX in reply
 
 
+def _slow_bot(make_app: Any, fake_apis: FakeApis) -> Any:
+    """A bot whose slow answers have time to come back within the reply deadline."""
+    return make_app(**fake_apis.settings(reply_deadline=5, http_timeout=20)).extensions["wxbot.bot"]
+
+
+def _held_city_lookup(make_app: Any, fake_apis: FakeApis) -> tuple[Any, Delivery]:
+    """The bot, and u1's 「天气 朝阳」 (several places: a numbered list) held in its lookup."""
+    bot = _slow_bot(make_app, fake_apis)
+    fake_apis.hold("geocoding")
+    city = Delivery(bot, text("u1", "天气 朝阳"))
+    fake_apis.wait_entered("geocoding")
+    return bot, city
+
+
 # --- two slow answers of one user --------------------------------------------------------
 
 
 def test_an_earlier_slow_answer_does_not_cancel_the_state_of_a_later_one(
     make_app, fake_apis
 ) -> None:  # type: ignore[no-untyped-def]
-    bot = make_app(**fake_apis.settings(reply_deadline=5, http_timeout=20)).extensions["wxbot.bot"]
+    bot = _slow_bot(make_app, fake_apis)
     fake_apis.hold("music")
     song = Delivery(bot, text("u1", "点歌 晴天"))
     fake_apis.wait_entered("music")
@@ -95,10 +109,7 @@ def test_an_earlier_slow_answer_does_not_cancel_the_state_of_a_later_one(
 def test_a_queued_late_result_does_not_cancel_the_state_of_a_slow_answer(
     make_app, fake_apis
 ) -> None:  # type: ignore[no-untyped-def]
-    bot = make_app(**fake_apis.settings(reply_deadline=5, http_timeout=20)).extensions["wxbot.bot"]
-    fake_apis.hold("geocoding")
-    city = Delivery(bot, text("u1", "天气 朝阳"))
-    fake_apis.wait_entered("geocoding")
+    bot, city = _held_city_lookup(make_app, fake_apis)
     bot.resumer.queue_late("u1", Text("结果：小雨"))  # an older message's result, kept meanwhile
     fake_apis.release("geocoding")
     city.join(10)
@@ -110,10 +121,7 @@ def test_a_location_report_meanwhile_does_not_cancel_the_state_of_a_slow_answer(
     make_app, fake_apis
 ) -> None:  # type: ignore[no-untyped-def]
     # WeChat reports the user's location every 5 s while they are in the chat (if enabled)
-    bot = make_app(**fake_apis.settings(reply_deadline=5, http_timeout=20)).extensions["wxbot.bot"]
-    fake_apis.hold("geocoding")
-    city = Delivery(bot, text("u1", "天气 朝阳"))
-    fake_apis.wait_entered("geocoding")
+    bot, city = _held_city_lookup(make_app, fake_apis)
     assert bot.handle(event("u1", "location", latitude=39.9, longitude=116.4)) == Silent()
     fake_apis.release("geocoding")
     city.join(10)
