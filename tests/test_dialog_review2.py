@@ -95,23 +95,31 @@ def test_choice_parsing() -> None:
 # --- 2. 「继续」 in a waiting state with nothing left to page -------------------------------
 
 
-@pytest.mark.parametrize("more", ["继续", "more", "下一页"])
-def test_more_while_waiting_for_a_city_is_not_a_city(rbot, fake_apis: FakeApis, more: str) -> None:  # type: ignore[no-untyped-def]
-    assert content(say(rbot, "u1", "天气")) == weather.ASK_CITY
+def _more_is_not_an_answer(
+    rbot, fake_apis: FakeApis, command: str, asked: str, more: str, api: str, state: str
+) -> None:  # type: ignore[no-untyped-def]
+    """「继续」 while ``command``'s step waits (it asked ``asked``) says there is nothing more
+    and asks again: the outside ``api`` is not called with it, the step still waits."""
+    assert content(say(rbot, "u1", command)) == asked
     reply = content(say(rbot, "u1", more))
     assert reply.startswith(words.NO_MORE_PAGES), reply
-    assert fake_apis.hits["geocoding"] == 0
-    assert state_of(rbot, "u1") == (weather.WAIT_WEATHER_CITY, 0)
+    assert fake_apis.hits[api] == 0
+    assert state_of(rbot, "u1") == (state, 0)
+
+
+@pytest.mark.parametrize("more", ["继续", "more", "下一页"])
+def test_more_while_waiting_for_a_city_is_not_a_city(rbot, fake_apis: FakeApis, more: str) -> None:  # type: ignore[no-untyped-def]
+    _more_is_not_an_answer(
+        rbot, fake_apis, "天气", weather.ASK_CITY, more, "geocoding", weather.WAIT_WEATHER_CITY
+    )
     assert content(say(rbot, "u1", "北京")).startswith("北京市天气")
 
 
 @pytest.mark.parametrize("more", ["继续", "more"])
 def test_more_while_waiting_for_a_song_is_not_a_song(rbot, fake_apis: FakeApis, more: str) -> None:  # type: ignore[no-untyped-def]
-    assert content(say(rbot, "u1", "点歌")) == music.ASK_SONG
-    reply = content(say(rbot, "u1", more))
-    assert reply.startswith(words.NO_MORE_PAGES), reply
-    assert fake_apis.hits["music"] == 0
-    assert state_of(rbot, "u1") == (music.WAIT_MUSIC_INFO, 0)
+    _more_is_not_an_answer(
+        rbot, fake_apis, "点歌", music.ASK_SONG, more, "music", music.WAIT_MUSIC_INFO
+    )
 
 
 def test_more_still_pages_in_a_waiting_state(rbot, fake_apis: FakeApis) -> None:  # type: ignore[no-untyped-def]
