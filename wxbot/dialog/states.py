@@ -9,7 +9,15 @@ Each module in ``wxbot.dialog.handlers`` listed in HANDLER_MODULES may define:
 - ``PROMPTS: dict[str, Prompt]`` — what a waiting state asks, to repeat it after the engine
   answered something else in between (「语言 en」 mid-flow);
 - ``on_exit(turn, reason)`` — told when a global interrupt (``cancelled``, ``handed_off``)
-  takes the user out of one of its states (statistics).
+  takes the user out of one of its states (statistics);
+- ``COMMANDS: list[Command]`` — tests of a message that plainly starts this module's task
+  (「天气 北京」, 「绑定手机」: the command word first). In another module's waiting state such a
+  message leaves that state and is handled as in WAIT_QUERY, instead of being read as the
+  city, the number or the code asked for (a user who changed their mind met 「没有找到
+  「绑定手机」」 and, after three tries, a human). A module's test declines in its own states,
+  whose handlers read their own commands;
+- ``TAKES_ANY_TEXT: set[str]`` — its waiting states whose answer may be any text (a question
+  being taught, a song title): commands do not interrupt those.
 
 Objects built at start-up may contribute the same attributes (``extra`` of build_table):
 the business flows loaded from YAML files (wxbot.flows) are one.
@@ -31,6 +39,7 @@ HANDLER_MODULES = ("learn", "weather", "music")
 
 Prompt = Callable[[Turn], "str | None"]
 ExitHook = Callable[[Turn, str], None]
+Command = Callable[[Turn], bool]
 
 
 class DialogueTableError(RuntimeError):
@@ -44,6 +53,8 @@ class DialogueTable:
     forgetters: list[Forgetter] = field(default_factory=list)
     prompts: dict[str, Prompt] = field(default_factory=dict)
     exit_hooks: list[ExitHook] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
+    takes_any_text: set[str] = field(default_factory=set)
 
     def is_known(self, state: str) -> bool:
         return state in self.handlers
@@ -60,6 +71,12 @@ class DialogueTable:
     def exited(self, turn: Turn, reason: str) -> None:
         for hook in self.exit_hooks:
             hook(turn, reason)
+
+    def starts_another_task(self, turn: Turn) -> bool:
+        """A message in a waiting state that plainly starts a task of its own (see COMMANDS)."""
+        if turn.state == WAIT_QUERY or turn.state in self.takes_any_text or turn.msg.is_event:
+            return False
+        return any(command(turn) for command in self.commands)
 
 
 def build_table(
@@ -87,6 +104,8 @@ def build_table(
         table.prompts.update(getattr(module, "PROMPTS", {}))
         if hasattr(module, "on_exit"):
             table.exit_hooks.append(module.on_exit)
+        table.commands.extend(getattr(module, "COMMANDS", ()))
+        table.takes_any_text.update(getattr(module, "TAKES_ANY_TEXT", ()))
     _check_declared_states(table, (*modules, query))
     return table
 

@@ -140,6 +140,13 @@ class Dialogue:
             prompt = self.table.prompt(turn)  # mid-flow: what the step still waits for
             reply = f"{reply}\n\n{prompt}" if prompt else reply
             return Outcome(Text(reply), state, slots=keep, counts=False)
+        if self.table.starts_another_task(turn):
+            # The user changed their mind: what they were asked for is abandoned (a flow
+            # counts it as cancelled) and the message starts afresh, as in WAIT_QUERY.
+            self.table.exited(turn, "cancelled")
+            _start_over(ctx)
+            state = WAIT_QUERY
+            turn = self.turn(conn, msg, ctx, now, later)
         if state == WAIT_QUERY:
             for router in self.table.routers:
                 claimed = router(turn)
@@ -153,7 +160,7 @@ class Dialogue:
         handler = self.table.handlers.get(state)
         if handler is None:  # a state from an older release: start over rather than fail
             log.warning("context of %s was in unknown state %r; reset", msg.openid, state)
-            ctx.reset()
+            _start_over(ctx)
             handler = self.table.handlers[WAIT_QUERY]
             turn = self.turn(conn, msg, ctx, now, later)
         return handler(turn)
@@ -237,6 +244,14 @@ class Dialogue:
         if remember:
             delivery.remember(ctx, msg, reply, self.history_window(ctx))
         return reply
+
+
+def _start_over(ctx: ContextRow) -> None:
+    """Back to WAIT_QUERY mid-message, keeping the engine's own slots: unread pages, late
+    results still owed, a notice, the slow work under way."""
+    private = {k: v for k, v in ctx.slots.items() if k in delivery.PRIVATE_SLOTS}
+    ctx.reset()
+    ctx.slots = private
 
 
 def _as_text(msg: Inbound, text: str) -> Inbound:

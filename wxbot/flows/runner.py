@@ -15,7 +15,7 @@ from typing import Any
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Outcome, Turn
 from wxbot.flows import guidance, phone, stats
 from wxbot.flows import messages as say
-from wxbot.flows.slots import SmsCodeSlot
+from wxbot.flows.slots import SmsCodeSlot, TextSlot
 from wxbot.flows.sms_steps import SmsCodeSteps
 from wxbot.flows.spec import Flow, Step
 from wxbot.flows.triggers import TriggerMatcher
@@ -36,6 +36,10 @@ class FlowRunner(SmsCodeSteps):
         self.STATES = {state: self.handle for state in self.by_state}
         self.ROUTERS = [self.route]
         self.PROMPTS = {state: self.prompt for state in self.by_state}
+        self.COMMANDS = [self.starts_flow]
+        self.TAKES_ANY_TEXT = {
+            s.state for f in flows for s in f.steps if isinstance(s.kind, TextSlot)
+        }
 
     # --- the table's entry points --------------------------------------------------------
 
@@ -50,6 +54,15 @@ class FlowRunner(SmsCodeSteps):
         work.event(stats.FLOW, "entered")
         filled = self._find(work, turn.text, current=None)
         return self._record(work, self._advance(work, filled, came_from=None))
+
+    def starts_flow(self, turn: Turn) -> bool:
+        """A flow's keyword or trigger phrase first, in a waiting state of another flow or
+        task (see COMMANDS)."""
+        if turn.msg.is_event or not turn.text:
+            return False
+        flow = self.matcher.command_flow(turn.text, turn.deps.kb)
+        current = self.by_state.get(turn.state)
+        return flow is not None and (current is None or current[0] is not flow)
 
     def handle(self, turn: Turn) -> Outcome:
         flow, index = self.by_state[turn.state]

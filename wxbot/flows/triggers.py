@@ -93,6 +93,16 @@ class TriggerMatcher:
                 self._memo.put(key, found)
         return found  # type: ignore[no-any-return]
 
+    def command_flow(self, text: str, kb: Any = None) -> Flow | None:
+        """The flow ``text`` plainly asks for, if any: it starts with one of the flow's
+        keywords or trigger phrases (「绑定手机 138…」, 「查充值」). Such a message also takes a
+        user out of another task's waiting state."""
+        key = phrase_key(text)
+        for phrase, flow in (*self.keywords, *self.phrases):
+            if _starts(key, phrase):
+                return None if _asks_the_knowledge_base(kb, text, key, phrase) else flow
+        return None
+
     def _match(self, text: str, kb: Any) -> Flow | None:
         key = phrase_key(text)
         if not key:

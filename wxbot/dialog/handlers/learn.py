@@ -143,5 +143,17 @@ def forget_user(conn: Connection, openid: str) -> None:
     conn.execute(update(entries).where(entries.c.taught_by == openid).values(taught_by=None))
 
 
+def starts_teaching(turn: Turn) -> bool:
+    """「学习」 from someone who may teach, in another task's waiting state."""
+    return (
+        turn.state not in STATES
+        and not turn.msg.is_event
+        and normalise_command(turn.text) in TEACH_WORDS
+        and _allowed(turn)
+    )
+
+
 STATES: dict[str, Handler] = {WAIT_LEARN: learn, WAIT_CONFIRM: confirm}
+COMMANDS = [starts_teaching]
+TAKES_ANY_TEXT = {WAIT_LEARN}  # the question or answer being taught may start with any word
 ROUTERS: list[Router] = [route]

@@ -93,5 +93,14 @@ def wait_song(turn: Turn) -> Outcome:
     return _search(turn, term[:MAX_TERM_CHARS], WAIT_MUSIC_INFO)
 
 
+def starts_music(turn: Turn) -> bool:
+    """「点歌 晴天」 or 「点歌」 in another task's waiting state."""
+    return (
+        turn.state not in STATES and not turn.msg.is_event and parse_request(turn.text) is not None
+    )
+
+
 STATES: dict[str, Handler] = {WAIT_MUSIC_INFO: wait_song}
 ROUTERS: list[Router] = [route]
+COMMANDS = [starts_music]
+TAKES_ANY_TEXT = {WAIT_MUSIC_INFO}  # a song may be called anything, 「天气预报」 included

@@ -207,5 +207,15 @@ def wait_choice(turn: Turn) -> Outcome:
     return wait_city(turn)  # another city altogether
 
 
+def starts_weather(turn: Turn) -> bool:
+    """「天气」, 「天气 北京」, 「查天气」 in another task's waiting state: the command word comes
+    first (「北京天气」 could be what that state asked for)."""
+    if turn.state in STATES or turn.msg.is_event:
+        return False
+    text = _TRAILING.sub("", _normal(turn.text))
+    return _PREFIX.match(text) is not None and parse_request(turn.text) is not None
+
+
 STATES: dict[str, Handler] = {WAIT_WEATHER_CITY: wait_city, WAIT_WEATHER_CHOICE: wait_choice}
 ROUTERS: list[Router] = [route]
+COMMANDS = [starts_weather]
