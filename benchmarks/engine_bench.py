@@ -219,7 +219,7 @@ def round_trips(url: str) -> tuple[int, int]:
     bot = app.extensions["wxbot.bot"]
 
     def ask(openid: str, msg_id: str) -> int:
-        with sql_sent(bot.engine) as sent:
+        with sql_sent(bot.engine, this_thread=True) as sent:
             bot.handle(
                 Inbound(
                     openid=openid,

@@ -71,7 +71,7 @@ def statements(bot: Bot, openid: str, text: str) -> int:
     bot.handle(message(openid, "取消"))
     bot.stats.flush()
     bot.deps.kb.flush_hits_now()
-    with sql_sent(bot.engine) as sent:
+    with sql_sent(bot.engine, this_thread=True) as sent:
         bot.handle(message(openid, text))
     return len([c for c in sent if not c.upper().startswith("BEGIN")])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -76,14 +77,28 @@ def state_of(bot: Any, openid: str) -> tuple[str, int]:
     return row.state, row.attempts
 
 
+class _ThreadFilter:
+    """A list's append that keeps only what one thread adds."""
+
+    def __init__(self, into: list[str], thread: int) -> None:
+        self.into, self.thread = into, thread
+
+    def append(self, sql: str) -> None:
+        if threading.get_ident() == self.thread:
+            self.into.append(sql)
+
+
 @contextmanager
-def sql_sent(engine: Any) -> Iterator[list[str]]:
+def sql_sent(engine: Any, this_thread: bool = False) -> Iterator[list[str]]:
     """Every command the engine's connections send while inside the block, as text, COMMIT
     included: on MySQL counted at the driver (PyMySQL), so each is one round trip (a
     multi-statement query is one); on SQLite each statement (sqlite3's trace callback: there
     is no network). The message path sends its statements on the DBAPI cursor, which
-    SQLAlchemy's cursor events do not see: count here instead."""
-    sent: list[str] = []
+    SQLAlchemy's cursor events do not see: count here instead. ``this_thread``: only what
+    the calling thread sends (not a background flush that happens to run meanwhile)."""
+    caller = threading.get_ident()
+    counted: list[str] = []
+    sent: Any = _ThreadFilter(counted, caller) if this_thread else counted
     if engine.dialect.name == "mysql":
         import pymysql.connections
 
@@ -95,7 +110,7 @@ def sql_sent(engine: Any) -> Iterator[list[str]]:
 
         pymysql.connections.Connection._execute_command = counting  # type: ignore[method-assign]
         try:
-            yield sent
+            yield counted
         finally:
             pymysql.connections.Connection._execute_command = original  # type: ignore[method-assign]
         return
@@ -109,7 +124,7 @@ def sql_sent(engine: Any) -> Iterator[list[str]]:
     event.listen(engine, "connect", trace)
     engine.pool.dispose()  # pooled connections reconnect, traced
     try:
-        yield sent
+        yield counted
     finally:
         tracing[0] = False
         event.remove(engine, "connect", trace)
