@@ -89,6 +89,17 @@ class DialogueResumer:
             stored = None
         return translate(message, stored or language.guess(msg, self.settings.default_language))
 
+    def forget_work(self, msg: Inbound) -> None:
+        with transaction(self.engine) as conn:
+            ctx, _ = store.lock_context(conn, msg.openid)
+            if ctx is None:  # unsubscribed meanwhile
+                return
+            under_way = delivery.working(ctx)
+            if under_way.pop(msg.dedup_key, None) is None:
+                return
+            delivery.set_working(ctx, under_way)
+            store.save_context(conn, ctx, self.clock(), self.settings.session_ttl, bump=False)
+
     def queue_late(self, openid: str, reply: Reply) -> None:
         with transaction(self.engine) as conn:
             ctx, _ = store.lock_context(conn, openid)

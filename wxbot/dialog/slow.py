@@ -81,6 +81,10 @@ class Resumer(Protocol):
         """``message`` in the sender's language (outside any transaction)."""
         ...
 
+    def forget_work(self, msg: Inbound) -> None:
+        """The work's failure was answered: it is no longer under way for the user."""
+        ...
+
 
 class SlowPath:
     def __init__(
@@ -121,19 +125,48 @@ class SlowPath:
             )
         except Exception:
             log.exception("resuming %s failed", msg.dedup_key)
-            reply = Text(self.resumer.localised(msg, words.APOLOGY))
-            with transaction(self.engine) as conn:
-                store.update_seen(conn, msg.dedup_key, reply=dump_reply(reply), status="done")
-            return reply
+            return self._apologise(msg)
         # Push after the commit: the push is an HTTP call (and may refresh the shared token in
         # the database), which must not run inside the user's locked transaction; on SQLite
         # that transaction holds the database's write lock and the token read would deadlock.
-        if late and not self._push(msg.openid, reply):
-            try:
-                with_retries(lambda: self.resumer.queue_late(msg.openid, reply))
-            except Exception:
-                log.exception("keeping the late result of %s failed", msg.dedup_key)
+        if late:
+            self._deliver_late(msg, reply)
         return reply
+
+    def _apologise(self, msg: Inbound) -> Reply:
+        """A resume that failed: the apology is the message's answer, delivered like a result
+        (to the delivery waiting, or pushed or kept when the user was told we are still
+        working), and the work is no longer under way, so the user's next message does not
+        also begin with the lost-work notice."""
+        reply = Text(self.resumer.localised(msg, words.APOLOGY))
+        try:
+            late = with_retries(lambda: self._record_apology(msg.dedup_key, reply))
+        except Exception:  # the database is down: the lost-work notice will say it later
+            log.exception("recording the apology for %s failed", msg.dedup_key)
+            return reply
+        if late:
+            self._deliver_late(msg, reply)
+        try:
+            with_retries(lambda: self.resumer.forget_work(msg))
+        except Exception:
+            log.exception("clearing the work under way of %s failed", msg.dedup_key)
+        return reply
+
+    def _record_apology(self, dedup_key: str, reply: Reply) -> bool:
+        """Store the apology as the message's reply; whether the user was told to wait."""
+        with transaction(self.engine) as conn:
+            record = store.find_seen(conn, dedup_key, lock=True)
+            store.update_seen(conn, dedup_key, reply=dump_reply(reply), status="done")
+        return record is not None and record.status == "late"
+
+    def _deliver_late(self, msg: Inbound, reply: Reply) -> None:
+        """A result for a user told 「还在处理中」: pushed, or kept for their next message."""
+        if self._push(msg.openid, reply):
+            return
+        try:
+            with_retries(lambda: self.resumer.queue_late(msg.openid, reply))
+        except Exception:
+            log.exception("keeping the late result of %s failed", msg.dedup_key)
 
     def _push(self, openid: str, reply: Reply) -> bool:
         if self.push is None:
