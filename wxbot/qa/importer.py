@@ -1,7 +1,8 @@
 """Batch import: validate every row first, then upsert in bulk in one transaction.
 
-Knowledge files (see formats.py) and synonyms files (one group per line; a file whose name
-contains "synonym" or whose first line is ``# wxbot synonyms``) may be mixed in one import.
+Knowledge files (see the formats package) and synonyms files (one group per line; a file
+whose name contains "synonym" or whose first line is ``# wxbot synonyms``) may be mixed in
+one import.
 
 Nothing is written unless every row is good (or ``skip_bad``); ``dry_run`` plans and rolls
 back. Rows are matched to existing entries by their normalised questions, so importing the

@@ -1,0 +1,145 @@
+r"""CSV: ``question,answer`` per row; more questions of the same answer separated by ``|`` in
+the question column. With a header row the columns are named: ``question`` (may repeat),
+``answer``, ``similar`` (``|``-separated similar questions), ``language``; Chinese names
+(问题, 答案, 相似问法, 语言) work too.
+
+Escaping (against CSV/formula injection: a spreadsheet runs a cell that starts with ``=``,
+``+``, ``-``, ``@``, a tab or a CR as a formula, and questions may be users' own words):
+
+* The writer puts a ``'`` in front of every value (main question, each similar question of
+  the ``|``-separated ``similar`` cell, answer, language) that starts with ``=``, ``+``,
+  ``-``, ``@``, a tab, a CR or ``'``. So no cell of an export starts with a formula
+  character, and a spreadsheet shows such a cell as text.
+* The reader takes one ``'`` off every such value (each ``|``-separated question, the
+  answer, the language) that starts with ``'`` followed by one of those characters
+  (``'`` included): ``'=1+1`` reads ``=1+1``, ``''x`` reads ``'x``. A value starting with
+  ``'`` and then anything else (``'abc``) is read as it is, and so is every value without
+  a leading ``'``: hand-written files mean what they did. The one change: a hand-written
+  value that really starts with ``'=`` (``'-``, ``''`` ...) loses its first ``'``; write
+  it ``''=`` to keep it.
+* Only the start of a value counts; a ``'`` or ``=`` further in is never touched.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+
+from wxbot.qa.formats.records import MISSING, Item, Parsed, Record
+
+_COLUMNS = {
+    "question": "question",
+    "questions": "question",
+    "问题": "question",
+    "answer": "answer",
+    "答案": "answer",
+    "similar": "similar",
+    "相似问法": "similar",
+    "相似问题": "similar",
+    "language": "language",
+    "语言": "language",
+}
+# CSV injection (OWASP): a spreadsheet opening an export runs a cell that starts with one of
+# these as a formula, and questions are partly users' own wordings (learning.py).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# The writer puts a "'" before a value starting with one of these, the "'" itself included so
+# that the reader's undoing it is unambiguous (see the module docstring).
+_CSV_ESCAPED = (*_FORMULA_START, "'")
+
+
+def _header(row: list[str]) -> list[str] | None:
+    """Column roles of a header row, or None if the row is data."""
+    roles = [_COLUMNS.get(c.strip().lower()) for c in row]
+    if None in roles or "question" not in roles or roles.count("answer") != 1:
+        return None
+    return roles  # type: ignore[return-value]
+
+
+def parse(text: str, name: str) -> Parsed:
+    out = Parsed()
+    reader = csv.reader(io.StringIO(text, newline=""))
+    start = 1
+    roles: list[str] | None = None
+    first = True
+    try:
+        for row in reader:
+            line, start = start, reader.line_num + 1
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if first:
+                first = False
+                roles = _header(row)
+                if roles is not None:
+                    continue
+            if roles is None:
+                if len(row) != 2:
+                    out.errors.append(
+                        f"{name}:{line}: expected 2 columns (question,answer), found {len(row)}"
+                        + ("; quote answers that contain commas" if len(row) > 2 else "")
+                    )
+                    continue
+                questions = [_csv_unescape(q) for q in row[0].split("|")]
+                out.records.append(Record(questions, _csv_unescape(row[1]), name, line))
+                continue
+            while len(row) > len(roles) and not row[-1].strip():
+                row = row[:-1]
+            short = {"question", "answer"} & set(roles[len(row) :])  # optional ones may go
+            if len(row) > len(roles) or short:
+                out.errors.append(
+                    f"{name}:{line}: expected {len(roles)} columns ({','.join(roles)}), "
+                    f"found {len(row)}"
+                    + ("; quote answers that contain commas" if len(row) > len(roles) else "")
+                )
+                continue
+            row = row + [""] * (len(roles) - len(row))
+            questions: list[object] = []
+            language: object = MISSING
+            answer = ""
+            for role, cell in zip(roles, row, strict=True):
+                if role == "question":
+                    pieces = [_csv_unescape(q) for q in cell.split("|")]
+                    if "|".join(pieces).strip():  # (the cell itself, when nothing was escaped)
+                        questions.extend(pieces)
+                elif role == "similar":
+                    pieces = [_csv_unescape(q) for q in cell.split("|")]
+                    questions.extend(q for q in pieces if q.strip())
+                elif role == "language":
+                    language = _csv_unescape(cell).strip() or None
+                elif role == "answer":
+                    answer = _csv_unescape(cell)
+            out.records.append(Record(questions, answer, name, line, language))
+    except csv.Error as exc:
+        out.errors.append(f"{name}:{reader.line_num}: broken CSV ({exc})")
+    return out
+
+
+def write(items: Iterable[Item], out: io.TextIOBase) -> int:
+    """Write entries as CSV with a header row; returns the number written."""
+    count = 0
+    writer = csv.writer(out, lineterminator="\n")
+    # QUOTE_MINIMAL quotes only the line terminator's characters: a cell with a lone CR
+    # would be cut in two on reading, so rows holding one are quoted in full.
+    quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    writer.writerow(["question", "answer", "similar", "language"])
+    for it in items:
+        qs = [q.replace("|", "/") for q in it.questions]  # (the same question key)
+        # Every value is escaped, each similar question too: only a cell's start matters
+        # to a spreadsheet, but a value is then always escaped the same way wherever it
+        # sits (a "|"-separated question read back is unescaped on its own).
+        qs = [_csv_escape(q) for q in qs]
+        row = [qs[0], _csv_escape(it.answer), "|".join(qs[1:]), _csv_escape(it.language or "")]
+        (quoted if any("\r" in cell for cell in row) else writer).writerow(row)
+        count += 1
+    return count
+
+
+def _csv_escape(value: str) -> str:
+    """``value`` as the CSV writer writes it: never starting with a formula character."""
+    return "'" + value if value.startswith(_CSV_ESCAPED) else value
+
+
+def _csv_unescape(value: str) -> str:
+    """A value the writer escaped, as it was; one the writer could not have written that way
+    (a "'" followed by anything else, e.g. 'abc) is left as it is."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(_CSV_ESCAPED) else value

@@ -1,0 +1,60 @@
+"""JSON Lines: one object per line, ``{"question": "...", "answer": "..."}`` or
+``{"questions": ["...", "..."], "answer": "..."}``, optionally ``"similar": [...]`` and
+``"language": "en"``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable
+
+from wxbot.qa.formats.records import MISSING, Item, Parsed, Record, split_lines
+
+
+def parse(text: str, name: str) -> Parsed:
+    out = Parsed()
+    for number, raw in enumerate(split_lines(text), 1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            out.errors.append(f"{name}:{number}: invalid JSON ({exc.msg})")
+            continue
+        except RecursionError:
+            out.errors.append(f"{name}:{number}: invalid JSON (nested too deeply)")
+            continue
+        if not isinstance(obj, dict):
+            out.errors.append(f"{name}:{number}: expected a JSON object")
+            continue
+        unknown = set(obj) - {"question", "questions", "similar", "answer", "language", "id"}
+        if unknown:
+            out.errors.append(f"{name}:{number}: unknown field(s) {', '.join(sorted(unknown))}")
+            continue
+        if ("question" in obj) == ("questions" in obj):
+            out.errors.append(f'{name}:{number}: give exactly one of "question" or "questions"')
+            continue
+        if "answer" not in obj:
+            out.errors.append(f'{name}:{number}: missing "answer"')
+            continue
+        qs = obj["questions"] if "questions" in obj else [obj["question"]]
+        similar = obj.get("similar", [])
+        if not isinstance(qs, list) or not isinstance(similar, list):
+            out.errors.append(f'{name}:{number}: "questions" must be a list of strings')
+            continue
+        language = obj.get("language", MISSING)
+        out.records.append(Record([*qs, *similar], obj["answer"], name, number, language))
+    return out
+
+
+def write(items: Iterable[Item], out: io.TextIOBase) -> int:
+    """Write entries as JSON Lines; returns the number written."""
+    count = 0
+    for it in items:
+        obj: dict[str, object] = {"questions": it.questions, "answer": it.answer}
+        if it.language:
+            obj["language"] = it.language
+        out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        count += 1
+    return count
