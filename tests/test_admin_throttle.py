@@ -14,6 +14,7 @@ from tests.console_helpers import (
     console_app_fixture,  # noqa: F401 - the app fixture
     login,
 )
+from tests.helpers import sql_sent
 from wxbot.admin import throttle
 
 RIGHT = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -154,3 +155,18 @@ def test_a_right_token_waits_for_a_wrong_one_being_counted(app) -> None:  # type
         right.join(30)
         event.remove(engine, "after_execute", hold)
     assert answers == {"wrong": 403, "right": 429}
+
+
+@pytest.mark.parametrize("path", [API, PAGE])
+def test_locked_out_the_right_and_a_wrong_token_cost_the_same_statements(client, path: str) -> None:  # type: ignore[no-untyped-def]
+    """A locked-out client must not tell the right token by how fast its 429 comes back:
+    counting a wrong guess took two statements more than reading the count."""
+    for _ in range(LIMIT + 1):
+        client.get(path, headers=WRONG)
+    engine = client.application.extensions["wxbot.engine"]
+    sent = {}
+    for name, headers in (("right", RIGHT), ("wrong", WRONG)):
+        with sql_sent(engine, this_thread=True) as statements:
+            assert client.get(path, headers=headers).status_code == 429
+        sent[name] = statements
+    assert sent["right"] == sent["wrong"] and sent["right"]

@@ -24,8 +24,10 @@ FAILURE_WINDOW = 15 * 60  # ...within this many seconds; then refused until the 
 # scripts, so a right bearer token only *reads* the count (bearer_wait), under the lock
 # that counting takes: on SQLite every transaction starts with BEGIN IMMEDIATE, the database's
 # write lock; on MySQL a share lock on the client's row, which waits for a count not yet
-# committed, even one that is inserting the row. A wrong token is counted, and its answer
-# decided, in one transaction (count_attempt), as for the login.
+# committed, even one that is inserting the row. A wrong token takes the same read first
+# (a locked-out client is answered from it, so its answers take the same time whichever
+# token it sends); then it is counted, and its answer decided, in one transaction
+# (count_attempt), as for the login.
 #
 # Both kinds send, as their first statement straight after the (in-memory) comparison, one
 # that queues on the client's count, so the answers are those of some serial order of the
@@ -35,9 +37,9 @@ FAILURE_WINDOW = 15 * 60  # ...within this many seconds; then refused until the 
 # time. The race left: a right token read before concurrent wrong ones reach the database is
 # accepted, the wrong ones being ordered after it. That is no extra guess: an attacker cannot
 # send the right one first without knowing which it is. Cost: a right token, one read and no
-# write; a wrong one, one write; none once the client is locked out (the count stops at
-# MAX_FAILURES + 1), so a flood of guesses then writes nothing and is not told apart from a
-# right token by a commit's flush. A right token does not forget the count (that would be a
+# write; a wrong one, that read and one write; once the client is locked out, the read alone
+# whichever token it sends, so a flood of guesses then writes nothing and is not told apart
+# from a right token by its timing. A right token does not forget the count (that would be a
 # write): failures expire with their window, or with a login through the form.
 
 
@@ -125,8 +127,15 @@ def forget_failures() -> None:
 def bearer_wait(right: bool) -> int:
     """For a request with a bearer token (``right``: it is the admin token): the seconds it
     must wait (answer 429), or 0 (answer as the token deserves). A wrong token is counted;
-    see the comment at the top of the module for why a right one is only read."""
-    return _locked_for() if right else count_attempt()
+    see the comment at the top of the module for why a right one is only read.
+
+    Both first read the count the same way, and a client locked out is answered from that
+    read alone, whatever its token: counting a wrong guess took two statements more, so a
+    locked-out client could tell the right token by how fast its 429 came back."""
+    wait = _locked_for()
+    if wait or right:
+        return wait
+    return count_attempt()
 
 
 def _locked_for() -> int:
