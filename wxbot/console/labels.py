@@ -81,6 +81,7 @@ _REASONS = [
     (r"no learned question (\d+)", "这个学到的问法已经不在了（可能刚被撤销）。"),
     (r"no LLM answer (\d+)", r"大模型回答 #\1 不存在（提问的用户可能已被删除）。"),
     (r"already promoted to knowledge entry (\d+)", r"这个回答已经加入知识库：条目 #\1。"),
+    (r"the search is longer than (\d+) characters", r"搜索词不能超过 \1 个字。"),
     (
         r"history_rounds must be a whole number from 1 to (\d+)",
         r"历史轮数必须是 1 到 \1 之间的整数（留空用默认值）。",

@@ -10,6 +10,12 @@ from wxbot.admin.ops.base import AdminBase, AdminError, T
 from wxbot.qa import formats, store, writer
 from wxbot.qa import synonyms as synonym_store
 from wxbot.qa.formats import MISSING
+from wxbot.qa.models import MAX_ANSWER_CHARS
+
+# No stored question or answer is longer, so a longer search can match nothing; and SQLite
+# refuses a LIKE pattern over 50,000 bytes ("pattern too complex": a 500), which this keeps
+# clear of even when every character is escaped or takes 4 bytes.
+MAX_SEARCH_CHARS = MAX_ANSWER_CHARS
 
 
 class KnowledgeOps(AdminBase):
@@ -20,6 +26,8 @@ class KnowledgeOps(AdminBase):
         return entry
 
     def entries(self, search: str, offset: int, limit: int) -> tuple[int, list[store.EntryRow]]:
+        if len(search) > MAX_SEARCH_CHARS:
+            raise AdminError(422, f"the search is longer than {MAX_SEARCH_CHARS} characters")
         return self.read(lambda conn: store.list_entries(conn, search, offset, limit))
 
     def create_entry(

@@ -159,10 +159,21 @@ class UserOps(AdminBase):
 def _memory_or_404(conn: Connection, openid: str, lock: bool = False) -> memory.UserMemory:
     if lock:  # serialise with the user's messages: the engine saves what it loaded
         context.lock_context(conn, openid)
-    found = memory.load(conn, openid)
+    found = memory.load(conn, openid) if _stored_as_given(conn, openid) else None
     if found is None:
         raise AdminError(404, f"no session for {openid!r}")
     return found
+
+
+def _stored_as_given(conn: Connection, openid: str) -> bool:
+    """Whether something is stored under exactly ``openid``. MySQL compares strings ignoring
+    trailing spaces (utf8mb4_bin is a PAD SPACE collation): there ``o_u%20`` in a URL finds
+    the rows of ``o_u``, and deleting "o_u " would forget o_u."""
+    for table in (contexts, memory.memories):
+        same = select(table.c.openid).where(table.c.openid == openid)
+        if openid in conn.execute(same).scalars().all():
+            return True
+    return False
 
 
 def _rows_by_openid(conn: Connection, table: Any, ids: list[str], *columns: Any) -> dict[str, Any]:
