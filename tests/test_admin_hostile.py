@@ -321,3 +321,31 @@ def test_the_console_does_not_forget_the_user_with_the_trailing_space_either(
     resp = client.post("/admin/conversations/o_u%20/forget", data={"csrf_token": token})
     assert resp.status_code == 404
     assert client.get("/admin/conversations/o_u").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        ({"answer": "\x00"}, "the answer holds the control character U+0000"),
+        ({"answer": "好的\x1b[31m"}, "the answer holds the control character U+001B"),
+        ({"answer": "\u200b\ufeff "}, "the answer has no visible text"),
+        ({"questions": ["a\x00b"]}, "a question holds the control character U+0000"),
+    ],
+)
+def test_an_answer_or_question_wechat_cannot_show_is_refused(client, bot, body, reason) -> None:  # type: ignore[no-untyped-def]
+    """Such an answer was stored and reached users as an empty reply (XML cannot carry it)."""
+    created = client.post(
+        f"{API}/knowledge", json={"question": "营业时间", "answer": "九点"}, headers=AUTH
+    )
+    entry = created.get_json()["id"]
+    resp = client.put(f"{API}/knowledge/{entry}", json=body, headers=AUTH)
+    assert resp.status_code == 422 and resp.get_json()["error"].startswith(reason)
+    assert client.get(f"{API}/knowledge/{entry}", headers=AUTH).get_json()["answer"] == "九点"
+
+
+def test_tabs_and_line_breaks_stay_allowed_in_answers(client) -> None:  # type: ignore[no-untyped-def]
+    answer = "第一行\n\t第二行\r\n第三行"
+    resp = client.post(
+        f"{API}/knowledge", json={"question": "多行", "answer": answer}, headers=AUTH
+    )
+    assert resp.status_code == 201, resp.get_json()

@@ -6,6 +6,9 @@ transaction, so every process picks the change up on its next message.
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 from sqlalchemy import Connection, delete, insert, select, update
 
 from wxbot.qa import store
@@ -25,14 +28,32 @@ class KnowledgeError(ValueError):
         self.status = status
 
 
+# Characters no XML 1.0 document may hold, so no reply can carry them to WeChat: stored in an
+# answer they would be dropped on the way (an answer of "\x00" reached users as nothing).
+_UNSENDABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 def _check_unicode(text: str, what: str) -> None:
-    """JSON may carry lone surrogates (\\ud800) that no database can store as UTF-8."""
+    """JSON may carry lone surrogates (\\ud800) that no database can store as UTF-8, and
+    control characters that no reply can carry."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise KnowledgeError(
             f"{what} is not valid Unicode (a lone surrogate at character {exc.start + 1})"
         ) from None
+    bad = _UNSENDABLE.search(text)
+    if bad is not None:
+        raise KnowledgeError(
+            f"{what} holds the control character U+{ord(bad.group()):04X} "
+            f"(at character {bad.start() + 1}), which WeChat cannot show"
+        )
+
+
+def _visible(text: str) -> bool:
+    """Anything a user would see: not only spaces and invisible format characters
+    (zero-width spaces, byte-order marks)."""
+    return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
 
 
 def check_question(question: object) -> str:
@@ -54,8 +75,10 @@ def check_answer(answer: object) -> str:
         raise KnowledgeError("the answer must be a string")
     _check_unicode(answer, "the answer")
     answer = answer.strip()
-    if not answer:
-        raise KnowledgeError("the answer is empty")
+    if not _visible(answer):
+        raise KnowledgeError(
+            "the answer is empty" if not answer else "the answer has no visible text"
+        )
     if len(answer) > MAX_ANSWER_CHARS:
         raise KnowledgeError(f"the answer is longer than {MAX_ANSWER_CHARS} characters")
     return answer
