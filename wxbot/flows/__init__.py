@@ -64,12 +64,31 @@ def load_flows(directory: str | Path | None = None) -> Loaded:
     return loaded
 
 
+def _engine_states() -> set[str]:
+    """The waiting states of the bot's own tasks (weather, music, teaching, WAIT_QUERY)."""
+    from wxbot.dialog.states import build_table
+
+    return set(build_table().handlers)
+
+
+def _answered_by_the_bot(phrase: str) -> str | None:
+    """The built-in command that takes ``phrase`` before any flow's router sees it."""
+    from wxbot.dialog.handlers import music, weather
+
+    if weather.parse_request(phrase) is not None:
+        return "a weather request (天气 …)"
+    if music.parse_request(phrase) is not None:
+        return "a music request (点歌 …)"
+    return None
+
+
 def _conflicts(loaded: Loaded) -> list[str]:
     problems = []
     names: dict[str, str] = {}
     states: dict[str, str] = {}
     phrases: dict[str, tuple[str, str]] = {}
     reserved = {phrase_key(w) for w in _RESERVED}
+    engine = _engine_states() if loaded.flows else set()
     for flow in loaded.flows:
         where = f"{flow.path}:{flow.line}"
         if flow.name in names:
@@ -77,15 +96,24 @@ def _conflicts(loaded: Loaded) -> list[str]:
         names.setdefault(flow.name, where)
         for step in flow.steps:
             at = f"{flow.path}:{step.line}"
-            if step.state in states or step.state.startswith("WAIT_QUERY"):
-                other = states.get(step.state, "the engine")
+            if step.state in states or step.state in engine or step.state.startswith("WAIT_QUERY"):
+                other = states.get(step.state, "the bot itself")
                 problems.append(f"{at}: the state {step.state!r} is already used by {other}")
             states.setdefault(step.state, at)
         for phrase in (*flow.triggers, *flow.keywords):
             at = f"{flow.path}:{flow.lines.get(phrase, flow.line)}"
             key = phrase_key(phrase)
-            if key in reserved:
+            command = _answered_by_the_bot(phrase)
+            if not key:  # it would be found in every message
+                problems.append(
+                    f"{at}: the trigger {phrase!r} has no words once punctuation is ignored"
+                )
+            elif key in reserved:
                 problems.append(f"{at}: the trigger {phrase!r} is a word the bot itself answers")
+            elif command:
+                problems.append(
+                    f"{at}: the trigger {phrase!r} is {command}: the bot answers it before any flow"
+                )
             elif key in phrases and phrases[key][0] != flow.name:
                 other_flow, other_at = phrases[key]
                 problems.append(

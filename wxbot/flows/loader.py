@@ -6,7 +6,6 @@ yamlcheck.py.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,16 +14,25 @@ from typing import Any
 import yaml
 
 from wxbot.config import ConfigError
-from wxbot.flows import slots
+from wxbot.flows import slots, webhook_url
 from wxbot.flows.messages import CONFIRM
 from wxbot.flows.spec import FACTS, Action, Bands, Flow, Step, Texts
-from wxbot.flows.yamlcheck import Checker, MarkedDict, MarkedList, MarkedLoader, line_of
+from wxbot.flows.yamlcheck import (
+    MAX_BYTES,
+    Checker,
+    MarkedDict,
+    MarkedList,
+    MarkedLoader,
+    line_of,
+)
 from wxbot.i18n import LANGUAGES, translate
 from wxbot.models import STATE_LEN
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 SLOT = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-ENV = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
+STATE = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*$")
+MAX_ATTEMPTS = 100  # attempts.*: more failed answers at one step than anyone sends
+MAX_ROUNDS = 1000
 
 FLOW_KEYS = ("name", "description", "triggers", "keywords", "attempts", "rounds", "steps", "action")
 STEP_KEYS = (
@@ -34,6 +42,7 @@ STEP_KEYS = (
 ACTION_KEYS = ("reply", "webhook", "bind_phone")
 BAND_KEYS = ("patient", "explicit", "urgent", "limit")
 SMS_MESSAGES = ("sent", "wrong", "too_many", "expired", "lost", "send_failed")
+SMS_MESSAGE_VALUES = {"sent": ("phone",), "wrong": ("left",)}  # see sms_steps.py
 
 
 class FlowError(ConfigError):
@@ -53,16 +62,22 @@ class Loaded:
 def load_file(path: Path) -> tuple[Flow | None, list[str], list[str]]:
     """One flow file: (the flow or None, problems, warnings)."""
     check = Checker(str(path))
+    text = _read(check, path)
+    if text is None:
+        return None, check.problems, check.warnings
     try:
-        with path.open(encoding="utf-8-sig") as handle:
-            data = yaml.load(handle, Loader=MarkedLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=MarkedLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
         check.error(line, f"not valid YAML: {exc.problem or exc.context}")
         return None, check.problems, check.warnings
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        check.error(0, f"cannot read: {exc}")
+    except yaml.reader.ReaderError as exc:  # a control character: the line it is on
+        line = text.count("\n", 0, exc.position) + 1
+        check.error(line, f"not valid YAML: the control character #x{exc.character:04x}")
+        return None, check.problems, check.warnings
+    except (yaml.YAMLError, RecursionError) as exc:
+        check.error(0, f"not valid YAML: {exc}")
         return None, check.problems, check.warnings
     if not isinstance(data, MarkedDict):
         check.error(1, "a flow file is a mapping with name, triggers, steps and action")
@@ -71,8 +86,32 @@ def load_file(path: Path) -> tuple[Flow | None, list[str], list[str]]:
     return (flow if not check.problems else None), check.problems, check.warnings
 
 
+def _read(check: Checker, path: Path) -> str | None:
+    """The file's text (UTF-8, a BOM allowed), or None with the problem noted."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            check.error(0, f"the file is {size:,} bytes; a flow file is at most {MAX_BYTES:,}")
+            return None
+        raw = path.read_bytes()
+    except OSError as exc:
+        check.error(0, f"cannot read: {exc.strerror or exc}")
+        return None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        check.error(1, "the file is UTF-16; save it as UTF-8")
+        return None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        check.error(line, f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save it as UTF-8")
+        return None
+
+
 def _flow(check: Checker, data: MarkedDict) -> Flow | None:
     check.unknown_keys(data, FLOW_KEYS, "the flow")
+    if not isinstance(data.get("description", ""), str):
+        check.error(line_of(data, "description"), "`description` must be text")
     name = data.get("name")
     if not isinstance(name, str) or not NAME.match(name):
         check.error(line_of(data, "name"), "`name` must be lower-case letters, digits and _")
@@ -95,8 +134,11 @@ def _flow(check: Checker, data: MarkedDict) -> Flow | None:
     declared = {str(r.get("slot")) for r in raw_steps if isinstance(r, MarkedDict)}
     action = _action(check, data.get("action"), line_of(data, "action"), steps, declared)
     rounds = data.get("rounds", max(10, bands.limit + 2 * len(steps)))
-    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
-        check.error(line_of(data, "rounds"), "`rounds` must be a positive whole number")
+    if not _whole(rounds, MAX_ROUNDS if "rounds" in data else rounds):
+        check.error(
+            line_of(data, "rounds"),
+            f"`rounds` must be a positive whole number (at most {MAX_ROUNDS:,})",
+        )
         rounds = 10
     if check.problems or action is None:
         return None
@@ -140,8 +182,11 @@ def _bands(check: Checker, raw: Any, line: int) -> Bands:
     values = {}
     for key in BAND_KEYS:
         value = raw.get(key, getattr(Bands, key))
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            check.error(line_of(raw, key), f"`attempts.{key}` must be a positive whole number")
+        if not _whole(value, MAX_ATTEMPTS):
+            check.error(
+                line_of(raw, key),
+                f"`attempts.{key}` must be a positive whole number (at most {MAX_ATTEMPTS})",
+            )
             return Bands()
         values[key] = value
     limit = values["limit"]
@@ -158,6 +203,10 @@ def _bands(check: Checker, raw: Any, line: int) -> Bands:
     return Bands(**values)
 
 
+def _whole(value: Any, most: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= most
+
+
 def _step(check: Checker, flow: str, raw: Any, line: int, earlier: list[Step]) -> Step | None:
     if not isinstance(raw, MarkedDict):
         check.error(line, "each step is a mapping with slot, type and ask")
@@ -171,8 +220,13 @@ def _step(check: Checker, flow: str, raw: Any, line: int, earlier: list[Step]) -
         check.error(line_of(raw, "slot"), f"the slot {slot!r} is filled by two steps")
     what = f"step {slot!r}"
     kind_name = raw.get("type")
+    if not isinstance(kind_name, str):
+        check.error(
+            line_of(raw, "type"), f"{what}: `type` must be one of: {', '.join(slots.TYPES)}"
+        )
+        return None
     try:
-        kind = slots.build(str(kind_name), raw)
+        kind = slots.build(kind_name, raw)
     except slots.SlotConfigError as exc:
         key = (
             "type"
@@ -189,7 +243,14 @@ def _step(check: Checker, flow: str, raw: Any, line: int, earlier: list[Step]) -
         check.error(line_of(raw, key), f"{what}: {exc}")
         return None
     state = raw.get("state", f"WAIT_{flow}.{slot}")
-    if not isinstance(state, str) or not state or len(state) > STATE_LEN:
+    if "state" not in raw and not NAME.match(flow):
+        pass  # the flow's bad name was reported
+    elif not isinstance(state, str) or not STATE.match(state):
+        check.error(
+            line_of(raw, "state"),
+            f"{what}: `state` must be a name of letters, digits, _ and . (WAIT_ORDER_NO)",
+        )
+    elif len(state) > STATE_LEN:
         check.error(
             line_of(raw, "state"),
             f"{what}: the state name {state!r} must be 1 to {STATE_LEN} characters; "
@@ -206,10 +267,14 @@ def _step(check: Checker, flow: str, raw: Any, line: int, earlier: list[Step]) -
     check.names(ask, filled_before, f"the prompt of {what}")
     check.names(invalid, filled_before, f"`invalid` of {what}")
     check.names(confirm, filled_before | {slot}, f"`confirm` of {what}")
-    for texts in messages.values():
-        check.names(texts, filled_before | {"phone"}, f"`messages` of {what}")
+    for key, texts in messages.items():  # rendered with their own values only, no slots
+        known = set(SMS_MESSAGE_VALUES.get(key, ()))
+        check.names(texts, known, f"`messages.{key}` of {what}", slots=False)
     example = raw.get("example")
-    if example is not None:
+    if example is not None and (not isinstance(example, (str, int)) or isinstance(example, bool)):
+        check.error(line_of(raw, "example"), f"{what}: the example must be text")
+        example = None
+    elif example is not None:
         example = str(example)
         if kind.parse(example) is None:
             check.error(
@@ -219,10 +284,16 @@ def _step(check: Checker, flow: str, raw: Any, line: int, earlier: list[Step]) -
             )
     if isinstance(kind, slots.SmsCodeSlot):
         target = next((s for s in earlier if s.slot == kind.phone_slot), None)
+        other = next((s for s in earlier if isinstance(s.kind, slots.SmsCodeSlot)), None)
         if target is None or not isinstance(target.kind, slots.PhoneSlot):
             check.error(
                 line_of(raw, "phone_slot"),
                 f"{what}: `phone_slot` must name an earlier step of type phone",
+            )
+        elif other is not None:  # one pending code per user, one a minute: a 2nd would wait
+            check.error(
+                line_of(raw, "type"),
+                f"{what}: a flow has at most one sms_code step (step {other.slot!r} is one)",
             )
     return Step(slot, kind, str(state), ask, line, invalid, example, confirm, ask_if, messages)
 
@@ -284,36 +355,21 @@ def _action(
     reply = check.texts(raw, "reply", "the action")
     check.names(reply, declared, "the action's reply")
     webhook = raw.get("webhook")
-    if webhook is not None:
-        webhook = _expand(check, str(webhook), line_of(raw, "webhook"))
+    if isinstance(webhook, str):
+        webhook = webhook_url.expand(check, webhook, line_of(raw, "webhook"))
+    elif webhook is not None:
+        check.error(line_of(raw, "webhook"), "`webhook` must be an http(s) URL (text)")
+        webhook = None
     bind_phone = raw.get("bind_phone")
     if bind_phone is not None:
         verified = {s.kind.phone_slot for s in steps if isinstance(s.kind, slots.SmsCodeSlot)}
-        if bind_phone not in verified:
+        if not isinstance(bind_phone, str) or bind_phone not in verified:
             check.error(
                 line_of(raw, "bind_phone"),
                 "`bind_phone` must name a phone slot that an sms_code step verifies",
             )
     if reply is None and webhook is None:
-        check.error(raw.line, "the action has neither `reply:` nor `webhook:`")
+        if "reply" not in raw and "webhook" not in raw:  # else: what is wrong was said
+            check.error(raw.line, "the action has neither `reply:` nor `webhook:`")
         return None
     return Action(reply, webhook, bind_phone, raw.line)
-
-
-def _expand(check: Checker, url: str, line: int) -> str | None:
-    """``${VAR}`` / ``${VAR:-default}`` from the environment, so one file serves every stage."""
-
-    def value(match: re.Match[str]) -> str:
-        found = os.environ.get(match.group(1))
-        if found:
-            return found
-        if match.group(2) is not None:
-            return match.group(2)
-        check.error(line, f"the webhook URL needs {match.group(1)}, which is not set")
-        return ""
-
-    expanded = ENV.sub(value, url)
-    if not re.match(r"^https?://[^\s/]+", expanded):
-        check.error(line, f"the webhook {expanded!r} is not an http(s) URL")
-        return None
-    return expanded

@@ -82,7 +82,7 @@ class FlowRunner(SmsCodeSteps):
     def prompt(self, turn: Turn) -> str | None:
         flow, index = self.by_state[turn.state]
         work = StepWork(turn, flow)
-        waiting = turn.slots.get(CONFIRMING) or []
+        waiting = _waiting(turn, flow)
         if waiting:
             return guidance.confirm(turn, flow.steps[flow.step_index(waiting[0])], work.shown())
         return guidance.ask(turn, flow.steps[index], work.shown())
@@ -105,7 +105,7 @@ class FlowRunner(SmsCodeSteps):
 
     def _answer(self, work: StepWork, index: int) -> Outcome:
         turn, flow = work.turn, work.flow
-        waiting = list(turn.slots.get(CONFIRMING) or [])
+        waiting = _waiting(turn, flow)
         if waiting:
             return self._confirming(work, waiting)
         step = flow.steps[index]
@@ -258,6 +258,20 @@ class FlowRunner(SmsCodeSteps):
         if events:
             work.turn.after_commit.append(lambda conn: stats.bump(conn, events))
         return outcome  # type: ignore[return-value]
+
+
+def _waiting(turn: Turn, flow: Flow) -> list[str]:
+    """The slots waiting for 是/否, as stored: those of the flow as it is now (a file edited
+    meanwhile may have renamed a slot or dropped its `confirm`; the value is then asked again)."""
+    stored = turn.slots.get(CONFIRMING)
+    if not isinstance(stored, list):
+        return []
+    steps = {s.slot: s for s in flow.steps}
+    return [
+        slot
+        for slot in stored
+        if isinstance(slot, str) and slot in steps and steps[slot].confirm is not None
+    ]
 
 
 def _join(first: str | None, second: str) -> str:

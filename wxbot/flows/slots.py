@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from wxbot.flows import patterns
 from wxbot.flows.phone import CODE_LENGTH, find_phone, normalise_phone
 from wxbot.i18n import LANGUAGES
 
@@ -47,17 +48,26 @@ class SlotType:
 
 @dataclass
 class PatternSlot(SlotType):
+    """An answer the regex matches whole. The regex was checked for catastrophic
+    backtracking (patterns.py), and the text it meets is bounded: an answer longer than the
+    regex can match (or than MAX_ANSWER) is no match, a message longer than MAX_SEARCH is
+    not searched for a value in passing."""
+
     regex: re.Pattern[str] = field(default_factory=lambda: re.compile(""))
+    search: re.Pattern[str] | None = None  # the regex without ^ / $
+    max_width: int = patterns.MAX_ANSWER
 
     def parse(self, text: str) -> str | None:
-        match = self.regex.fullmatch(_clean(text))
+        answer = _clean(text)
+        if len(answer) > self.max_width:
+            return None
+        match = self.regex.fullmatch(answer)
         return match.group(0) if match else None
 
     def find(self, text: str) -> str | None:
-        if not self.regex.pattern.strip("^$"):
+        if self.search is None or len(text) > patterns.MAX_SEARCH:
             return None
-        unanchored = re.compile(self.regex.pattern.lstrip("^").rstrip("$"), self.regex.flags)
-        found = {m.group(0) for m in unanchored.finditer(unicodedata.normalize("NFKC", text))}
+        found = {m.group(0) for m in self.search.finditer(unicodedata.normalize("NFKC", text))}
         found.discard("")
         return found.pop() if len(found) == 1 else None
 
@@ -168,9 +178,10 @@ def build(kind: str, config: dict[str, Any]) -> SlotType:
         if not isinstance(source, str) or not source:
             raise SlotConfigError("a `pattern` slot needs `pattern:` (a regular expression)")
         try:
-            return PatternSlot("pattern", re.compile(source))
-        except re.error as exc:
-            raise SlotConfigError(f"bad regex {source!r}: {exc}") from None
+            compiled = patterns.compile_pattern(source)
+        except patterns.PatternError as exc:
+            raise SlotConfigError(str(exc)) from None
+        return PatternSlot("pattern", compiled.regex, compiled.search, compiled.max_width)
     if kind == "phone":
         return PhoneSlot("phone")
     if kind == "digits":
@@ -226,10 +237,36 @@ def _options(raw: Any) -> list[Option]:
         if isinstance(item, (str, int)) and not isinstance(item, bool):
             options.append(Option(str(item), {}))
         elif isinstance(item, dict) and "value" in item:
+            unknown = [k for k in item if k not in ("value", "label")]
+            if unknown:
+                raise SlotConfigError(f"unknown key {unknown[0]!r} in an option (value, label)")
             options.append(Option(_option_value(item["value"]), _labels(item.get("label"))))
         else:
             raise SlotConfigError("each option is text, or {value: ..., label: {zh: ..., en: ...}}")
     values = [o.value for o in options]
     if len(set(values)) != len(values):
         raise SlotConfigError("two options have the same value")
+    _check_answers(options)
     return options
+
+
+def _check_answers(options: list[Option]) -> None:
+    """Every option can be answered by its name: no name is empty once punctuation is
+    ignored, none is shared by two options, and a name that is a number is its own place in
+    the menu (answers by number go by place: 「2」 is the 2nd option)."""
+    owner: dict[str, int] = {}
+    for place, option in enumerate(options, 1):
+        for word in option.words():
+            if not word:
+                raise SlotConfigError(f"the option {option.value!r} has a name with no words")
+            number = word.strip("第个项号")
+            if number.isdigit() and int(number) != place and 1 <= int(number) <= len(options):
+                raise SlotConfigError(
+                    f"the option name {word!r} would read as the number of option {int(number)}; "
+                    "answers by number go by place in the menu"
+                )
+            if owner.get(word, place) != place:
+                raise SlotConfigError(
+                    f"two options answer to {word!r} (options {owner[word]} and {place})"
+                )
+            owner[word] = place

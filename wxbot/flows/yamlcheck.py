@@ -6,6 +6,11 @@ use (ruamel.yaml's round-trip model would only matter if we wrote the files back
 1.1 surprises are turned off: ``yes``/``no``/``on``/``off`` stay text (only ``true``/``false``
 are booleans; 「是/否」 and ``no`` as an option must not become False), and a key given twice
 is an error instead of silently keeping the last one.
+
+A file is refused before it can cost much: over MAX_BYTES, nested deeper than MAX_DEPTH, or
+holding more than MAX_VALUES values once its aliases are expanded (anchors are shared, not
+copied, while loading; but the checker's messages and the runner walk values, and a
+"billion laughs" of ten aliases of ten aliases ... would then expand to 10^9 of them).
 """
 
 from __future__ import annotations
@@ -33,12 +38,71 @@ class MarkedList(list):  # type: ignore[type-arg]
     item_lines: list[int]
 
 
-class _DuplicateKey(yaml.MarkedYAMLError):
-    pass
+MAX_BYTES = 1 << 20  # a flow in five languages is a few KB
+MAX_DEPTH = 32  # a flow file nests about 6 levels
+MAX_VALUES = 100_000  # values after expanding aliases
+
+
+class _BadNode(yaml.MarkedYAMLError):
+    """A key given twice, a list as a key, too deep or too many values (with its line)."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(None, None, problem, mark)
 
 
 class MarkedLoader(yaml.SafeLoader):
-    pass
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self._depth >= MAX_DEPTH:
+            raise _BadNode(
+                f"nested more than {MAX_DEPTH} levels deep", self.peek_event().start_mark
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        """YAML's ``<<: *anchor`` merge, remembering how many pairs came first from merging
+        (those a key of the mapping itself may override; see _mapping)."""
+        if hasattr(node, "merged_pairs"):
+            return
+        own = sum(1 for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge")
+        super().flatten_mapping(node)
+        node.merged_pairs = len(node.value) - own  # type: ignore[attr-defined]
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        if node is not None and _expanded_size(node, {}) > MAX_VALUES:
+            raise _BadNode(
+                f"more than {MAX_VALUES:,} values once its aliases (*name) are expanded",
+                node.start_mark,
+            )
+        return node
+
+
+_OPEN = -1
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values ``node`` stands for with every alias copied out (linear: an anchored
+    node is sized once; depth is bounded by MAX_DEPTH)."""
+    known = sizes.get(id(node))
+    if known == _OPEN:
+        raise _BadNode("an alias (*name) inside the value it names", node.start_mark)
+    if known is not None:
+        return known
+    sizes[id(node)] = _OPEN
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            size += _expanded_size(key, sizes) + _expanded_size(value, sizes)
+    sizes[id(node)] = size = min(size, MAX_VALUES + 1)
+    return size
 
 
 MarkedLoader.yaml_implicit_resolvers = {
@@ -52,13 +116,19 @@ MarkedLoader.add_implicit_resolver(
 
 def _mapping(loader: MarkedLoader, node: yaml.MappingNode) -> MarkedDict:
     loader.flatten_mapping(node)
+    merged = getattr(node, "merged_pairs", 0)
     result = MarkedDict()
     result.line = node.start_mark.line + 1
     result.key_lines = {}
-    for key_node, value_node in node.value:
+    given: set[Any] = set()
+    for i, (key_node, value_node) in enumerate(node.value):
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise _BadNode("a key must be a word, not a list or a mapping", key_node.start_mark)
         key = loader.construct_object(key_node, deep=True)
-        if key in result:
-            raise _DuplicateKey(None, None, f"the key {key!r} is given twice", key_node.start_mark)
+        if i >= merged:  # keys merged in by `<<: *anchor` come first: the mapping's own win
+            if key in given:
+                raise _BadNode(f"the key {key!r} is given twice", key_node.start_mark)
+            given.add(key)
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = key_node.start_mark.line + 1
     return result
@@ -126,8 +196,13 @@ class Checker:
                     line_of(raw, language),
                     f"unknown language {language!r} in `{key}` (use {', '.join(LANGUAGES)})",
                 )
-            elif not isinstance(text, str) or not text.strip():
+            elif text is None or (isinstance(text, str) and not text.strip()):
                 self.error(line_of(raw, language), f"`{key}.{language}` of {what} is empty")
+            elif not isinstance(text, str):
+                self.error(
+                    line_of(raw, language),
+                    f"`{key}.{language}` of {what} must be text (put numbers in quotes)",
+                )
             else:
                 by_language[language] = text
         if not by_language:
@@ -137,14 +212,23 @@ class Checker:
             self.warn(line, f"`{key}` of {what} has no {'/'.join(missing)} text (Chinese is used)")
         return Texts(by_language, line)
 
-    def names(self, texts: Texts | None, known: set[str], what: str) -> None:
+    def names(self, texts: Texts | None, known: set[str], what: str, slots: bool = True) -> None:
+        """Placeholders name what is ``known`` then: slots filled by then, or (``slots`` False)
+        the values a built-in message is given."""
         if texts is None:
             return
         for text in texts.sources():
+            for problem in template.problems(text):
+                self.error(texts.line, f"{what}: {problem}")
             for name, flt in template.names(text):
-                if name not in known:
+                if name in known:
+                    pass
+                elif slots:
                     self.error(
                         texts.line, f"{what} names {{{name}}}, which is not a slot filled by then"
                     )
+                else:
+                    may = ", ".join(f"{{{k}}}" for k in sorted(known)) or "no placeholder"
+                    self.error(texts.line, f"{what} names {{{name}}}; it may use {may}")
                 if flt and flt not in template.FILTERS:
                     self.error(texts.line, f"{what} uses the unknown filter |{flt}")
