@@ -7,7 +7,9 @@ import pytest
 from tests.fakeapis import FakeApis, closed_port_url, fake_apis_fixture  # noqa: F401
 from tests.helpers import content, event, location, say, state_of
 from wxbot.dialog.handlers import weather
+from wxbot.i18n import translate
 from wxbot.messages.replies import Silent, TransferToHuman
+from wxbot.services.weather import HEADER
 
 TODAY_BEIJING = "北京市天气\n今天（01-15）：晴，-6～5°C，降水概率 0%\n明天（01-16）：小雨，-2～3°C，降水概率 80%"
 
@@ -135,3 +137,27 @@ def test_parse_request() -> None:
     assert weather.parse_request("天气：上海") == "上海"
     assert weather.parse_request("今天天气好吗") is None
     assert weather.parse_request("你好") is None
+
+
+@pytest.mark.parametrize(
+    "ask, language",
+    [
+        ("北京の天気", "ja"),
+        ("天気 北京", "ja"),
+        ("北京の天気は？", "ja"),
+        ("สภาพอากาศ 北京", "th"),
+        ("สภาพอากาศที่北京", "th"),
+    ],
+)
+def test_asked_in_japanese_or_thai_answered_in_it(wbot, fake_apis, ask: str, language: str) -> None:  # type: ignore[no-untyped-def]
+    say(wbot, "u1", f"language {language}")
+    reply = content(say(wbot, "u1", ask))
+    assert reply.startswith(translate(HEADER, language, place="北京市") + "\n"), reply
+    assert [q["name"] for r, q, _ in fake_apis.requests if r == "geocoding"] == ["北京"]
+
+
+@pytest.mark.parametrize("ask", ["天気", "天気はどうですか", "พยากรณ์อากาศ"])
+def test_the_japanese_or_thai_word_alone_asks_for_the_city(wbot, ask: str) -> None:  # type: ignore[no-untyped-def]
+    say(wbot, "u1", "language ja")
+    assert content(say(wbot, "u1", ask)) == translate(weather.ASK_CITY, "ja")
+    assert state_of(wbot, "u1") == ("WAIT_WEATHER_CITY", 0)

@@ -1,4 +1,5 @@
-"""Weather: 「天气 北京」, 「北京天气」, or 「天气」 alone (→ WAIT_WEATHER_CITY); a location message,
+"""Weather: 「天气 北京」, 「北京天气」, or 「天气」 alone (→ WAIT_WEATHER_CITY), also 「weather 北京」,
+「東京の天気」 and 「สภาพอากาศ กรุงเทพ」; a location message,
 or a LOCATION event while we wait for the city, also works. Several places of that name →
 WAIT_WEATHER_CHOICE, where the user answers with a number.
 
@@ -30,9 +31,15 @@ UNAVAILABLE = N_("天气服务暂时不可用，请稍后再试。")
 HERE = N_("当前位置")
 MAX_CITY_CHARS = 20
 
-_PREFIX = re.compile(r"^(?:查询?|看看)?(?:天气预报|天气|weather)\s*[:：,，]?\s*(.*)$", re.I)
-_SUFFIX = re.compile(r"^(.*?)(?:的)?(?:天气预报|天气)$")
-_TRAILING = re.compile(r"(?:怎么样|咋样|如何|情况|预报)+$")
+# The command word in Chinese, English, Japanese (天気) and Thai (สภาพอากาศ, พยากรณ์อากาศ):
+# weather reports are written in every reply language, so they can be asked for in them too.
+_PREFIX = re.compile(
+    r"^(?:查询?|看看)?(?:天气预报|天气|天気予報|天気|weather|พยากรณ์อากาศ|สภาพอากาศ)"
+    r"\s*(?:[:：,，]|ที่|ใน)?\s*(.*)$",
+    re.I,
+)
+_SUFFIX = re.compile(r"^(.*?)(?:的|の)?(?:天气预报|天气|天気予報|天気)$")
+_TRAILING = re.compile(r"(?:怎么样|咋样|如何|情况|预报|は(?:どう(?:ですか)?)?)+$")
 _TIME_WORDS = re.compile(r"今天|明天|今日|明日|现在|目前|这两天|最近")
 _FILLER = re.compile(r"^(?:请问|我想知道|想知道|帮我查一?下|查一?下|查查|告诉我)")
 # 「天气冷了怎么办」 is a question for the knowledge base, not a city called 冷了怎么办.
