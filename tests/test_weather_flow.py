@@ -161,3 +161,26 @@ def test_the_japanese_or_thai_word_alone_asks_for_the_city(wbot, ask: str) -> No
     say(wbot, "u1", "language ja")
     assert content(say(wbot, "u1", ask)) == translate(weather.ASK_CITY, "ja")
     assert state_of(wbot, "u1") == ("WAIT_WEATHER_CITY", 0)
+
+
+@pytest.mark.parametrize(
+    "said", ["天气真好", "天气不错啊", "天气好热", "天気がいいですね", "สภาพอากาศดีมาก"]
+)
+def test_talk_about_the_weather_is_not_a_city(wbot, fake_apis, said: str) -> None:  # type: ignore[no-untyped-def]
+    """It was looked up as a city (「没有找到「真好」」) and left the user waiting for one."""
+    say(wbot, "u1", said)
+    assert fake_apis.hits["geocoding"] == 0
+    assert state_of(wbot, "u1")[0] == "WAIT_QUERY"
+
+
+@pytest.mark.parametrize(
+    "said, city",
+    [
+        ("天气太原", "太原"),
+        ("天气 冷水江", "冷水江"),
+        ("สภาพอากาศวันนี้", ""),
+        ("天気 さいたま", "さいたま"),
+    ],
+)
+def test_cities_that_start_like_small_talk_are_still_cities(said: str, city: str) -> None:
+    assert weather.parse_request(said) == city

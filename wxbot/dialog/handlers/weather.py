@@ -34,13 +34,22 @@ MAX_CITY_CHARS = 20
 # The command word in Chinese, English, Japanese (天気) and Thai (สภาพอากาศ, พยากรณ์อากาศ):
 # weather reports are written in every reply language, so they can be asked for in them too.
 _PREFIX = re.compile(
-    r"^(?:查询?|看看)?(?:天气预报|天气|天気予報|天気|weather|พยากรณ์อากาศ|สภาพอากาศ)"
-    r"\s*(?:[:：,，]|ที่|ใน)?\s*(.*)$",
+    r"^(?:查询?|看看)?(?P<word>天气预报|天气|天気予報|天気|weather|พยากรณ์อากาศ|สภาพอากาศ)"
+    r"\s*(?:[:：,，]|ที่|ใน)?\s*(?P<rest>.*)$",
     re.I,
 )
-_SUFFIX = re.compile(r"^(.*?)(?:的|の)?(?:天气预报|天气|天気予報|天気)$")
-_TRAILING = re.compile(r"(?:怎么样|咋样|如何|情况|预报|は(?:どう(?:ですか)?)?)+$")
-_TIME_WORDS = re.compile(r"今天|明天|今日|明日|现在|目前|这两天|最近")
+_SUFFIX = re.compile(r"^(?P<rest>.*?)(?:的|の)?(?:天气预报|天气|天気予報|天気)$")
+_TRAILING = re.compile(
+    r"(?:怎么样|咋样|如何|情况|预报|は(?:どう(?:ですか)?)?|เป็น(?:อย่างไร|ยังไง|ไง))+$"
+)
+# Talk about the weather, not a request: a particle or a predicate right after the word
+# (「天气真好」, 「天气不错」, 「天気がいいね」, 「สภาพอากาศดีมาก」). Chinese needs whole words:
+# 「天气太原」 asks for 太原.
+_CHATTING = re.compile(
+    r"^(?:真好|真不错|不错|很好|很热|很冷|好热|好冷|太热|太冷|挺好|挺热|挺冷|越来越|变了|变冷|变热"
+    r"|晴朗|热死|冷死|[がもをにでと]|って|[はの]\S|ดี|ไม่|ร้อน|หนาว|เย็น|แย่)"
+)
+_TIME_WORDS = re.compile(r"今天|明天|今日|明日|现在|目前|这两天|最近|วันนี้|พรุ่งนี้")
 _FILLER = re.compile(r"^(?:请问|我想知道|想知道|帮我查一?下|查一?下|查查|告诉我)")
 # 「天气冷了怎么办」 is a question for the knowledge base, not a city called 冷了怎么办.
 _QUESTION = re.compile(r"怎么|什么|为什么|吗|呢|会不会|能不能|适合|穿")
@@ -60,10 +69,13 @@ def clean_city(text: str) -> str:
 def parse_request(text: str) -> str | None:
     """The city of a weather request ("" = none given), or None when it is not one."""
     text = _TRAILING.sub("", _normal(text))
-    match = _PREFIX.match(text) or _SUFFIX.match(text)
+    prefixed = _PREFIX.match(text)
+    if prefixed is not None and _CHATTING.match(text[prefixed.end("word") :]):
+        return None
+    match = prefixed or _SUFFIX.match(text)
     if match is None:
         return None
-    rest = match.group(1)
+    rest = match.group("rest")
     if _QUESTION.search(rest):
         return None
     city = clean_city(rest)
