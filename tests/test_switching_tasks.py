@@ -16,7 +16,7 @@ from tests.phone_texts import phone
 from tests.test_flows import FLOW as ADDRESS_FLOW
 from wxbot.dialog.handlers import learn, music, weather
 from wxbot.flows.models import FlowStat
-from wxbot.messages.replies import Music
+from wxbot.messages.replies import Music, Text
 
 ADMIN = "o_admin"
 TODAY_BEIJING = "北京市天气\n今天（01-15）：晴，-6～5°C，降水概率 0%\n明天（01-16）：小雨，-2～3°C，降水概率 80%"
@@ -141,3 +141,11 @@ def test_a_flows_choice_step_is_left_for_a_song(address_bot) -> None:  # type: i
     say(address_bot, "u1", "改地址")
     assert content(say(address_bot, "u1", "点歌")) == music.ASK_SONG
     assert state_of(address_bot, "u1") == ("WAIT_MUSIC_INFO", 0)
+
+
+def test_a_late_result_still_owed_survives_the_switch(bot) -> None:  # type: ignore[no-untyped-def]
+    say(bot, "u1", "天气")
+    bot.resumer.queue_late("u1", Text("迟到的结果"))  # slow work finished after its deliveries
+    reply = content(say(bot, "u1", "绑定手机"))
+    assert "迟到的结果" in reply and phone.ASK_NUMBER in reply, reply
+    assert "迟到的结果" not in content(say(bot, "u1", "取消"))  # delivered once

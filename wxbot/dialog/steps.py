@@ -247,8 +247,8 @@ class Dialogue:
 
 
 def _start_over(ctx: ContextRow) -> None:
-    """Back to WAIT_QUERY mid-message, keeping the engine's own slots: unread pages, late
-    results still owed, a notice, the slow work under way."""
+    """Back to WAIT_QUERY mid-message, keeping the engine's own slots: late results still
+    owed, a notice, the slow work under way (unread pages go with the next reply, as ever)."""
     private = {k: v for k, v in ctx.slots.items() if k in delivery.PRIVATE_SLOTS}
     ctx.reset()
     ctx.slots = private
