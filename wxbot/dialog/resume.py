@@ -90,21 +90,27 @@ class DialogueResumer:
         return translate(message, stored or language.guess(msg, self.settings.default_language))
 
     def forget_work(self, msg: Inbound) -> None:
-        with transaction(self.engine) as conn:
-            ctx, _ = store.lock_context(conn, msg.openid)
-            if ctx is None:  # unsubscribed meanwhile
-                return
+        def drop(ctx: store.ContextRow) -> bool:
             under_way = delivery.working(ctx)
             if under_way.pop(msg.dedup_key, None) is None:
-                return
+                return False
             delivery.set_working(ctx, under_way)
-            store.save_context(conn, ctx, self.clock(), self.settings.session_ttl, bump=False)
+            return True
+
+        self._amend(msg.openid, drop)
 
     def queue_late(self, openid: str, reply: Reply) -> None:
+        def keep(ctx: store.ContextRow) -> bool:
+            delivery.queue_late(ctx, reply)
+            return True
+
+        self._amend(openid, keep)
+
+    def _amend(self, openid: str, change: Callable[[store.ContextRow], bool]) -> None:
+        """Change the user's context under their lock, outside any dialogue step (``change``
+        says whether it changed anything). Not a step: the version stays, so slow work under
+        way still finds the one its phase one saved."""
         with transaction(self.engine) as conn:
             ctx, _ = store.lock_context(conn, openid)
-            if ctx is None:  # unsubscribed meanwhile
-                return
-            delivery.queue_late(ctx, reply)
-            # Not a dialogue step: slow work under way must still find its saved version.
-            store.save_context(conn, ctx, self.clock(), self.settings.session_ttl, bump=False)
+            if ctx is not None and change(ctx):  # None: the user unsubscribed meanwhile
+                store.save_context(conn, ctx, self.clock(), self.settings.session_ttl, bump=False)
