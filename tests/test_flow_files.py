@@ -37,6 +37,11 @@ def problems(directory: Path) -> list[str]:
     return caught.value.problems
 
 
+def assert_reported(path: Path, found: list[str], line: int, message: str) -> None:
+    """Among ``found``, a problem of ``path`` at ``line`` that says ``message``."""
+    assert any(p.startswith(f"{path}:{line}: ") and message in p for p in found), found
+
+
 def test_shipped_flows_load() -> None:
     loaded = load_flows()
     assert {f.name for f in loaded.flows} == {"bind_phone", "recharge_query"}
@@ -59,7 +64,7 @@ def test_bad_files_name_the_file_line_and_problem(tmp_path, old, new, line, mess
     assert old in text
     path = write(tmp_path, "order", text.replace(old, new))
     found = problems(tmp_path)
-    assert any(p.startswith(f"{path}:{line}: ") and message in p for p in found), found
+    assert_reported(path, found, line, message)
 
 
 def test_a_trigger_claimed_by_two_flows(tmp_path) -> None:  # type: ignore[no-untyped-def]

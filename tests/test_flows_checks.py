@@ -11,7 +11,7 @@ import pytest
 
 from tests.fakeapis import FakeApis, fake_apis_fixture  # noqa: F401
 from tests.helpers import content, say
-from tests.test_flow_files import GOOD, problems, write
+from tests.test_flow_files import GOOD, assert_reported, problems, write
 from wxbot.console.flows import bands_shown
 from wxbot.flows import load_flows
 from wxbot.flows import messages as flow_says
@@ -55,7 +55,7 @@ def order_flow_problems(tmp_path: Path, old: str, new: str) -> tuple[Path, list[
 )
 def test_an_empty_plain_text_names_its_line(tmp_path, old, new, line, message) -> None:  # type: ignore[no-untyped-def]
     path, found = order_flow_problems(tmp_path, old, new)
-    assert any(p.startswith(f"{path}:{line}: ") and message in p for p in found), found
+    assert_reported(path, found, line, message)
     assert not any(p.startswith(f"{path}:0: ") for p in found), found
 
 
@@ -97,7 +97,7 @@ action:
 )
 def test_a_boolean_is_not_a_whole_number(tmp_path, old, new, line, message) -> None:  # type: ignore[no-untyped-def]
     path, found = order_flow_problems(tmp_path, old, new)
-    assert any(p.startswith(f"{path}:{line}: ") and message in p for p in found), found
+    assert_reported(path, found, line, message)
 
 
 def test_rounds_as_a_number_still_loads(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import content, say, state_of
-from tests.test_flow_files import problems, write
+from tests.test_flow_files import assert_reported, problems, write
 from wxbot.flows import load_flows
 from wxbot.flows.loader import load_file
 from wxbot.flows.patterns import MAX_ANSWER, MAX_SEARCH, PatternError, compile_pattern
@@ -40,10 +40,6 @@ def refused(tmp_path: Path, text: str) -> tuple[Path, list[str]]:
 def edited(old: str, new: str) -> str:
     assert old in FLOW, old
     return FLOW.replace(old, new)
-
-
-def assert_reported(path: Path, found: list[str], line: int, message: str) -> None:
-    assert any(p.startswith(f"{path}:{line}: ") and message in p for p in found), found
 
 
 # --- the YAML itself ---------------------------------------------------------------------
