@@ -6,8 +6,13 @@ WeChat retry byte for byte (``to_dict`` / ``reply_from_dict``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
+
+# Characters no XML 1.0 document may hold, so no reply can carry them to WeChat: the edge
+# drops them from what it renders, and the knowledge base refuses answers that hold them.
+UNSENDABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,11 @@ transaction, so every process picks the change up on its next message.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from wxbot.messages.replies import UNSENDABLE
 from wxbot.qa import store
 from wxbot.qa.formats import MISSING
 from wxbot.qa.models import LANGUAGES, MAX_ANSWER_CHARS, MAX_QUESTION_CHARS, KbAliasVote
@@ -28,11 +28,6 @@ class KnowledgeError(ValueError):
         self.status = status
 
 
-# Characters no XML 1.0 document may hold, so no reply can carry them to WeChat: stored in an
-# answer they would be dropped on the way (an answer of "\x00" reached users as nothing).
-_UNSENDABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
 def _check_unicode(text: str, what: str) -> None:
     """JSON may carry lone surrogates (\\ud800) that no database can store as UTF-8, and
     control characters that no reply can carry."""
@@ -42,7 +37,9 @@ def _check_unicode(text: str, what: str) -> None:
         raise KnowledgeError(
             f"{what} is not valid Unicode (a lone surrogate at character {exc.start + 1})"
         ) from None
-    bad = _UNSENDABLE.search(text)
+    bad = UNSENDABLE.search(
+        text
+    )  # dropped on the way, an answer of "\x00" reached users as nothing
     if bad is not None:
         raise KnowledgeError(
             f"{what} holds the control character U+{ord(bad.group()):04X} "

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from wechatpy.replies import (
     ArticlesReply,
     BaseReply,
@@ -17,6 +15,7 @@ from wechatpy.replies import (
 
 from wxbot.messages.inbound import Inbound
 from wxbot.messages.replies import (
+    UNSENDABLE,
     Image,
     Music,
     News,
@@ -35,14 +34,11 @@ MAX_ARTICLES_FOR_EVENTS = 8  # ... and up to eight in reply to an event
 MAX_TEXT_BYTES = 2048  # WeChat refuses a longer passive text reply outright
 ELLIPSIS = "…"
 
-# characters XML 1.0 cannot carry at all; WeChat would reject the whole reply
-_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
 
 def clean(value: str) -> str:
     """Make a string safe inside wechatpy's ``<![CDATA[...]]>``: a ``]]>`` in user-supplied
     text would otherwise end the section and let the text inject XML into our reply."""
-    value = _INVALID_XML.sub("", value or "")
+    value = UNSENDABLE.sub("", value or "")  # WeChat would reject the whole reply
     return value.replace("]]>", "]]]]><![CDATA[>")
 
 
