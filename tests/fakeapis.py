@@ -8,7 +8,11 @@ Knobs, all per route name (``geocoding``, ``forecast``, ``music``, ``sms``, ``to
 - ``hold(route)``: requests wait until ``release(route)`` (slowness without sleeps);
 - ``delay``: seconds to sleep before answering (for demos and benchmarks only);
 - ``drop_next[route] = n``: close the next n connections without answering;
-- ``places`` / ``songs``: what geocoding and music search find (empty list = no results).
+- ``places`` / ``songs``: what geocoding and music search find (empty list = no results);
+- WeChat's API (``token``, ``send``): ``errcodes[route]``: the next answers are these errcodes,
+  oldest first; ``errcode_always[route]``: every answer is this errcode; ``text_limit``: the
+  longest pushed text content in UTF-8 bytes (longer: 45002); ``force_interval``: seconds
+  between two accepted ``force_refresh`` fetches (sooner: 45011), 0 = no limit.
 Observations: ``hits`` (requests per route), ``entered`` (an Event per route, set on arrival),
 ``sms`` (webhook bodies), ``pushed`` (accepted customer-service messages), ``tokens``,
 ``webhooks`` (bodies the recharge webhook received; it answers in the payload's language).
@@ -99,6 +103,21 @@ RECHARGE_REPLIES = {
     "ja": "100元は01-15 10:32に入金済みです。残高を更新してご確認ください。",
 }
 
+# What WeChat says with each errcode (the shapes of real answers; rid values made up).
+ERRMSGS = {
+    -1: "system error rid: 6650b1a2-0a1b2c3d-4e5f6a7b",
+    40001: "invalid credential, access_token is invalid or not latest rid: 6650b1a2-1",
+    40164: "invalid ip 203.0.113.7 ipv6 ::ffff:203.0.113.7, not in whitelist rid: 6650b1a2-2",
+    42001: "access_token expired rid: 6650b1a2-3",
+    43004: "require subscribe rid: 6650b1a2-4",
+    45002: "content size out of limit rid: 6650b1a2-5",
+    45009: "reach max api daily quota limit rid: 6650b1a2-6",
+    45011: "api minute-quota reach limit  mustslower  retry next minute rid: 6650b1a2-7",
+    45015: "response out of time limit or subscription is canceled rid: 6650b1a2-8",
+    45047: "out of response count limit rid: 6650b1a2-9",
+    48001: "api unauthorized rid: 6650b1a2-a",
+}
+
 ROUTES = {
     "/v1/search": "geocoding",
     "/v1/forecast": "forecast",
@@ -128,6 +147,11 @@ class FakeApis:
         self.webhooks: list[dict[str, Any]] = []
         self.revoked: set[str] = set()
         self.token_lifetime = 7200
+        self.errcodes: defaultdict[str, list[int]] = defaultdict(list)
+        self.errcode_always: dict[str, int] = {}
+        self.text_limit = 2048
+        self.force_interval = 0.0
+        self._forced_at = 0.0  # time.monotonic() of the last accepted force_refresh
         self._gates: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
@@ -193,6 +217,10 @@ class FakeApis:
         if route == "sms":
             self.sms.append(body)
             return 200, {"ok": True}
+        if route in ("token", "send"):
+            code = self._next_errcode(route)
+            if code is not None:
+                return 200, {"errcode": code, "errmsg": ERRMSGS.get(code, "error")}
         if route == "token":
             return 200, self._token(body)
         if route == "recharge":
@@ -203,14 +231,29 @@ class FakeApis:
             token = query.get("access_token", "")
             if token not in self.tokens or token in self.revoked:
                 return 200, {"errcode": 40001, "errmsg": "invalid credential"}
+            content = (body.get("text") or {}).get("content", "") if isinstance(body, dict) else ""
+            if len(content.encode("utf-8", "surrogatepass")) > self.text_limit:
+                return 200, {"errcode": 45002, "errmsg": ERRMSGS[45002]}
             self.pushed.append(body)
             return 200, {"errcode": 0, "errmsg": "ok"}
         return 404, {"error": "no such route"}
+
+    def _next_errcode(self, route: str) -> int | None:
+        with self._lock:
+            if route in self.errcode_always:
+                return self.errcode_always[route]
+            if self.errcodes[route]:
+                return self.errcodes[route].pop(0)
+        return None
 
     def _token(self, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("appid") != APPID or body.get("secret") != APPSECRET:
             return {"errcode": 40125, "errmsg": "invalid appsecret"}
         with self._lock:
+            if body.get("force_refresh") and self.force_interval:
+                if time.monotonic() - self._forced_at < self.force_interval:
+                    return {"errcode": 45011, "errmsg": ERRMSGS[45011]}
+                self._forced_at = time.monotonic()
             if (
                 self.tokens
                 and not body.get("force_refresh")

@@ -31,9 +31,18 @@ USER_AGENT = "wxbot/0.1 (+https://github.com/wxbot)"
 T = TypeVar("T")
 
 # WeChat's API takes its access_token in the query string, and urllib3 logs request URLs (at
-# WARNING when it retries a failed connection): those records are redacted.
-_URL_SECRETS = re.compile(r"((?:access_token|secret)=)[^&\s'\"]+")
-_URL_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager")
+# WARNING when it retries a failed connection, or when an answer's headers do not parse:
+# urllib3.connection): those records are redacted. A logger's filter sees only the records
+# logged to that very logger, so each module's logger gets one (any urllib3 logger that
+# exists when the filter is installed, too).
+_URL_SECRETS = re.compile(r"((?:access_token|secret)=)[^&\s'\"()<>,;]+")
+_URL_LOGGERS = (
+    "urllib3.connection",
+    "urllib3.connectionpool",
+    "urllib3.poolmanager",
+    "urllib3.response",
+    "urllib3.util.retry",
+)
 
 
 class RedactUrlSecrets(logging.Filter):
@@ -50,7 +59,8 @@ class RedactUrlSecrets(logging.Filter):
 
 def redact_url_secrets_in_logs() -> None:
     """Install the filter on the loggers that print request URLs (idempotent)."""
-    for name in _URL_LOGGERS:
+    known = [n for n in logging.root.manager.loggerDict if n.startswith("urllib3.")]
+    for name in sorted({*_URL_LOGGERS, *known}):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactUrlSecrets) for f in logger.filters):
             logger.addFilter(RedactUrlSecrets())

@@ -12,11 +12,14 @@ their own, and it happens once in ~2 hours. The lock is one that blocks nobody e
   transactions start with ``BEGIN IMMEDIATE``, the database-wide write lock, and holding it
   across the HTTP call (up to its budget) stalled every user's message meanwhile. The token
   is fetched outside any transaction and stored in a short one.
+
+A push has one time budget for all its steps (waiting for another thread's refresh, the
+fetch, the send, a second fetch and send after WeChat rejected the token): a dead API costs
+a worker thread that budget once, and then pushes pause (wxbot.services.wechat_errors).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -29,27 +32,35 @@ import requests
 from sqlalchemy import Engine, insert, select, update
 
 from wxbot.db import transaction
-from wxbot.messages.replies import Image, Music, News, Reply, Text, Video, Voice
+from wxbot.messages.replies import Reply
 from wxbot.services.budget import Budget
 from wxbot.services.http import (
+    Deadline,
     ServiceError,
+    as_budget,
     make_session,
     redact_url_secrets_in_logs,
     request_json,
-    timeouts,
 )
 from wxbot.services.models import WeChatToken
+from wxbot.services.wechat_errors import SERVICE, ApiGate, Kind, Paused, WeChatError
+from wxbot.services.wechat_messages import custom_message, custom_messages, encode
 
 try:
     import fcntl
 except ImportError:  # not POSIX: one process per SQLite database, the in-process lock is enough
     fcntl = None  # type: ignore[assignment]
 
+__all__ = ["SERVICE", "WeChatApi", "custom_message", "custom_messages"]
+
 log = logging.getLogger(__name__)
 
-SERVICE = "wechat"
 REFRESH_MARGIN = 300.0  # renew 5 minutes early: WeChat's own overlap window
-TOKEN_ERRORS = frozenset({40001, 40014, 42001})  # invalid / malformed / expired token
+# stable_token's force_refresh invalidates the token every container holds and WeChat allows
+# few a day: a token rejected within this long of its fetch is not forced again (WeChat
+# would refuse, or the next push would reject that one too: something else is wrong).
+FORCE_MIN_INTERVAL = 30.0
+BUSY_RETRY_AFTER = 0.5  # seconds before the one retry of a push WeChat was too busy for
 _TOKENS = WeChatToken.__table__
 LOCK_POLL = 0.02  # seconds between tries of a SQLite refresher's lock file
 
@@ -69,35 +80,75 @@ class WeChatApi:
         self.api_url = api_url.rstrip("/")
         self.engine = engine
         self.clock = clock
-        self.timeout = timeouts(http_timeout)
+        # The read budget is the whole push's (every step), the connect budget each connect's.
+        self.budget = as_budget(http_timeout)
+        self.timeout = self.budget.timeout
         self.session: requests.Session = make_session(retry_reads=False)
         redact_url_secrets_in_logs()  # the token travels in the query string
+        self.gate = ApiGate(clock)
         self._token = ""
         self._expires_at = 0.0
+        self._forced_at = float("-inf")  # self.clock() of this process's last forced refresh
         self._lock = threading.Lock()  # one refresher per process before the DB lock
+
+    def deadline(self) -> Deadline:
+        return Deadline(SERVICE, self.budget)
 
     # --- access_token ----------------------------------------------------------------------
 
-    def access_token(self, invalid: str | None = None) -> str:
+    def access_token(self, invalid: str | None = None, deadline: Deadline | None = None) -> str:
         """A valid token. ``invalid``: a token WeChat just rejected, which must not be reused.
 
-        Raises ServiceError when WeChat cannot be reached or refuses our credentials.
+        Raises ServiceError when WeChat cannot be reached or refuses our credentials, or the
+        deadline (one budget, by default) passes first, e.g. waiting for another thread's
+        refresh of a token WeChat is slow to hand out.
         """
-        with self._lock:
+        deadline = deadline or self.deadline()
+        if self._usable(self._token, self._expires_at, invalid):  # the common case: no lock
+            return self._token
+        if not self._lock.acquire(timeout=deadline.timeout()[1]):
+            self.gate.check()  # that refresh failed and paused pushes: nothing more to say
+            raise ServiceError(SERVICE, "timed out waiting for another thread's token refresh")
+        try:
             if self._usable(self._token, self._expires_at, invalid):
                 return self._token
             row = self._stored()
             if row is not None and self._usable(row.access_token, row.expires_at, invalid):
                 self._token, self._expires_at = row.access_token, row.expires_at
                 return self._token
-            return self._refresh(invalid)
+            # A refresh that just failed paused the API: its waiters fail now, not in turn.
+            self.gate.check()
+            return self._refresh(invalid, deadline)
+        finally:
+            self._lock.release()
 
     def _usable(self, token: str, expires_at: float, invalid: str | None) -> bool:
         return bool(token) and token != invalid and expires_at - REFRESH_MARGIN > self.clock()
 
-    def _refresh(self, invalid: str | None) -> str:
+    def _force(self, row: Any, invalid: str | None) -> bool:
+        """Whether to ask for a forced refresh: only for a token WeChat rejected, and only once
+        per FORCE_MIN_INTERVAL from this process (ServiceError: this push gives up). Without
+        that, a WeChat that keeps rejecting tokens had every push force a new one (20 a day
+        are allowed, each voiding every container's token)."""
+        if invalid is None:
+            return False
+        if row is not None and row.access_token != invalid:
+            # The rejected token is an older one and the stored one is about to expire: a
+            # plain fetch renews it without voiding the token of every other container.
+            return False
+        since = self.clock() - self._forced_at
+        if 0 <= since < FORCE_MIN_INTERVAL:
+            raise ServiceError(
+                SERVICE,
+                f"WeChat rejected the access_token this process forced {since:.0f} s ago; "
+                "not forcing another yet",
+            )
+        self._forced_at = self.clock()
+        return True
+
+    def _refresh(self, invalid: str | None, deadline: Deadline) -> str:
         if self.engine.dialect.name == "sqlite":
-            return self._refresh_sqlite(invalid)
+            return self._refresh_sqlite(invalid, deadline)
         # The row must exist before it can be locked; a separate short transaction that
         # tolerates a duplicate keeps two first-time refreshers from deadlocking on MySQL.
         with transaction(self.engine) as conn:
@@ -109,14 +160,14 @@ class WeChatApi:
             )
         with transaction(self.engine) as conn:
             row = conn.execute(
-                select(_TOKENS.c.access_token, _TOKENS.c.expires_at)
+                select(_TOKENS.c.access_token, _TOKENS.c.expires_at, _TOKENS.c.updated_at)
                 .where(_TOKENS.c.appid == self.appid)
                 .with_for_update()
             ).one()
             if self._usable(row.access_token, row.expires_at, invalid):
                 token, expires_at = row.access_token, row.expires_at  # refreshed meanwhile
             else:
-                token, expires_in = self._fetch_token(force=invalid is not None)
+                token, expires_in = self._fetch_token(self._force(row, invalid), deadline)
                 expires_at = self.clock() + expires_in
                 conn.execute(
                     update(_TOKENS)
@@ -131,16 +182,16 @@ class WeChatApi:
         self._token, self._expires_at = token, expires_at
         return token
 
-    def _refresh_sqlite(self, invalid: str | None) -> str:
+    def _refresh_sqlite(self, invalid: str | None, deadline: Deadline) -> str:
         """The token fetched outside any transaction (see the module's docstring), with a
         lock file making other processes' refreshers wait for it and then reuse it."""
-        with self._sqlite_refresh_lock():
+        with self._sqlite_refresh_lock(deadline):
             row = self._stored()
             if row is not None and self._usable(row.access_token, row.expires_at, invalid):
                 token, expires_at = row.access_token, row.expires_at  # refreshed meanwhile
             else:
                 seen = row.expires_at if row is not None else 0.0
-                token, expires_in = self._fetch_token(force=invalid is not None)
+                token, expires_in = self._fetch_token(self._force(row, invalid), deadline)
                 expires_at = self.clock() + expires_in
                 with transaction(self.engine) as conn:  # the write lock for milliseconds
                     conn.execute(
@@ -170,22 +221,21 @@ class WeChatApi:
     def _stored(self) -> Any:
         with self.engine.connect() as conn:
             return conn.execute(
-                select(_TOKENS.c.access_token, _TOKENS.c.expires_at).where(
+                select(_TOKENS.c.access_token, _TOKENS.c.expires_at, _TOKENS.c.updated_at).where(
                     _TOKENS.c.appid == self.appid
                 )
             ).first()
 
     @contextmanager
-    def _sqlite_refresh_lock(self) -> Iterator[None]:
+    def _sqlite_refresh_lock(self, deadline: Deadline) -> Iterator[None]:
         """One refresher per SQLite database across processes (and across WeChatApi objects
-        of one process: flock locks belong to the open file). Waits at most as long as the
-        holder's fetch may take; an in-memory database has no file and one process."""
+        of one process: flock locks belong to the open file). Waits at most what is left of
+        the deadline; an in-memory database has no file and one process."""
         database = self.engine.url.database
         if fcntl is None or not database or database == ":memory:":
             yield
             return
-        connect, read = self.timeout
-        give_up = time.monotonic() + 2 * connect + read + 1.0
+        give_up = time.monotonic() + deadline.timeout()[1]
         fd = os.open(os.path.realpath(database) + ".token-lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             while True:
@@ -202,7 +252,7 @@ class WeChatApi:
         finally:
             os.close(fd)  # releases the lock
 
-    def _fetch_token(self, force: bool) -> tuple[str, float]:
+    def _fetch_token(self, force: bool, deadline: Deadline) -> tuple[str, float]:
         body = {
             "grant_type": "client_credential",
             "appid": self.appid,
@@ -211,103 +261,112 @@ class WeChatApi:
             # the current one is invalid (limited to 20 a day by WeChat).
             "force_refresh": force,
         }
-        data = self._post_json(f"{self.api_url}/cgi-bin/stable_token", body)
+        data = self._post_json(f"{self.api_url}/cgi-bin/stable_token", body, deadline)
         token = data.get("access_token")
         if not token:
-            raise ServiceError(
-                SERVICE, f"stable_token refused: {data.get('errcode')} {data.get('errmsg')}"
-            )
+            code = _errcode(data)
+            if code == 0:
+                raise ServiceError(SERVICE, "stable_token answered without an access_token")
+            raise WeChatError(code, str(data.get("errmsg")), "stable_token", token_endpoint=True)
         return str(token), float(data.get("expires_in") or 7200)
 
     # --- customer-service messages ---------------------------------------------------------
 
     def send(self, openid: str, reply: Reply) -> bool:
-        """Push ``reply`` to ``openid``; True when WeChat accepted it. Never raises."""
-        payload = custom_message(openid, reply)
-        if payload is None:
+        """Push ``reply`` to ``openid``; True when WeChat accepted it. Never raises.
+
+        False means the user has not got it (the caller keeps it for their next message). A
+        text too long for one message goes as several; if a later part fails, the earlier
+        ones were delivered and the whole reply is still reported undelivered: a repeat is
+        better than a result lost.
+        """
+        bodies = custom_messages(openid, reply)
+        if not bodies:
             return False
-        invalid: str | None = None
+        deadline = self.deadline()
         try:
-            for _ in range(2):  # second round only after WeChat rejected the token
-                token = self.access_token(invalid)
-                data = self._post_json(
-                    f"{self.api_url}/cgi-bin/message/custom/send",
-                    payload,
-                    params={"access_token": token},
-                )
-                code = int(data.get("errcode") or 0)
-                if code == 0:
-                    return True
-                if code in TOKEN_ERRORS and invalid is None:
-                    invalid = token
-                    continue
-                log.warning("custom/send to %s refused: %s %s", openid, code, data.get("errmsg"))
-                return False
+            return all(self._send_one(openid, body, deadline) for body in bodies)
+        except Paused as exc:  # said once when the pause began; not once per user
+            log.debug("custom/send to %s skipped: %s", openid, exc)
         except ServiceError as exc:
             log.warning("custom/send to %s failed: %s", openid, exc)
         except Exception:  # a push is best effort; the engine falls back to the next message
             log.exception("custom/send to %s crashed", openid)
         return False
 
+    def _send_one(self, openid: str, body: dict[str, Any], deadline: Deadline) -> bool:
+        invalid: str | None = None
+        token = ""
+        busy_retried = False
+        while True:
+            self.gate.check()
+            try:
+                token = self.access_token(invalid, deadline)
+                data = self._post_json(
+                    f"{self.api_url}/cgi-bin/message/custom/send",
+                    body,
+                    deadline,
+                    params={"access_token": token},
+                )
+                code = _errcode(data)
+                if code == 0:
+                    self.gate.cleared()
+                    return True
+                raise WeChatError(code, str(data.get("errmsg")), "custom/send")
+            except WeChatError as exc:
+                kind = exc.meaning.kind
+                if kind is Kind.TOKEN and invalid is None:
+                    invalid = token  # one new token and one retry; never a loop
+                    continue
+                if kind is Kind.BUSY and not busy_retried:
+                    busy_retried = True
+                    time.sleep(min(BUSY_RETRY_AFTER, deadline.timeout()[1] / 2))
+                    continue
+                if kind in (Kind.CONFIG, Kind.QUOTA):
+                    self.gate.refused(exc)  # logged there, once
+                    raise Paused(SERVICE, str(exc)) from None
+                # About this message only (the user's 48 hours are over, ...): it waits for the
+                # user's next message. A new token rejected too, or an errcode we do not
+                # know, is worth a warning.
+                usual = kind is Kind.MESSAGE and exc.meaning.explanation != "unexpected refusal"
+                log.log(
+                    logging.INFO if usual else logging.WARNING,
+                    "custom/send to %s refused: %s (%s)",
+                    openid,
+                    exc.meaning.explanation,
+                    exc,
+                )
+                return False
+
     def _post_json(
-        self, url: str, body: dict[str, Any], params: dict[str, str] | None = None
+        self,
+        url: str,
+        body: dict[str, Any],
+        deadline: Deadline,
+        params: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        # ensure_ascii=False: WeChat shows \\uXXXX escapes literally instead of decoding them.
-        raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        data = request_json(
-            self.session,
-            SERVICE,
-            "POST",
-            url,
-            self.timeout,
-            data=raw,
-            params=params,
-            headers={"Content-Type": "application/json; charset=utf-8"},
-        )
-        if not isinstance(data, dict):
-            raise ServiceError(SERVICE, "answer is not an object")
+        try:
+            data = request_json(
+                self.session,
+                SERVICE,
+                "POST",
+                url,
+                deadline.timeout(),
+                data=encode(body),
+                params=params,
+                headers={"Content-Type": "application/json; charset=utf-8"},
+            )
+            if not isinstance(data, dict):
+                raise ServiceError(SERVICE, "answer is not an object")
+        except ServiceError as exc:
+            if exc.reason != "out of time":  # our own budget, not the API's fault
+                self.gate.unreachable(exc)
+            raise
         return data
 
 
-def custom_message(openid: str, reply: Reply) -> dict[str, Any] | None:
-    """The customer-service message body for a reply, or None when it cannot be pushed."""
-    base: dict[str, Any] = {"touser": openid}
-    if isinstance(reply, Text):
-        return {**base, "msgtype": "text", "text": {"content": reply.content}}
-    if isinstance(reply, Music):
-        if not reply.thumb_media_id:
-            # WeChat requires a thumbnail for pushed music; a link still plays it.
-            text = f"🎵 {reply.title}\n{reply.description}\n{reply.music_url}"
-            return {**base, "msgtype": "text", "text": {"content": text}}
-        return {
-            **base,
-            "msgtype": "music",
-            "music": {
-                "title": reply.title,
-                "description": reply.description,
-                "musicurl": reply.music_url,
-                "hqmusicurl": reply.hq_music_url or reply.music_url,
-                "thumb_media_id": reply.thumb_media_id,
-            },
-        }
-    if isinstance(reply, News):
-        articles = [
-            {"title": a.title, "description": a.description, "url": a.url, "picurl": a.image}
-            for a in reply.articles[:1]  # WeChat now delivers only one article per push
-        ]
-        return {**base, "msgtype": "news", "news": {"articles": articles}} if articles else None
-    if isinstance(reply, Image):
-        return {**base, "msgtype": "image", "image": {"media_id": reply.media_id}}
-    if isinstance(reply, Voice):
-        return {**base, "msgtype": "voice", "voice": {"media_id": reply.media_id}}
-    if isinstance(reply, Video):
-        return {
-            **base,
-            "msgtype": "video",
-            "video": {
-                "media_id": reply.media_id,
-                "title": reply.title,
-                "description": reply.description,
-            },
-        }
-    return None  # Silent, TransferToHuman: nothing to show
+def _errcode(data: dict[str, Any]) -> int:
+    try:
+        return int(data.get("errcode") or 0)
+    except (TypeError, ValueError):
+        return -1  # nonsense: as good as "busy"
