@@ -121,3 +121,24 @@ def test_cleanup_batch_below_one_is_refused(app, bot, monkeypatch, batch: str) -
     assert result.exit_code == 2, result.output
     assert "Invalid value for '--batch'" in result.output
     assert batches == []
+
+
+def test_a_printed_settings_shows_no_secret() -> None:
+    """Settings end up in logs and tracebacks (a frame's locals); until 2026-11-24 only the
+    LLM and embedding keys were kept out of repr(): the AppSecret, the callback token, the
+    AES keys, the admin token and the database password were printed."""
+    secrets = {
+        "WXBOT_TOKEN": "tok-SECRET-1",
+        "WXBOT_ENCODING_AES_KEY": "S" * 43,
+        "WXBOT_PREVIOUS_AES_KEY": "P" * 43,
+        "WXBOT_ADMIN_TOKEN": "adm-SECRET-2",
+        "WXBOT_APPSECRET": "app-SECRET-3",
+        "WXBOT_DATABASE_URL": "mysql+pymysql://bot:db-SECRET-4@127.0.0.1/wx",
+        "WXBOT_LLM_API_KEY": "llm-SECRET-5",
+    }
+    settings = load_settings(secrets)
+    assert settings.appsecret == "app-SECRET-3"  # all read...
+    shown = repr(settings)
+    assert "appid=" in shown  # ... and the rest still printed
+    for value in secrets.values():
+        assert value not in shown and "SECRET" not in shown and "SSSS" not in shown

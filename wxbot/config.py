@@ -37,12 +37,14 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    token: str = DEMO_TOKEN
+    # Secrets are kept out of repr(), so a logged or printed Settings never shows them.
+    token: str = field(default=DEMO_TOKEN, repr=False)
     appid: str = DEMO_APPID
-    encoding_aes_key: str | None = None
-    previous_aes_key: str | None = None
-    database_url: str | None = None  # None: SQLite file in the instance folder
-    admin_token: str | None = None
+    encoding_aes_key: str | None = field(default=None, repr=False)
+    previous_aes_key: str | None = field(default=None, repr=False)
+    # None: SQLite file in the instance folder; out of repr() as it may hold a password
+    database_url: str | None = field(default=None, repr=False)
+    admin_token: str | None = field(default=None, repr=False)
     admin_openids: frozenset[str] = field(default_factory=frozenset)
     teach_policy: str = "admins"
     session_ttl: int = 600
@@ -57,7 +59,7 @@ class Settings:
     weather_url: str = "https://api.open-meteo.com"
     geocoding_url: str = "https://geocoding-api.open-meteo.com"
     music_url: str = "https://itunes.apple.com"
-    appsecret: str | None = None
+    appsecret: str | None = field(default=None, repr=False)
     api_url: str = "https://api.weixin.qq.com"
     sms_backend: str = "console"
     sms_webhook_url: str | None = None
@@ -70,7 +72,7 @@ class Settings:
     default_language: str = "zh"  # replies to users whose language is not known yet
     flows_dir: str | None = None  # None: knowledge/flows (see wxbot.flows.default_dir)
     # LLM answers (wxbot/llm): an OpenAI-compatible chat endpoint asked when the knowledge base
-    # has no confident answer. The key is kept out of repr() so a logged Settings never shows it.
+    # has no confident answer.
     llm_url: str | None = None
     llm_model: str | None = None
     llm_api_key: str | None = field(default=None, repr=False)
