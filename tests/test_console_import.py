@@ -103,11 +103,11 @@ def test_a_file_too_large_is_refused(admin) -> None:  # type: ignore[no-untyped-
     assert resp.status_code == 413 and "MB" in resp.text
 
 
-def test_not_utf8_is_a_reported_error(admin) -> None:  # type: ignore[no-untyped-def]
-    job = upload(admin, "gbk.csv", "问题,答案\n你好,您好\n".encode("gbk")).headers["Location"]
+def test_an_unknown_encoding_is_a_reported_error(admin) -> None:  # type: ignore[no-untyped-def]
+    job = upload(admin, "broken.csv", b"q,\xff\xff\n").headers["Location"]
     wait_for_job(admin, job, ("checked",))
     page = admin.get(job).text
-    assert "不是 UTF-8 编码" in page and "没有需要写入的行" in page
+    assert "既不是 UTF-8 也不是 GBK/GB18030 编码" in page and "没有需要写入的行" in page
 
 
 def test_discard_and_stalled_jobs(app, admin, clock) -> None:  # type: ignore[no-untyped-def]

@@ -103,10 +103,10 @@ def test_every_bad_row_is_reported_with_file_and_line(tmp_path, name, text, reas
 
 
 def test_not_utf8_and_unknown_extension_and_missing_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    gbk = tmp_path / "gbk.csv"
-    gbk.write_bytes("问题,答案\n怎么退款,申请\n".encode("gbk"))
-    assert "gbk.csv:1: not UTF-8" in parse_file(str(gbk)).errors[0]
-    assert "cannot tell the format" in parse_file(write(tmp_path, "a.xlsx", "x")).errors[0]
+    broken = tmp_path / "broken.csv"  # neither UTF-8 nor GB18030 (GBK files are read)
+    broken.write_bytes(b"q,\xff\n")
+    assert "broken.csv:1: not UTF-8 or GB18030" in parse_file(str(broken)).errors[0]
+    assert "cannot tell the format" in parse_file(write(tmp_path, "a.ods", "x")).errors[0]
     assert "cannot read" in parse_file(str(tmp_path / "missing.csv")).errors[0]
 
 
@@ -219,7 +219,7 @@ def test_cli_bad_file_exits_non_zero_and_lists_rows(app, tmp_path) -> None:  # t
     assert result.exit_code == 0 and "added 1" in result.output and "rejected 1" in result.output
     result = runner.invoke(kb, ["import", "--dry-run", write(tmp_path, "c.csv", "x,y\n")])
     assert result.exit_code == 0 and "dry run" in result.output
-    assert runner.invoke(kb, ["export", str(tmp_path / "out.xlsx")]).exit_code == 2
+    assert runner.invoke(kb, ["export", str(tmp_path / "out.ods")]).exit_code == 2
     result = runner.invoke(kb, ["export", str(tmp_path / "no" / "such" / "dir.csv")])
     assert result.exit_code == 1 and "cannot write" in result.output
     result = runner.invoke(kb, ["import", str(tmp_path / "missing.csv")])

@@ -1,5 +1,6 @@
-"""/admin/import: upload a CSV / JSONL / Q:A text file, see every bad row (a dry run) before
-anything is written, then import, with progress for large files."""
+"""/admin/import: upload a CSV / JSONL / Q:A text file or an Excel workbook, see every bad row
+(a dry run) before anything is written, then import, with progress for large files. The upload
+goes through the same reader as ``wxbot kb import`` (any of its encodings; .xlsx)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from flask import Response, abort, jsonify, redirect, render_template, request, 
 from wxbot.console import jobs
 from wxbot.console.models import MAX_UPLOAD_BYTES
 from wxbot.console.web import admin, bp
-from wxbot.qa.formats import FORMATS, FormatError, detect_format
+from wxbot.qa.formats import ALL_FORMATS, OLD_EXCEL, FormatError, detect_format
 
 
 def _upload_page(status: int = 200, error: str = "") -> tuple[str, int]:
     html = render_template(
         "console/import.html",
         nav="import",
-        formats=FORMATS,
+        formats=ALL_FORMATS,
         recent=jobs.recent(admin().engine),
         max_mb=MAX_UPLOAD_BYTES // (1024 * 1024),
         error=error,
@@ -40,8 +41,14 @@ def upload() -> Response | tuple[str, int]:
     try:
         fmt = detect_format(name, fmt)
     except FormatError:
+        if os.path.splitext(name)[1].lower() in OLD_EXCEL:
+            return _upload_page(
+                422,
+                f"不能读取旧版 Excel 文件「{name}」：请在 Excel 或 WPS 里另存为 .xlsx（Excel 工作簿）或 CSV。",
+            )
         return _upload_page(
-            422, f"无法识别「{name}」的格式：请用 .csv、.jsonl 或 .txt 文件，或选择格式。"
+            422,
+            f"无法识别「{name}」的格式：请用 .csv、.jsonl、.txt 或 .xlsx 文件，或选择格式。",
         )
     data = file.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
@@ -51,6 +58,14 @@ def upload() -> Response | tuple[str, int]:
         )
     if not data.strip():
         return _upload_page(422, f"「{name}」是空文件。")
+    if fmt == "xlsx" and not data.startswith(b"PK"):
+        # Said at once, not after a check: an .xlsx is a zip, and this is none (a CSV or an
+        # old .xls renamed); the reader would refuse it with the same reason.
+        return _upload_page(
+            422,
+            f"无法识别「{name}」的内容：它不是 Excel .xlsx 工作簿。旧版 .xls 请另存为 .xlsx；"
+            "CSV 或文本文件请使用对应的扩展名。",
+        )
     ops = admin()
     job_id = jobs.create(ops.engine, name, fmt, data, ops.now())
     jobs.start(ops.engine, job_id, ops.clock, dry_run=True)

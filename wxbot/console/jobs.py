@@ -21,7 +21,7 @@ from sqlalchemy import Engine, and_, delete, insert, or_, select, update
 
 from wxbot.console.models import ConsoleImport
 from wxbot.db import is_mysql, transaction, with_retries
-from wxbot.qa.formats import parse_bytes
+from wxbot.qa.formats import Parsed, parse_bytes
 from wxbot.qa.importer import ImportReport, import_parsed
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,8 @@ def _run(engine: Engine, job_id: str, clock: Callable[[], float], dry_run: bool)
             planned=planned,
         )
         status = "checked" if dry_run else ("done" if report.written else "failed")
-        _finish(engine, job_id, status, _report(report), clock(), keep_data=dry_run)
+        outcome = {**_report(report), "read_as": read_as(parsed)}
+        _finish(engine, job_id, status, outcome, clock(), keep_data=dry_run)
     except Exception as exc:
         log.exception("console import %s failed", job_id)
         _finish(engine, job_id, "failed", {"failure": str(exc)[:500]}, clock(), keep_data=False)
@@ -194,6 +195,18 @@ def _report(report: ImportReport) -> dict[str, Any]:
         "written": report.written,
         "errors": [_split(line) for line in report.errors[:MAX_ERRORS_KEPT]],
     }
+
+
+def read_as(parsed: Parsed) -> str:
+    """How the upload was read, as the page says it ("" if it could not be read)."""
+    if parsed.sheet:
+        more = f"（共 {parsed.sheets} 个工作表，只读取这一个）" if parsed.sheets > 1 else ""
+        return f"Excel 工作簿，工作表「{parsed.sheet}」{more}"
+    if not parsed.encoding:
+        return ""
+    encoding = {"GB18030": "GB18030（GBK）"}.get(parsed.encoding, parsed.encoding)
+    encoding = encoding.replace(" with BOM", "（带 BOM）")
+    return f"{encoding} 编码" + ("，制表符分隔" if parsed.delimiter == "\t" else "")
 
 
 def _split(line: str) -> dict[str, str]:

@@ -9,11 +9,16 @@ from flask import Response, abort, jsonify, redirect, render_template, request, 
 from wxbot.admin.ops import AdminError
 from wxbot.console import labels
 from wxbot.console.web import PER_PAGE, admin, bp, lines, page_number, paging
-from wxbot.qa.formats import FORMATS, MISSING, write
+from wxbot.qa.formats import ALL_FORMATS, MISSING, FormatError, write
 from wxbot.qa.store import EntryRow
 
 TAUGHT_BY = "admin-console"
-EXPORT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson", "txt": "text/plain"}
+EXPORT_TYPES = {
+    "csv": "text/csv",
+    "jsonl": "application/x-ndjson",
+    "txt": "text/plain",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 SAVED = {
     "1": "已保存。用户的下一条消息就会用上。",
     "added": "已添加相似问法。",
@@ -33,7 +38,7 @@ def knowledge() -> str:
         entries=entries,
         search=search,
         done=request.args.get("done", ""),
-        formats=FORMATS,
+        formats=ALL_FORMATS,
         **paging(total, page),
     )
 
@@ -152,10 +157,19 @@ def new_entry() -> Response | tuple[str, int]:
 def export() -> Response:
     fmt = request.args.get("format", "csv")
     if fmt not in EXPORT_TYPES:
-        abort(400, "导出格式只能是 csv、jsonl 或 txt。")
-    out = io.StringIO()
-    write(admin().export_items(), fmt, out)
-    body = ("\ufeff" if fmt == "csv" else "") + out.getvalue()  # a BOM so Excel reads UTF-8
+        abort(400, "导出格式只能是 csv、jsonl、txt 或 xlsx。")
+    body: str | bytes
+    if fmt == "xlsx":
+        workbook = io.BytesIO()
+        try:
+            write(admin().export_items(), fmt, workbook)
+        except FormatError:  # more entries than a sheet has rows
+            abort(413, "知识库条目太多，一个 Excel 工作表放不下：请导出为 CSV。")
+        body = workbook.getvalue()
+    else:
+        out = io.StringIO()
+        write(admin().export_items(), fmt, out)
+        body = ("\ufeff" if fmt == "csv" else "") + out.getvalue()  # a BOM: Excel reads UTF-8
     response = Response(body, mimetype=EXPORT_TYPES[fmt])
     response.headers["Content-Disposition"] = f"attachment; filename=knowledge.{fmt}"
     return response

@@ -108,10 +108,62 @@ _REASONS = [
     (r"invalid JSON \((.+)\)", r"不是有效的 JSON（\1）。"),
     (r'missing "answer"', "缺少 answer（答案）。"),
     (r"the question (.+) is already at .+:(\d+)", r"问题 \1 与第 \2 行重复。"),
+    # which encoding (wxbot.qa.formats.encoding)
     (
-        r"not UTF-8 \(byte (\d+)\); save the file as UTF-8",
-        r"不是 UTF-8 编码（第 \1 字节）：请另存为 UTF-8。",
+        r"not UTF-8 or GB18030 \(byte (\d+)\); save the file as UTF-8",
+        r"既不是 UTF-8 也不是 GBK/GB18030 编码（第 \1 字节）：请另存为 UTF-8。",
     ),
+    (
+        r"not (.+) \(byte (\d+)\) although it starts with a .+ byte order mark; save the file as UTF-8",
+        r"文件开头标明是 \1 编码，但第 \2 字节不是：请另存为 UTF-8。",
+    ),
+    (r"UTF-32 text; save the file as UTF-8", "不能读取 UTF-32 编码的文件：请另存为 UTF-8。"),
+    (
+        r"a NUL character \(is it UTF-16 without a byte order mark\?\); save the file as UTF-8",
+        "文件里有 NUL 字符（可能是不带 BOM 的 UTF-16）：请另存为 UTF-8。",
+    ),
+    # Excel workbooks (wxbot.qa.formats.xlsx_file, xlsx_scan); some name no row ("file: ...")
+    (
+        r"(?:.+: )?an old \.xls workbook, or one protected by a password.*",
+        "这是旧版 .xls 工作簿或设了密码的工作簿：请在 Excel 或 WPS 里另存为 .xlsx（不设密码）或 CSV。",
+    ),
+    (
+        r"(?:.+: )?not an Excel \.xlsx workbook \(not a zip file\).*",
+        "不是 Excel .xlsx 工作簿：CSV 或文本文件请使用对应的扩展名（.csv、.txt）。",
+    ),
+    (r"(?:.+: )?not an Excel \.xlsx workbook \((.*)\)", r"不是 Excel .xlsx 工作簿（\1）。"),
+    (r"(?:.+: )?a damaged \.xlsx file.*", "文件已损坏，不是有效的 .xlsx。"),
+    (
+        r"(?:.+: )?the workbook unpacks to more than (\d+) MB.*",
+        r"工作簿解压后超过 \1 MB：请拆分，或另存为 CSV。",
+    ),
+    (r"(?:.+: )?the workbook has no worksheet", "工作簿里没有工作表。"),
+    (r"(?:.+: )?the sheet '(.*)' is empty", r"工作表「\1」是空的。"),
+    (
+        r"(?:.+: )?the first row must be a header; .*",
+        "第一行必须是表头，列名为 问题、答案、相似问法、语言（或 question、answer、similar、language）。",
+    ),
+    (
+        r"column ([A-Z]+) of the header row has no name; .*",
+        r"表头的 \1 列没有列名：列名应为 问题、答案、相似问法 或 语言。",
+    ),
+    (
+        r"column ([A-Z]+): unknown column '(.*)'; .*",
+        r"表头的 \1 列「\2」不是可识别的列名：应为 问题、答案、相似问法 或 语言。",
+    ),
+    (
+        r"the header needs a question column and one answer column; .*",
+        "表头需要「问题」列和一个「答案」列。",
+    ),
+    (
+        r"expected \d+ columns \(.*\), found a value in column ([A-Z]+); .*",
+        r"\1 列有内容，但表头没有这一列：请在表头写上列名，或清空它。",
+    ),
+    (
+        r"cell ([A-Z]+\d+) holds a formula without a saved result; .*",
+        r"单元格 \1 是公式，但文件里没有保存计算结果：请用 Excel 或 WPS 打开并保存一次（或粘贴为数值）。",
+    ),
+    (r"cell ([A-Z]+\d+) holds the error (.+)", r"单元格 \1 的值是错误 \2。"),
     (r"question\(s\) without an A: line", "有 Q: 问题但没有 A: 答案。"),
     (r"A: line without a Q: line before it", "A: 答案前面没有 Q: 问题。"),
 ]

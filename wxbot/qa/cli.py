@@ -12,7 +12,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from wxbot.qa import synonyms as synonym_store
-from wxbot.qa.formats import FORMATS, FormatError, detect_format, export_items, write
+from wxbot.qa.formats import ALL_FORMATS, FormatError, detect_format, export_items, write
 from wxbot.qa.importer import import_files
 
 MAX_ERRORS_SHOWN = 200
@@ -30,12 +30,16 @@ def kb() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice([*FORMATS, "synonyms"]),
+    type=click.Choice([*ALL_FORMATS, "synonyms"]),
     help="Override the extension (synonyms: one group of words per line).",
 )
 @with_appcontext
 def import_command(files: tuple[str, ...], skip_bad: bool, dry_run: bool, fmt: str | None) -> None:
-    """Import FILE... (.csv question,answer | .jsonl | .txt Q:/A: blocks), UTF-8.
+    """Import FILE... (.csv question,answer | .jsonl | .txt Q:/A: blocks | .xlsx workbook).
+
+    Text files may be UTF-8, UTF-16 with a BOM, or GB18030/GBK (the summary says which was
+    read); a CSV may be tab-separated (Excel's Unicode text). An .xlsx is read from its
+    first sheet, whose first row names the columns as a CSV header does.
 
     A synonyms file (its name contains "synonym", or its first line is "# wxbot synonyms":
     one group of words per line) adds synonym groups.
@@ -64,6 +68,8 @@ def import_command(files: tuple[str, ...], skip_bad: bool, dry_run: bool, fmt: s
         click.echo(line, err=True)
     if len(report.errors) > MAX_ERRORS_SHOWN:
         click.echo(f"... and {len(report.errors) - MAX_ERRORS_SHOWN} more", err=True)
+    for name, how in report.read_as:
+        click.echo(f"read {name} as {how}")
     if report.written:
         click.echo(f"imported: {report.summary()}")
         _embed_new_questions(clock())
@@ -96,12 +102,13 @@ def _embed_new_questions(now: float) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice([*FORMATS, "synonyms"]),
+    type=click.Choice([*ALL_FORMATS, "synonyms"]),
     help="Default: from the extension (synonyms: the synonym groups, one a line).",
 )
 @with_appcontext
 def export_command(file: str, fmt: str | None) -> None:
-    """Write every entry to FILE ('-' = stdout) in an importable format.
+    """Write every entry to FILE ('-' = stdout) in an importable format: .csv, .jsonl,
+    .txt (UTF-8) or .xlsx (an Excel workbook; not to stdout).
 
     A FILE whose name contains "synonym" (or --format synonyms) gets the synonym groups
     instead, as `wxbot kb import` reads such a file.
@@ -112,6 +119,8 @@ def export_command(file: str, fmt: str | None) -> None:
         fmt = fmt or ("txt" if file == "-" else detect_format(file))
     except FormatError as exc:
         raise click.UsageError(str(exc)) from None
+    if fmt == "xlsx" and file == "-":
+        raise click.UsageError("an .xlsx workbook is binary: give a FILE, not '-'")
     engine = current_app.extensions["wxbot.engine"]
     with engine.connect() as conn:
         if fmt == "synonyms":
@@ -126,6 +135,8 @@ def export_command(file: str, fmt: str | None) -> None:
 
     if file == "-":
         count = write_all(sys.stdout)
+    elif fmt == "xlsx":
+        count = _write_xlsx(items, file)
     else:
         try:
             with open(file, "w", encoding="utf-8", newline="") as out:
@@ -134,3 +145,21 @@ def export_command(file: str, fmt: str | None) -> None:
             raise click.ClickException(f"cannot write {file}: {exc.strerror}") from None
     what = "synonym groups" if fmt == "synonyms" else "entries"
     click.echo(f"exported {count} {what} to {file} ({fmt})", err=file == "-")
+
+
+def _write_xlsx(items: list[Any], file: str) -> int:
+    """The workbook is built in memory first: a knowledge base too big for a sheet leaves no
+    half-written file behind."""
+    import io
+
+    buffer = io.BytesIO()
+    try:
+        count = write(items, "xlsx", buffer)
+    except FormatError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        with open(file, "wb") as out:
+            out.write(buffer.getbuffer())
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {file}: {exc.strerror}") from None
+    return count

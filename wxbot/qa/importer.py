@@ -23,7 +23,8 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, upda
 
 from wxbot.qa import store
 from wxbot.qa import synonyms as synonym_store
-from wxbot.qa.formats import MISSING, FormatError, Parsed, Record, decode, parse_file
+from wxbot.qa.formats import MISSING, FormatError, Parsed, Record, decode_text, parse_file
+from wxbot.qa.formats.encoding import head_text
 from wxbot.qa.text import question_key
 from wxbot.qa.writer import (
     MAX_QUESTIONS,
@@ -48,6 +49,8 @@ class ImportReport:
     synonyms_added: int = 0
     synonyms_unchanged: int = 0
     synonyms: list[list[str]] = field(default_factory=list)  # the groups read
+    # (file, how it was read: "GB18030, tab-separated", "Excel workbook, sheet 'FAQ'" ...)
+    read_as: list[tuple[str, str]] = field(default_factory=list)
 
     def summary(self) -> str:
         text = (
@@ -83,19 +86,20 @@ def is_synonyms_file(path: str) -> bool:
             head = fh.read(64)
     except OSError:
         return False
-    return head.decode("utf-8-sig", "ignore").lower().startswith(synonym_store.HEADER)
+    return head_text(head).lower().startswith(synonym_store.HEADER)
 
 
-def read_synonyms(path: str) -> tuple[list[list[str]], list[str]]:
+def read_synonyms(path: str) -> tuple[list[list[str]], list[str], str]:
+    """The groups of a synonyms file, its errors, and the encoding it was read in."""
     try:
         with open(path, "rb") as fh:
-            text = decode(fh.read(), path)
+            decoded = decode_text(fh.read(), path)
     except OSError as exc:
-        return [], [f"{path}: cannot read ({exc.strerror})"]
+        return [], [f"{path}: cannot read ({exc.strerror})"], ""
     except FormatError as exc:
-        return [], [str(exc)]
-    groups, errors = synonym_store.parse_text(text, path)
-    return [words for _, words in groups], errors
+        return [], [str(exc)], ""
+    groups, errors = synonym_store.parse_text(decoded.text, path)
+    return [words for _, words in groups], errors, decoded.encoding
 
 
 def read_files(
@@ -109,17 +113,23 @@ def read_files(
 
 
 def _parse_paths(
-    paths: Sequence[str], fmt: str | None, synonyms: list[list[str]] | None
+    paths: Sequence[str],
+    fmt: str | None,
+    synonyms: list[list[str]] | None,
+    read_as: list[tuple[str, str]] | None = None,
 ) -> tuple[list[Parsed], list[str]]:
-    """Knowledge files parsed; synonyms files read into ``synonyms`` (their errors returned)."""
+    """Knowledge files parsed; synonyms files read into ``synonyms`` (their errors returned,
+    the encoding each was read in appended to ``read_as``)."""
     files: list[Parsed] = []
     errors: list[str] = []
     for path in paths:
         if fmt in (None, "synonyms") and (fmt == "synonyms" or is_synonyms_file(path)):
-            groups, problems = read_synonyms(path)
+            groups, problems, encoding = read_synonyms(path)
             errors.extend(problems)
             if synonyms is not None:
                 synonyms.extend(groups)
+            if encoding and read_as is not None:
+                read_as.append((path, f"{encoding} (synonym groups)"))
             continue
         files.append(parse_file(path, fmt))
     return files, errors
@@ -164,7 +174,8 @@ def import_files(
     progress: Callable[[int, str], object] | None = None,
 ) -> ImportReport:
     groups: list[list[str]] = []
-    files, errors = _parse_paths(paths, fmt, groups)
+    read_as: list[tuple[str, str]] = []
+    files, errors = _parse_paths(paths, fmt, groups, read_as)
     return import_parsed(
         engine,
         files,
@@ -174,6 +185,7 @@ def import_files(
         progress=progress,
         synonyms=groups,
         errors=errors,
+        read_as=read_as,
     )
 
 
@@ -188,15 +200,18 @@ def import_parsed(
     planned: Callable[[int], object] | None = None,
     synonyms: Sequence[list[str]] = (),
     errors: Sequence[str] = (),
+    read_as: Sequence[tuple[str, str]] = (),
 ) -> ImportReport:
     """Import already parsed files (``import_files`` reads them from paths; the web console
     from an upload) and synonym groups. ``planned(n)`` is told how many rows will be written
     before the writes start, ``progress(n, what)`` after each batch of them; ``errors`` are
-    problems found before parsing (unreadable synonyms files)."""
+    problems found before parsing (unreadable synonyms files), ``read_as`` how the synonyms
+    files were read (the report adds the knowledge files')."""
     groups = list(synonyms)
     rows, problems = check_parsed(files)
     errors = [*errors, *problems]
     report = ImportReport(errors=errors, rejected=len(errors), synonyms=groups)
+    report.read_as = [*read_as, *((p.name, p.read_as) for p in files if p.read_as)]
     if errors and not skip_bad:
         return report
     try:

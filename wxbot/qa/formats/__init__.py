@@ -8,10 +8,14 @@ format has its module, which documents its rules and how it escapes what would n
 - CSV (``csv_file``): ``question,answer`` rows, or named columns ``question``, ``answer``,
   ``similar``, ``language``;
 - JSON Lines (``jsonl_file``): ``{"questions": [...], "answer": "..."}`` per line;
-- Text (``txt_file``): blocks of ``Q:`` lines, an optional ``L:`` line, then ``A:``.
+- Text (``txt_file``): blocks of ``Q:`` lines, an optional ``L:`` line, then ``A:``;
+- Excel workbooks (``xlsx_file``): the CSV columns in the first sheet, header row required.
 
-All UTF-8, with or without a BOM. The format comes from the extension (.csv, .jsonl/.json,
-.txt/.md) unless given. Every writer's output reads back to the same entries.
+The text formats are read in UTF-8 (with or without a BOM), UTF-16 with a BOM, or GB18030
+(GBK), decided from the bytes (``encoding``); CSV may be tab-separated. The format comes from
+the extension (.csv, .jsonl/.json, .txt/.md, .xlsx) unless given; .xls is refused with a
+hint. Every writer's output reads back to the same entries. ``FORMATS`` are the text formats
+(``parse`` and ``write`` take text); ``ALL_FORMATS`` adds .xlsx, which is bytes.
 """
 
 from __future__ import annotations
@@ -19,15 +23,17 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
-from wxbot.qa.formats import csv_file, jsonl_file, txt_file
+from wxbot.qa.formats import csv_file, jsonl_file, txt_file, xlsx_file
+from wxbot.qa.formats.encoding import UTF16_BE, UTF16_LE, decode_text
 from wxbot.qa.formats.records import MISSING, FormatError, Item, Parsed, Record, split_lines
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
 __all__ = [
+    "ALL_FORMATS",
     "FORMATS",
     "MISSING",
     "FormatError",
@@ -35,6 +41,7 @@ __all__ = [
     "Parsed",
     "Record",
     "decode",
+    "decode_text",
     "detect_format",
     "export_items",
     "parse",
@@ -45,36 +52,56 @@ __all__ = [
 ]
 
 _MODULES = {"csv": csv_file, "jsonl": jsonl_file, "txt": txt_file}
-FORMATS = tuple(_MODULES)
-_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".txt": "txt", ".md": "txt"}
+FORMATS = tuple(_MODULES)  # the text formats
+ALL_FORMATS = (*FORMATS, "xlsx")
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".txt": "txt",
+    ".md": "txt",
+    ".tsv": "csv",  # (the CSV reader tells tab-separated files by their first row)
+    ".xlsx": "xlsx",
+}
+OLD_EXCEL = (".xls", ".et")  # binary Excel, and WPS's own format: neither is read
 
 
 def detect_format(path: str, given: str | None = None) -> str:
     if given:
-        if given not in FORMATS:
-            raise FormatError(f"unknown format {given!r}; use one of {', '.join(FORMATS)}")
+        if given not in ALL_FORMATS:
+            raise FormatError(f"unknown format {given!r}; use one of {', '.join(ALL_FORMATS)}")
         return given
     ext = os.path.splitext(path)[1].lower()
+    if ext in OLD_EXCEL:
+        raise FormatError(
+            f"{path}: {ext} workbooks cannot be read; open it in Excel or WPS and save it "
+            "as .xlsx (Excel 工作簿) or as CSV"
+        )
     if ext not in _EXTENSIONS:
         raise FormatError(
             f"{path}: cannot tell the format from the extension {ext or '(none)'!r}; "
-            "use .csv, .jsonl or .txt (or --format)"
+            "use .csv, .jsonl, .txt or .xlsx (or --format)"
         )
     return _EXTENSIONS[ext]
 
 
 def decode(data: bytes, name: str) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise FormatError(
-            f"{name}:{line}: not UTF-8 (byte {exc.start}); save the file as UTF-8"
-        ) from None
+    """A text file's content (see ``encoding`` for which encodings, and how it decides)."""
+    return decode_text(data, name).text
 
 
-def parse(text: str, name: str, fmt: str) -> Parsed:
-    return _MODULES[fmt].parse(text, name)  # type: ignore[no-any-return]
+def parse(text: str, name: str, fmt: str, encoding: str = "") -> Parsed:
+    """A text format's content; ``encoding`` (as ``decode_text`` names it) lets CSV tell
+    Excel's tab-separated Unicode text."""
+    if fmt not in _MODULES:
+        raise FormatError(f"{name}: {fmt} is not a text format")
+    if fmt == "csv":
+        utf16 = encoding in (UTF16_LE, UTF16_BE)
+        parsed = csv_file.parse(text, name, prefer_tab=utf16 or name.lower().endswith(".tsv"))
+    else:
+        parsed = _MODULES[fmt].parse(text, name)
+    parsed.name, parsed.encoding = name, encoding
+    return parsed
 
 
 def parse_file(path: str, fmt: str | None = None) -> Parsed:
@@ -89,9 +116,19 @@ def parse_file(path: str, fmt: str | None = None) -> Parsed:
 def parse_bytes(data: bytes, name: str, fmt: str | None = None) -> Parsed:
     """Parse a file's content (an upload); ``name`` gives the format and the error prefix."""
     try:
-        return parse(decode(data, name), name, detect_format(name, fmt))
+        fmt = detect_format(name, fmt)
+        if fmt == "xlsx":
+            return xlsx_file.parse(data, name)
+        decoded = decode_text(data, name)
+        utf16 = decoded.encoding in (UTF16_LE, UTF16_BE)
+        # Excel's Unicode text export is named .txt: a tab-separated table. Its first line
+        # could not start a Q:/A: file (that reader would refuse it), so nothing that reads
+        # as Q:/A: text is ever taken for a table.
+        if fmt == "txt" and csv_file.is_tab_table(decoded.text, utf16):
+            fmt = "csv"
+        return parse(decoded.text, name, fmt, decoded.encoding)
     except FormatError as exc:
-        return Parsed(errors=[str(exc)])
+        return Parsed(errors=[str(exc)], name=name)
 
 
 def export_items(conn: Connection) -> list[Item]:
@@ -107,9 +144,12 @@ def export_items(conn: Connection) -> list[Item]:
     ]
 
 
-def write(items: Iterable[Item], fmt: str, out: io.TextIOBase) -> int:
-    """Write entries in ``fmt``; returns the number written. Reads back to the same entries."""
+def write(items: Iterable[Item], fmt: str, out: io.TextIOBase | IO[bytes]) -> int:
+    """Write entries in ``fmt`` (to a text stream; .xlsx to a binary one); returns the number
+    written. Reads back to the same entries."""
+    if fmt == "xlsx":
+        return xlsx_file.write(items, out)  # type: ignore[arg-type]
     module = _MODULES.get(fmt)
     if module is None:
-        raise FormatError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+        raise FormatError(f"unknown format {fmt!r}; use one of {', '.join(ALL_FORMATS)}")
     return module.write(items, out)  # type: ignore[no-any-return]

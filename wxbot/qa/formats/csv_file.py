@@ -3,6 +3,16 @@ the question column. With a header row the columns are named: ``question`` (may 
 ``answer``, ``similar`` (``|``-separated similar questions), ``language``; Chinese names
 (问题, 答案, 相似问法, 语言) work too.
 
+Delimiter: a comma, or a tab for tab-separated files (Excel's 「Unicode 文本」 export is
+UTF-16 and tab-separated; operators also paste sheets into text editors). Decided from the
+file's first non-blank row, read both ways (quotes respected):
+
+* it is a header read with commas -> commas; a header read with tabs -> tabs;
+* else it holds a tab and no comma (one column with commas, several with tabs) -> tabs;
+* else the file is UTF-16 (only Excel's Unicode text makes such files) or named .tsv, and
+  the row holds a tab -> tabs;
+* else commas.
+
 Escaping (against CSV/formula injection: a spreadsheet runs a cell that starts with ``=``,
 ``+``, ``-``, ``@``, a tab or a CR as a formula, and questions may be users' own words):
 
@@ -24,6 +34,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable
 
 from wxbot.qa.formats.records import MISSING, Item, Parsed, Record
@@ -46,19 +57,67 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # The writer puts a "'" before a value starting with one of these, the "'" itself included so
 # that the reader's undoing it is unambiguous (see the module docstring).
 _CSV_ESCAPED = (*_FORMULA_START, "'")
+# how a line of a Q:/A: text file starts (txt_file): such a file is never a table
+_TEXT_START = re.compile(r"#|(?:q|问|a|答|l|语言)\s*\\?[:：]", re.IGNORECASE)
 
 
-def _header(row: list[str]) -> list[str] | None:
+def column_role(name: str) -> str | None:
+    """``question``, ``answer``, ``similar`` or ``language`` for a header cell, else None."""
+    return _COLUMNS.get(name.strip().lower())
+
+
+def header_roles(row: list[str]) -> list[str] | None:
     """Column roles of a header row, or None if the row is data."""
-    roles = [_COLUMNS.get(c.strip().lower()) for c in row]
+    roles = [column_role(c) for c in row]
     if None in roles or "question" not in roles or roles.count("answer") != 1:
         return None
     return roles  # type: ignore[return-value]
 
 
-def parse(text: str, name: str) -> Parsed:
-    out = Parsed()
-    reader = csv.reader(io.StringIO(text, newline=""))
+def _first_row(text: str, delimiter: str) -> list[str]:
+    """The first row with anything in it, read with ``delimiter`` ([] if none or broken)."""
+    try:
+        for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+            if any(cell.strip() for cell in row):
+                return row
+    except csv.Error:
+        pass  # the real reading reports it
+    return []
+
+
+def sniff_delimiter(text: str, prefer_tab: bool = False) -> str:
+    """The delimiter, "," or a tab (see the module docstring)."""
+    commas = _first_row(text, ",")
+    if not commas or header_roles(commas) is not None:
+        return ","
+    tabs = _first_row(text, "\t")
+    if header_roles(tabs) is not None:
+        return "\t"
+    if len(tabs) > 1 and (len(commas) == 1 or prefer_tab):
+        return "\t"
+    return ","
+
+
+def is_tab_table(text: str, utf16: bool) -> bool:
+    """A .txt file that is really a tab-separated table: Excel's 「Unicode 文本」 export is
+    named .txt. True when its first row is a header read with tabs, or the file is UTF-16
+    and that row holds a tab (and does not start as a Q:/A: file's first line does)."""
+    tabs = _first_row(text, "\t")
+    if header_roles(tabs) is not None:
+        return True
+    first = tabs[0].lstrip() if tabs else ""
+    return utf16 and len(tabs) > 1 and not _TEXT_START.match(first)
+
+
+def parse(text: str, name: str, prefer_tab: bool = False) -> Parsed:
+    """``prefer_tab``: the file was UTF-16 or named .tsv (a tab in its first row then means
+    tab-separated, whatever else the row holds)."""
+    delimiter = sniff_delimiter(text, prefer_tab)
+    out = Parsed(delimiter=delimiter)
+    # Excel quotes a cell holding a comma only in a comma-separated file: the hint would
+    # mislead in a tab-separated one.
+    hint = "; quote answers that contain commas" if delimiter == "," else ""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     start = 1
     roles: list[str] | None = None
     first = True
@@ -69,14 +128,14 @@ def parse(text: str, name: str) -> Parsed:
                 continue
             if first:
                 first = False
-                roles = _header(row)
+                roles = header_roles(row)
                 if roles is not None:
                     continue
             if roles is None:
                 if len(row) != 2:
                     out.errors.append(
                         f"{name}:{line}: expected 2 columns (question,answer), found {len(row)}"
-                        + ("; quote answers that contain commas" if len(row) > 2 else "")
+                        + (hint if len(row) > 2 else "")
                     )
                     continue
                 questions = [_csv_unescape(q) for q in row[0].split("|")]
@@ -88,8 +147,7 @@ def parse(text: str, name: str) -> Parsed:
             if len(row) > len(roles) or short:
                 out.errors.append(
                     f"{name}:{line}: expected {len(roles)} columns ({','.join(roles)}), "
-                    f"found {len(row)}"
-                    + ("; quote answers that contain commas" if len(row) > len(roles) else "")
+                    f"found {len(row)}" + (hint if len(row) > len(roles) else "")
                 )
                 continue
             row = row + [""] * (len(roles) - len(row))

@@ -43,6 +43,22 @@ class Record:
 class Parsed:
     records: list[Record] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # "file:line: reason"
+    # How the file was read, for the import summary (empty when it could not be read):
+    name: str = ""
+    encoding: str = ""  # "UTF-8", "GB18030", "UTF-16 LE" ... (formats.encoding); "" for .xlsx
+    delimiter: str = ""  # CSV: "," or "\t"
+    sheet: str = ""  # .xlsx: the sheet read
+    sheets: int = 0  # .xlsx: how many sheets the workbook has
+
+    @property
+    def read_as(self) -> str:
+        """``GB18030, tab-separated`` / ``Excel workbook, sheet 'FAQ' (1 of 3 sheets...)``."""
+        if self.sheet:
+            more = (
+                f" (1 of {self.sheets} sheets; the others are not read)" if self.sheets > 1 else ""
+            )
+            return f"Excel workbook, sheet {self.sheet!r}{more}"
+        return self.encoding + (", tab-separated" if self.delimiter == "\t" else "")
 
 
 @dataclass
