@@ -42,3 +42,17 @@ def test_healthz_logs_nothing_when_healthy(client, caplog):  # type: ignore[no-u
     with caplog.at_level("INFO"):
         assert client.get("/healthz").status_code == 200
     assert caplog.records == []
+
+
+def test_healthz_keeps_serving_a_schema_a_later_release_migrated(app, client):  # type: ignore[no-untyped-def]
+    """A rolling deploy: the new release migrated the database while this one still serves.
+    Migrations only add, so this release keeps working; a 503 made load balancers pull every
+    old container at once (until 2026-11-24)."""
+    from sqlalchemy import text
+
+    with app.extensions["wxbot.engine"].begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099_from_the_future'"))
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json["schema"] == "0099_from_the_future"
+    assert "newer than this release" in response.json["note"]

@@ -10,12 +10,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+
+if TYPE_CHECKING:
+    from wxbot.migrations.guard import SchemaStatus
 
 log = logging.getLogger(__name__)
 
@@ -260,11 +263,49 @@ def alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "heads") -> None:
-    """Create or upgrade the schema to the newest migration (idempotent)."""
+UPGRADE_LOCK_WAIT = 900.0  # seconds to wait for another process's upgrade (a big ALTER)
+
+
+def upgrade(
+    engine: Engine, revision: str = "heads", lock_wait: float = UPGRADE_LOCK_WAIT
+) -> SchemaStatus:
+    """Create or upgrade the schema to the newest migration (idempotent); returns the
+    schema's SchemaStatus after it.
+
+    Safe when many processes run it at once (containers restarting together): one migrates
+    under the database's upgrade lock, the others wait and then find nothing to do. A
+    database that is not wxbot's is refused, and one a later release migrated is left as it
+    is (SchemaError / a warning), instead of Alembic's traceback. A failing migration comes
+    out as a one-line SchemaError (the driver's error is its cause)."""
     from alembic import command
 
-    command.upgrade(alembic_config(engine), revision)
+    from wxbot.migrations.guard import (
+        CURRENT,
+        FOREIGN,
+        NEWER,
+        SchemaError,
+        database_error,
+        schema_status,
+        upgrade_lock,
+    )
+
+    with upgrade_lock(engine, lock_wait):
+        # read under the lock: another process may have migrated while this one waited
+        before = schema_status(engine)
+        if before.state == FOREIGN:
+            raise SchemaError(before.message)
+        if before.state == NEWER:
+            log.warning("%s; nothing to upgrade", before.message)
+            return before
+        if before.state != CURRENT or revision != "heads":
+            try:
+                command.upgrade(alembic_config(engine), revision)
+            except DBAPIError as exc:
+                raise SchemaError(
+                    f"upgrading the schema from {before.revision or 'nothing'} failed:"
+                    f" {database_error(exc)}"
+                ) from exc
+    return schema_status(engine)
 
 
 def current_revision(engine: Engine) -> str | None:

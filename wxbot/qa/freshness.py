@@ -9,6 +9,7 @@ import weakref
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy.exc import DBAPIError
 
 from wxbot.qa import store
 from wxbot.qa import synonyms as synonym_store
@@ -69,6 +70,10 @@ class FreshIndex:
                 if not inspect(conn).has_table("kb_meta"):
                     return  # `wxbot init-db` not run yet: the first request loads
                 self.refresh_if_stale(conn)
+        except DBAPIError as exc:  # e.g. the database starts after us: the first request loads
+            log.warning(
+                "knowledge base not loaded at start-up: %s", " ".join(str(exc.orig).split())
+            )
         except Exception:  # start-up must not fail on it: the first request retries
             log.exception("loading the knowledge base at start-up failed")
 

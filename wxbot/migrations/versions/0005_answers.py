@@ -104,7 +104,17 @@ def downgrade() -> None:
     op.drop_table("kb_embeddings")
     op.drop_table("kb_alias_votes")
     op.drop_table("kb_synonyms")
-    with op.batch_alter_table("kb_questions") as batch:
-        batch.drop_column("origin")
-    with op.batch_alter_table("kb_entries") as batch:
-        batch.drop_column("language")
+    # Not batch mode: on SQLite it copies kb_entries to a new table and drops the old one,
+    # and with foreign keys on (make_engine) that DROP deleted every question and vote by
+    # their ON DELETE CASCADE. SQLite 3.35+ drops a column in place; older ones cannot, and
+    # are refused rather than losing the questions.
+    if op.get_bind().dialect.name == "sqlite":
+        import sqlite3
+
+        if sqlite3.sqlite_version_info < (3, 35):
+            raise RuntimeError(
+                f"downgrading 0005_answers needs SQLite 3.35 or later (this is"
+                f" {sqlite3.sqlite_version}): it would delete every question"
+            )
+    op.drop_column("kb_questions", "origin")
+    op.drop_column("kb_entries", "language")

@@ -23,7 +23,22 @@ def upgrade() -> None:
     _retype(to=mysql.MEDIUMTEXT(), was=sa.Text())
 
 
+TEXT_BYTES = 65535  # what MySQL's TEXT holds
+
+
 def downgrade() -> None:
+    # Refuse before altering anything if a value would not fit: strict MySQL stops halfway
+    # (one column retyped, the next not), and a server without strict mode cuts the
+    # histories short without a word.
+    bind = op.get_bind()
+    if bind.dialect.name in ("mysql", "mariadb"):
+        for table, column in COLUMNS:
+            longest = bind.execute(sa.text(f"SELECT MAX(LENGTH({column})) FROM {table}")).scalar()
+            if (longest or 0) > TEXT_BYTES:
+                raise RuntimeError(
+                    f"cannot downgrade 0012_long_text: {table}.{column} holds {longest} bytes,"
+                    f" more than TEXT's {TEXT_BYTES}; shorten or delete those rows first"
+                )
     _retype(to=sa.Text(), was=mysql.MEDIUMTEXT())
 
 
