@@ -46,8 +46,8 @@ def compose(
     """
     outbox = [reply_from_dict(d) for d in ctx.slots.get(OUTBOX) or []]
     if pages is None and isinstance(reply, Silent):
-        # Nothing new was said (a menu link opened, a LOCATION report): the unread pages
-        # of the last answer stay for 「继续」.
+        # Nothing new was said (an event answered with silence): the unread pages of the
+        # last answer stay for 「继续」.
         pages = list(ctx.slots.get(PAGES) or [])
     if isinstance(reply, Text):
         text = f"{notice}\n{reply.content}" if notice else reply.content
@@ -106,7 +106,7 @@ def read_page(page: Any, language: str) -> str:
 def remember(ctx: ContextRow, msg: Inbound, reply: Reply, rounds: int) -> None:
     """Append one exchange to the history, keeping the last ``rounds`` exchanges."""
     if msg.is_event and isinstance(reply, Silent):
-        return  # an event nobody answered (LOCATION reports...) is not part of the conversation
+        return  # an event nobody answered is not part of the conversation
     said = msg.text or f"[{msg.event or msg.kind}]"
     if isinstance(reply, Text):
         answered = reply.content

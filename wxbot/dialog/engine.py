@@ -21,7 +21,7 @@ from wxbot import metrics
 from wxbot.config import Settings
 from wxbot.db import is_transient, run_after_commit, transaction, with_retries
 from wxbot.dialog import context as store
-from wxbot.dialog import delivery, language, words
+from wxbot.dialog import delivery, kinds, language, words
 from wxbot.dialog.context import ContextRow, SeenRecord
 from wxbot.dialog.flow import Deferred, Deps, Outcome
 from wxbot.dialog.housekeeping import Housekeeping
@@ -112,6 +112,14 @@ class Bot:
         gets the apology.
         """
         started = time.monotonic()
+        if msg.is_event and not kinds.answers_event(msg):
+            # A LOCATION report (every 5 s while the user is in the chat), a template message
+            # delivered, a menu link opened...: the user said nothing, so nothing of theirs
+            # may change. No transaction: no context is created for them (nor counted as a
+            # new user, nor refused as busy), none is kept alive past its expiry, and no
+            # late result is spent on a reply WeChat may not even show. A retry gets the
+            # same "success".
+            return self._done(msg, Silent(), "replied", started)
         last = self.is_last_delivery(msg)
         budget = self.settings.reply_deadline if last else WECHAT_GIVES_UP + 0.5
         try:
@@ -320,7 +328,7 @@ class Bot:
 
 def _moves_the_dialogue(msg: Inbound, outcome: Outcome, ctx: ContextRow, state_before: str) -> bool:
     """Whether saving this message's outcome moves the dialogue on (bumps the version). An
-    event nobody answered (a LOCATION report every 5 s, a menu link) leaves it where it was:
+    event nobody answered (most never get this far: see kinds.ANSWERED_EVENTS) leaves it where it was:
     it keeps the version, or slow work under way would take it for a newer message and drop
     its outcome's state. A new context's first save always counts: it marks it as created."""
     unanswered_event = msg.is_event and isinstance(outcome.reply, Silent) and not outcome.counts

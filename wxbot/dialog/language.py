@@ -19,6 +19,7 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from wxbot.db import is_mysql
+from wxbot.dialog import kinds
 from wxbot.i18n import (
     DEFAULT_LANGUAGE,
     LANGUAGE_NAMES,
@@ -99,13 +100,15 @@ def parse_command(text: str) -> str | None:
 
 
 def detected(msg: Inbound) -> Detection | None:
-    """The language a user's message is written in (None: an event, or no letters)."""
-    return detect(msg.text) if msg.text and not msg.is_event else None
+    """The language a user's message is written in (None: an event, no letters, or no words
+    of the user's own: a sticker code 「/:rose」 or 「[Smile]」, a shared link's title)."""
+    words = kinds.typed_text(msg)
+    return detect(words) if words else None
 
 
 def guess(msg: Inbound, default: str = DEFAULT_LANGUAGE) -> str:
     """The language of one message alone (when nothing is stored, or the database failed)."""
-    found = detect(msg.text) if msg.text else None
+    found = detected(msg)
     return found.language if found else default
 
 

@@ -17,7 +17,12 @@ Each module in ``wxbot.dialog.handlers`` listed in HANDLER_MODULES may define:
   「绑定手机」」 and, after three tries, a human). A module's test declines in its own states,
   whose handlers read their own commands;
 - ``TAKES_ANY_TEXT: set[str]`` — its waiting states whose answer may be any text (a question
-  being taught, a song title): commands do not interrupt those.
+  being taught, a song title): typed commands do not interrupt those (a menu click does: a
+  menu key is never such an answer);
+- ``TAKES_LOCATION: set[str]`` — its waiting states that a shared location answers (the
+  weather's city). Every other waiting state answers a message without words (a picture, a
+  sticker, a voice message WeChat could not recognise, a location, a file) by asking again,
+  without counting a wrong answer (``Dialogue.dispatch``).
 
 Objects built at start-up may contribute the same attributes (``extra`` of build_table):
 the business flows loaded from YAML files (wxbot.flows) are one.
@@ -55,6 +60,7 @@ class DialogueTable:
     exit_hooks: list[ExitHook] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
     takes_any_text: set[str] = field(default_factory=set)
+    takes_location: set[str] = field(default_factory=set)
 
     def is_known(self, state: str) -> bool:
         return state in self.handlers
@@ -72,9 +78,12 @@ class DialogueTable:
         for hook in self.exit_hooks:
             hook(turn, reason)
 
-    def starts_another_task(self, turn: Turn) -> bool:
-        """A message in a waiting state that plainly starts a task of its own (see COMMANDS)."""
-        if turn.state == WAIT_QUERY or turn.state in self.takes_any_text or turn.msg.is_event:
+    def starts_another_task(self, turn: Turn, menu: bool = False) -> bool:
+        """A message in a waiting state that plainly starts a task of its own (see COMMANDS).
+        ``menu``: a menu click's key, which starts a task even where any text is an answer."""
+        if turn.state == WAIT_QUERY or turn.msg.is_event:
+            return False
+        if turn.state in self.takes_any_text and not menu:
             return False
         return any(command(turn) for command in self.commands)
 
@@ -106,6 +115,7 @@ def build_table(
             table.exit_hooks.append(module.on_exit)
         table.commands.extend(getattr(module, "COMMANDS", ()))
         table.takes_any_text.update(getattr(module, "TAKES_ANY_TEXT", ()))
+        table.takes_location.update(getattr(module, "TAKES_LOCATION", ()))
     _check_declared_states(table, (*modules, query))
     return table
 

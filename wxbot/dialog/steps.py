@@ -13,10 +13,11 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Connection
 
 from wxbot.config import Settings
-from wxbot.dialog import delivery, language, words
+from wxbot.dialog import delivery, kinds, language, words
 from wxbot.dialog.context import ContextRow
 from wxbot.dialog.delivery import PAGES, public_slots
 from wxbot.dialog.flow import WAIT_QUERY, WINDOW_COLUMN, Deps, Limits, Outcome, Turn
+from wxbot.dialog.handlers import query
 from wxbot.dialog.paging import MORE_WORDS
 from wxbot.dialog.states import DialogueTable
 from wxbot.i18n import translate
@@ -112,14 +113,19 @@ class Dialogue:
         state = ctx.state
         keep = public_slots(ctx.slots)
         lang = self.language_of(conn, ctx)
+        clicked = False
         if msg.is_event:
             if msg.event in ("subscribe", "subscribe_scan"):
                 return Outcome(Text(translate(self.settings.welcome, lang)), WAIT_QUERY)
-            if msg.event == "click" and msg.event_key:
-                msg = _as_text(msg, msg.event_key)
-            elif msg.event != "location":
+            if msg.event != "click" or not kinds.answers_event(msg):
+                # not the user's words (the engine answers these before the dialogue; kept
+                # for callers that dispatch directly): nothing changes
                 return Outcome(Silent(), state, slots=keep, counts=False)
+            msg, clicked = _as_text(msg, msg.event_key.strip()), True  # a menu key as typed
         turn = self.turn(conn, msg, ctx, now, later)
+        missing = None if clicked else kinds.non_text(msg)
+        if missing is not None and not self._takes(msg, state):
+            return self._no_words(turn, ctx, missing, keep)
         command = words.normalise_command(msg.text)
         if command in words.CANCEL_WORDS:
             text = words.CANCELLED if state != WAIT_QUERY else words.NOTHING_TO_CANCEL
@@ -140,23 +146,22 @@ class Dialogue:
             prompt = self.table.prompt(turn)  # mid-flow: what the step still waits for
             reply = f"{reply}\n\n{prompt}" if prompt else reply
             return Outcome(Text(reply), state, slots=keep, counts=False)
-        if self.table.starts_another_task(turn):
+        if self.table.starts_another_task(turn, menu=clicked):
             # The user changed their mind: what they were asked for is abandoned (a flow
             # counts it as cancelled) and the message starts afresh, as in WAIT_QUERY.
             self.table.exited(turn, "cancelled")
             _start_over(ctx)
             state = WAIT_QUERY
             turn = self.turn(conn, msg, ctx, now, later)
+        elif clicked and state != WAIT_QUERY and self.table.is_known(state):
+            return self._menu_mid_step(turn, ctx, keep)
         if state == WAIT_QUERY:
             for router in self.table.routers:
                 claimed = router(turn)
                 if claimed is not None:
                     return claimed
-            if msg.is_event:  # e.g. LOCATION reports nobody asked for
-                # keep the slots: a did-you-mean list must survive WeChat's location reports
-                return Outcome(Silent(), WAIT_QUERY, slots=keep, counts=False)
-            if not turn.text:
-                return Outcome(Text(turn.t(words.NON_TEXT)), WAIT_QUERY)
+            if not turn.text:  # a location no router took (no weather module)
+                return Outcome(Text(turn.t(words.NON_TEXT)), WAIT_QUERY, slots=keep)
         handler = self.table.handlers.get(state)
         if handler is None:  # a state from an older release: start over rather than fail
             log.warning("context of %s was in unknown state %r; reset", msg.openid, state)
@@ -164,6 +169,37 @@ class Dialogue:
             handler = self.table.handlers[WAIT_QUERY]
             turn = self.turn(conn, msg, ctx, now, later)
         return handler(turn)
+
+    def _takes(self, msg: Inbound, state: str) -> bool:
+        """Whether ``state`` reads this message without words: a location shared where one
+        is asked for (the weather's city), or in WAIT_QUERY (the weather there)."""
+        return msg.kind == "location" and (
+            state == WAIT_QUERY or state in self.table.takes_location
+        )
+
+    def _no_words(self, turn: Turn, ctx: ContextRow, missing: str, keep: dict) -> Outcome:  # type: ignore[type-arg]
+        """A picture, an unrecognised voice message, a sticker, a file... where words are
+        needed. Never a wrong answer (a user who sends a sticker, or speaks where WeChat
+        could not hear, has not answered badly) and never a question to log: the user is
+        told what the bot can read and, mid-step, asked again for what the step needs. The
+        step, its slots and the pages being read stay as they were."""
+        prompt = self.table.prompt(turn) if turn.state != WAIT_QUERY else None
+        if turn.state == WAIT_QUERY:
+            reply = turn.t(_QUERY_NO_WORDS[missing])
+        else:
+            reply = turn.t(words.VOICE_STEP if missing == kinds.VOICE else words.NEEDS_TEXT)
+            reply = f"{reply}\n\n{prompt}" if prompt else reply
+        return _kept(Text(reply), ctx, keep)
+
+    def _menu_mid_step(self, turn: Turn, ctx: ContextRow, keep: dict) -> Outcome:  # type: ignore[type-arg]
+        """A menu button pressed while a step waits (and not another task's command): a key
+        is never the answer to the step (a phone number, a song, a question being taught).
+        A key that is a knowledge-base question is answered; either way the step asks again
+        and nothing counts as a wrong answer."""
+        prompt = self.table.prompt(turn) or turn.t(words.NEEDS_TEXT)
+        answer = query.knowledge_answer(turn)
+        reply = f"{answer}\n\n{prompt}" if answer else prompt
+        return _kept(Text(reply), ctx, keep)
 
     def _set_language(self, turn: Turn, ctx: ContextRow, choice: str, keep: dict) -> Outcome:  # type: ignore[type-arg]
         """「语言 xx」 in any state: answer in the new language and, mid-flow, ask again."""
@@ -256,3 +292,20 @@ def _start_over(ctx: ContextRow) -> None:
 
 def _as_text(msg: Inbound, text: str) -> Inbound:
     return replace(msg, kind="text", text=text)
+
+
+def _kept(reply: Text, ctx: ContextRow, keep: dict) -> Outcome:  # type: ignore[type-arg]
+    """``reply`` said in between: the state, its slots and the unread pages of the answer
+    being read (for 「继续」) stay; the message does not count as a round of a flow."""
+    unread = ctx.slots.get(PAGES)
+    if unread:
+        return _NextPage(reply, ctx.state, slots=keep, counts=False, pages=list(unread))
+    return Outcome(reply, ctx.state, slots=keep, counts=False)
+
+
+# What WAIT_QUERY says to a message without words, by why it has none
+_QUERY_NO_WORDS = {
+    kinds.VOICE: words.VOICE_UNHEARD,
+    kinds.STICKER: words.STICKER,
+    kinds.OTHER: words.NON_TEXT,
+}

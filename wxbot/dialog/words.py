@@ -30,6 +30,12 @@ STILL_WORKING = N_("还在处理中，请稍后发送任意消息获取结果。
 LATE_RESULT = N_("【上次的结果】")
 WORK_LOST = N_("抱歉，你上一个请求没能处理完，请再发一次。")
 NON_TEXT = N_("我目前只能看懂文字消息，请用文字描述你的问题。")
+# A voice message WeChat's speech recognition could not turn into words (or did not try)
+VOICE_UNHEARD = N_("抱歉，这条语音我没听清，请用文字把问题发给我。")
+STICKER = N_("收到你的表情啦！有什么问题可以直接用文字问我。")
+# The same mid-step, followed by what the step still waits for (never a wrong answer)
+NEEDS_TEXT = N_("这一步需要你用文字回复。")
+VOICE_STEP = N_("抱歉，这条语音我没听清，请用文字回复。")
 NO_MORE_PAGES = N_("没有更多内容了。")
 
 

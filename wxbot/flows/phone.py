@@ -18,6 +18,7 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from wxbot.db import is_mysql
+from wxbot.dialog.numerals import spoken_digits
 from wxbot.services.models import PhoneBinding, SmsCode, SmsQuota
 
 CODE_TTL = 300.0
@@ -47,15 +48,17 @@ _quotas = SmsQuota.__table__
 
 
 def normalise_phone(text: str) -> str | None:
-    """「+86 138-0013-8000」 → 「13800138000」; None unless it is a mainland mobile number."""
-    digits = re.sub(r"[\s\-()（）]", "", unicodedata.normalize("NFKC", text).strip(_PUNCT))
+    """「+86 138-0013-8000」 → 「13800138000」; None unless it is a mainland mobile number. Read
+    as spoken too (a voice message's recognition): 「幺三八，零零幺三，八零零零。」."""
+    text = spoken_digits(unicodedata.normalize("NFKC", text)).strip(_PUNCT)
+    digits = re.sub(r"[\s\-()（）,，、]", "", text)
     digits = re.sub(r"^(?:\+?86)(?=1\d{10}$)", "", digits)
     return digits if _MOBILE.match(digits) else None
 
 
 def find_phone(text: str) -> str | None:
-    """A mobile number written inside a sentence: 「把手机号改成13800138000」."""
-    text = unicodedata.normalize("NFKC", text)
+    """A mobile number written (or said) inside a sentence: 「把手机号改成13800138000」."""
+    text = spoken_digits(unicodedata.normalize("NFKC", text))
     found = {re.sub(r"[ -]", "", m.group(1)) for m in _MOBILE_IN_TEXT.finditer(text)}
     return found.pop() if len(found) == 1 else None
 

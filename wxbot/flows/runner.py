@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Outcome, Turn
+from wxbot.dialog.handlers import query
 from wxbot.flows import guidance, phone, stats
 from wxbot.flows import messages as say
 from wxbot.flows.slots import SmsCodeSlot, TextSlot
@@ -116,7 +117,7 @@ class FlowRunner(SmsCodeSteps):
         filled = self._find(work, turn.text, current=step)
         if filled:
             return self._advance(work, filled, came_from=index)
-        answer = _knowledge_answer(turn)
+        answer = query.knowledge_answer(turn)
         if answer is not None:
             reply = f"{answer}\n\n{guidance.ask(turn, step, work.shown())}"
             return work.outcome(Text(reply), step.state, slots=turn.slots, counts=False)
@@ -276,20 +277,3 @@ def _waiting(turn: Turn, flow: Flow) -> list[str]:
 
 def _join(first: str | None, second: str) -> str:
     return f"{first}\n{second}" if first else second
-
-
-def _knowledge_answer(turn: Turn) -> str | None:
-    """A confident knowledge-base answer to a question asked mid-flow (not for bare numbers
-    and codes: they are answers to the flow, however wrong)."""
-    kb = turn.deps.kb
-    text = turn.text
-    if kb is None or not any(ch.isalpha() for ch in text):
-        return None
-    kb.refresh_if_stale(turn.db)
-    found = kb.lookup(text, language=turn.language).best
-    if found is None:
-        return None
-    kb.record_hit(found.entry_id)
-    if kb.flush_due():  # hit counts are statistics: written after the commit, when due
-        turn.after_commit.append(kb.maybe_flush_hits)
-    return found.answer

@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from wxbot.dialog.numerals import spoken_digits, spoken_pick
 from wxbot.flows import patterns
 from wxbot.flows.phone import CODE_LENGTH, find_phone, normalise_phone
 from wxbot.i18n import LANGUAGES
@@ -27,6 +28,12 @@ class SlotConfigError(ValueError):
 
 def _clean(text: str) -> str:
     return unicodedata.normalize("NFKC", text).strip(_PUNCT)
+
+
+def _number(text: str) -> str:
+    """A number answered by typing or by voice (「一二三，四五六。」 → 「123456」): digits read
+    out in Chinese become Arabic, the blanks, dashes and commas between groups go."""
+    return re.sub(r"[\s\-,，、]", "", spoken_digits(_clean(text)).strip(_PUNCT))
 
 
 @dataclass
@@ -89,13 +96,13 @@ class DigitsSlot(SlotType):
     length: int = 0
 
     def parse(self, text: str) -> str | None:
-        digits = re.sub(r"[\s\-]", "", _clean(text))
+        digits = _number(text)
         return (
             digits if digits.isdigit() and digits.isascii() and len(digits) == self.length else None
         )
 
     def find(self, text: str) -> str | None:
-        runs = re.findall(r"(?<!\d)\d+(?!\d)", unicodedata.normalize("NFKC", text))
+        runs = re.findall(r"(?<!\d)\d+(?!\d)", spoken_digits(unicodedata.normalize("NFKC", text)))
         fitting = {run for run in runs if len(run) == self.length}
         return fitting.pop() if len(fitting) == 1 else None
 
@@ -120,7 +127,7 @@ class ChoiceSlot(SlotType):
     options: list[Option] = field(default_factory=list)
 
     def parse(self, text: str) -> str | None:
-        word = _clean(text).lower().strip("第个项号")
+        word = spoken_pick(_clean(text)).lower().strip("第个项号")
         if word.isdigit() and 1 <= int(word) <= len(self.options):
             return self.options[int(word) - 1].value
         for option in self.options:
@@ -162,12 +169,13 @@ class SmsCodeSlot(SlotType):
     phone_slot: str = ""
 
     def parse(self, text: str) -> str | None:
-        """The code alone (「123 456」 too), or the one 6-digit run of a sentence: 「验证码是
-        123456」, the SMS pasted back."""
-        code = re.sub(r"[\s\-]", "", _clean(text))
+        """The code alone (「123 456」 too, or said: 「一二三四五六。」), or the one 6-digit run of a
+        sentence: 「验证码是 123456」, the SMS pasted back."""
+        code = _number(text)
         if len(code) == CODE_LENGTH and code.isdigit() and code.isascii():
             return code
-        runs = set(re.findall(rf"(?<![0-9])[0-9]{{{CODE_LENGTH}}}(?![0-9])", _clean(text)))
+        said = spoken_digits(_clean(text))
+        runs = set(re.findall(rf"(?<![0-9])[0-9]{{{CODE_LENGTH}}}(?![0-9])", said))
         return runs.pop() if len(runs) == 1 else None
 
 

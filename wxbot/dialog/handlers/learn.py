@@ -29,6 +29,7 @@ NO_WORDS = words.NO_WORDS | {"不要", "不用", "算了", "保留"}
 REFUSED = N_("抱歉，只有管理员可以教我新知识。遇到我答不上的问题，客服同事会及时补充。")
 ASK_QUESTION = N_("好的，开始学习。请发送要教我的问题（随时发送「取消」退出）：")
 ASK_ANSWER = N_("问题是「{question}」。现在请发送它的答案：")
+ASK_QUESTION_AGAIN = N_("请发送要教我的问题（发送「取消」退出）：")
 HAS_ANSWER = N_("\n（这个问题已经有答案了，发送新答案后我会问你是否覆盖。）")
 CONFIRM = N_(
     "「{question}」已经有答案：\n{old}\n\n要用新答案覆盖吗？回复「是」覆盖，回复「否」保留原答案。"
@@ -153,7 +154,17 @@ def starts_teaching(turn: Turn) -> bool:
     )
 
 
+def _prompt(turn: Turn) -> str:
+    """What the teaching step waits for, asked again after something else came in between."""
+    if turn.state == WAIT_CONFIRM:
+        return turn.t(ASK_YES_NO)
+    if turn.slots.get("step") == "answer":
+        return turn.t(ASK_ANSWER, question=str(turn.slots.get("question", "")))
+    return turn.t(ASK_QUESTION_AGAIN)
+
+
 STATES: dict[str, Handler] = {WAIT_LEARN: learn, WAIT_CONFIRM: confirm}
+PROMPTS = {WAIT_LEARN: _prompt, WAIT_CONFIRM: _prompt}
 COMMANDS = [starts_teaching]
 TAKES_ANY_TEXT = {WAIT_LEARN}  # the question or answer being taught may start with any word
 ROUTERS: list[Router] = [route]

@@ -104,3 +104,4 @@ STATES: dict[str, Handler] = {WAIT_MUSIC_INFO: wait_song}
 ROUTERS: list[Router] = [route]
 COMMANDS = [starts_music]
 TAKES_ANY_TEXT = {WAIT_MUSIC_INFO}  # a song may be called anything, 「天气预报」 included
+PROMPTS = {WAIT_MUSIC_INFO: lambda turn: turn.t(ASK_SONG)}

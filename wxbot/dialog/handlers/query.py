@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from wxbot.dialog import numerals
 from wxbot.dialog.flow import WAIT_QUERY, Outcome, Turn
 from wxbot.i18n import N_
 from wxbot.messages.replies import Text
@@ -32,14 +33,15 @@ TITLES = "titles"  # slot: the questions shown for them, in the same order
 ANSWERED, SUGGESTED, UNKNOWN = "answered", "suggested", "unknown"
 
 
-# A reply that is only a number: 「1」, 「１」, 「(2)」, 「第2个」, 「选2」, 「3号」. 「3点」, 「2楼」,
+# A reply that is only a number: 「1」, 「１」, 「(2)」, 「第2个」, 「选2」, 「3号」, and as voice
+# recognition writes them: 「二。」, 「第二个」. 「3点」, 「2楼」,
 # 「1个」 or 「3点开门吗」 are new questions, not picks.
 _PICK = re.compile(r"[\W_]*(?:选择?\s*)?(?:第\s*(\d{1,4})\s*[个条项]?|(\d{1,4})\s*号?)[\W_]*")
 
 
 def _choice(text: str, count: int) -> int | None:
     """The number the user picked, or None."""
-    match = _PICK.fullmatch(unicodedata.normalize("NFKC", text))
+    match = _PICK.fullmatch(numerals.spoken_pick(unicodedata.normalize("NFKC", text)))
     if match is None:
         return None
     n = int(match.group(1) or match.group(2))
@@ -94,6 +96,22 @@ def _picked(turn: Turn, entry_id: int, shown: object = None) -> Outcome:
             )
         )
     return Outcome(Text(match.answer), WAIT_QUERY, stat=ANSWERED)
+
+
+def knowledge_answer(turn: Turn) -> str | None:
+    """A confident knowledge-base answer to a question asked while a step waits (a flow's
+    step, a menu click mid-step), or None. Not for bare numbers and codes: they are answers
+    to the step, however wrong. Neither logged as unanswered nor offered as did-you-mean."""
+    kb = turn.deps.kb
+    text = turn.text
+    if kb is None or not any(ch.isalpha() for ch in text):
+        return None
+    kb.refresh_if_stale(turn.db)
+    found = kb.lookup(text, language=turn.language).best
+    if found is None:
+        return None
+    _count_hit(turn, found.entry_id)
+    return found.answer
 
 
 def dont_know(turn: Turn, found: Lookup) -> Outcome:

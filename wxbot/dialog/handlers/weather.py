@@ -1,7 +1,9 @@
 """Weather: 「天气 北京」, 「北京天气」, or 「天气」 alone (→ WAIT_WEATHER_CITY), also 「weather 北京」,
-「東京の天気」 and 「สภาพอากาศ กรุงเทพ」; a location message,
-or a LOCATION event while we wait for the city, also works. Several places of that name →
-WAIT_WEATHER_CHOICE, where the user answers with a number.
+「東京の天気」 and 「สภาพอากาศ กรุงเทพ」; a location message (shared by the user) also works,
+in WAIT_QUERY and while we wait for the city. WeChat's periodic LOCATION reports never do:
+the user did not send them (one arriving seconds after 「想查哪个城市？」 would answer for
+them, and the city they then type would land in the knowledge base). Several places of that
+name → WAIT_WEATHER_CHOICE, where the user answers with a number (「2」, 「第二个」).
 
 Every lookup is a Deferred: the HTTP calls run outside the user's lock and WeChat's 5 s.
 The message that starts a lookup does not count as a round; its resumed outcome does, so an
@@ -15,6 +17,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from wxbot.dialog import numerals
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Handler, Outcome, Router, Turn
 from wxbot.i18n import N_
 from wxbot.messages.replies import Silent, Text
@@ -161,17 +164,16 @@ def _forecast_at(turn: Turn, lat: float, lon: float, name: str, state: str) -> O
 
 
 def _location(turn: Turn) -> tuple[float, float, str] | None:
+    """The place of a location message the user shared (not of a LOCATION event)."""
     msg = turn.msg
-    if msg.latitude is None or msg.longitude is None:
+    if msg.kind != "location" or msg.latitude is None or msg.longitude is None:
         return None
-    if msg.kind == "location" or (msg.is_event and msg.event == "location"):
-        return msg.latitude, msg.longitude, _normal(msg.label)[:MAX_CITY_CHARS] or HERE
-    return None
+    return msg.latitude, msg.longitude, _normal(msg.label)[:MAX_CITY_CHARS] or turn.t(HERE)
 
 
 def route(turn: Turn) -> Outcome | None:
     where = _location(turn)
-    if where is not None and turn.msg.kind == "location":  # periodic LOCATION events: no
+    if where is not None:
         return _forecast_at(turn, *where, WAIT_QUERY)
     if turn.msg.is_event:
         return None
@@ -205,8 +207,9 @@ def wait_choice(turn: Turn) -> Outcome:
     if turn.msg.is_event:
         return Outcome(Silent(), WAIT_WEATHER_CHOICE, slots=turn.slots, counts=False)
     text = _normal(turn.text)
-    if text.isdigit():
-        n = int(text)
+    number = numerals.spoken_pick(text).strip("第个号项 ")  # 「2」, 「第2个」, 「第二个」 (voice)
+    if number.isdigit() and number.isascii():
+        n = int(number)
         if 1 <= n <= len(places):
             place = places[n - 1]
             return _forecast_at(
@@ -235,6 +238,16 @@ def starts_weather(turn: Turn) -> bool:
     return _PREFIX.match(text) is not None and parse_request(turn.text) is not None
 
 
+def _choices_prompt(turn: Turn) -> str:
+    places = [Place.from_dict(d) for d in turn.slots.get("places", [])]
+    if not places:
+        return turn.t(ASK_CITY)
+    choices = "\n".join(f"{i}. {p.label}" for i, p in enumerate(places, 1))
+    return turn.t(CHOOSE, city=str(turn.slots.get("city", "")), choices=choices)
+
+
 STATES: dict[str, Handler] = {WAIT_WEATHER_CITY: wait_city, WAIT_WEATHER_CHOICE: wait_choice}
 ROUTERS: list[Router] = [route]
 COMMANDS = [starts_weather]
+PROMPTS = {WAIT_WEATHER_CITY: lambda turn: turn.t(ASK_CITY), WAIT_WEATHER_CHOICE: _choices_prompt}
+TAKES_LOCATION = {WAIT_WEATHER_CITY, WAIT_WEATHER_CHOICE}  # 「也可以直接发送位置」
