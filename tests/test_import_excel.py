@@ -62,15 +62,15 @@ def records(data: bytes, name: str = "faq.xlsx") -> list[tuple[int, list[object]
     return [(r.line, r.questions, r.answer, r.language) for r in parsed.records]
 
 
-def with_sheet_xml(data: bytes, edit: Any) -> bytes:
-    """The workbook with its first sheet's XML passed through ``edit`` (what a program other
-    than Excel, or an attacker, could have written)."""
+def with_sheet_xml(data: bytes, edit: Any, part: str = "xl/worksheets/sheet1.xml") -> bytes:
+    """The workbook with one part's XML (the first sheet's by default) passed through
+    ``edit`` (what a program other than Excel, or an attacker, could have written)."""
     source = zipfile.ZipFile(io.BytesIO(data))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
         for info in source.infolist():
             body = source.read(info.filename)
-            if info.filename == "xl/worksheets/sheet1.xml":
+            if info.filename == part:
                 body = edit(body)
             target.writestr(info.filename, body)
     return out.getvalue()
@@ -387,15 +387,12 @@ def test_a_zip_bomb_is_refused_by_its_declared_size(monkeypatch) -> None:  # typ
 def test_a_part_openpyxl_parses_whole_is_limited(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(xlsx_scan, "MAX_PART_BYTES", 64 * 1024)
     data = xlsx(workbook(["question", "answer"], ["q", "a"]))
-    source = zipfile.ZipFile(io.BytesIO(data))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for info in source.infolist():
-            body = source.read(info.filename)
-            if info.filename == "xl/styles.xml":
-                body = body.replace(b"<styleSheet", b"<!--" + b"x" * 100_000 + b"--><styleSheet", 1)
-            target.writestr(info.filename, body)
-    (error,) = parse_bytes(out.getvalue(), "s.xlsx").errors
+    padded = with_sheet_xml(
+        data,
+        lambda body: body.replace(b"<styleSheet", b"<!--" + b"x" * 100_000 + b"--><styleSheet", 1),
+        part="xl/styles.xml",
+    )
+    (error,) = parse_bytes(padded, "s.xlsx").errors
     assert error.startswith("s.xlsx: the part xl/styles.xml unpacks to")
 
 
