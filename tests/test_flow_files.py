@@ -37,6 +37,13 @@ def problems(directory: Path) -> list[str]:
     return caught.value.problems
 
 
+def written_problems(directory: Path, text: str, name: str = "order") -> tuple[Path, list[str]]:
+    """The file ``text`` written as flow ``name`` in ``directory``, and the problems the
+    loader reports there."""
+    path = write(directory, name, text)
+    return path, problems(directory)
+
+
 def assert_reported(path: Path, found: list[str], line: int, message: str) -> None:
     """Among ``found``, a problem of ``path`` at ``line`` that says ``message``."""
     assert any(p.startswith(f"{path}:{line}: ") and message in p for p in found), found
@@ -62,8 +69,7 @@ def test_shipped_flows_load() -> None:
 def test_bad_files_name_the_file_line_and_problem(tmp_path, old, new, line, message) -> None:  # type: ignore[no-untyped-def]
     text = GOOD.format(name="order", trigger="查订单")
     assert old in text
-    path = write(tmp_path, "order", text.replace(old, new))
-    found = problems(tmp_path)
+    path, found = written_problems(tmp_path, text.replace(old, new))
     assert_reported(path, found, line, message)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.fakeapis import FakeApis, fake_apis_fixture  # noqa: F401
 from tests.helpers import content, say
-from tests.test_flow_files import GOOD, assert_reported, problems, write
+from tests.test_flow_files import GOOD, assert_reported, problems, write, written_problems
 from wxbot.console.flows import bands_shown
 from wxbot.flows import load_flows
 from wxbot.flows import messages as flow_says
@@ -25,8 +25,7 @@ ORDER_FLOW = GOOD.format(name="order", trigger="查订单")  # the step's `ask:`
 def order_flow_problems(tmp_path: Path, old: str, new: str) -> tuple[Path, list[str]]:
     """The problems the loader reports in ORDER_FLOW with ``old`` replaced by ``new``."""
     assert old in ORDER_FLOW
-    path = write(tmp_path, "order", ORDER_FLOW.replace(old, new))
-    return path, problems(tmp_path)
+    return written_problems(tmp_path, ORDER_FLOW.replace(old, new))
 
 
 # --- 1. an empty text given as plain text is reported at its own line ------------------------

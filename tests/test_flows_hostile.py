@@ -5,12 +5,11 @@ worker with catastrophic backtracking."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.helpers import content, say, state_of
-from tests.test_flow_files import assert_reported, problems, write
+from tests.test_flow_files import assert_reported, problems, write, written_problems
 from wxbot.flows import load_flows
 from wxbot.flows.loader import load_file
 from wxbot.flows.patterns import MAX_ANSWER, MAX_SEARCH, PatternError, compile_pattern
@@ -32,11 +31,6 @@ ASK = "    ask: {zh: 请提供订单号。, en: Send the order number.}"
 REPLY = '  reply: {zh: "订单 {order_no}"}'
 
 
-def refused(tmp_path: Path, text: str) -> tuple[Path, list[str]]:
-    path = write(tmp_path, "order", text)
-    return path, problems(tmp_path)
-
-
 def edited(old: str, new: str) -> str:
     assert old in FLOW, old
     return FLOW.replace(old, new)
@@ -56,7 +50,7 @@ def test_a_billion_laughs_is_refused_without_expanding(tmp_path) -> None:  # typ
     walked (accepted), and in `example:` or `type:` its str() took 40 s and all memory."""
     text = LAUGHS + edited("length: 6", "length: 6\n    example: *x9")
     started = time.perf_counter()
-    path, found = refused(tmp_path, text)
+    path, found = written_problems(tmp_path, text)
     assert time.perf_counter() - started < 2
     assert_reported(path, found, 1, "more than 100,000 values once its aliases")
 
@@ -73,18 +67,20 @@ def test_a_billion_laughs_is_refused_without_expanding(tmp_path) -> None:  # typ
     ],
 )
 def test_keys_that_are_not_words_and_deep_nesting(tmp_path, text, line, message) -> None:  # type: ignore[no-untyped-def]
-    path, found = refused(tmp_path, text)
+    path, found = written_problems(tmp_path, text)
     assert_reported(path, found, line, message)
 
 
 def test_an_alias_of_the_value_it_is_in(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    path, found = refused(tmp_path, edited("triggers: [查订单]", "triggers: &t [查订单, *t]"))
+    path, found = written_problems(
+        tmp_path, edited("triggers: [查订单]", "triggers: &t [查订单, *t]")
+    )
     assert_reported(path, found, 2, "inside the value it names")
 
 
 def test_a_file_over_a_megabyte_is_not_parsed(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A 50 MB file (of comments, even) took 17 s to load; a flow is a few KB."""
-    path, found = refused(tmp_path, FLOW + "# padding\n" * 120_000)
+    path, found = written_problems(tmp_path, FLOW + "# padding\n" * 120_000)
     size = path.stat().st_size
     assert found == [f"{path}:0: the file is {size:,} bytes; a flow file is at most 1,048,576"]
 
@@ -149,12 +145,12 @@ def test_a_bom_and_merge_keys_load(tmp_path) -> None:  # type: ignore[no-untyped
     ],
 )
 def test_wrong_shapes_are_refused_with_their_line(tmp_path, old, new, line, message) -> None:  # type: ignore[no-untyped-def]
-    path, found = refused(tmp_path, edited(old, new))
+    path, found = written_problems(tmp_path, edited(old, new))
     assert_reported(path, found, line, message)
 
 
 def test_a_bad_flow_name_is_reported_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    path, found = refused(tmp_path, edited("name: order", "name: [order]"))
+    path, found = written_problems(tmp_path, edited("name: order", "name: [order]"))
     assert found == [f"{path}:1: `name` must be lower-case letters, digits and _"]
 
 
@@ -171,7 +167,7 @@ CHOICE = edited("type: digits\n    length: 6", "type: choice\n    options: OPTIO
     ],
 )
 def test_choice_options_each_answerable_by_name(tmp_path, options, message) -> None:  # type: ignore[no-untyped-def]
-    path, found = refused(tmp_path, CHOICE.replace("OPTIONS", options))
+    path, found = written_problems(tmp_path, CHOICE.replace("OPTIONS", options))
     assert_reported(path, found, 6, message)
 
 
@@ -203,7 +199,7 @@ def test_two_sms_code_steps_are_refused(tmp_path) -> None:  # type: ignore[no-un
         "action:",
         "  - slot: code2\n    type: sms_code\n    phone_slot: phone\n    ask: 再来？\naction:",
     )
-    path, found = refused(tmp_path, text)
+    path, found = written_problems(tmp_path, text)
     assert_reported(path, found, 12, "at most one sms_code step (step 'code' is one)")
 
 
@@ -216,7 +212,7 @@ def test_two_sms_code_steps_are_refused(tmp_path) -> None:  # type: ignore[no-un
     ],
 )
 def test_sms_messages_name_only_their_own_values(tmp_path, messages, message) -> None:  # type: ignore[no-untyped-def]
-    path, found = refused(tmp_path, PHONE_FLOW.replace("MESSAGES", messages))
+    path, found = written_problems(tmp_path, PHONE_FLOW.replace("MESSAGES", messages))
     assert_reported(path, found, 11, message)
 
 
@@ -244,7 +240,7 @@ def test_a_wrong_code_message_may_say_the_tries_left(tmp_path) -> None:  # type:
 )
 def test_braces_that_are_no_placeholder_are_refused(tmp_path, reply, message) -> None:  # type: ignore[no-untyped-def]
     """They reached users as typed: 「订单 {order_no」."""
-    path, found = refused(tmp_path, edited(REPLY, f"  reply: {reply}"))
+    path, found = written_problems(tmp_path, edited(REPLY, f"  reply: {reply}"))
     assert_reported(path, found, 9, message)
 
 
@@ -267,16 +263,16 @@ def test_templates_are_never_formatted() -> None:
     ],
 )
 def test_webhooks_that_cannot_be_posted_to(tmp_path, webhook, message) -> None:  # type: ignore[no-untyped-def]
-    path, found = refused(tmp_path, edited(REPLY, f"{REPLY}\n  webhook: {webhook}"))
+    path, found = written_problems(tmp_path, edited(REPLY, f"{REPLY}\n  webhook: {webhook}"))
     assert_reported(path, found, 10, message)
 
 
 def test_a_missing_variable_is_one_problem_and_secrets_stay_hidden(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.delenv("WXBOT_NO_SUCH_HOOK", raising=False)
-    path, found = refused(tmp_path, edited(REPLY, "  webhook: ${WXBOT_NO_SUCH_HOOK}"))
+    path, found = written_problems(tmp_path, edited(REPLY, "  webhook: ${WXBOT_NO_SUCH_HOOK}"))
     assert found == [f"{path}:9: the webhook URL needs WXBOT_NO_SUCH_HOOK, which is not set"]
     monkeypatch.setenv("WXBOT_NO_SUCH_HOOK", "ftp://shop:s3cret@host/x?token=abc123")
-    path, found = refused(tmp_path, edited(REPLY, "  webhook: ${WXBOT_NO_SUCH_HOOK}"))
+    path, found = written_problems(tmp_path, edited(REPLY, "  webhook: ${WXBOT_NO_SUCH_HOOK}"))
     assert found == [
         f"{path}:9: the webhook 'ftp://host/x?…' is not an http(s) URL: "
         "it must start with http:// or https://"
@@ -310,7 +306,7 @@ CATASTROPHIC = [
 
 @pytest.mark.parametrize("pattern", CATASTROPHIC)
 def test_catastrophic_patterns_are_refused(tmp_path, pattern: str) -> None:
-    path, found = refused(
+    path, found = written_problems(
         tmp_path,
         edited("type: digits\n    length: 6", f"type: pattern\n    pattern: '{pattern}'"),
     )
