@@ -1,17 +1,5 @@
-"""WeChat's server API: one access_token shared by every container, and customer-service push.
-
-WeChat allows 2000 token fetches a day and a fetch can invalidate the token other processes
-hold, so the token lives in the database (table ``wechat_tokens``) and only one process
-refreshes it at a time: the refresher takes a lock, looks again (someone may have refreshed
-while it waited), and only then calls ``/cgi-bin/stable_token``. Holding the lock across that
-one HTTP call is deliberate: it is what makes waiters reuse the new token instead of fetching
-their own, and it happens once in ~2 hours. The lock is one that blocks nobody else:
-
-- MySQL: the token's row (``SELECT ... FOR UPDATE``), which only other refreshers wait for;
-- SQLite: a lock file next to the database (``flock``), *not* a transaction: our SQLite
-  transactions start with ``BEGIN IMMEDIATE``, the database-wide write lock, and holding it
-  across the HTTP call (up to its budget) stalled every user's message meanwhile. The token
-  is fetched outside any transaction and stored in a short one.
+"""WeChat's server API for customer-service push: one access_token shared by every container
+(wxbot.services.wechat_token), and the pushes themselves.
 
 A push has one time budget for all its steps (waiting for another thread's refresh, the
 fetch, the send, a second fetch and send after WeChat rejected the token): a dead API costs
@@ -21,17 +9,13 @@ a worker thread that budget once, and then pushes pause (wxbot.services.wechat_e
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import requests
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine
 
-from wxbot.db import transaction
 from wxbot.messages.replies import Reply
 from wxbot.services.budget import Budget
 from wxbot.services.http import (
@@ -42,27 +26,15 @@ from wxbot.services.http import (
     redact_url_secrets_in_logs,
     request_json,
 )
-from wxbot.services.models import WeChatToken
-from wxbot.services.wechat_errors import SERVICE, ApiGate, Kind, Paused, WeChatError
+from wxbot.services.wechat_errors import SERVICE, ApiGate, Kind, Paused, WeChatError, errcode
 from wxbot.services.wechat_messages import custom_message, custom_messages, encode
-
-try:
-    import fcntl
-except ImportError:  # not POSIX: one process per SQLite database, the in-process lock is enough
-    fcntl = None  # type: ignore[assignment]
+from wxbot.services.wechat_token import TokenStore
 
 __all__ = ["SERVICE", "WeChatApi", "custom_message", "custom_messages"]
 
 log = logging.getLogger(__name__)
 
-REFRESH_MARGIN = 300.0  # renew 5 minutes early: WeChat's own overlap window
-# stable_token's force_refresh invalidates the token every container holds and WeChat allows
-# few a day: a token rejected within this long of its fetch is not forced again (WeChat
-# would refuse, or the next push would reject that one too: something else is wrong).
-FORCE_MIN_INTERVAL = 30.0
 BUSY_RETRY_AFTER = 0.5  # seconds before the one retry of a push WeChat was too busy for
-_TOKENS = WeChatToken.__table__
-LOCK_POLL = 0.02  # seconds between tries of a SQLite refresher's lock file
 
 
 class WeChatApi:
@@ -86,10 +58,9 @@ class WeChatApi:
         self.session: requests.Session = make_session(retry_reads=False)
         redact_url_secrets_in_logs()  # the token travels in the query string
         self.gate = ApiGate(clock)
-        self._token = ""
-        self._expires_at = 0.0
-        self._forced_at = float("-inf")  # self.clock() of this process's last forced refresh
-        self._lock = threading.Lock()  # one refresher per process before the DB lock
+        self.tokens = TokenStore(
+            appid, appsecret, self.api_url, engine, self._post_json, self.gate, clock
+        )
 
     def deadline(self) -> Deadline:
         return Deadline(SERVICE, self.budget)
@@ -97,178 +68,9 @@ class WeChatApi:
     # --- access_token ----------------------------------------------------------------------
 
     def access_token(self, invalid: str | None = None, deadline: Deadline | None = None) -> str:
-        """A valid token. ``invalid``: a token WeChat just rejected, which must not be reused.
-
-        Raises ServiceError when WeChat cannot be reached or refuses our credentials, or the
-        deadline (one budget, by default) passes first, e.g. waiting for another thread's
-        refresh of a token WeChat is slow to hand out.
-        """
-        deadline = deadline or self.deadline()
-        if self._usable(self._token, self._expires_at, invalid):  # the common case: no lock
-            return self._token
-        if not self._lock.acquire(timeout=deadline.timeout()[1]):
-            self.gate.check()  # that refresh failed and paused pushes: nothing more to say
-            raise ServiceError(SERVICE, "timed out waiting for another thread's token refresh")
-        try:
-            if self._usable(self._token, self._expires_at, invalid):
-                return self._token
-            row = self._stored()
-            if row is not None and self._usable(row.access_token, row.expires_at, invalid):
-                self._token, self._expires_at = row.access_token, row.expires_at
-                return self._token
-            # A refresh that just failed paused the API: its waiters fail now, not in turn.
-            self.gate.check()
-            return self._refresh(invalid, deadline)
-        finally:
-            self._lock.release()
-
-    def _usable(self, token: str, expires_at: float, invalid: str | None) -> bool:
-        return bool(token) and token != invalid and expires_at - REFRESH_MARGIN > self.clock()
-
-    def _force(self, row: Any, invalid: str | None) -> bool:
-        """Whether to ask for a forced refresh: only for a token WeChat rejected, and only once
-        per FORCE_MIN_INTERVAL from this process (ServiceError: this push gives up). Without
-        that, a WeChat that keeps rejecting tokens had every push force a new one (20 a day
-        are allowed, each voiding every container's token)."""
-        if invalid is None:
-            return False
-        if row is not None and row.access_token != invalid:
-            # The rejected token is an older one and the stored one is about to expire: a
-            # plain fetch renews it without voiding the token of every other container.
-            return False
-        since = self.clock() - self._forced_at
-        if 0 <= since < FORCE_MIN_INTERVAL:
-            raise ServiceError(
-                SERVICE,
-                f"WeChat rejected the access_token this process forced {since:.0f} s ago; "
-                "not forcing another yet",
-            )
-        self._forced_at = self.clock()
-        return True
-
-    def _refresh(self, invalid: str | None, deadline: Deadline) -> str:
-        if self.engine.dialect.name == "sqlite":
-            return self._refresh_sqlite(invalid, deadline)
-        # The row must exist before it can be locked; a separate short transaction that
-        # tolerates a duplicate keeps two first-time refreshers from deadlocking on MySQL.
-        with transaction(self.engine) as conn:
-            conn.execute(
-                insert(_TOKENS)
-                .prefix_with("IGNORE", dialect="mysql")
-                .prefix_with("OR IGNORE", dialect="sqlite")
-                .values(appid=self.appid, access_token="", expires_at=0.0, updated_at=0.0)
-            )
-        with transaction(self.engine) as conn:
-            row = conn.execute(
-                select(_TOKENS.c.access_token, _TOKENS.c.expires_at, _TOKENS.c.updated_at)
-                .where(_TOKENS.c.appid == self.appid)
-                .with_for_update()
-            ).one()
-            if self._usable(row.access_token, row.expires_at, invalid):
-                token, expires_at = row.access_token, row.expires_at  # refreshed meanwhile
-            else:
-                token, expires_in = self._fetch_token(self._force(row, invalid), deadline)
-                expires_at = self.clock() + expires_in
-                conn.execute(
-                    update(_TOKENS)
-                    .where(_TOKENS.c.appid == self.appid)
-                    .values(
-                        access_token=token,
-                        expires_at=expires_at,
-                        updated_at=self.clock(),
-                        refreshes=_TOKENS.c.refreshes + 1,
-                    )
-                )
-        self._token, self._expires_at = token, expires_at
-        return token
-
-    def _refresh_sqlite(self, invalid: str | None, deadline: Deadline) -> str:
-        """The token fetched outside any transaction (see the module's docstring), with a
-        lock file making other processes' refreshers wait for it and then reuse it."""
-        with self._sqlite_refresh_lock(deadline):
-            row = self._stored()
-            if row is not None and self._usable(row.access_token, row.expires_at, invalid):
-                token, expires_at = row.access_token, row.expires_at  # refreshed meanwhile
-            else:
-                seen = row.expires_at if row is not None else 0.0
-                token, expires_in = self._fetch_token(self._force(row, invalid), deadline)
-                expires_at = self.clock() + expires_in
-                with transaction(self.engine) as conn:  # the write lock for milliseconds
-                    conn.execute(
-                        insert(_TOKENS)
-                        .prefix_with("OR IGNORE", dialect="sqlite")
-                        .values(appid=self.appid, access_token="", expires_at=0.0, updated_at=0.0)
-                    )
-                    # Compare-and-set: a token stored meanwhile (by a refresher the lock file
-                    # did not stop) is newer than ours; it is kept and used.
-                    stored = conn.execute(
-                        update(_TOKENS)
-                        .where(_TOKENS.c.appid == self.appid, _TOKENS.c.expires_at <= seen)
-                        .values(
-                            access_token=token,
-                            expires_at=expires_at,
-                            updated_at=self.clock(),
-                            refreshes=_TOKENS.c.refreshes + 1,
-                        )
-                    ).rowcount
-                if not stored:
-                    row = self._stored()
-                    if row is not None and self._usable(row.access_token, row.expires_at, None):
-                        token, expires_at = row.access_token, row.expires_at
-        self._token, self._expires_at = token, expires_at
-        return token
-
-    def _stored(self) -> Any:
-        with self.engine.connect() as conn:
-            return conn.execute(
-                select(_TOKENS.c.access_token, _TOKENS.c.expires_at, _TOKENS.c.updated_at).where(
-                    _TOKENS.c.appid == self.appid
-                )
-            ).first()
-
-    @contextmanager
-    def _sqlite_refresh_lock(self, deadline: Deadline) -> Iterator[None]:
-        """One refresher per SQLite database across processes (and across WeChatApi objects
-        of one process: flock locks belong to the open file). Waits at most what is left of
-        the deadline; an in-memory database has no file and one process."""
-        database = self.engine.url.database
-        if fcntl is None or not database or database == ":memory:":
-            yield
-            return
-        give_up = time.monotonic() + deadline.timeout()[1]
-        fd = os.open(os.path.realpath(database) + ".token-lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= give_up:
-                        raise ServiceError(
-                            SERVICE, "another process is refreshing the token"
-                        ) from None
-                    time.sleep(LOCK_POLL)
-            yield
-        finally:
-            os.close(fd)  # releases the lock
-
-    def _fetch_token(self, force: bool, deadline: Deadline) -> tuple[str, float]:
-        body = {
-            "grant_type": "client_credential",
-            "appid": self.appid,
-            "secret": self.appsecret,
-            # stable_token hands every caller the same token; force only when WeChat said
-            # the current one is invalid (limited to 20 a day by WeChat).
-            "force_refresh": force,
-        }
-        data = self._post_json(f"{self.api_url}/cgi-bin/stable_token", body, deadline)
-        token = data.get("access_token")
-        if not token:
-            code = _errcode(data)
-            if code == 0:
-                raise ServiceError(SERVICE, "stable_token answered without an access_token")
-            raise WeChatError(code, str(data.get("errmsg")), "stable_token", token_endpoint=True)
-        return str(token), float(data.get("expires_in") or 7200)
+        """A valid token (wxbot.services.wechat_token); ``invalid``: one WeChat just rejected.
+        Raises ServiceError when none can be had within ``deadline`` (one budget, by default)."""
+        return self.tokens.get(invalid, deadline or self.deadline())
 
     # --- customer-service messages ---------------------------------------------------------
 
@@ -308,7 +110,7 @@ class WeChatApi:
                     deadline,
                     params={"access_token": token},
                 )
-                code = _errcode(data)
+                code = errcode(data)
                 if code == 0:
                     self.gate.cleared()
                     return True
@@ -363,10 +165,3 @@ class WeChatApi:
                 self.gate.unreachable(exc)
             raise
         return data
-
-
-def _errcode(data: dict[str, Any]) -> int:
-    try:
-        return int(data.get("errcode") or 0)
-    except (TypeError, ValueError):
-        return -1  # nonsense: as good as "busy"

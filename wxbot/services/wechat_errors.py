@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from wxbot.services.http import ServiceError
 
@@ -190,3 +191,11 @@ class ApiGate:
                 what,
                 seconds,
             )
+
+
+def errcode(data: dict[str, Any]) -> int:
+    """A WeChat answer's errcode (0: none)."""
+    try:
+        return int(data.get("errcode") or 0)
+    except (TypeError, ValueError):
+        return -1  # nonsense: as good as "busy"
