@@ -9,8 +9,16 @@ if engine is None:  # plain `alembic` command line: needs sqlalchemy.url in the 
     engine = create_engine(config.get_main_option("sqlalchemy.url"))
 
 with engine.connect() as connection:
-    # SQLite: our engine emits BEGIN IMMEDIATE on begin; alembic's DDL is fine with that.
-    context.configure(connection=connection, render_as_batch=connection.dialect.name == "sqlite")
+    sqlite = connection.dialect.name == "sqlite"
+    # SQLite: our engine emits BEGIN IMMEDIATE on begin, and SQLite's DDL is transactional,
+    # but Alembic assumes it is not and commits after each revision: a second process
+    # upgrading at the same time then took the write lock between two revisions, read the
+    # half-way version and ran the next revision too ("table memories already exists").
+    # One transaction for the whole upgrade holds the write lock from the version read to
+    # the last revision, and a failing revision leaves nothing half-applied.
+    context.configure(
+        connection=connection, render_as_batch=sqlite, transactional_ddl=True if sqlite else None
+    )
     with context.begin_transaction():
         context.run_migrations()
     connection.commit()
