@@ -63,7 +63,18 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         if hasattr(module, "init_app"):
             module.init_app(app)
     _add_health_check(app)
+    _behind_proxies(app, settings.trusted_proxies)
     return app
+
+
+def _behind_proxies(app: Flask, hops: int) -> None:
+    """Take the client's address and scheme from the last ``hops`` X-Forwarded-For/-Proto
+    entries (Werkzeug's ProxyFix), outermost so the WeChat fast path logs them too. Only the
+    entries our own proxies appended are read: a client can forge the header, not them."""
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
 def _load_settings(app: Flask, overrides: dict[str, Any]) -> Settings:

@@ -28,6 +28,7 @@ DEFAULT_SYSTEM_PROMPT = (
 LLM_MODES = ("off", "fallback")
 TIMEOUT_SERVICES = ("weather", "music", "sms", "webhook", "wechat_api", "llm")  # WXBOT_TIMEOUTS
 MAX_HISTORY_ROUNDS = 50
+MAX_PROXIES = 5  # WXBOT_TRUSTED_PROXIES: more is a typo, and would trust forged addresses
 _AES_KEY_RE = re.compile(r"^[A-Za-z0-9]{43}$")
 
 
@@ -86,6 +87,11 @@ class Settings:
     llm_connect_timeout: float = 2.0
     llm_timeout: float = 20.0  # read budget: a 7-12 s answer still arrives (retry/push/next)
     timezone: str = "Asia/Shanghai"  # the day boundary of the daily statistics
+    # Reverse proxies in front of the app that each append the connecting address to
+    # X-Forwarded-For (nginx alone: 1; a cloud load balancer and nginx: 2). 0: the peer
+    # that connects is the client. Only then is a client's address its own: the admin
+    # lockout counts wrong tokens per address, and behind a proxy every admin shares one.
+    trusted_proxies: int = 0
     alias_min_users: int = 2  # distinct users whose did-you-mean pick teaches a wording
     embedding_url: str | None = None  # OpenAI-compatible: POST {url}/embeddings
     embedding_model: str = "bge-m3"
@@ -147,6 +153,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "WXBOT_LLM_CONNECT_TIMEOUT": ("llm_connect_timeout", float),
     "WXBOT_LLM_TIMEOUT": ("llm_timeout", float),
     "WXBOT_TIMEZONE": ("timezone", str),
+    "WXBOT_TRUSTED_PROXIES": ("trusted_proxies", int),
     "WXBOT_ALIAS_MIN_USERS": ("alias_min_users", int),
     "WXBOT_EMBEDDING_URL": ("embedding_url", str),
     "WXBOT_EMBEDDING_MODEL": ("embedding_model", str),
@@ -244,6 +251,11 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"WXBOT_DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}")
     if settings.history_rounds > MAX_HISTORY_ROUNDS:
         raise ConfigError(f"WXBOT_HISTORY_ROUNDS must be at most {MAX_HISTORY_ROUNDS}")
+    if settings.trusted_proxies > MAX_PROXIES:
+        raise ConfigError(
+            f"WXBOT_TRUSTED_PROXIES={settings.trusted_proxies} is more hops than any real "
+            f"deployment has (at most {MAX_PROXIES}): count the proxies in front of the bot"
+        )
     _validate_llm(settings)
     if settings.embedding_fusion:
         from wxbot.qa.fusion import parse_fusion
