@@ -11,7 +11,10 @@ so tests can check that usage adds up. Knobs:
 - ``script``: a list of canned failures served first, one per request: ``("status", 500)``,
   ``("status", 429, {"Retry-After": "30"})``, ``("raw", b"<html>...")`` (not JSON),
   ``("json", {...})`` (JSON without an answer), ``("content", "")``, ``("length", "text")``
-  (finish_reason "length");
+  (finish_reason "length"); and providers' real shapes: ``("finish", reason, content)``
+  (any finish_reason, content may be None), ``("message", {...}, finish_reason)`` (the
+  message object as given: ``refusal``, ``reasoning_content``...), ``("error", status, {...})``
+  (an HTTP error with that JSON body);
 - ``hold()`` / ``release()``: requests wait until released; ``delay``: seconds to sleep.
 Observations: ``requests`` (bodies), ``headers`` (of each request), ``entered`` (an Event).
 """
@@ -108,35 +111,37 @@ class FakeLlm:
             return 200, {}, step[1]
         if step is not None and step[0] == "json":
             return 200, {}, json.dumps(step[1]).encode()
+        if step is not None and step[0] == "error":
+            return step[1], {}, json.dumps(step[2], ensure_ascii=False).encode("utf-8")
         messages = body["messages"]
-        content = self.answer(messages)
-        finish = "stop"
-        if step is not None:
-            content = step[1]
-            finish = "length" if step[0] == "length" else "stop"
+        message, finish = self._message(step, messages)
         prompt = sum(len(m["content"]) for m in messages)
-        usage = {
-            "prompt_tokens": prompt,
-            "completion_tokens": len(content),
-            "total_tokens": prompt + len(content),
-        }
-        if content:
+        said = sum(len(message.get(k) or "") for k in ("content", "refusal", "reasoning_content"))
+        usage = {"prompt_tokens": prompt, "completion_tokens": said, "total_tokens": prompt + said}
+        if message.get("content"):
             self.usage.append(usage)
         reply = {
             "id": f"chatcmpl-{len(self.requests)}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model", MODEL),
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": content},
-                    "finish_reason": finish,
-                }
-            ],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": usage,
         }
         return 200, {}, json.dumps(reply, ensure_ascii=False).encode("utf-8")
+
+    def _message(
+        self, step: tuple[Any, ...] | None, messages: list[dict[str, str]]
+    ) -> tuple[dict[str, Any], str]:
+        """The answer's message object and finish_reason for this request."""
+        if step is None:
+            return {"role": "assistant", "content": self.answer(messages)}, "stop"
+        if step[0] == "message":
+            return {"role": "assistant", **step[1]}, step[2] if len(step) > 2 else "stop"
+        if step[0] == "finish":
+            return {"role": "assistant", "content": step[2]}, step[1]
+        finish = "length" if step[0] == "length" else "stop"
+        return {"role": "assistant", "content": step[1]}, finish
 
 
 def _handler(fake: FakeLlm) -> type[BaseHTTPRequestHandler]:

@@ -24,6 +24,7 @@ DEFAULT_WELCOME = N_(
 DEFAULT_SYSTEM_PROMPT = (
     "你是一个微信公众号的客服助手。回答简洁、友好、准确，使用用户所用的语言，"
     "一般不超过 300 字；不知道的就说不知道，不要编造。"
+    "回答会作为微信纯文本消息发出，不要使用 Markdown 格式（加粗、标题、表格、代码块等）。"
 )
 LLM_MODES = ("off", "fallback")
 TIMEOUT_SERVICES = ("weather", "music", "sms", "webhook", "wechat_api", "llm")  # WXBOT_TIMEOUTS

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from wxbot.llm import models  # noqa: F401 - registers the memories / llm_* tables on the shared Base
-from wxbot.llm.client import ChatClient, Completion, LlmError
+from wxbot.llm.client import ChatClient, Completion, LlmError, Refused
 from wxbot.llm.fallback import LlmFallback
 from wxbot.llm.memory import MemoryStore
 from wxbot.services.budget import budget_for
@@ -19,6 +19,7 @@ __all__ = [
     "LlmError",
     "LlmFallback",
     "MemoryStore",
+    "Refused",
     "build_fallback",
 ]
 

@@ -10,6 +10,11 @@ that failed is not (the provider may have answered and billed). A 429 starts a c
 (its Retry-After, else COOL_DOWN_DEFAULT seconds) during which this process makes no call.
 The API key goes only into the Authorization header of each request: never into a log line,
 an exception message or the Settings repr.
+
+Refusals are not failures: a provider's content filter (finish_reason ``content_filter`` or
+``sensitive``, an HTTP 400 with a content-filter code) or the model's own ``message.refusal``
+comes back as ``Refused``, so the user is told the question cannot be answered and no part
+of a filtered answer is shown. Answers are turned from Markdown into plain text (plaintext.py).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 
 import requests
 
+from wxbot.llm.plaintext import to_plain_text
 from wxbot.services.http import make_session
 
 log = logging.getLogger(__name__)
@@ -33,6 +39,27 @@ COOL_DOWN_DEFAULT = 20.0  # seconds without calls after a 429 that names no Retr
 COOL_DOWN_MAX = 300.0
 MAX_ANSWER_CHARS = 4000  # a provider that ignores max_tokens still gets paged, not flooded
 _THINKING = re.compile(r"<think>.*?</think>", re.S)  # reasoning models served raw (Ollama, vLLM)
+# finish_reason values that mean a content filter stopped the answer: OpenAI, Azure, DeepSeek,
+# Moonshot, Gemini's compatible API ("content_filter"); Zhipu GLM, Tencent Hunyuan ("sensitive")
+FILTERED = frozenset({"content_filter", "sensitive", "safety", "prohibited_content"})
+# finish_reason values that mean the answer broke off: DeepSeek under load, Zhipu's inference
+# errors, vLLM's aborted requests. What came so far is not the answer.
+INTERRUPTED = frozenset({"insufficient_system_resource", "network_error", "abort", "error"})
+# error codes (or types) of requests a content filter refused: Azure and Moonshot
+# ("content_filter"), DashScope's compatible mode ("data_inspection_failed"; its native API
+# "DataInspectionFailed"), Zhipu GLM ("1301"), OpenAI and LiteLLM ("content_policy_violation")
+REFUSAL_CODES = frozenset(
+    {
+        "content_filter",
+        "data_inspection_failed",
+        "datainspectionfailed",
+        "1301",
+        "content_policy_violation",
+    }
+)
+# DeepSeek names no code of its own for a refused prompt, only this message
+REFUSAL_MESSAGES = frozenset({"content exists risk"})
+_SAFE_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")  # a provider's code, fit for a log line
 
 
 class LlmError(Exception):
@@ -63,6 +90,18 @@ class Completion:
     truncated: bool  # finish_reason "length": the answer hit max_tokens
 
 
+@dataclass(frozen=True)
+class Refused:
+    """The provider's content filter or the model declined the question. ``reason`` names
+    where it was said (never the user's words or the model's); ``source`` is one of
+    ``finish_reason``, ``error``, ``refusal``. Billed tokens count like an answer's."""
+
+    reason: str
+    source: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
 class ChatClient:
     def __init__(
         self,
@@ -91,8 +130,9 @@ class ChatClient:
         """True while a 429's Retry-After runs: calls would be refused anyway."""
         return self.clock() < self._cool_until
 
-    def complete(self, messages: list[dict[str, str]]) -> Completion:
-        """One chat completion; raises LlmError (with a loggable reason) on any failure."""
+    def complete(self, messages: list[dict[str, str]]) -> Completion | Refused:
+        """One chat completion, or the provider's refusal; raises LlmError (with a loggable
+        reason) on any failure."""
         headers = {"Content-Type": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -118,12 +158,17 @@ class ChatClient:
             wait = self._cool_down(response.headers.get("Retry-After"))
             raise LlmError(f"rate limited (HTTP 429), pausing {wait:.0f}s", retry_after=wait)
         if response.status_code != 200:
-            hint = " (check WXBOT_LLM_API_KEY)" if response.status_code in (401, 403) else ""
-            raise LlmError(f"HTTP {response.status_code}{hint}")
+            return _not_ok(response)
         try:
             data = response.json()
         except ValueError:
             raise LlmError("answered with something that is not JSON") from None
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("error"), dict)
+            and not data.get("choices")
+        ):  # an error sent with 200 (some gateways do)
+            return _refused_or_raise(data["error"], "HTTP 200 with an error")
         return _completion(data, self.model)
 
     def _cool_down(self, retry_after: str | None) -> float:
@@ -148,22 +193,75 @@ def _retry_after_seconds(value: str | None, clock: Callable[[], float]) -> float
     return max(0.0, when.timestamp() - time.time())
 
 
-def _completion(data: Any, model: str) -> Completion:
+def _not_ok(response: requests.Response) -> Refused:
+    """A status other than 200 and 429: a content filter's refusal, else LlmError naming the
+    provider's error code (its message is never kept: it may quote the prompt)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    where = f"HTTP {response.status_code}"
+    if response.status_code in (401, 403) and not _is_refusal(error):
+        raise LlmError(f"{where} (check WXBOT_LLM_API_KEY)")
+    return _refused_or_raise(error if isinstance(error, dict) else {}, where)
+
+
+def _refused_or_raise(error: dict[str, Any], where: str) -> Refused:
+    """``error`` (an OpenAI-style error object) as a Refused, or raised as an LlmError."""
+    code = _error_code(error)
+    if _is_refusal(error):
+        return Refused(f"{where}: refused by the content filter ({code or 'no code'})", "error")
+    raise LlmError(f"{where} ({code})" if code else where)
+
+
+def _is_refusal(error: Any) -> bool:
+    if not isinstance(error, dict):
+        return False
+    names = {str(error.get(k) or "").strip().lower() for k in ("code", "type")}
+    message = str(error.get("message") or "").strip().lower()
+    return bool(names & REFUSAL_CODES) or message in REFUSAL_MESSAGES
+
+
+def _error_code(error: dict[str, Any]) -> str:
+    for key in ("code", "type"):
+        value = error.get(key)
+        if isinstance(value, (str, int)) and _SAFE_CODE.fullmatch(str(value)):
+            return str(value)
+    return ""
+
+
+def _completion(data: Any, model: str) -> Completion | Refused:
     usage = data.get("usage") if isinstance(data, dict) else None
     usage = usage if isinstance(usage, dict) else {}
     # an answer we cannot use was billed all the same: the error carries its tokens
     billed = (_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")))
     try:
         choice = data["choices"][0]
-        content = choice["message"]["content"]
-    except (KeyError, IndexError, TypeError):
+        message = choice["message"]
+        content = message.get("content")
+    except (KeyError, IndexError, TypeError, AttributeError):
         raise LlmError("unexpected JSON: no choices[0].message.content", None, *billed) from None
+    finish = choice.get("finish_reason") if isinstance(choice, dict) else None
+    finish = finish.strip().lower() if isinstance(finish, str) else ""
+    refusal = message.get("refusal")
+    if isinstance(refusal, str) and refusal.strip():  # OpenAI: the model declined, content null
+        return Refused("the model refused (message.refusal)", "refusal", *billed)
+    if finish in FILTERED:  # any text so far is a fragment the filter cut: not shown
+        reason = f"stopped by the content filter (finish_reason {finish})"
+        return Refused(reason, "finish_reason", *billed)
+    if finish in INTERRUPTED:
+        raise LlmError(f"the answer broke off (finish_reason {finish})", None, *billed)
+    if content is None and message.get("reasoning_content"):
+        content = ""  # a reasoning model that thought away all of max_tokens (DeepSeek, Qwen)
     if not isinstance(content, str):
         raise LlmError("unexpected JSON: the content is not text", None, *billed)
-    text = strip_thinking(content)
+    # WeChat shows Markdown as raw characters; converted first, so that an answer of markup
+    # alone counts as empty and the length cap counts what is shown
+    text = to_plain_text(strip_thinking(content))
     if not text:  # e.g. a reasoning model that thought away all of max_tokens
         raise LlmError("empty answer", None, *billed)
-    truncated = choice.get("finish_reason") == "length" or len(text) > MAX_ANSWER_CHARS
+    truncated = finish == "length" or len(text) > MAX_ANSWER_CHARS
     return Completion(
         text=text[:MAX_ANSWER_CHARS],
         model=str(data.get("model") or model),

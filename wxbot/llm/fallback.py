@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from wxbot import metrics
 from wxbot.config import Settings
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Outcome, Turn
 from wxbot.dialog.handlers.query import DONT_KNOW, TEACH_HINT, UNKNOWN
 from wxbot.i18n import N_
 from wxbot.llm import memory as memories
-from wxbot.llm.client import ChatClient, Completion
+from wxbot.llm.client import ChatClient, Completion, Refused
 from wxbot.llm.memory import CallCost
 from wxbot.llm.prompt import Grounding, build_messages
 from wxbot.llm.usage import add_daily, estimate_cost, keep_answer
@@ -31,6 +32,9 @@ RATE_LIMITED = N_("你问得有点快，请稍等一分钟再问我。")
 DAILY_LIMIT = N_("今天的智能问答额度已经用完了，明天再来吧。知识库里有的问题仍然可以随时问我。")
 ASKED_LLM = "llm"  # the daily statistic of questions handed to the LLM
 TRUNCATED = N_("……（回答较长，后面的部分省略了）")
+# the provider's content filter or the model declined: not "I'll learn it" (DONT_KNOW), not
+# the system-error apology, and nothing of a filtered answer
+CANNOT_ANSWER = N_("抱歉，这个问题我没办法回答。可以换个问题问我。")
 GROUNDING_ENTRIES = 3  # the best few knowledge entries go into the prompt
 GROUNDING_MIN_CONFIDENCE = 0.2  # below this overlap an entry was noise in the starter FAQ
 
@@ -95,6 +99,8 @@ class LlmFallback:
         memory = memories.load(conn, turn.msg.openid)
         if memory is None:  # pragma: no cover - the engine resumes only while the context exists
             memory = memories.UserMemory(turn.msg.openid, [])
+        if isinstance(result, Refused):
+            return self._declined(turn, memory, result, held)
         if not isinstance(result, Completion):
             log.warning("LLM answer for %s failed: %s", turn.msg.openid, _reason(result))
             call = self._cost(result, failed=True)  # tokens the provider billed all the same
@@ -112,6 +118,18 @@ class LlmFallback:
         keep_answer(conn, turn.msg.openid, turn.text, text, result.model, call, now)
         turn.after_commit.append(lambda c: add_daily(c, now, call))
         return Outcome(Text(text), WAIT_QUERY)
+
+    def _declined(
+        self, turn: Turn, memory: memories.UserMemory, refused: Refused, held: int
+    ) -> Outcome:
+        """A refusal: counted as a call (billed tokens too) but not a failure, logged and
+        counted on its own; the answer is not kept and the durable history is unchanged."""
+        log.warning("LLM declined to answer %s: %s", turn.msg.openid, refused.reason)
+        metrics.llm_refusal(refused.source)
+        call, now = self._cost(refused), turn.now
+        memories.record_call(turn.db, memory, now, call, held=held)
+        turn.after_commit.append(lambda c: add_daily(c, now, call))
+        return Outcome(Text(turn.t(CANNOT_ANSWER)), WAIT_QUERY)
 
     def _cost(self, result: Any, failed: bool = False) -> CallCost:
         """The call's tokens and estimated cost (a Completion's, or a failure's: an answer

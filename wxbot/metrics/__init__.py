@@ -51,6 +51,11 @@ def _make() -> dict[str, Any]:
             "wxbot_deferred_total", "Slow work (Deferred outcomes) by event", ["event"]
         ),
         "kb": Counter("wxbot_kb_lookups_total", "Knowledge-base lookups by result", ["result"]),
+        "llm_refusals": Counter(
+            "wxbot_llm_refusals_total",
+            "LLM questions the provider's content filter or the model declined",
+            ["source"],
+        ),
     }
 
 
@@ -85,6 +90,11 @@ def deferred(event: str) -> None:
 def kb_lookup(result: str) -> None:
     """answered, suggested or unknown."""
     _safely(lambda m: m["kb"].labels(result).inc())
+
+
+def llm_refusal(source: str) -> None:
+    """finish_reason, error or refusal (wxbot.llm.client.Refused.source)."""
+    _safely(lambda m: m["llm_refusals"].labels(source).inc())
 
 
 def exposition() -> tuple[bytes, str]:
