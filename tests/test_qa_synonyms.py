@@ -63,6 +63,16 @@ def test_bad_groups_are_refused(raw, reason) -> None:  # type: ignore[no-untyped
         check_group(raw)
 
 
+@pytest.mark.parametrize(
+    "typed",
+    ["丢了，遗失、不见了", "丢了,遗失|不见了", "丢了；遗失 不见了", " 丢了 ，，遗失\u3000不见了 "],
+)
+def test_a_group_typed_as_a_chinese_keyboard_types_a_list(typed: str) -> None:
+    assert check_group(typed) == ["丢了", "遗失", "不见了"]
+    groups, errors = parse_text(f"{typed}\n", "s.txt")
+    assert groups == [(1, ["丢了", "遗失", "不见了"])] and errors == []
+
+
 def test_synonyms_file_errors_name_the_line() -> None:
     groups, errors = parse_text("# c\n丢了 丢失\n孤单\n", "s.txt")
     assert groups == [(2, ["丢了", "丢失"])] and errors == [

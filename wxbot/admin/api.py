@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
@@ -124,6 +124,22 @@ def paging() -> tuple[int, int]:
             f"page must be between 1 and {MAX_PAGE} and per_page between 1 and {MAX_PER_PAGE}",
         )
     return page, per_page
+
+
+def if_match() -> Container[str] | None:
+    """The versions an ``If-Match`` header accepts (strong comparison: a weak tag matches
+    none), or None without one, or with ``*`` (the thing only has to exist): then the write
+    is last-write-wins, as before ETags, so existing scripts work unchanged."""
+    if "If-Match" not in request.headers or request.if_match.star_tag:
+        return None
+    return request.if_match
+
+
+def tagged(response: Response, version: str, status: int = 200) -> Response:
+    """``response`` with the ETag to send back in If-Match."""
+    response.set_etag(version)
+    response.status_code = status
+    return response
 
 
 def page_of(items: list[Any], total: int, page: int, per_page: int) -> Response:

@@ -6,8 +6,9 @@ from typing import Any
 
 from flask import Response, jsonify, request, url_for
 
-from wxbot.admin.api import ApiError, admin, bp, json_body, page_of, paging
+from wxbot.admin.api import ApiError, admin, bp, if_match, json_body, page_of, paging, tagged
 from wxbot.qa.formats import MISSING
+from wxbot.qa.store import EntryRow
 
 FIELDS = {"question", "questions", "similar", "answer", "language"}
 
@@ -31,6 +32,11 @@ def _questions(data: dict[str, Any], required: bool) -> Any:
     return questions
 
 
+def entry_json(entry: EntryRow, status: int = 200, **extra: object) -> Response:
+    """An entry as JSON, with its ETag (PUT and DELETE take it back in If-Match)."""
+    return tagged(jsonify({**entry.to_dict(), **extra}), entry.version, status)
+
+
 @bp.get("/knowledge")
 def list_knowledge() -> Response:
     page, per_page = paging()
@@ -40,7 +46,7 @@ def list_knowledge() -> Response:
 
 
 @bp.post("/knowledge")
-def create_knowledge() -> tuple[Response, int, dict[str, str]]:
+def create_knowledge() -> tuple[Response, dict[str, str]]:
     data = json_body()
     questions = _questions(data, required=True)
     if "answer" not in data:
@@ -54,12 +60,12 @@ def create_knowledge() -> tuple[Response, int, dict[str, str]]:
         language=data.get("language"),
     )
     location = url_for("admin_api.get_knowledge", entry_id=entry_id)
-    return jsonify(ops.entry(entry_id).to_dict()), 201, {"Location": location}
+    return entry_json(ops.entry(entry_id), 201), {"Location": location}
 
 
 @bp.get("/knowledge/<int:entry_id>")
 def get_knowledge(entry_id: int) -> Response:
-    return jsonify(admin().entry(entry_id).to_dict())
+    return entry_json(admin().entry(entry_id))
 
 
 @bp.put("/knowledge/<int:entry_id>")
@@ -74,13 +80,14 @@ def update_knowledge(entry_id: int) -> Response:
         questions=questions,
         answer=data.get("answer"),
         language=data.get("language", MISSING),
+        expected=if_match(),  # 412 if the entry changed since the client read it
     )
-    return jsonify(ops.entry(entry_id).to_dict())
+    return entry_json(ops.entry(entry_id))
 
 
 @bp.delete("/knowledge/<int:entry_id>")
 def delete_knowledge(entry_id: int) -> Response:
-    admin().delete_entry(entry_id)
+    admin().delete_entry(entry_id, expected=if_match())
     return jsonify(deleted=entry_id)
 
 
@@ -93,7 +100,7 @@ def add_questions(entry_id: int) -> Response:
     questions = _questions(data, required=True)
     ops = admin()
     added = ops.add_questions(entry_id, questions)
-    return jsonify({**ops.entry(entry_id).to_dict(), "added": added})
+    return entry_json(ops.entry(entry_id), added=added)
 
 
 @bp.delete("/knowledge/<int:entry_id>/questions")
@@ -104,4 +111,4 @@ def remove_question(entry_id: int) -> Response:
         raise ApiError(422, "say which question to remove: ?question=...")
     ops = admin()
     ops.remove_question(entry_id, question)
-    return jsonify(ops.entry(entry_id).to_dict())
+    return entry_json(ops.entry(entry_id))

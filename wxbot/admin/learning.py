@@ -6,13 +6,30 @@ from typing import Any
 
 from flask import Response, jsonify, request, url_for
 
-from wxbot.admin.api import ApiError, admin, bp, is_id, json_body, page_of, paging
+from wxbot.admin.api import (
+    ApiError,
+    admin,
+    bp,
+    if_match,
+    is_id,
+    json_body,
+    page_of,
+    paging,
+    tagged,
+)
+from wxbot.admin.knowledge import entry_json
+from wxbot.qa.synonyms import Group
 
 
 def _words(data: dict[str, Any]) -> Any:
     if set(data) != {"words"}:
         raise ApiError(422, 'give "words": a list of at least two words')
     return data["words"]
+
+
+def group_json(group: Group, status: int = 200) -> Response:
+    """A synonym group as JSON, with its ETag (PUT and DELETE take it back in If-Match)."""
+    return tagged(jsonify(group.to_dict()), group.version, status)
 
 
 @bp.get("/synonyms")
@@ -25,28 +42,28 @@ def list_synonyms() -> Response:
 
 
 @bp.post("/synonyms")
-def create_synonyms() -> tuple[Response, int, dict[str, str]]:
+def create_synonyms() -> tuple[Response, dict[str, str]]:
     ops = admin()
     group_id = ops.create_synonyms(_words(json_body()))
     location = url_for("admin_api.get_synonyms", group_id=group_id)
-    return jsonify(ops.synonym_group(group_id).to_dict()), 201, {"Location": location}
+    return group_json(ops.synonym_group(group_id), 201), {"Location": location}
 
 
 @bp.get("/synonyms/<int:group_id>")
 def get_synonyms(group_id: int) -> Response:
-    return jsonify(admin().synonym_group(group_id).to_dict())
+    return group_json(admin().synonym_group(group_id))
 
 
 @bp.put("/synonyms/<int:group_id>")
 def update_synonyms(group_id: int) -> Response:
     ops = admin()
-    ops.replace_synonyms(group_id, _words(json_body()))
-    return jsonify(ops.synonym_group(group_id).to_dict())
+    ops.replace_synonyms(group_id, _words(json_body()), expected=if_match())
+    return group_json(ops.synonym_group(group_id))
 
 
 @bp.delete("/synonyms/<int:group_id>")
 def delete_synonyms(group_id: int) -> Response:
-    admin().delete_synonyms(group_id)
+    admin().delete_synonyms(group_id, expected=if_match())
     return jsonify(deleted=group_id)
 
 
@@ -97,11 +114,11 @@ def attach_unanswered(unanswered_id: int) -> Response:
     ops = admin()
     ops.entry(entry_id)  # 404 before anything else
     added = ops.attach_unanswered(unanswered_id, entry_id, _similar_ids(data))
-    return jsonify({**ops.entry(entry_id).to_dict(), "added": added})
+    return entry_json(ops.entry(entry_id), added=added)
 
 
 @bp.post("/unanswered/<int:unanswered_id>/answer")
-def answer_unanswered(unanswered_id: int) -> tuple[Response, int, dict[str, str]]:
+def answer_unanswered(unanswered_id: int) -> tuple[Response, dict[str, str]]:
     """``{"answer": "..."}`` (optionally ``"similar": [ids]``): a new entry for it."""
     data = json_body()
     if set(data) - {"answer", "similar"} or "answer" not in data:
@@ -116,4 +133,4 @@ def answer_unanswered(unanswered_id: int) -> tuple[Response, int, dict[str, str]
         similar=_similar_ids(data),
     )
     location = url_for("admin_api.get_knowledge", entry_id=entry_id)
-    return jsonify(ops.entry(entry_id).to_dict()), 201, {"Location": location}
+    return entry_json(ops.entry(entry_id), 201), {"Location": location}

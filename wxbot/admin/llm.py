@@ -3,9 +3,10 @@ the knowledge base in one call (optionally with an edited question or answer).""
 
 from __future__ import annotations
 
-from flask import Response, jsonify, request, url_for
+from flask import Response, request, url_for
 
 from wxbot.admin.api import ApiError, admin, bp, json_body, page_of, paging
+from wxbot.admin.knowledge import entry_json
 
 
 @bp.get("/llm/answers")
@@ -17,7 +18,7 @@ def list_llm_answers() -> Response:
 
 
 @bp.post("/llm/answers/<int:answer_id>/promote")
-def promote_llm_answer(answer_id: int) -> tuple[Response, int, dict[str, str]]:
+def promote_llm_answer(answer_id: int) -> tuple[Response, dict[str, str]]:
     """Create a knowledge entry from a kept answer: ``{}``, or ``{"question": ...,
     "answer": ...}`` to store an edited version. 409 if already promoted or the question
     belongs to another entry."""
@@ -34,4 +35,4 @@ def promote_llm_answer(answer_id: int) -> tuple[Response, int, dict[str, str]]:
         answer=data.get("answer"),
     )
     location = url_for("admin_api.get_knowledge", entry_id=entry_id)
-    return jsonify(ops.entry(entry_id).to_dict()), 201, {"Location": location}
+    return entry_json(ops.entry(entry_id), 201), {"Location": location}

@@ -174,10 +174,13 @@ def _run(engine: Engine, job_id: str, clock: Callable[[], float], dry_run: bool)
             dry_run=dry_run,
             progress=advanced,
             planned=planned,
+            # the import writes only what the admin confirmed: if the entries it touches
+            # changed since the check, it writes nothing and is a checked job again
+            basis=None if dry_run else json.loads(job.report or "{}").get("basis"),
         )
-        status = "checked" if dry_run else ("done" if report.written else "failed")
-        outcome = {**_report(report), "read_as": read_as(parsed)}
-        _finish(engine, job_id, status, outcome, clock(), keep_data=dry_run)
+        status = "checked" if dry_run or report.stale else ("done" if report.written else "failed")
+        outcome = {**_report(report), "read_as": read_as(parsed), "rechecked": report.stale}
+        _finish(engine, job_id, status, outcome, clock(), keep_data=status == "checked")
     except Exception as exc:
         log.exception("console import %s failed", job_id)
         _finish(engine, job_id, "failed", {"failure": str(exc)[:500]}, clock(), keep_data=False)
@@ -193,6 +196,7 @@ def _report(report: ImportReport) -> dict[str, Any]:
         "unchanged": report.unchanged,
         "rejected": report.rejected,
         "written": report.written,
+        "basis": report.basis,
         "errors": [_split(line) for line in report.errors[:MAX_ERRORS_KEPT]],
     }
 

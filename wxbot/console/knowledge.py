@@ -8,9 +8,10 @@ from flask import Response, abort, jsonify, redirect, render_template, request, 
 
 from wxbot.admin.ops import AdminError
 from wxbot.console import labels
-from wxbot.console.web import PER_PAGE, admin, bp, lines, page_number, paging
+from wxbot.console.web import PER_PAGE, admin, bp, lines, page_number, paging, shown_version
 from wxbot.qa.formats import ALL_FORMATS, MISSING, FormatError, write
 from wxbot.qa.store import EntryRow
+from wxbot.qa.text import question_key
 
 TAUGHT_BY = "admin-console"
 EXPORT_TYPES = {
@@ -21,9 +22,23 @@ EXPORT_TYPES = {
 }
 SAVED = {
     "1": "已保存。用户的下一条消息就会用上。",
+    "again": "已保存。（同样的条目已经存在，没有重复创建。）",
     "added": "已添加相似问法。",
     "removed": "已删除这个问法。",
 }
+CHANGED = (
+    "这个条目在你打开之后被修改过（另一位管理员、另一个标签页、文件导入，"
+    "或从用户的选择里学到了新问法）。"
+)
+SAVE_CONFLICT = (
+    CHANGED + "你的修改还没有保存：下面是现在保存的内容，你填写的内容留在表单里。"
+    "确认后再点保存，会用你的内容覆盖现在的内容。"
+)
+DELETE_CONFLICT = CHANGED + "没有删除：请看看现在的内容，仍要删除请再点「删除条目」。"
+DELETED = (
+    "条目 #{id} 已被删除（在另一个标签页，或被另一位管理员删除），你的修改没有保存。"
+    "你填写的内容还在下面：可以另存为新条目。"
+)
 
 
 @bp.get("/knowledge")
@@ -59,21 +74,37 @@ def _edit_page(
     status: int = 200,
     error: str = "",
     typed: dict[str, str] | None = None,
+    conflict: bool = False,
 ) -> tuple[str, int]:
-    """The entry page; ``typed``: what the admin sent in a refused form, shown again."""
+    """The entry page; ``typed``: what the admin sent in a refused form, shown again with
+    the version it was typed over (a save from it is still checked). ``conflict``: the
+    entry changed since that version: the stored entry is shown above what was typed, and
+    the form carries the current version, so saving again overwrites knowingly."""
     typed = typed or {}
+    questions = typed.get("questions", "\n".join(entry.questions))
+    kept = {question_key(q) for q in lines(questions)}
     html = render_template(
         "console/entry.html",
         nav="knowledge",
         entry=entry,
-        questions=typed.get("questions", "\n".join(entry.questions)),
+        version=entry.version if conflict else typed.get("version") or entry.version,
+        questions=questions,
         answer=typed.get("answer", entry.answer),
         language=typed.get("language", entry.language or ""),
         new_questions=typed.get("new_questions", ""),
+        conflict=conflict,
+        dropped=[q for q in entry.questions if question_key(q) not in kept],
         error=error,
         saved=SAVED.get(request.args.get("saved", ""), ""),
     )
     return html, status
+
+
+def _deleted_page(entry_id: int, typed: dict[str, str]) -> tuple[str, int]:
+    """What was typed over an entry deleted meanwhile, ready to be saved as a new one."""
+    error = DELETED.format(id=entry_id)
+    fields = {k: typed.get(k, "") for k in ("questions", "answer", "language")}
+    return render_template("console/entry_new.html", nav="knowledge", error=error, **fields), 404
 
 
 @bp.get("/knowledge/<int:entry_id>")
@@ -84,20 +115,30 @@ def entry(entry_id: int) -> tuple[str, int]:
 @bp.post("/knowledge/<int:entry_id>")
 def save_entry(entry_id: int) -> Response | tuple[str, int]:
     ops = admin()
-    current = ops.entry(entry_id)
-    typed = {k: request.form.get(k, "") for k in ("questions", "answer", "language")}
+    typed = {k: request.form.get(k, "") for k in ("questions", "answer", "language", "version")}
     try:
         ops.update_entry(
             entry_id,
             questions=lines(typed["questions"]),
             answer=typed["answer"],
             language=typed["language"] if "language" in request.form else MISSING,
+            expected=shown_version(),
         )
     except AdminError as exc:
-        if exc.status == 404:
-            raise
-        return _edit_page(current, exc.status, labels.reason(exc.reason), typed)
+        return _refused(entry_id, exc, typed)
     return redirect(url_for("console.entry", entry_id=entry_id, saved=1), code=303)
+
+
+def _refused(entry_id: int, exc: AdminError, typed: dict[str, str]) -> tuple[str, int]:
+    """A refused save, with everything typed kept: the entry deleted meanwhile (404),
+    changed meanwhile (409, with the current entry), or the input refused."""
+    try:
+        current = admin().entry(entry_id)
+    except AdminError:
+        return _deleted_page(entry_id, typed)
+    if exc.status == 412:
+        return _edit_page(current, 409, SAVE_CONFLICT, typed, conflict=True)
+    return _edit_page(current, exc.status, labels.reason(exc.reason), typed)
 
 
 @bp.post("/knowledge/<int:entry_id>/questions")
@@ -127,8 +168,15 @@ def remove_question(entry_id: int) -> Response | tuple[str, int]:
 
 
 @bp.post("/knowledge/<int:entry_id>/delete")
-def delete_entry(entry_id: int) -> Response:
-    admin().delete_entry(entry_id)
+def delete_entry(entry_id: int) -> Response | tuple[str, int]:
+    """Only the entry the page showed: one changed since is shown again, not deleted."""
+    ops = admin()
+    try:
+        ops.delete_entry(entry_id, expected=shown_version())
+    except AdminError as exc:
+        if exc.status != 412:
+            raise
+        return _edit_page(ops.entry(entry_id), 409, DELETE_CONFLICT)
     return redirect(url_for("console.knowledge", done="deleted"), code=303)
 
 
@@ -137,15 +185,21 @@ def new_entry() -> Response | tuple[str, int]:
     typed = {k: request.form.get(k, "") for k in ("questions", "answer", "language")}
     error, status = "", 200
     if request.method == "POST":
+        ops = admin()
+        questions = lines(typed["questions"])
         try:
-            entry_id = admin().create_entry(
-                lines(typed["questions"]),
+            entry_id = ops.create_entry(
+                questions,
                 typed["answer"],
                 source="console",
                 taught_by=TAUGHT_BY,
                 language=typed["language"],
             )
         except AdminError as exc:
+            # sent twice (a double click, the back button): the first sending created it
+            again = ops.identical_entry(questions, typed["answer"], typed["language"])
+            if exc.status == 409 and again is not None:
+                return redirect(url_for("console.entry", entry_id=again, saved="again"), code=303)
             error, status = labels.reason(exc.reason), exc.status
         else:
             return redirect(url_for("console.entry", entry_id=entry_id, saved=1), code=303)

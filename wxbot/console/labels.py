@@ -51,6 +51,7 @@ HTTP_ERRORS = {
     404: "页面不存在。",
     405: "不支持这种请求方式。",
     409: "与已有内容冲突。",
+    412: "内容在你打开之后被修改过：请刷新页面再试。",
     413: "文件太大。",
     422: "输入有误。",
     429: "尝试次数过多，请稍后再试。",
@@ -70,6 +71,10 @@ _REASONS = [
     (r"the question '(.+)' already belongs to entry (\d+)", r"问题「\1」已经属于条目 #\2。"),
     (r'the question "(.+)" already belongs to entry (\d+)', r"问题「\1」已经属于条目 #\2。"),
     (r"no (?:knowledge )?entry (\d+)", r"条目 #\1 不存在（可能刚被删除）。"),
+    (
+        r"entry (\d+) changed since it was read.*",
+        r"条目 #\1 在你打开之后被修改过，没有保存：请刷新页面，看过现在的内容再改。",
+    ),
     (r"no unanswered question (\d+).*", "这个未答问题已经不在列表里（可能刚被回答或忽略）。"),
     (r"no session for '(.+)'", r"用户 \1 没有会话记录。"),
     (
@@ -96,6 +101,10 @@ _REASONS = [
     ),
     (r"at most (\d+) words per group", r"每组最多 \1 个词。"),
     (r"no synonym group (\d+)", r"同义词组 #\1 不存在（可能刚被删除）。"),
+    (
+        r"synonym group (\d+) changed since it was read.*",
+        r"同义词组 #\1 在你打开之后被修改过，没有保存：请刷新页面，看过现在的词再改。",
+    ),
     # the importer's (wxbot.qa.formats and importer), shown per bad row
     (
         r"expected 2 columns \(question,answer\), found (\d+)",

@@ -15,6 +15,14 @@ from wxbot.console.web import PER_PAGE, admin, as_int, bp, form_ids, lines, page
 SORTS = {"newest": True, "count": False}  # sort name -> newest_first
 GROUPED = "grouped"
 TAUGHT_BY = "admin-console"
+GROUP_CHANGED = (
+    "这组里有的问题已经不在列表里（可能刚被另一位管理员回答、归入或忽略），没有保存。"
+    "下面是还在列表里的问题，你的回答留在表单里：看过再提交。"
+)
+GONE = (
+    "这个未答问题已经不在列表里（可能刚被另一位管理员回答、归入或忽略），你的回答没有保存。"
+    "你填写的内容还在下面：可以另存为新条目。"
+)
 
 
 @bp.get("/unanswered")
@@ -91,9 +99,15 @@ def teach(unanswered_id: int) -> Response | tuple[str, int]:
     """A new entry: the question (as edited, plus any similar wordings), or the group's
     questions that are ticked (``similar``), and its answer."""
     ops = admin()
-    item = ops.unanswered(unanswered_id)
     similar = form_ids("similar")
     group = "questions" not in request.form  # the group form sends ticks, not a textarea
+    try:
+        item = ops.unanswered(unanswered_id)
+    except AdminError:
+        # sent twice (a double click, the back button): the first sending taught it
+        typed = lines(request.form.get("questions", ""))
+        again = None if group else ops.identical_entry(typed, request.form.get("answer", ""))
+        return _gone_page() if again is None else _done("taught", again, similar)
     try:
         entry_id = ops.answer_unanswered(
             unanswered_id,
@@ -104,11 +118,21 @@ def teach(unanswered_id: int) -> Response | tuple[str, int]:
             similar=similar,
         )
     except AdminError as exc:
-        if exc.status == 404:
-            raise
         offered = ops.unanswered_many(form_ids("offered")) if group else []
+        if exc.status == 404 and not ops.unanswered_many([unanswered_id]):
+            return _gone_page()  # handled by another admin between the two reads
+        if exc.status == 404:  # one of the group's other questions was: show what is left
+            return _teach_page(item, offered, 404, GROUP_CHANGED)
         return _teach_page(item, offered, exc.status, labels.reason(exc.reason))  # typed: kept
     return _done("taught", entry_id, similar)
+
+
+def _gone_page() -> tuple[str, int]:
+    """An answer typed for a question another admin answered, attached or dismissed
+    meanwhile: kept, ready to be saved as a new entry."""
+    typed = {k: request.form.get(k, "") for k in ("questions", "answer", "language")}
+    html = render_template("console/entry_new.html", nav="unanswered", error=GONE, **typed)
+    return html, 404
 
 
 @bp.get("/unanswered/<int:unanswered_id>/attach")

@@ -149,6 +149,14 @@ def lines(text: str) -> list[str]:
     return [ln.strip() for ln in text.splitlines() if ln.strip()]
 
 
+def shown_version() -> set[str] | None:
+    """The version of the entry (or synonym group) a form showed, which a save or delete
+    must still find; None for a form without one (a script posting with the bearer token):
+    last write wins, as before versions."""
+    version = request.form.get("version", "").strip()
+    return {version} if version else None
+
+
 def form_ids(name: str) -> list[int]:
     """The ids a form sent under ``name`` (checkboxes: several values)."""
     values = [as_int(v.strip()) for v in request.form.getlist(name)]

@@ -15,6 +15,8 @@ seconds, not minutes).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +53,10 @@ class ImportReport:
     synonyms: list[list[str]] = field(default_factory=list)  # the groups read
     # (file, how it was read: "GB18030, tab-separated", "Excel workbook, sheet 'FAQ'" ...)
     read_as: list[tuple[str, str]] = field(default_factory=list)
+    # What the plan was made from: a hash of the stored entries the rows touch. Given back
+    # to a later import of the same rows (``basis=``), it refuses to write if they changed.
+    basis: str = ""
+    stale: bool = False  # refused: the entries changed since ``basis`` (nothing written)
 
     def summary(self) -> str:
         text = (
@@ -67,6 +73,10 @@ class ImportReport:
 
 class ImportAborted(Exception):
     """Raised inside the transaction to roll it back (bad rows, or a dry run)."""
+
+
+class BasisChanged(ImportAborted):
+    """The entries the rows touch are not as they were when the import was checked."""
 
 
 @dataclass
@@ -201,12 +211,15 @@ def import_parsed(
     synonyms: Sequence[list[str]] = (),
     errors: Sequence[str] = (),
     read_as: Sequence[tuple[str, str]] = (),
+    basis: str | None = None,
 ) -> ImportReport:
     """Import already parsed files (``import_files`` reads them from paths; the web console
     from an upload) and synonym groups. ``planned(n)`` is told how many rows will be written
     before the writes start, ``progress(n, what)`` after each batch of them; ``errors`` are
     problems found before parsing (unreadable synonyms files), ``read_as`` how the synonyms
-    files were read (the report adds the knowledge files')."""
+    files were read (the report adds the knowledge files'). ``basis``: the report's basis
+    of an earlier check of the same rows; if the entries they touch changed since, nothing
+    is written and the report (``stale``) says what the import would do now."""
     groups = list(synonyms)
     rows, problems = check_parsed(files)
     errors = [*errors, *problems]
@@ -221,7 +234,7 @@ def import_parsed(
                     conn, groups, now=now
                 )
             if rows:
-                _upsert(conn, rows, report, now, progress, planned)
+                _upsert(conn, rows, report, now, progress, planned, basis)
             if report.errors and not skip_bad:
                 raise ImportAborted
             if dry_run:
@@ -241,11 +254,13 @@ def _upsert(
     now: float,
     progress: Callable[[int, str], object] | None,
     planned: Callable[[int], object] | None = None,
+    basis: str | None = None,
 ) -> None:
     version = store.bump_version(conn, now)  # the knowledge write lock
     owners_by_key = store.entry_ids_by_keys(conn, [k for r in rows for k in r.keys])
     current = store.load_entries(conn, set(owners_by_key.values()))
     languages = store.load_languages(conn, current)
+    report.basis = _basis(owners_by_key, current, languages)
     current_keys = {e: {question_key(q) for q in qs} for e, (_, qs) in current.items()}
     sizes = {e: len(qs) for e, (_, qs) in current.items()}  # with the rows planned so far
     new_rows: list[_Row] = []
@@ -308,6 +323,9 @@ def _upsert(
             {"entry_id": entry_id, "question": q, "qkey": k, "position": i}
             for i, (q, k) in enumerate(zip(row.questions, row.keys, strict=True))
         )
+    if basis is not None and basis != report.basis:
+        report.stale = True  # the counts above say what it would do now
+        raise BasisChanged
     if planned is not None:
         planned(len(entry_rows) + len(question_rows) + len(updates))
     _executemany(conn, insert(store.entries), entry_rows, "entries", progress)
@@ -323,6 +341,21 @@ def _upsert(
     if touched:
         many = len(touched) > LOG_EACH_LIMIT
         store.log_changes(conn, version, None if many else touched, now)  # type: ignore[arg-type]
+
+
+def _basis(
+    owners: dict[str, int], current: dict[int, tuple[str, list[str]]], languages: dict[int, str]
+) -> str:
+    """A hash of what the plan rests on: which of the rows' questions exist and whose, and
+    the answer, questions and language of those entries."""
+    digest = hashlib.sha256()
+    for key in sorted(owners):
+        digest.update(f"{key}\x00{owners[key]}\x01".encode())
+    for entry_id in sorted(current):
+        answer, questions = current[entry_id]
+        item = [entry_id, answer, questions, languages.get(entry_id)]
+        digest.update(json.dumps(item, ensure_ascii=False).encode() + b"\x02")
+    return digest.hexdigest()[:24]
 
 
 def _executemany(

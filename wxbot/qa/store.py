@@ -10,6 +10,8 @@ under it is safe, which lets bulk imports insert entries and questions with exec
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +36,18 @@ KEEP_VERSIONS = 10_000  # change-log rows older than this many versions are prun
 _VERSION = select(meta.c.version).where(meta.c.id == 1)
 
 
+def content_version(*parts: object) -> str:
+    """A short hash of what an admin edits (an entry's questions, answer and language; a
+    synonym group's words): the edit page's version and the API's ETag. A hash rather than
+    a column, so every writer (chat, import, learned wordings) changes it without knowing."""
+    text = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def entry_version(questions: Sequence[str], answer: str, language: str | None) -> str:
+    return content_version(list(questions), answer, language)
+
+
 @dataclass
 class EntryRow:
     id: int
@@ -46,6 +60,11 @@ class EntryRow:
     updated_at: float = 0.0
     hits: int = 0
     language: str | None = None
+
+    @property
+    def version(self) -> str:
+        """Changes whenever the questions (their order too), answer or language do."""
+        return entry_version(self.questions, self.answer, self.language)
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -15,7 +15,8 @@ re-indexes with the new groups, like any other knowledge change.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+import re
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, insert, select, update
@@ -39,10 +40,15 @@ class SynonymError(ValueError):
         self.status = status
 
 
+# Between the words of a group typed as one string: whitespace, "|", and the commas and
+# semicolons a Chinese keyboard types (「丢了，遗失、不见了」 is how a list is written there)
+_SEPARATORS = re.compile(r"[\s|,，、;；]+")
+
+
 def check_group(raw: object) -> list[str]:
     """Validated, normalised words of a group (order kept, duplicates dropped)."""
     if isinstance(raw, str):
-        raw = raw.replace("|", " ").replace(",", " ").split()
+        raw = _SEPARATORS.split(raw)
     if not isinstance(raw, list) or not all(isinstance(w, str) for w in raw):
         raise SynonymError('"words" must be a list of strings (or one string, space-separated)')
     words: list[str] = []
@@ -74,7 +80,7 @@ def parse_text(text: str, name: str) -> tuple[list[tuple[int, list[str]]], list[
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         try:
-            groups.append((number, check_group(line.split())))
+            groups.append((number, check_group(line)))
         except SynonymError as exc:
             errors.append(f"{name}:{number}: {exc.reason}")
     return groups, errors
@@ -95,6 +101,11 @@ class Group:
     id: int
     words: list[str]
     source: str
+
+    @property
+    def version(self) -> str:
+        """The edit form's version and the API's ETag: changes with the words."""
+        return store.content_version(self.words)
 
     def to_dict(self) -> dict[str, object]:
         return {"id": self.id, "words": self.words, "source": self.source}
@@ -185,19 +196,42 @@ def _changed(conn: Connection, now: float) -> None:
 
 
 def create(conn: Connection, words: object, *, now: float, source: str = "api") -> int:
+    return create_once(conn, words, now=now, source=source, unique=False)[0]
+
+
+def create_once(
+    conn: Connection, words: object, *, now: float, source: str = "api", unique: bool = True
+) -> tuple[int, bool]:
+    """(group id, created): ``unique``: a group with the same words already stored is
+    returned instead (a form sent twice adds one group, not two identical ones)."""
     group = check_group(words)
-    _changed(conn, now)
+    version = store.bump_version(conn, now)  # the write lock first: two sendings serialise
+    if unique:
+        same = next((g.id for g in load(conn) if set(g.words) == set(group)), None)
+        if same is not None:
+            return same, False  # nothing logged under this version: no process re-indexes
+    store.log_changes(conn, version, None, now)
     result = conn.execute(
         insert(synonyms).values(
             words="|".join(group), source=source, created_at=now, updated_at=now
         )
     )
-    return int(result.inserted_primary_key[0])
+    return int(result.inserted_primary_key[0]), True
 
 
-def replace(conn: Connection, group_id: int, words: object, *, now: float) -> None:
+def replace(
+    conn: Connection,
+    group_id: int,
+    words: object,
+    *,
+    now: float,
+    expected: Container[str] | None = None,
+) -> None:
+    """``expected``: the versions the caller's view may have (None: last write wins)."""
     group = check_group(words)
     _changed(conn, now)
+    if expected is not None:
+        _check_version(conn, group_id, expected, after=store.content_version(group))
     done = conn.execute(
         update(synonyms)
         .where(synonyms.c.id == group_id)
@@ -207,11 +241,31 @@ def replace(conn: Connection, group_id: int, words: object, *, now: float) -> No
         raise SynonymError(f"no synonym group {group_id}", status=404)
 
 
-def remove(conn: Connection, group_id: int, *, now: float) -> None:
+def remove(
+    conn: Connection, group_id: int, *, now: float, expected: Container[str] | None = None
+) -> None:
     _changed(conn, now)
+    if expected is not None:
+        _check_version(conn, group_id, expected, after=None)
     done = conn.execute(delete(synonyms).where(synonyms.c.id == group_id))
     if done.rowcount == 0:
         raise SynonymError(f"no synonym group {group_id}", status=404)
+
+
+def _check_version(
+    conn: Connection, group_id: int, expected: Container[str], after: str | None
+) -> None:
+    """Refuse (412) a write decided on words that are no longer the group's, unless it
+    would leave the group as it is (``after``: its version once written)."""
+    row = conn.execute(select(synonyms.c.words).where(synonyms.c.id == group_id)).first()
+    if row is None:
+        raise SynonymError(f"no synonym group {group_id}", status=404)
+    current = store.content_version([w for w in row.words.split("|") if w])
+    if current not in expected and after != current:
+        raise SynonymError(
+            f"synonym group {group_id} changed since it was read (its version is now {current})",
+            status=412,
+        )
 
 
 def import_groups(conn: Connection, groups: list[list[str]], *, now: float) -> tuple[int, int]:

@@ -7,6 +7,7 @@ transaction, so every process picks the change up on its next message.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Container
 
 from sqlalchemy import Connection, delete, insert, select, update
 
@@ -117,8 +118,16 @@ def _conflicts(conn: Connection, keys: dict[str, str], own_id: int | None) -> No
 
 
 def _insert_questions(
-    conn: Connection, entry_id: int, questions: list[str], first: int = 0, origin: str = ""
+    conn: Connection,
+    entry_id: int,
+    questions: list[str],
+    first: int = 0,
+    origin: str = "",
+    origins: dict[str, str] | None = None,
 ) -> None:
+    """``origins``: question key -> the origin a question had before the entry was saved
+    (a learned wording stays learned: listed, undoable)."""
+    origins = origins or {}
     conn.execute(
         insert(store.questions),
         [
@@ -127,10 +136,29 @@ def _insert_questions(
                 "question": q,
                 "qkey": question_key(q),
                 "position": first + i,
-                "origin": origin,
+                "origin": origins.get(question_key(q)) or origin,
             }
             for i, q in enumerate(questions)
         ],
+    )
+
+
+def _current(conn: Connection, entry_id: int) -> store.EntryRow:
+    current = store.get_entry(conn, entry_id)
+    if current is None:
+        raise KnowledgeError(f"no entry {entry_id}", status=404)
+    return current
+
+
+def _check_version(current: store.EntryRow, expected: Container[str], after: str | None) -> None:
+    """Refuse (412) a write decided on a view of the entry that is no longer current (a
+    stale edit page, an old ETag), unless it would leave the entry exactly as it is now
+    (``after``: its version once written): a double-clicked save, a retried PUT."""
+    if current.version in expected or after == current.version:
+        return
+    raise KnowledgeError(
+        f"entry {current.id} changed since it was read (its version is now {current.version})",
+        status=412,
     )
 
 
@@ -188,14 +216,24 @@ def update_entry(
     answer: object = None,
     taught_by: str | None = None,
     language: object = MISSING,
+    expected: Container[str] | None = None,
 ) -> None:
-    """Replace the answer, the whole question list and/or the language of an entry."""
+    """Replace the answer, the whole question list and/or the language of an entry;
+    ``expected``: the versions the caller's view may have (None: last write wins)."""
     qs = None if questions is None else check_questions(questions)
     text = None if answer is None else check_answer(answer)
     values: dict[str, object] = {"updated_at": now}
     if language is not MISSING:
         values["language"] = check_language(language)
-    version = store.bump_version(conn, now)
+    version = store.bump_version(conn, now)  # the write lock: no change between check and write
+    if expected is not None:
+        current = _current(conn, entry_id)
+        after = store.entry_version(
+            current.questions if qs is None else qs,
+            current.answer if text is None else text,
+            values.get("language", current.language),  # type: ignore[arg-type]
+        )
+        _check_version(current, expected, after)
     if text is not None:
         values["answer"] = text
     if taught_by is not None:
@@ -207,10 +245,10 @@ def update_entry(
         keys = {question_key(q): q for q in qs}
         _conflicts(conn, keys, entry_id)
         q = store.questions
-        old = conn.execute(select(q.c.qkey).where(q.c.entry_id == entry_id)).scalars().all()
+        old = dict(conn.execute(select(q.c.qkey, q.c.origin).where(q.c.entry_id == entry_id)).all())
         _forget_votes(conn, entry_id, [k for k in old if k not in keys])
         conn.execute(delete(store.questions).where(store.questions.c.entry_id == entry_id))
-        _insert_questions(conn, entry_id, qs)
+        _insert_questions(conn, entry_id, qs, origins=old)
         store.forget_unanswered(conn, keys)
     store.log_changes(conn, version, [entry_id], now)
 
@@ -261,8 +299,12 @@ def remove_question(conn: Connection, entry_id: int, question: str, *, now: floa
     store.log_changes(conn, version, [entry_id], now)
 
 
-def delete_entry(conn: Connection, entry_id: int, *, now: float) -> None:
+def delete_entry(
+    conn: Connection, entry_id: int, *, now: float, expected: Container[str] | None = None
+) -> None:
     version = store.bump_version(conn, now)
+    if expected is not None:
+        _check_version(_current(conn, entry_id), expected, after=None)
     conn.execute(delete(store.questions).where(store.questions.c.entry_id == entry_id))
     done = conn.execute(delete(store.entries).where(store.entries.c.id == entry_id))
     if done.rowcount == 0:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 from sqlalchemy import Connection
 
@@ -57,13 +57,38 @@ class KnowledgeOps(AdminBase):
         questions: object = None,
         answer: object = None,
         language: object = MISSING,
+        expected: Container[str] | None = None,
     ) -> None:
+        """``expected``: the versions the admin's view of the entry may have (an edit page's,
+        an If-Match); 412 if it changed since. None: last write wins."""
         now = self.now()
         self.write(
             lambda conn: writer.update_entry(
-                conn, entry_id, now=now, questions=questions, answer=answer, language=language
+                conn,
+                entry_id,
+                now=now,
+                questions=questions,
+                answer=answer,
+                language=language,
+                expected=expected,
             )
         )
+
+    def identical_entry(
+        self, questions: object, answer: object, language: object = None
+    ) -> int | None:
+        """The entry that has exactly these questions, answer and language, if one does: a
+        form sent twice (a double click, the back button) finds the entry its first sending
+        created."""
+        try:
+            qs = writer.check_questions(questions)
+            version = store.entry_version(
+                qs, writer.check_answer(answer), writer.check_language(language)
+            )
+        except writer.KnowledgeError:
+            return None
+        found = self.read(lambda conn: store.find_entry(conn, qs[0]))
+        return found.id if found is not None and found.version == version else None
 
     def add_questions(self, entry_id: int, questions: object) -> list[str]:
         """Add similar questions to an entry; returns the ones it did not have yet."""
@@ -74,9 +99,9 @@ class KnowledgeOps(AdminBase):
         now = self.now()
         self.write(lambda conn: writer.remove_question(conn, entry_id, question, now=now))
 
-    def delete_entry(self, entry_id: int) -> None:
+    def delete_entry(self, entry_id: int, expected: Container[str] | None = None) -> None:
         now = self.now()
-        self.write(lambda conn: writer.delete_entry(conn, entry_id, now=now))
+        self.write(lambda conn: writer.delete_entry(conn, entry_id, now=now, expected=expected))
 
     def similar_entries(self, question: str, limit: int = 3) -> list[tuple[int, str, float]]:
         """(entry id, main question, confidence) of the entries the matcher ranks highest for
@@ -120,13 +145,26 @@ class KnowledgeOps(AdminBase):
             lambda conn: synonym_store.create(conn, words, now=now, source=source)
         )
 
-    def replace_synonyms(self, group_id: int, words: object) -> None:
+    def create_synonyms_once(self, words: object, source: str) -> tuple[int, bool]:
+        """(group id, created): the stored group with the same words, if there is one."""
         now = self.now()
-        self._synonym_write(lambda conn: synonym_store.replace(conn, group_id, words, now=now))
+        return self._synonym_write(
+            lambda conn: synonym_store.create_once(conn, words, now=now, source=source)
+        )
 
-    def delete_synonyms(self, group_id: int) -> None:
+    def replace_synonyms(
+        self, group_id: int, words: object, expected: Container[str] | None = None
+    ) -> None:
         now = self.now()
-        self._synonym_write(lambda conn: synonym_store.remove(conn, group_id, now=now))
+        self._synonym_write(
+            lambda conn: synonym_store.replace(conn, group_id, words, now=now, expected=expected)
+        )
+
+    def delete_synonyms(self, group_id: int, expected: Container[str] | None = None) -> None:
+        now = self.now()
+        self._synonym_write(
+            lambda conn: synonym_store.remove(conn, group_id, now=now, expected=expected)
+        )
 
     def _synonym_write(self, work: Callable[[Connection], T]) -> T:
         try:
