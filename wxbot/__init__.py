@@ -53,10 +53,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.extensions["wxbot.settings"] = settings
     app.extensions["wxbot.engine"] = engine
-    app.extensions["wxbot.clock"] = clock
     app.extensions["wxbot.flows"] = flows
     table = build_table(extra=[flows])
-    app.extensions["wxbot.bot"] = Bot(engine, settings, deps, table=table, clock=clock)
+    bot = Bot(engine, settings, deps, table=table, clock=clock)
+    app.extensions["wxbot.bot"] = bot
+    # The bot keeps time by the database server's clock (wxbot.db.DatabaseClock), which every
+    # container shares: the console's sessions and the admin lockout window go by it too.
+    app.extensions["wxbot.clock"] = bot.clock
 
     for name in BLUEPRINT_MODULES:
         module = importlib.import_module(name)

@@ -19,7 +19,14 @@ from sqlalchemy import Connection, Double, Engine, bindparam
 
 from wxbot import metrics
 from wxbot.config import Settings
-from wxbot.db import is_transient, run_after_commit, transaction, with_retries
+from wxbot.db import (
+    is_transient,
+    run_after_commit,
+    shared_clock,
+    synced_now,
+    transaction,
+    with_retries,
+)
 from wxbot.dialog import context as store
 from wxbot.dialog import delivery, kinds, language, words
 from wxbot.dialog.context import ContextRow, SeenRecord
@@ -30,6 +37,7 @@ from wxbot.dialog.resume import DialogueResumer
 from wxbot.dialog.slow import Pending, SlowPath, dump_reply, work_lost_after
 from wxbot.dialog.states import DialogueTable, build_table
 from wxbot.dialog.steps import Dialogue
+from wxbot.dialog.wechat_clock import WeChatClock
 from wxbot.i18n import translate
 from wxbot.messages.inbound import Inbound
 from wxbot.messages.replies import (
@@ -45,7 +53,7 @@ from wxbot.stats import DailyCounters, zone
 log = logging.getLogger(__name__)
 
 WECHAT_GIVES_UP = 5.0  # seconds WeChat waits for one delivery before it drops it and retries
-LAST_DELIVERY_AGE = 8.0  # a message this old (by its CreateTime) is on its third delivery
+LAST_DELIVERY_AGE = 8.0  # a message this old (by WeChat's clock) is on its third delivery
 ROOM_TRUST_SECONDS = 5.0  # how long a session count far below the cap is trusted
 
 
@@ -66,7 +74,11 @@ class Bot:
         self.settings = settings
         self.deps = deps or Deps(settings=settings)
         self.table = table or build_table()
-        self.clock = clock
+        # This host's wall clock: keep time by the database's instead, which every container
+        # shares (expiries written by one container are compared by another). A clock a test
+        # injects is its whole world's clock and is used as it is.
+        self.clock: Callable[[], float] = shared_clock(engine) if clock is time.time else clock
+        self.wechat_clock = WeChatClock()  # how far WeChat's CreateTime is from our clock
         self.dialogue = Dialogue(self.table, settings, self.deps)
         # The knowledge version, the user's language and their history window are read
         # right after the context lock, in the same round trip: freshness, language and
@@ -90,14 +102,14 @@ class Bot:
             on_create=language.first_language_statement(engine),
         )
         # Slow work resumes under the user's lock there (resume.py), reading what this lock reads.
-        self.resumer = DialogueResumer(engine, settings, self.statements, self.dialogue, clock)
+        self.resumer = DialogueResumer(engine, settings, self.statements, self.dialogue, self.clock)
         push = getattr(self.deps.services, "push", None)
         self.slow = SlowPath(engine, settings, self.resumer, push=push)
         self._work_lost_after = work_lost_after(settings)
         # Messages and their outcomes per day, for the console's dashboard: summed in memory.
-        self.stats = DailyCounters(engine, clock, zone(settings.timezone))
+        self.stats = DailyCounters(engine, self.clock, zone(settings.timezone))
         self._room_known: tuple[float, int] | None = None  # (when, stored contexts) when far below
-        self.housekeeping = Housekeeping(engine, settings, self.deps, clock)
+        self.housekeeping = Housekeeping(engine, settings, self.deps, self.clock)
 
     # ----------------------------------------------------------------- public entry point
 
@@ -152,10 +164,11 @@ class Bot:
 
     def is_last_delivery(self, msg: Inbound) -> bool:
         """WeChat's third delivery (or one we cannot place: no CreateTime). Retries keep the
-        message's CreateTime, so its age tells, even while the database is down."""
+        message's CreateTime, so its age tells, even while the database is down; the age is
+        counted by WeChat's clock, whose offset from ours recent deliveries tell."""
         if not msg.create_time:
             return True
-        return self.clock() - msg.create_time >= LAST_DELIVERY_AGE
+        return self.wechat_clock.age(msg.create_time, self.clock()) >= LAST_DELIVERY_AGE
 
     def _done(self, msg: Inbound, reply: Reply, outcome: str, started: float) -> Reply:
         kind = f"event:{msg.event}" if msg.is_event else msg.kind
@@ -210,7 +223,8 @@ class Bot:
         settings, statements = self.settings, self.statements
         with transaction(self.engine) as conn:
             locked = statements.lock(conn, msg.openid, msg.dedup_key)
-            now = self.clock()  # after the lock: a wait for it must not age the message
+            # after the lock: a wait for it must not age the message
+            now = synced_now(self.clock, conn)
             if locked.seen is not None:
                 return self._answer_retry(conn, msg, locked.seen)
             if msg.is_event and msg.event == "unsubscribe":

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from sqlalchemy import Connection, Engine
 
 from wxbot.config import Settings
-from wxbot.db import transaction
+from wxbot.db import synced_now, transaction
 from wxbot.dialog import context as store
 from wxbot.dialog.flow import Deps
 
@@ -29,7 +29,7 @@ class Housekeeping:
 
     def clean_up(self, batch: int = 1000) -> tuple[int, int]:
         """Delete expired contexts and day-old seen records, in batches; returns the counts."""
-        now = self.clock()
+        now = self._now()
         contexts_deleted = seen_deleted = 0
         while True:
             with transaction(self.engine) as conn:
@@ -44,7 +44,7 @@ class Housekeeping:
 
     def forget_old_histories(self, batch: int = 1000) -> int:
         """Empty stored histories older than WXBOT_MEMORY_DAYS (0: keep them), in batches."""
-        now = self.clock()
+        now = self._now()
         emptied = 0
         while True:
             with transaction(self.engine) as conn:
@@ -52,6 +52,12 @@ class Housekeeping:
             emptied += n
             if n < batch:
                 return emptied
+
+    def _now(self) -> float:
+        """The clock, measured against the database's first when it keeps that time (a
+        ``wxbot sessions cleanup`` process has served no message that would have)."""
+        with self.engine.connect() as conn:
+            return synced_now(self.clock, conn)
 
     def forget_histories(self, conn: Connection, now: float, limit: int) -> int:
         """One batch of forget_old_histories, in ``conn``'s transaction."""
@@ -65,7 +71,7 @@ class Housekeeping:
         """One small batch of each clean-up, in one transaction; a failure is only logged."""
         try:
             with transaction(self.engine) as conn:
-                now = self.clock()
+                now = synced_now(self.clock, conn)
                 store.delete_expired(conn, now, 200)
                 store.prune_seen(conn, now - self.settings.seen_ttl, 500)
                 self.forget_histories(conn, now, 200)

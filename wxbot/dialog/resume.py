@@ -9,7 +9,7 @@ from collections.abc import Callable
 from sqlalchemy import Connection, Engine
 
 from wxbot.config import Settings
-from wxbot.db import run_after_commit, transaction
+from wxbot.db import run_after_commit, synced_now, transaction
 from wxbot.dialog import context as store
 from wxbot.dialog import delivery, language
 from wxbot.dialog.flow import Deferred
@@ -53,7 +53,7 @@ class DialogueResumer:
             # and our update; the user told "still working" would then never get the result.
             # Locked, either we see "late" (and push or keep it) or _mark_late sees "done".
             seen = store.find_seen(conn, msg.dedup_key, lock=True) if ctx is not None else None
-            now = self.clock()
+            now = synced_now(self.clock, conn)
             if ctx is None or seen is None:  # the user unsubscribed meanwhile
                 return Silent(), False
             under_way = delivery.working(ctx)

@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from wxbot.db import shared_clock
 from wxbot.services import models  # noqa: F401  (registers the tables on the shared Base)
 from wxbot.services.budget import Budget, budget_for
 from wxbot.services.http import ServiceError, TTLCache
@@ -76,6 +77,8 @@ def build_services(settings: Settings, engine: Engine) -> Services:
             settings.api_url,
             engine,
             http_timeout=budget_for(settings, "wechat_api"),
+            # the token's expiry is written by one container and read by all: one clock
+            clock=shared_clock(engine),
         )
     return Services(
         weather=WeatherClient(

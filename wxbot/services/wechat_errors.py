@@ -129,17 +129,25 @@ class ApiGate:
     quota ends at a wall-clock midnight).
     """
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.clock = clock
+        self.monotonic = monotonic
         self._lock = threading.Lock()
         self._until = 0.0
+        self._until_monotonic = 0.0  # the same end in elapsed time (see check)
         self._reason = ""
         self._alarmed: dict[str, float] = {}  # problem -> when it was last logged
 
     def check(self) -> None:
         """Raise Paused while pushes are paused."""
         with self._lock:
-            if self.clock() < self._until:
+            # Over by either clock: a wall clock stepped back (NTP) would otherwise stretch
+            # the pause by the step, an hour's step by an hour.
+            if self.clock() < self._until and self.monotonic() < self._until_monotonic:
                 raise Paused(SERVICE, f"pushes paused: {self._reason}")
 
     def refused(self, error: WeChatError) -> None:
@@ -177,7 +185,9 @@ class ApiGate:
             what = f"WeChat's API failed: {error.reason}"
             key = key or error.reason
         with self._lock:
-            self._until = max(self._until, now + seconds)
+            if now + seconds > self._until:
+                self._until = now + seconds
+                self._until_monotonic = self.monotonic() + seconds
             self._reason = what
             last = self._alarmed.get(key)
             tell = last is None or now - last >= ALARM_REPEAT

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
-from wxbot.db import transaction
+from wxbot.db import synced_now, transaction
 from wxbot.services.http import Deadline, ServiceError
 from wxbot.services.models import WeChatToken
 from wxbot.services.wechat_errors import SERVICE, ApiGate, WeChatError, errcode
@@ -134,6 +134,7 @@ class TokenStore:
                 .values(appid=self.appid, access_token="", expires_at=0.0, updated_at=0.0)
             )
         with transaction(self.engine) as conn:
+            synced_now(self.clock, conn)  # expires_at is compared by every container's clock
             row = conn.execute(
                 select(_TOKENS.c.access_token, _TOKENS.c.expires_at, _TOKENS.c.updated_at)
                 .where(_TOKENS.c.appid == self.appid)
@@ -195,6 +196,7 @@ class TokenStore:
 
     def _stored(self) -> Any:
         with self.engine.connect() as conn:
+            synced_now(self.clock, conn)  # expires_at is compared by every container's clock
             return conn.execute(
                 select(_TOKENS.c.access_token, _TOKENS.c.expires_at, _TOKENS.c.updated_at).where(
                     _TOKENS.c.appid == self.appid

@@ -111,6 +111,35 @@ class Endpoint:
         clock = self.extensions.get("wxbot.clock")
         return time.time() if clock is None else float(clock())
 
+    def _clocks(self) -> list[Callable[[], float]]:
+        """The clocks a request's timestamp may be judged by: the app's, the bot's (the
+        database server's, which every container shares) and the host's own beneath either."""
+        found: list[Callable[[], float]] = []
+        bot = self.extensions.get("wxbot.bot")
+        for clock in (self.extensions.get("wxbot.clock") or time.time, getattr(bot, "clock", None)):
+            for one in (clock, getattr(clock, "local", None)):
+                if callable(one) and all(one is not seen for seen in found):
+                    found.append(one)
+        return found
+
+    def _check_timestamp(self, raw: str | None) -> int:
+        """The replay window, by any of our clocks: one clock minutes off (this container's,
+        or the database server's) must not turn WeChat away. A replay inside the window is
+        still answered from its dedup record, never processed twice. A timestamp outside
+        every window first has the database's clock measured again (at most once a minute),
+        which a container that has answered nothing yet has not done."""
+        skew = self._settings().timestamp_skew
+        clocks = self._clocks()
+        try:
+            return check_timestamp(raw, [clock() for clock in clocks], skew)
+        except Forbidden:
+            resync = [sync for c in clocks if callable(sync := getattr(c, "sync", None))]
+            if not resync:
+                raise
+            for sync in resync:
+                sync()
+            return check_timestamp(raw, [clock() for clock in clocks], skew)
+
     def _keyring(self) -> Keyring:
         settings = self._settings()
         cached = self.extensions.get("wxbot.wechat.keyring")
@@ -127,7 +156,7 @@ class Endpoint:
         ``Encrypt`` value, checked by ``_check_msg_signature`` once the body is parsed.
         """
         settings = self._settings()
-        timestamp = check_timestamp(args.get("timestamp"), self._now(), settings.timestamp_skew)
+        timestamp = self._check_timestamp(args.get("timestamp"))
         nonce = args.get("nonce", "")
         if not _NONCE.match(nonce):
             raise RequestRejected("missing or malformed nonce")
