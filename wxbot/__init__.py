@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -92,23 +93,64 @@ def _load_settings(app: Flask, overrides: dict[str, Any]) -> Settings:
     return load_settings(environ, overrides)
 
 
+# Seconds a readiness check waits for the index to load: a small base (and jieba's
+# dictionary, on a busy machine) loads within it, so a process whose database came up after
+# it started is answered 200 at once, as the contract "/healthz answers 200 when the database
+# answers" expects; a big base answers 503 and keeps loading for the next probe.
+INDEX_READY_WAIT = 8.0
+
+
 def _add_health_check(app: Flask) -> None:
+    """``/healthz`` is readiness (send this process messages?): the database answers with a
+    usable schema, the knowledge index is in memory, and the process is not stopping.
+    ``/livez`` is liveness (restart it?): the process answers at all."""
+
+    @app.get("/livez")
+    def livez():  # type: ignore[no-untyped-def]
+        return jsonify(status="alive")
+
     @app.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]
         from wxbot.migrations.guard import CURRENT, MISSING, NEWER, schema_status
 
+        bot = app.extensions["wxbot.bot"]
+        if bot.slow.draining:  # a deploy's SIGTERM: finishing its work, taking no more
+            return jsonify(status="error", reason="stopping"), 503
         try:
             status = schema_status(app.extensions["wxbot.engine"])
         except Exception as exc:  # the database does not answer: say so, don't 500
             log.warning("health check failed: %s", exc)
             return jsonify(status="error", reason="database unreachable"), 503
-        if status.state == CURRENT:
-            return jsonify(status="ok", schema=status.revision)
+        if status.state not in (CURRENT, NEWER):
+            reason = (
+                "schema missing: run `wxbot init-db`" if status.state == MISSING else status.message
+            )
+            return jsonify(status="error", reason=reason, schema=status.revision), 503
+        if not index_loaded(app):
+            return jsonify(status="error", reason="knowledge index loading"), 503
         if status.state == NEWER:
             # A later release migrated it during a rolling deploy: this one keeps serving
             # (migrations only add); a 503 would pull every old container at once.
             return jsonify(status="ok", schema=status.revision, note=status.message)
-        reason = (
-            "schema missing: run `wxbot init-db`" if status.state == MISSING else status.message
-        )
-        return jsonify(status="error", reason=reason, schema=status.revision), 503
+        return jsonify(status="ok", schema=status.revision)
+
+
+_index_loading = threading.Lock()
+
+
+def index_loaded(app: Flask) -> bool:
+    """Whether the knowledge index is in memory. A process that started while the database
+    was down (or before `wxbot init-db`) has none, and its first message would build it in
+    its transaction, holding its user's lock: seconds at 100k entries, past WeChat's 5 s.
+    So load it here, in the background, and say "not ready" until it is in."""
+    kb = app.extensions["wxbot.bot"].deps.kb
+    if getattr(kb, "version", 0) >= 0 or not hasattr(kb, "load_at_start"):
+        return True
+    with _index_loading:
+        loader = app.extensions.get("wxbot.index_loader")
+        if loader is None or not loader.is_alive():
+            loader = threading.Thread(target=kb.load_at_start, name="wxbot-kb-load", daemon=True)
+            app.extensions["wxbot.index_loader"] = loader
+            loader.start()
+    loader.join(INDEX_READY_WAIT)
+    return bool(kb.version >= 0)

@@ -115,10 +115,22 @@ def _check_schema_before_serving(app: Flask) -> None:
     help="gunicorn worker processes  [default: one per core]",
 )
 @click.option("--threads", type=click.IntRange(min=1), help="threads per worker  [default: 4]")
+@click.option(
+    "--graceful-timeout",
+    type=click.IntRange(min=5),
+    help="seconds a stop may take (keep it under the container's stop grace period); "
+    "slow work under way gets all but 5 of them to finish  [default: 25]",
+)
 @click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn")
 @click.pass_context
 def serve(
-    ctx: click.Context, host: str, port: int, workers: int | None, threads: int | None, dev: bool
+    ctx: click.Context,
+    host: str,
+    port: int,
+    workers: int | None,
+    threads: int | None,
+    graceful_timeout: int | None,
+    dev: bool,
 ) -> None:
     """Serve /wechat with gunicorn (or the development server with --dev)."""
     from flask.cli import ScriptInfo
@@ -137,7 +149,8 @@ def serve(
         return
     from wxbot import serving
 
-    serving.run(load_app, host, port, workers, threads)
+    stop = {} if graceful_timeout is None else {"graceful_timeout": graceful_timeout}
+    serving.run(load_app, host, port, workers, threads, **stop)
 
 
 @cli.group("sessions")

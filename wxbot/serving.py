@@ -4,23 +4,40 @@ The app is built in the master (jieba's dictionary and the knowledge index load 
 the workers share those pages), then each worker drops the database connections it
 inherited, so no socket is shared across processes. Metrics from every worker are collected
 through prometheus-client's multiprocess directory.
+
+Stopping (SIGTERM from docker stop, Kubernetes or systemd; SIGINT/SIGQUIT; SIGHUP's reload
+and a recycled worker, which gunicorn stops with SIGTERM): the stop signal starts each
+worker's drain clock. gunicorn stops accepting, answers the requests in flight, and then
+``worker_exit`` lets the slow work under way (dialog/slow.py) finish until the clock's
+deadline, gives up on the rest (owning up to it to its users) and logs it. gunicorn's
+graceful_timeout is the drain plus a margin, so its SIGKILL never comes first. The hooks
+find the bot in the worker's app, so a gunicorn config of your own can import them.
 """
 
 from __future__ import annotations
 
 import atexit
 import gc
+import logging
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
 
-from wxbot import metrics
+from wxbot import index_loaded, metrics
+from wxbot.dialog.slow import DRAIN_SECONDS
+
+log = logging.getLogger(__name__)
 
 DEFAULT_THREADS = 4
+# What a worker needs past its drain to write the apologies for work it gave up on, flush
+# its batched counts and exit before gunicorn's SIGKILL.
+STOP_MARGIN = 5.0
+DEFAULT_GRACEFUL_TIMEOUT = int(DRAIN_SECONDS + STOP_MARGIN)  # 25 s: inside Kubernetes' 30 s
 
 
 def default_workers() -> int:
@@ -37,12 +54,96 @@ def prepare_metrics_dir() -> None:
     atexit.register(shutil.rmtree, path, ignore_errors=True)
 
 
+def drain_seconds(cfg: Any) -> float:
+    """The drain that fits gunicorn's graceful_timeout (it SIGKILLs workers after that)."""
+    return max(0.0, float(cfg.graceful_timeout) - STOP_MARGIN)
+
+
+def _bot(worker: Any) -> Any | None:
+    """The bot of the app this worker serves (None before it loaded one)."""
+    extensions = getattr(getattr(worker, "wsgi", None), "extensions", None)
+    return extensions.get("wxbot.bot") if isinstance(extensions, dict) else None
+
+
+# --- gunicorn hooks (server hooks take the arbiter first; worker hooks only the worker) -----
+
+
+def post_fork(server: Any, _worker: Any) -> None:
+    """The master's pooled connections are the workers' too after fork: forget them without
+    closing (closing would close the master's sockets)."""
+    app = getattr(server.app, "callable", None) if server.cfg.preload_app else None
+    if isinstance(app, Flask):
+        app.extensions["wxbot.engine"].dispose(close=False)
+
+
+def post_worker_init(worker: Any) -> None:
+    """Start the drain clock on SIGTERM, the moment the container's grace period starts:
+    counted from worker_exit instead, the requests gunicorn first waits for would eat it.
+    And load the knowledge index if the master could not (its database was down), so no
+    user's first message builds it (readiness, /healthz, waits for it too)."""
+    bot = _bot(worker)
+    if bot is None:
+        return
+    index_loaded(worker.wsgi)
+    stop = signal.getsignal(signal.SIGTERM)
+    if not callable(stop):
+        return
+    seconds = drain_seconds(worker.cfg)
+
+    def on_term(signum: int, frame: Any) -> None:
+        bot.slow.begin_drain(seconds)
+        stop(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def worker_int(worker: Any) -> None:
+    """SIGINT/SIGQUIT (a quick stop): gunicorn leaves the worker's loop at once; the slow
+    work under way still gets the drain (the master waits graceful_timeout for it)."""
+    bot = _bot(worker)
+    if bot is not None:
+        bot.slow.begin_drain(drain_seconds(worker.cfg))
+
+
+def worker_abort(worker: Any) -> None:
+    """SIGABRT: gunicorn's timeout found the worker stuck and SIGKILLs it a moment later.
+    No drain: give up on the slow work at once, so its users hear of it now."""
+    bot = _bot(worker)
+    if bot is not None:
+        bot.slow.begin_drain(0)
+
+
+def worker_exit(_server: Any, worker: Any) -> None:
+    """Drain the slow work, write batched counts. gunicorn's master also calls this hook
+    for a worker that vanished: closing the master's bot there would leave every worker
+    forked later with a stopped one."""
+    bot = _bot(worker)
+    if bot is None or worker.pid != os.getpid():
+        return
+    bot.close(drain_seconds(worker.cfg))
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    metrics.worker_exited(worker.pid)
+
+
+HOOKS = {
+    "post_fork": post_fork,
+    "post_worker_init": post_worker_init,
+    "worker_int": worker_int,
+    "worker_abort": worker_abort,
+    "worker_exit": worker_exit,
+    "child_exit": child_exit,
+}
+
+
 def run(
     load_app: Callable[[], Flask],
     host: str,
     port: int,
     workers: int | None = None,
     threads: int | None = None,
+    graceful_timeout: int = DEFAULT_GRACEFUL_TIMEOUT,
 ) -> None:
     from gunicorn.app.base import BaseApplication
 
@@ -59,31 +160,19 @@ def run(
     # threads), and the workers' copies of those pages stay shared after the fork.
     gc.freeze()
 
-    def post_fork(_server: Any, _worker: Any) -> None:
-        # The master's pooled connections are the workers' too after fork: forget them
-        # without closing (closing would close the master's sockets).
-        app.extensions["wxbot.engine"].dispose(close=False)
-
-    def worker_exit(_server: Any, _worker: Any) -> None:
-        app.extensions["wxbot.bot"].close()  # finish slow work, write batched hit counts
-
-    def child_exit(_server: Any, worker: Any) -> None:
-        metrics.worker_exited(worker.pid)
-
     options = {
         "bind": f"{host}:{port}",
         "workers": workers or default_workers(),
         "threads": threads or DEFAULT_THREADS,
         "worker_class": "gthread",
         "preload_app": True,
-        # slow work may hold a delivery for up to 15 s (dialog/slow.py); keep-alive helps
-        # a load balancer or WeChat's proxy reuse connections
+        # gthread's main loop heartbeats while request threads wait on slow work, so this
+        # only catches a worker whose loop is stuck; it must exceed the drain (a draining
+        # worker sends no heartbeat), and a reload's old workers are bound by it alone.
         "timeout": 60,
-        "graceful_timeout": 20,
+        "graceful_timeout": graceful_timeout,
         "keepalive": 5,
-        "post_fork": post_fork,
-        "worker_exit": worker_exit,
-        "child_exit": child_exit,
+        **HOOKS,
     }
 
     class Application(BaseApplication):  # type: ignore[misc]

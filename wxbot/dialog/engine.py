@@ -34,7 +34,7 @@ from wxbot.dialog.flow import Deferred, Deps, Outcome
 from wxbot.dialog.housekeeping import Housekeeping
 from wxbot.dialog.locked import AlreadyProcessed, Locked, MessageStatements
 from wxbot.dialog.resume import DialogueResumer
-from wxbot.dialog.slow import Pending, SlowPath, dump_reply, work_lost_after
+from wxbot.dialog.slow import DRAIN_SECONDS, Pending, SlowPath, dump_reply, work_lost_after
 from wxbot.dialog.states import DialogueTable, build_table
 from wxbot.dialog.steps import Dialogue
 from wxbot.dialog.wechat_clock import WeChatClock
@@ -307,9 +307,11 @@ class Bot:
 
     # ------------------------------------------------------------------- housekeeping
 
-    def close(self) -> None:
-        """Finish slow work under way and write what is batched (statistics, hits)."""
-        self.slow.close()
+    def close(self, drain: float = DRAIN_SECONDS) -> None:
+        """Stop: let slow work under way finish for up to ``drain`` seconds (from the stop
+        signal, if wxbot/serving.py's hooks saw one), then write what is batched (statistics,
+        hits)."""
+        self.slow.close(drain)
         self.stats.flush()
         flush = getattr(self.deps.kb, "flush_hits_now", None)
         if flush is not None:

@@ -10,16 +10,26 @@ pushed through the customer-service API or kept for the user's next message.
 and a ``Resumer`` (the steps that need the dialogue: applying the resumed outcome under the
 user's lock, keeping a late result for the next message, and saying things in the user's
 language).
+
+Stopping (a deploy's SIGTERM, a reload, a recycled worker): ``begin_drain`` starts the stop
+clock, requests stop holding on at its deadline, and ``close`` lets the work under way finish
+until then, gives up on the rest (their users get the apology, as for a failed resume, instead
+of nothing and a lost-work notice minutes later) and logs what it gave up on.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import logging
+import queue
+import threading
 import time
+import weakref
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
@@ -32,7 +42,7 @@ from wxbot.dialog import words
 from wxbot.dialog.flow import Deferred
 from wxbot.i18n import Message
 from wxbot.messages.inbound import Inbound
-from wxbot.messages.replies import Reply, Silent, Text, reply_from_dict
+from wxbot.messages.replies import Reply, Silent, Text, Withheld, reply_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +52,13 @@ HOLD_SECONDS = 15.0  # how long a request holds on to slow work nobody will answ
 # Slow work not back after this long never will be (its worker was killed, or its resume
 # failed): the user's next message says so. Longer if the configured timeouts allow longer work.
 WORK_LOST_AFTER = 300.0
+# How long a stopping worker lets slow work under way finish (an LLM answer takes up to its
+# 20 s read budget). gunicorn's graceful_timeout and the container's stop grace period must be
+# longer (wxbot/serving.py, README "Deploying"), or a SIGKILL loses the work without a word.
+DRAIN_SECONDS = 20.0
+RESUME_GRACE = 2.0  # past the drain: work already writing its result gets this much longer
+HOLD_SLICE = 0.25  # a held request looks at the stop clock this often
+RUNNING, RESUMING, ABANDONED = "running", "resuming", "abandoned"
 
 
 def work_lost_after(settings: Any) -> float:
@@ -58,6 +75,53 @@ class Pending:
 
     future: Future[Reply] | None
     attempts: int
+
+
+@dataclass(eq=False)
+class _Job:
+    """One piece of slow work: running, then resuming (writing its result, which a stop
+    lets finish), or abandoned by a stop (its user got the apology; a late result is dropped)."""
+
+    msg: Inbound
+    future: Future[Reply] = field(default_factory=Future)
+    state: str = RUNNING
+
+
+class DaemonThreads:
+    """A bounded pool of daemon threads for slow work.
+
+    Not ThreadPoolExecutor: Python joins its threads at exit with no bound, so a call that
+    never returned held a stopping worker until gunicorn's SIGKILL, which then lost the work
+    without a word. Here ``SlowPath.close`` decides how long to wait and owns up to the rest;
+    the threads die with the process.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self._size, self._name = size, name
+        self._tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)  # threads waiting for a task
+        self._lock = threading.Lock()
+        self._started = 0
+
+    def submit(self, task: Callable[[], None]) -> None:
+        self._tasks.put(task)
+        if self._idle.acquire(blocking=False):
+            return  # an idle thread takes it
+        with self._lock:
+            if self._started >= self._size:
+                return  # queued for the next free thread
+            self._started += 1
+            name = f"{self._name}_{self._started}"
+        threading.Thread(target=self._serve, name=name, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            task = self._tasks.get()
+            try:
+                task()
+            except BaseException:  # a task's bug must not cost the pool a thread
+                log.exception("slow work crashed")
+            self._idle.release()
 
 
 def dump_reply(reply: Reply) -> str:
@@ -99,24 +163,134 @@ class SlowPath:
         self.settings = settings
         self.resumer = resumer
         self.push = push
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wxbot-deferred")
+        self._pool = DaemonThreads(workers, "wxbot-deferred")
+        self._jobs: set[_Job] = set()
+        self._jobs_lock = threading.Lock()
+        self._drain_at: float | None = None  # the stop clock's deadline (monotonic)
+        self._closed = False
+        # `gunicorn wsgi:app` without wxbot's hooks (wxbot/serving.py) still drains at exit.
+        ref = weakref.ref(self)
+        atexit.register(lambda: (slow := ref()) is not None and slow.close())
 
     def start(self, msg: Inbound, deferred: Deferred, saved_version: int) -> Pending:
         """Run the work now (phase one has committed: it must find the pending record)."""
         metrics.deferred("started")
-        future = self._pool.submit(self._finish, msg, deferred, saved_version)
-        return Pending(future=future, attempts=1)
+        job = _Job(msg)
+        with self._jobs_lock:
+            self._jobs.add(job)
+        self._pool.submit(lambda: self._run(job, deferred, saved_version))
+        return Pending(future=job.future, attempts=1)
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
+    # --- stopping -----------------------------------------------------------------------
 
-    def _finish(self, msg: Inbound, deferred: Deferred, saved_version: int) -> Reply:
+    def begin_drain(self, seconds: float) -> None:
+        """Start the stop clock: requests stop holding on to slow work in ``seconds``, and
+        ``close`` gives up on what is still running then. Called from signal handlers (the
+        stop signal is when the container's grace period starts), so no locks and no logging
+        here; the earliest deadline wins."""
+        at = time.monotonic() + seconds
+        current = self._drain_at
+        if current is None or at < current:
+            self._drain_at = at
+
+    @property
+    def draining(self) -> bool:
+        """A stop has begun: the process finishes its work and should get no more."""
+        return self._drain_at is not None
+
+    def close(self, seconds: float = DRAIN_SECONDS) -> None:
+        """Stop: let the slow work under way finish until the stop clock's deadline (started
+        now unless a stop signal started it), then give up on the rest, owning up to it to
+        its users, and log it. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.begin_drain(seconds)
+        deadline = self._drain_at or time.monotonic()
+        busy = self._jobs_in(RUNNING, RESUMING)
+        if busy:
+            log.info(
+                "stopping: waiting up to %.0f s for %d slow job(s) under way",
+                max(0.0, deadline - time.monotonic()),
+                len(busy),
+            )
+        self._wait_for(deadline, RUNNING, RESUMING)
+        self._abandon_running()
+        self._wait_for(time.monotonic() + RESUME_GRACE, RESUMING)
+        left = self._jobs_in(RESUMING)
+        if left:
+            log.error(
+                "stopping: %d slow job(s) still writing their results (%s): their users get "
+                "the lost-work notice with their next message",
+                len(left),
+                ", ".join(job.msg.dedup_key for job in left),
+            )
+
+    def _jobs_in(self, *states: str) -> list[_Job]:
+        with self._jobs_lock:
+            return [job for job in self._jobs if job.state in states]
+
+    def _wait_for(self, until: float, *states: str) -> None:
+        while self._jobs_in(*states) and time.monotonic() < until:
+            time.sleep(POLL_SECONDS)
+
+    def _abandon_running(self) -> None:
+        """Give up on the work still running: its users get the apology now (as the
+        message's answer, or pushed or kept for their next message when they were told to
+        wait), not nothing and a lost-work notice minutes later."""
+        with self._jobs_lock:
+            given_up = [job for job in self._jobs if job.state == RUNNING]
+            for job in given_up:
+                job.state = ABANDONED
+        if not given_up:
+            return
+        log.error(
+            "stopping: gave up on %d slow job(s) still running after the drain (%s); "
+            "their users are told to send again",
+            len(given_up),
+            ", ".join(job.msg.dedup_key for job in given_up),
+        )
+        for job in given_up:
+            metrics.deferred("abandoned")
+            # kept for the next message, not pushed: a push may take its whole 12 s budget,
+            # and the process has seconds left before gunicorn's SIGKILL
+            _settle(job.future, self._apologise(job.msg, push=False))
+
+    def _claim(self, job: _Job) -> bool:
+        """The work came back: resume it, unless a stop gave up on it meanwhile."""
+        with self._jobs_lock:
+            if job.state == ABANDONED:
+                return False
+            job.state = RESUMING
+            return True
+
+    # --- running ------------------------------------------------------------------------
+
+    def _run(self, job: _Job, deferred: Deferred, saved_version: int) -> None:
+        try:
+            reply = self._finish(job, deferred, saved_version)
+        except BaseException as exc:  # the request holding on gets it, as from a Future
+            with self._jobs_lock:
+                self._jobs.discard(job)
+            if not job.future.done():
+                job.future.set_exception(exc)
+            raise
+        with self._jobs_lock:
+            self._jobs.discard(job)
+        if reply is not None:
+            _settle(job.future, reply)
+
+    def _finish(self, job: _Job, deferred: Deferred, saved_version: int) -> Reply | None:
+        msg = job.msg
         try:
             result = deferred.work()
         except Exception as exc:  # handed to resume, which turns it into a friendly reply
             log.warning("deferred work for %s failed: %r", msg.dedup_key, exc)
             result = exc
         metrics.deferred("finished")
+        if not self._claim(job):
+            log.warning("slow work for %s came back after a stop gave up on it", msg.dedup_key)
+            return None
         try:
             reply, late = with_retries(
                 lambda: self.resumer.resume_deferred(msg, deferred, result, saved_version),
@@ -133,7 +307,7 @@ class SlowPath:
             self._deliver_late(msg, reply)
         return reply
 
-    def _apologise(self, msg: Inbound) -> Reply:
+    def _apologise(self, msg: Inbound, push: bool = True) -> Reply:
         """A resume that failed: the apology is the message's answer, delivered like a result
         (to the delivery waiting, or pushed or kept when the user was told we are still
         working), and the work is no longer under way, so the user's next message does not
@@ -145,7 +319,7 @@ class SlowPath:
             log.exception("recording the apology for %s failed", msg.dedup_key)
             return reply
         if late:
-            self._deliver_late(msg, reply)
+            self._deliver_late(msg, reply, push)
         try:
             with_retries(lambda: self.resumer.forget_work(msg))
         except Exception:
@@ -159,9 +333,9 @@ class SlowPath:
             store.update_seen(conn, dedup_key, reply=dump_reply(reply), status="done")
         return record is not None and record.status == "late"
 
-    def _deliver_late(self, msg: Inbound, reply: Reply) -> None:
+    def _deliver_late(self, msg: Inbound, reply: Reply, push: bool = True) -> None:
         """A result for a user told 「还在处理中」: pushed, or kept for their next message."""
-        if self._push(msg.openid, reply):
+        if push and self._push(msg.openid, reply):
             return
         try:
             with_retries(lambda: self.resumer.queue_late(msg.openid, reply))
@@ -188,24 +362,43 @@ class SlowPath:
         """
         deadline = started + self.settings.reply_deadline
         if pending.future is not None:
-            try:
-                return pending.future.result(timeout=max(0.0, deadline - time.monotonic())), DONE
-            except TimeoutError:
-                pass
+            reply = self._hold(pending.future, deadline)
         else:
             reply = self._poll_done(msg.dedup_key, deadline)
-            if reply is not None:
-                return reply, DONE
+        if reply is not None:
+            return reply, DONE
         if pending.attempts >= 3:
             metrics.deferred("late")
             return with_retries(lambda: self._mark_late(msg))
         hold_until = time.monotonic() + HOLD_SECONDS
         if pending.future is not None:
+            reply = self._hold(pending.future, hold_until)
+        else:
+            reply = self._poll_done(msg.dedup_key, hold_until)
+        if reply is not None:
+            return reply, DONE
+        # Held to the end, WeChat gave up on this delivery long ago: silence is safe. Cut
+        # short by a stop, WeChat may still be waiting: unanswered (503), it delivers again,
+        # to a container that stays, which answers from the dedup record.
+        return (Withheld() if self._stop_cuts(hold_until) else Silent()), DONE
+
+    def _stop_cuts(self, until: float) -> bool:
+        return self._drain_at is not None and self._drain_at < until
+
+    def _until(self, until: float) -> float:
+        """``until``, or the stop clock's deadline if that comes first."""
+        drain_at = self._drain_at
+        return until if drain_at is None else min(until, drain_at)
+
+    def _hold(self, future: Future[Reply], until: float) -> Reply | None:
+        """The work's reply if it comes by ``until`` (or by the stop clock's deadline)."""
+        while True:
+            remaining = self._until(until) - time.monotonic()
             try:
-                return pending.future.result(timeout=HOLD_SECONDS), DONE
+                return future.result(timeout=max(0.0, min(remaining, HOLD_SLICE)))
             except TimeoutError:
-                return Silent(), DONE
-        return self._poll_done(msg.dedup_key, hold_until) or Silent(), DONE
+                if remaining <= HOLD_SLICE:
+                    return None
 
     def _poll_done(self, dedup_key: str, until: float) -> Reply | None:
         while True:
@@ -217,7 +410,7 @@ class SlowPath:
                 record = None
             if record is not None and record.status == "done" and record.reply:
                 return reply_from_dict(json.loads(record.reply))
-            if time.monotonic() >= until:
+            if time.monotonic() >= self._until(until):
                 return None
             time.sleep(POLL_SECONDS)
 
@@ -228,3 +421,9 @@ class SlowPath:
                 return reply_from_dict(json.loads(record.reply)), DONE
             store.update_seen(conn, msg.dedup_key, status="late")
         return Text(self.resumer.localised(msg, words.STILL_WORKING)), STILL_WORKING
+
+
+def _settle(future: Future[Reply], reply: Reply) -> None:
+    # settled already: a stop's apology raced the work's end
+    with contextlib.suppress(InvalidStateError):
+        future.set_result(reply)
