@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import threading
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from time import monotonic
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, inspect
@@ -16,6 +21,7 @@ from wxbot.qa import synonyms as synonym_store
 from wxbot.qa.embeddings import Semantic, load_vectors
 from wxbot.qa.index import Bm25Index
 from wxbot.qa.rerank import GramStats, TextCache, entry_text, group_marks
+from wxbot.qa.snapshot import reading_engine
 from wxbot.qa.synonyms import Synonyms
 from wxbot.qa.text import STOPWORD_WEIGHT, STOPWORDS, Analyzer, normalize, question_key
 
@@ -23,7 +29,11 @@ log = logging.getLogger(__name__)
 
 GROUP_WEIGHT = 2.0  # a synonym group's term weighs this x its idf (see Bm25Index)
 INCREMENTAL_LIMIT = 5_000  # more changed entries than this: rebuild the whole index
-BACKGROUND_REBUILD_OVER = 5_000  # entries; a larger index is rebuilt in a background thread
+BACKGROUND_REBUILD_OVER = 5_000  # entries (before or after); more: rebuilt in a background thread
+# A version lower than the index's is, for a moment, a message that read it just before
+# another thread caught up (ignored); seen for this long, the database was replaced (restored
+# from a backup) and the index is rebuilt.
+REPLACED_AFTER = 2.0  # seconds
 
 
 class _Snapshot(NamedTuple):
@@ -58,8 +68,11 @@ class FreshIndex:
         self._answers: dict[int, str] = {}
         self._lock = threading.Lock()  # serialises index updates
         self._checked = threading.local()  # the transaction whose version this thread read
-        self._rebuilt = threading.Event()  # cleared while a background rebuild runs
+        self._rebuilt = threading.Event()  # cleared while a background rebuild thread runs
         self._rebuilt.set()
+        self._building = False  # True until a background rebuild's index is swapped in
+        self._lower_since: float | None = None  # when a version lower than ours was first seen
+        self._reader: Engine | None = None  # background re-index reads (snapshot.py)
 
     def load_at_start(self) -> None:
         """Load the index now (start-up), unless the schema does not exist yet."""
@@ -97,21 +110,38 @@ class FreshIndex:
         if tx is not None:
             self._checked.tx = weakref.ref(tx)
         if current == self.version:
+            if self._lower_since is not None:
+                self._lower_since = None
             return False
+        if self._building:
+            # A rebuild is under way and catches up when it is done: no query, no lock (every
+            # thread would otherwise queue on the lock to read the change log, for nothing).
+            return False
+        if current < self.version and not self._replaced():
+            return False  # read before another thread caught up: the index is newer, fine
         with self._lock:
-            if current == self.version:
+            if current == self.version or self._building:
                 return False
             changed = None
-            if 0 <= self.version < current:  # (a lower version: the database was replaced)
+            if 0 <= self.version < current:  # (lower: the database was replaced)
                 changed = store.changed_since(conn, self.version, INCREMENTAL_LIMIT)
             if changed is not None:
                 self._apply(conn, changed)
-            elif self._rebuild_in_background():
+            elif self._rebuild_in_background(conn):
                 return False  # the current index serves until the new one is ready
             else:
                 self._swap(self._build(self._read_all(conn)))
             self.version = current
+            self._lower_since = None
         return True
+
+    def _replaced(self) -> bool:
+        """Has the database shown a version lower than the index's for REPLACED_AFTER
+        seconds (a restored backup), rather than for one racing message?"""
+        now = monotonic()
+        if self._lower_since is None:
+            self._lower_since = now
+        return now - self._lower_since >= REPLACED_AFTER
 
     def _read_all(self, conn: Connection) -> _Snapshot:
         groups = synonym_store.load(conn)
@@ -160,38 +190,65 @@ class FreshIndex:
             if self.semantic.rebuild(questions, snap.vectors):
                 self.semantic.fill_in_background()
 
-    def _rebuild_in_background(self) -> bool:
+    def _rebuild_in_background(self, conn: Connection) -> bool:
         """Rebuild a large index in a thread (True), or tell the caller to do it now (False).
 
         Rebuilding 100k entries takes seconds; inside a request that would hold the user's
-        lock (on SQLite: everyone's) that long. Small bases are rebuilt in the request, so
-        a change reaches them on the very next message. Call with self._lock held.
+        lock (on SQLite: everyone's) that long, and every thread of the worker would queue
+        behind it. Small bases are rebuilt in the request, so a change reaches them on the
+        very next message. "Large" is the index now or the base in the database: the first
+        import of 100k rows into the starter FAQ is large. An empty index (nothing loaded
+        yet) loads now: there is nothing to answer from meanwhile. Call with self._lock held.
         """
-        if self.engine is None or len(self._answers) <= BACKGROUND_REBUILD_OVER:
+        if self.engine is None or self.version < 0:
             return False
         if not self._rebuilt.is_set():
-            return True  # already under way
+            return True  # under way (or still freeing the index before): the next message
+        size = len(self._answers)
+        if size <= BACKGROUND_REBUILD_OVER:
+            size = max(size, store.count_entries(conn))
+        if size <= BACKGROUND_REBUILD_OVER:
+            return False
         self._rebuilt.clear()
+        self._building = True
         threading.Thread(target=self._rebuild_now, name="wxbot-kb-rebuild", daemon=True).start()
         return True
 
     def _rebuild_now(self) -> None:
+        previous = None
         try:
             assert self.engine is not None
-            with self.engine.connect() as conn:
-                version = store.read_version(conn)
-                snap = self._read_all(conn)
-            built = self._build(snap)  # outside any transaction
+            if self._reader is None:
+                self._reader = reading_engine(self.engine)
+            with _collector_paused():
+                with self._reader.connect() as conn:  # one snapshot, no write lock (snapshot.py)
+                    version = store.read_version(conn)
+                    snap = self._read_all(conn)
+                built = self._build(snap)  # outside any transaction
             with self._lock:
+                previous = self._index
                 self._swap(built)
                 self.version = version  # later changes follow incrementally
+                self._lower_since = None
+            del built, snap
         except Exception:
             log.exception("rebuilding the knowledge index failed; the next message retries")
+        finally:
+            self._building = False  # messages catch up from here (incrementally)
+        try:
+            if previous is not None:
+                # Dropped whole: a lookup that began before the swap may still be reading it
+                # (freed by reference counting when that lookup ends). Emptying it a slice at
+                # a time would spare a 0.1 s pause at 100k entries, but deciding that no
+                # lookup holds it would rest on sys.getrefcount, which newer Pythons report
+                # differently: an emptied index under a running lookup is a wrong answer.
+                del previous
+                _give_back_memory()  # the previous index's pages, back to the system
         finally:
             self._rebuilt.set()
 
     def wait_until_rebuilt(self, timeout: float | None = None) -> bool:
-        """Wait for a background rebuild (tests, benchmarks)."""
+        """Wait for a background rebuild, the previous index freed (tests, benchmarks)."""
         return self._rebuilt.wait(timeout)
 
     def _apply(self, conn: Connection, changed: set[int]) -> None:
@@ -231,8 +288,33 @@ class FreshIndex:
                 self.semantic.fill_in_background()
         # Updated entries leave dead postings behind: compact now and then.
         compact = self._index.dead_fraction > 0.5 and len(self._answers) > 1000
-        if compact and not self._rebuild_in_background():
+        if compact and not self._rebuild_in_background(conn):
             self._swap(self._build(self._read_all(conn)))
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No automatic garbage collection while an index is read and built: that allocates
+    millions of objects (none in cycles), which set off full collections that hold the GIL, i.e. stop
+    every thread of the worker, for up to 0.46 s each at 100k entries (3 per rebuild)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        # The new index lives on: out of the young generation before the collector is back
+        # on, or its first collection walks all of it (0.29 s at 100k entries). serving.py
+        # freezes the first index the same way.
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+def _give_back_memory() -> None:
+    """Return the freed heap of a replaced index to the system (glibc keeps it otherwise:
+    measured at 100k entries, 390 instead of 443 MB after a rebuild). Elsewhere: nothing."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _new_index() -> Bm25Index:

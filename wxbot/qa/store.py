@@ -176,6 +176,11 @@ def load_languages(conn: Connection, entry_ids: Iterable[int] | None = None) -> 
     return out
 
 
+def count_entries(conn: Connection) -> int:
+    """How many entries the base has (deciding where a full re-index runs)."""
+    return int(conn.execute(select(func.count()).select_from(entries)).scalar_one())
+
+
 def main_questions(conn: Connection, entry_ids: list[int]) -> dict[int, str]:
     """The first question of each entry (for "did you mean"; not kept in memory)."""
     rows = conn.execute(
