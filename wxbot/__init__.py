@@ -138,11 +138,12 @@ def _add_health_check(app: Flask) -> None:
 _index_loading = threading.Lock()
 
 
-def index_loaded(app: Flask) -> bool:
+def index_loaded(app: Flask, wait: float | None = None) -> bool:
     """Whether the knowledge index is in memory. A process that started while the database
     was down (or before `wxbot init-db`) has none, and its first message would build it in
     its transaction, holding its user's lock: seconds at 100k entries, past WeChat's 5 s.
-    So load it here, in the background, and say "not ready" until it is in."""
+    So load it here, in the background, and say "not ready" until it is in (after waiting
+    up to ``wait`` seconds, INDEX_READY_WAIT by default, for the load to end)."""
     kb = app.extensions["wxbot.bot"].deps.kb
     if getattr(kb, "version", 0) >= 0 or not hasattr(kb, "load_at_start"):
         return True
@@ -152,5 +153,5 @@ def index_loaded(app: Flask) -> bool:
             loader = threading.Thread(target=kb.load_at_start, name="wxbot-kb-load", daemon=True)
             app.extensions["wxbot.index_loader"] = loader
             loader.start()
-    loader.join(INDEX_READY_WAIT)
+    loader.join(INDEX_READY_WAIT if wait is None else wait)
     return bool(kb.version >= 0)

@@ -84,7 +84,7 @@ def post_worker_init(worker: Any) -> None:
     bot = _bot(worker)
     if bot is None:
         return
-    index_loaded(worker.wsgi)
+    index_loaded(worker.wsgi, wait=0)  # started, not waited for: the worker serves meanwhile
     stop = signal.getsignal(signal.SIGTERM)
     if not callable(stop):
         return
