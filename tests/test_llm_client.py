@@ -142,3 +142,20 @@ def test_the_prompt_keeps_roles_apart_and_leaves_events_out() -> None:
     assert "忽略之前的指令" in messages[-1]["content"] and messages[-1]["content"].endswith(
         "新问题"
     )
+
+
+@pytest.mark.parametrize("provider_ahead", [600.0, -600.0, 0.0])
+def test_a_retry_after_date_is_read_by_the_providers_own_clock(provider_ahead: float) -> None:
+    """A 429 whose Retry-After is a date: 30 s by the provider's clock (its Date header),
+    whether that clock is 10 minutes ahead of ours (the longest pause, before) or behind
+    (no pause at all: calls hammered a provider that asked for rest)."""
+    from email.utils import formatdate
+
+    from wxbot.llm.client import _retry_after_seconds
+
+    theirs = time.time() + provider_ahead
+    wait = _retry_after_seconds(formatdate(theirs + 30, usegmt=True), formatdate(theirs))
+    assert 29 <= wait <= 31, wait
+    # no Date header: our clock, as before; a date in another zone is still UTC-correct
+    assert 28 <= _retry_after_seconds(formatdate(time.time() + 30, localtime=True)) <= 31
+    assert _retry_after_seconds("soon", formatdate(theirs)) == COOL_DOWN_DEFAULT

@@ -155,7 +155,9 @@ class ChatClient:
         except requests.RequestException as exc:
             raise LlmError(f"unreachable ({type(exc).__name__})") from None
         if response.status_code == 429:
-            wait = self._cool_down(response.headers.get("Retry-After"))
+            wait = self._cool_down(
+                response.headers.get("Retry-After"), response.headers.get("Date")
+            )
             raise LlmError(f"rate limited (HTTP 429), pausing {wait:.0f}s", retry_after=wait)
         if response.status_code != 200:
             return _not_ok(response)
@@ -171,26 +173,35 @@ class ChatClient:
             return _refused_or_raise(data["error"], "HTTP 200 with an error")
         return _completion(data, self.model)
 
-    def _cool_down(self, retry_after: str | None) -> float:
-        wait = min(_retry_after_seconds(retry_after, self.clock), COOL_DOWN_MAX)
+    def _cool_down(self, retry_after: str | None, sent: str | None = None) -> float:
+        wait = min(_retry_after_seconds(retry_after, sent), COOL_DOWN_MAX)
         with self._lock:
             self._cool_until = max(self._cool_until, self.clock() + wait)
         return wait
 
 
-def _retry_after_seconds(value: str | None, clock: Callable[[], float]) -> float:
-    """Retry-After as seconds: a number, or an HTTP date (RFC 9110); else the default."""
+def _retry_after_seconds(value: str | None, sent: str | None = None) -> float:
+    """Retry-After as seconds: a number, or an HTTP date (RFC 9110); else the default. A
+    date is the provider's clock: counted from the response's own ``Date`` (the same clock)
+    when it has one, so a provider minutes off ours neither stops our calls for the longest
+    pause nor lets them hammer it at once."""
     if not value:
         return COOL_DOWN_DEFAULT
     try:
         return max(0.0, float(value))
     except ValueError:
         pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    when = _http_date(value)
+    if when is None:
         return COOL_DOWN_DEFAULT
-    return max(0.0, when.timestamp() - time.time())
+    now = _http_date(sent) if sent else None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def _http_date(value: str) -> float | None:
+    """Epoch seconds of an HTTP date, in UTC whatever zone it names (None if malformed)."""
+    parts = email.utils.parsedate_tz(value)
+    return None if parts is None else float(email.utils.mktime_tz(parts))
 
 
 def _not_ok(response: requests.Response) -> Refused:
