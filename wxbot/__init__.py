@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask, jsonify
 
+from wxbot import redaction
 from wxbot.config import Settings, load_settings, warn_about_demo
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,9 @@ BLUEPRINT_MODULES = ("wxbot.wechat", "wxbot.admin", "wxbot.console", "wxbot.metr
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. ``test_config`` maps Settings field names to values (plus ``clock``, a
     callable returning epoch seconds); otherwise settings come from WXBOT_* variables."""
+    # Every log record of the process loses secrets, SQL parameters and phone numbers
+    # before any handler sees it (wxbot.redaction): logs are shipped and shared.
+    redaction.install()
     app = Flask(__name__, instance_relative_config=True)
     overrides = dict(test_config or {})
     clock = overrides.pop("clock", time.time)

@@ -68,9 +68,10 @@ def init_db() -> None:
     at once: one migrates, the others wait for it)."""
     from wxbot.db import upgrade
     from wxbot.migrations.guard import NEWER, schema_drift
+    from wxbot.redaction import display_url
 
     engine = current_app.extensions["wxbot.engine"]
-    where = engine.url.render_as_string(hide_password=True)
+    where = display_url(engine.url)
     with _one_line_errors(where):
         status = upgrade(engine)
         drift = schema_drift(engine)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from wxbot.i18n import LANGUAGES, N_
+from wxbot.redaction import shown_url
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class Settings:
     appsecret: str | None = field(default=None, repr=False)
     api_url: str = "https://api.weixin.qq.com"
     sms_backend: str = "console"
-    sms_webhook_url: str | None = None
+    sms_webhook_url: str | None = field(default=None, repr=False)  # may hold a token
     http_timeout: float = 12.0  # read budget of outbound calls (services/budget.py)
     connect_timeout: float = 1.5
     timeouts: Mapping[str, float] = field(default_factory=dict)  # per service, overrides
@@ -237,7 +238,7 @@ def validate(settings: Settings) -> None:
 
         try:
             make_url(settings.database_url)
-        except ArgumentError:
+        except (ArgumentError, ValueError):  # ValueError: a port that is not a number
             raise ConfigError(
                 "WXBOT_DATABASE_URL is not a SQLAlchemy URL; use e.g. "
                 "mysql+pymysql://user:password@host/db?charset=utf8mb4 or sqlite:////path/wxbot.db"
@@ -310,7 +311,10 @@ def _validate_urls(settings: Settings) -> None:
         ("WXBOT_SMS_WEBHOOK_URL", settings.sms_webhook_url),
     ):
         if url is not None and not re.match(r"^https?://[^/\s]+\S*$", url, re.IGNORECASE):
-            raise ConfigError(f"{var} must be an http(s) URL, e.g. https://host/path; got {url!r}")
+            shown = shown_url(url)  # a webhook's URL may carry a token or a password
+            raise ConfigError(
+                f"{var} must be an http(s) URL, e.g. https://host/path; got {shown!r}"
+            )
 
 
 def _validate_llm(settings: Settings) -> None:

@@ -31,6 +31,8 @@ from typing import Any
 from sqlalchemy import Engine, MetaData, inspect, text
 from sqlalchemy.exc import DBAPIError
 
+from wxbot.redaction import display_url, hide_sql_parameters, redact
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent
@@ -199,7 +201,7 @@ def check_before_serving(engine: Engine) -> None:
     apology. A newer schema is served (migrations only add). A database that does not
     answer yet is no reason to stop: it may start after us, and /healthz says 503 until it
     answers. Run once per start (gunicorn: in the master before it forks)."""
-    where = engine.url.render_as_string(hide_password=True)
+    where = display_url(engine.url)
     try:
         status = schema_status(engine)
     except DBAPIError as exc:
@@ -215,7 +217,7 @@ def require_schema(engine: Engine) -> None:
     """For commands that read or write wxbot's tables (``wxbot kb``, ``wxbot sessions``): a
     SchemaError in one line when the database cannot be reached or its schema is missing,
     behind or not wxbot's, instead of a traceback ending in "no such table"."""
-    where = engine.url.render_as_string(hide_password=True)
+    where = display_url(engine.url)
     try:
         status = schema_status(engine)
     except DBAPIError as exc:
@@ -227,7 +229,8 @@ def require_schema(engine: Engine) -> None:
 def database_error(exc: BaseException) -> str:
     """A driver error in one line: "(2003, \"Can't connect to MySQL server ...\")"."""
     orig = getattr(exc, "orig", None) or exc
-    return " ".join(str(orig).split())
+    hide_sql_parameters(orig)  # printed by the CLI, not only logged
+    return redact(" ".join(str(orig).split()))
 
 
 def schema_drift(engine: Engine) -> list[str]:

@@ -33,6 +33,7 @@ from wxbot.qa import store
 from wxbot.qa.fusion import Fusion, RankFusion
 from wxbot.qa.models import KbEmbedding
 from wxbot.qa.text import question_key
+from wxbot.redaction import describe
 
 if TYPE_CHECKING:
     from wxbot.qa.vectors import VectorIndex
@@ -71,8 +72,18 @@ class EmbeddingClient:
             resp = self._session.post(
                 self.url, json={"model": self.model, "input": texts}, timeout=timeout
             )
+        except requests.Timeout:
+            raise EmbeddingError("embeddings request timed out") from None
+        except (UnicodeEncodeError, requests.exceptions.InvalidHeader):
+            # the key is our only header: one pasted with a newline or a full-width letter
+            # cannot be sent (and the error's repr would hold the whole header)
+            raise EmbeddingError(
+                "WXBOT_EMBEDDING_API_KEY cannot be sent: it has a character not allowed in an"
+                " HTTP header"
+            ) from None
         except requests.RequestException as exc:
-            raise EmbeddingError(f"embeddings request failed: {exc}") from None
+            # the type only: requests' message names the URL (and its query string)
+            raise EmbeddingError(f"embeddings service unreachable ({type(exc).__name__})") from None
         if resp.status_code != 200:
             raise EmbeddingError(f"embeddings service answered HTTP {resp.status_code}")
         try:
@@ -205,7 +216,7 @@ class Semantic:
             embed_missing(self.engine, self.client, now=time.time())
         except Exception as exc:
             self._last_failure = time.monotonic()
-            log.warning("embedding stored questions failed (retrying later): %s", exc)
+            log.warning("embedding stored questions failed (retrying later): %s", describe(exc))
         finally:
             self._busy.release()
 

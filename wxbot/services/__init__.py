@@ -88,7 +88,10 @@ def build_services(settings: Settings, engine: Engine) -> Services:
         ),
         music=MusicClient(settings.music_url, http_timeout=budget_for(settings, "music")),
         sms=make_sender(
-            settings.sms_backend, settings.sms_webhook_url, budget_for(settings, "sms")
+            settings.sms_backend,
+            settings.sms_webhook_url,
+            budget_for(settings, "sms"),
+            demo=settings.demo_credentials,
         ),
         wechat_api=wechat_api,
         webhook=WebhookClient(budget_for(settings, "webhook")),

@@ -22,6 +22,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
+from wxbot.redaction import redact
 from wxbot.services.budget import Budget
 
 DEFAULT_CONNECT = 1.5
@@ -46,12 +47,15 @@ _URL_LOGGERS = (
 
 
 class RedactUrlSecrets(logging.Filter):
+    """Also done for every record by wxbot.redaction once an app is built (this filter covers
+    a WeChatApi used without one); urllib3's lines lose every query value."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # a malformed record is the handler's problem, not the request's
             return True
-        redacted = _URL_SECRETS.sub(r"\1***", message)
+        redacted = redact(_URL_SECRETS.sub(r"\1***", message), all_queries=True)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True

@@ -7,11 +7,13 @@ that receives ``{"phone", "code", "text"}`` and calls the gateway keeps vendor k
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 import requests
 
 from wxbot.i18n import DEFAULT_LANGUAGE, N_, translate
+from wxbot.redaction import mask_phone
 from wxbot.services.budget import Budget
 from wxbot.services.http import ServiceError, make_session, timeouts
 
@@ -33,20 +35,40 @@ class SmsSender(Protocol):
 
 
 class ConsoleSender:
-    """Development sender: writes the code to the log (and remembers the last one per phone,
-    so `wxbot chat` demos and tests can read it)."""
+    """Development sender: texts nothing. The last code per phone is remembered (tests read
+    it) and ``show`` (set by the in-process `wxbot chat`) prints the text in the developer's
+    terminal. The log names a masked number only; the code is logged only under the demo
+    credentials (``demo``), where no real user can be texted and a developer following the
+    quick start (`scripts/run.sh`, then `wxbot chat --url`) has no other way to read it.
+    Anywhere else logs are shipped and shared, and a code there would bind a number."""
 
     KEEP = 100  # remembered codes (a long-running dev server must not grow without bound)
 
-    def __init__(self) -> None:
+    def __init__(self, demo: bool = False) -> None:
         self.sent: dict[str, str] = {}
+        self.demo = demo
+        self.show: Callable[[str, str], None] | None = None  # (phone, text)
 
     def send(self, phone: str, code: str, language: str = DEFAULT_LANGUAGE) -> None:
         self.sent.pop(phone, None)  # re-insert: the newest code is last
         self.sent[phone] = code
         while len(self.sent) > self.KEEP:
             del self.sent[next(iter(self.sent))]
-        log.warning("SMS to %s: %s", phone, code_text(code, language=language))
+        text = code_text(code, language=language)
+        if self.demo:
+            log.warning(
+                "SMS to %s not sent (demo credentials, console backend): %s",
+                mask_phone(phone),
+                text,
+            )
+        else:
+            log.warning(
+                "SMS to %s not sent: WXBOT_SMS_BACKEND=console is for development (the code "
+                "is logged only with the demo credentials; `wxbot chat` shows it)",
+                mask_phone(phone),
+            )
+        if self.show is not None:
+            self.show(phone, text)
 
 
 class WebhookSender:
@@ -68,7 +90,9 @@ class WebhookSender:
             raise ServiceError(SERVICE, f"HTTP {response.status_code}")
 
 
-def make_sender(backend: str, webhook_url: str | None, http_timeout: Budget | float) -> SmsSender:
+def make_sender(
+    backend: str, webhook_url: str | None, http_timeout: Budget | float, demo: bool = False
+) -> SmsSender:
     if backend == "webhook" and webhook_url:
         return WebhookSender(webhook_url, http_timeout)
-    return ConsoleSender()
+    return ConsoleSender(demo=demo)

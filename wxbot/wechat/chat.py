@@ -28,6 +28,7 @@ from wxbot.messages.replies import (
     Video,
     Voice,
 )
+from wxbot.redaction import describe, display_url, mask_phone
 from wxbot.wechat.simulator import DEFAULT_OPENID, MODES, SimulatorError, WeChatSimulator
 
 HELP = """\
@@ -132,7 +133,7 @@ def run_chat(
             echo(f"[错误] {exc}")
             continue
         except OSError as exc:  # requests' ConnectionError/Timeout are OSErrors
-            echo(f"[错误] cannot reach the server: {exc}")
+            echo(f"[错误] cannot reach the server: {describe(exc)}")
             continue
         echo("\n".join(f"bot> {part}" for part in format_reply(reply).split("\n")))
 
@@ -144,7 +145,18 @@ def _ensure_schema() -> None:
     engine = current_app.extensions.get("wxbot.engine")
     if engine is not None and current_revision(engine) is None:
         upgrade(engine)
-        click.echo(f"(created the database schema at {engine.url.render_as_string()})", err=True)
+        click.echo(f"(created the database schema at {display_url(engine.url)})", err=True)
+
+
+def _show_console_sms() -> None:
+    """In-process with WXBOT_SMS_BACKEND=console: the texts that would have gone out are
+    printed here, in the developer's terminal (the log never has the code)."""
+    from wxbot.services.sms import ConsoleSender
+
+    bot = current_app.extensions.get("wxbot.bot")
+    sms = getattr(getattr(getattr(bot, "deps", None), "services", None), "sms", None)
+    if isinstance(sms, ConsoleSender):
+        sms.show = lambda phone, text: click.echo(f"[短信 → {mask_phone(phone)}] {text}", err=True)
 
 
 @click.command("chat")
@@ -169,6 +181,7 @@ def chat(url: str | None, openid: str, mode: str | None) -> None:
         clock: Callable[[], float] = time.time
     else:
         _ensure_schema()
+        _show_console_sms()
         target = current_app.test_client()
         clock = current_app.extensions.get("wxbot.clock", time.time)
     try:

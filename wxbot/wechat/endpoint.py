@@ -207,7 +207,10 @@ class Endpoint:
         try:
             xml = render(reply, inbound, now)
         except Exception:
-            log.exception("could not render %r for %s", reply, inbound.dedup_key)
+            # the reply's kind, not its text: that may quote the user (a number, a question)
+            log.exception(
+                "could not render a %s reply for %s", type(reply).__name__, inbound.dedup_key
+            )
             xml = render(Text(APOLOGY), inbound, now)
         if xml == SUCCESS:  # "success" is never encrypted: WeChat accepts it as is in every mode
             return Answer(200, SUCCESS)
