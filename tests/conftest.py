@@ -22,6 +22,10 @@ from wxbot.db import upgrade
 MYSQL_SERVER_URL = os.environ.get(
     "WXBOT_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4"
 )
+# Opt-in: a server default sql_mode for the MySQL test databases, e.g. MySQL 8.0's
+# (WXBOT_TEST_MYSQL_SQL_MODE=ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,...): every connection
+# starts in it, as on a server configured so. Unset: the server's own default.
+MYSQL_SQL_MODE = os.environ.get("WXBOT_TEST_MYSQL_SQL_MODE")
 
 
 class FakeClock:
@@ -70,6 +74,8 @@ def mysql_database_url() -> Iterator[str]:
     with server.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
     url = make_url(MYSQL_SERVER_URL).set(database=name)
+    if MYSQL_SQL_MODE is not None:  # PyMySQL and mysqlclient set it right after connecting
+        url = url.update_query_dict({"sql_mode": MYSQL_SQL_MODE})
     try:
         yield url.render_as_string(hide_password=False)
     finally:

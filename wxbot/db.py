@@ -44,17 +44,24 @@ def make_engine(url: str) -> Engine:
     nothing is spliced into SQL); a short connect timeout, so a database that is down fails
     fast and the message is retried within its deadline.
     """
+    # HIDE: a failed statement's parameters (users' messages, phone numbers, the stored
+    # access_token) stay out of its error's text, wherever that error is shown or shipped
+    # (wxbot.redaction does the same for log records of errors from any other engine).
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         memory = parsed.database in (None, "", ":memory:")
         # A pool of file connections (SQLAlchemy's default) saves reopening the file and
         # re-running the PRAGMAs for every message.
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            hide_parameters=True,  # see HIDE below
+        )
         _enable_sqlite_locking(engine, wal=not memory)
         return engine
     if parsed.get_backend_name() == "mysql":
         query = dict(parsed.query)
-        query.setdefault("charset", "utf8mb4")
+        query["charset"] = _connection_charset(query.get("charset"))
         query.setdefault("connect_timeout", "2")
         # The dialect ORs in FOUND_ROWS; both DBAPIs (PyMySQL, mysqlclient) use this value.
         query["client_flag"] = str(int(query.get("client_flag", 0)) | MULTI_STATEMENTS)
@@ -62,7 +69,8 @@ def make_engine(url: str) -> Engine:
         # READ COMMITTED: a locking read of a missing row takes no gap lock, so two first
         # messages of new users cannot deadlock on their inserts.
         # No pre-ping and no reset-on-return: each costs a round trip per message, every
-        # transaction ends in an explicit COMMIT/ROLLBACK anyway. Instead, a connection error
+        # transaction ends in an explicit COMMIT/ROLLBACK anyway (only a connection that sat
+        # idle is pinged: _ping_after_idle). Instead, a connection error
         # invalidates the whole pool (SQLAlchemy does so for its statements, raw_cursor for
         # the hot path's), so no dead connection is handed out twice, and the message is
         # retried (with_retries). pool_timeout: waiting longer would miss the reply deadline.
@@ -75,10 +83,90 @@ def make_engine(url: str) -> Engine:
             pool_size=10,
             max_overflow=20,
             pool_timeout=3,
+            hide_parameters=True,
         )
         _skip_needless_commit(engine)
+        _ping_after_idle(engine)
+        _read_only_is_a_disconnect(engine)
         return engine
-    return create_engine(parsed, pool_pre_ping=True)
+    return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+
+
+def _connection_charset(asked: str | None) -> str:
+    """utf8mb4, whatever the URL asks for. Every wxbot table is utf8mb4 and the driver hands
+    us Python strings, so the connection's character set is only how text travels: with
+    ``charset=utf8`` (MySQL's 3-byte utf8mb3, in many a tutorial's URL) every message with an
+    emoji or a rare CJK character failed ("Incorrect string value", so the user got the
+    apology), and with latin1 or gbk Chinese would be stored as '?'."""
+    if asked is not None and asked.lower() != "utf8mb4":
+        log.warning(
+            "WXBOT_DATABASE_URL asks for charset=%s; connecting with utf8mb4 instead, so that "
+            "emoji and every Chinese character survive",
+            asked,
+        )
+    return "utf8mb4"
+
+
+# Seconds a pooled connection may sit unused before it is pinged on checkout: less than the
+# shortest idle timeout seen on hosted MySQL (wait_timeout 60 s) and proxies in front of it.
+IDLE_PING_AFTER = 30.0
+_IDLE_SINCE = "wxbot_idle_since"  # key in a pool record's info (cleared on reconnect)
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    """Ping a connection that sat idle for IDLE_PING_AFTER before handing it out, and
+    replace it if the server closed it meanwhile. The server (wait_timeout) or a proxy closes
+    idle connections; the first statement on one then failed: the message path retried it,
+    but /healthz said 503 ("database unreachable") and reads without retries (console pages,
+    the access_token, the slow path's reads) failed after every quiet spell. A connection in
+    steady use is handed out without the round trip pool_pre_ping would cost every time."""
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < IDLE_PING_AFTER:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # noqa: BLE001 - a connection that cannot ping is unusable
+            # the pool replaces this connection (only this one) and hands out the new one
+            raise sa_exc.DisconnectionError(f"idle connection closed: {exc}") from exc
+
+
+# A server that turned read-only under us: the old primary during a failover (MySQL/MariaDB
+# --read-only or super_read_only: 1290; a read-only transaction or server: 1792, 1836).
+_READ_ONLY_MYSQL_ERRORS = {1290, 1792, 1836}
+
+
+def _is_read_only(exc: BaseException) -> bool:
+    args = getattr(exc, "args", ())
+    if not args or args[0] not in _READ_ONLY_MYSQL_ERRORS:
+        return False
+    if args[0] != 1290:
+        return True
+    message = str(args[1] if len(args) > 1 else "").lower()  # 1290 names other options too
+    return "read-only" in message or "read_only" in message
+
+
+def _read_only_is_a_disconnect(engine: Engine) -> None:
+    """Take a read-only error as a lost connection: every pooled connection (all reach the
+    demoted primary) is dropped and the transaction retried on a new one, which reaches the
+    new primary once the failover's DNS or proxy switched; until then it fails and is
+    retried like any transient error. Before, the error was not transient: the user got the
+    apology at once, and the same dead-end connections were handed out again. Both the
+    statements SQLAlchemy runs and the hot path's (raw_cursor) ask the dialect."""
+    dialect = engine.dialect
+    is_disconnect = dialect.is_disconnect
+
+    def read_only_or_disconnect(e: Any, connection: Any, cursor: Any) -> bool:
+        return _is_read_only(e) or is_disconnect(e, connection, cursor)
+
+    dialect.is_disconnect = read_only_or_disconnect  # type: ignore[method-assign]
 
 
 SERVER_STATUS_IN_TRANS = 1  # MySQL protocol: a transaction is open on this connection
@@ -202,10 +290,14 @@ def raw_cursor(conn: Connection) -> Iterator[Any]:
 
 # MySQL errors after which running the whole transaction again is safe and may succeed:
 # it was rolled back (or never started), and a commit that did happen is found by the dedup
-# record. Lock wait timeout, deadlock, too many connections, server shutting down, query
-# interrupted, connection killed, can't connect (socket / TCP), server gone away, lost
-# connection, and the client side of a closed connection.
-_RETRYABLE_MYSQL_ERRORS = {1205, 1213, 1040, 1053, 1317, 1927, 2002, 2003, 2006, 2013, 2055, 4031}
+# record. Lock wait timeout, deadlock, too many connections (the server's max_connections;
+# the account's max_user_connections, which hosted MySQL sets per account: 1203, 1226),
+# server shutting down, query interrupted, connection killed, can't connect (socket / TCP),
+# server gone away, lost connection, and the client side of a closed connection.
+# (A read-only server is taken as a lost connection: see _read_only_is_a_disconnect.)
+_RETRYABLE_MYSQL_ERRORS = {
+    1205, 1213, 1040, 1203, 1226, 1053, 1317, 1927, 2002, 2003, 2006, 2013, 2055, 4031,
+}  # fmt: skip
 T = TypeVar("T")
 
 
