@@ -28,6 +28,7 @@ import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import TimeoutError as FutureTimeout  # not the builtin before 3.11
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -359,7 +360,7 @@ class SlowPath:
             remaining = self._until(until) - time.monotonic()
             try:
                 return future.result(timeout=max(0.0, min(remaining, HOLD_SLICE)))
-            except TimeoutError:
+            except FutureTimeout:
                 if remaining <= HOLD_SLICE:
                     return None
 
