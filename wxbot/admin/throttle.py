@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from typing import Any
 
@@ -44,7 +45,8 @@ FAILURE_WINDOW = 15 * 60  # ...within this many seconds; then refused until the 
 
 
 class ConsoleLoginFailure(Base):
-    """Wrong admin tokens per client address in the current window (every process sees them).
+    """Wrong admin tokens per client (client_key: an IPv4 address or an IPv6 /64) in the
+    current window (every process sees them).
     The name is historical: the login form, the API and the console's bearer access share it."""
 
     __tablename__ = "console_login_failures"
@@ -71,6 +73,26 @@ def client_address() -> str:
     return (request.remote_addr or "unknown")[:64]
 
 
+IPV6_PREFIX = 64  # bits of an IPv6 address that name one client (see client_key)
+
+
+def client_key() -> str:
+    """What failures are counted under: the client's IPv4 address, or the /64 network of its
+    IPv6 address. One IPv6 host is handed a whole /64 (2^64 addresses it may pick from at
+    will): counted per address, each guess could come from a fresh one, so the lockout would
+    never bite and the table would keep a row per guess for the window."""
+    address = client_address()
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # ::ffff:203.0.113.9 is the IPv4 client 203.0.113.9
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))
+    return address
+
+
 def _wait(row: Any, now: float, earlier: int) -> int:
     """Seconds to refuse a request for when ``earlier`` failures already fill the window of
     ``row`` (a stale window counts for nothing); 0 = let it through."""
@@ -85,7 +107,7 @@ def count_attempt() -> int:
     means attempts sent at once cannot all pass a check that none of them had been counted
     in yet. The login form forgets the count after a success (forget_failures)."""
     now = _now()
-    client = client_address()
+    client = client_key()
     stale = failures.c.window_start <= now - FAILURE_WINDOW
     values = {"client": client, "failures": 1, "window_start": now}
     full = failures.c.failures > MAX_FAILURES  # locked out: counting more changes nothing
@@ -119,7 +141,7 @@ def forget_failures() -> None:
 
     def run() -> None:
         with transaction(_engine()) as conn:
-            conn.execute(delete(failures).where(failures.c.client == client_address()))
+            conn.execute(delete(failures).where(failures.c.client == client_key()))
 
     with_retries(run)
 
@@ -140,7 +162,7 @@ def bearer_wait(right: bool) -> int:
 
 def _locked_for() -> int:
     now = _now()
-    mine = select(failures).where(failures.c.client == client_address())
+    mine = select(failures).where(failures.c.client == client_key())
     mine = mine.with_for_update(read=True)  # MySQL: waits for uncommitted counts (SQLite: no-op)
 
     def run() -> int:

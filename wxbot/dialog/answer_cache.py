@@ -50,5 +50,6 @@ def cache_lookups(kb: Any, max_entries: int = MAX_ENTRIES) -> Any:
             memo.put(key, found)
         return found
 
+    cached.memo = memo  # type: ignore[attr-defined]  # its size: tests, benchmarks/soak_memory.py
     kb.lookup = cached
     return kb

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import json
 import logging
 import threading
@@ -60,6 +61,12 @@ DRAIN_SECONDS = 20.0
 RESUME_GRACE = 2.0  # past the drain: work already writing its result gets this much longer
 HOLD_SLICE = 0.25  # a held request looks at the stop clock this often
 RUNNING, RESUMING, ABANDONED = "running", "resuming", "abandoned"
+# Slow work under way or queued, per worker thread, before new work is refused (answered at
+# once as if its service had failed). Without a bound, a service that hangs while messages
+# keep asking it queues their work (message, closure, future) without end. 16 per thread:
+# behind that many calls of the slowest kind (an LLM answer's 20 s read budget) a job would
+# start after WORK_LOST_AFTER, when its user has already been told it was lost.
+BACKLOG_PER_WORKER = 16
 
 
 def work_lost_after(settings: Any) -> float:
@@ -122,6 +129,7 @@ class SlowPath:
         resumer: Resumer,
         push: Callable[[str, Reply], bool] | None = None,
         workers: int = 16,
+        max_jobs: int | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -129,6 +137,7 @@ class SlowPath:
         self.push = push
         self._pool = DaemonThreads(workers, "wxbot-deferred")
         self._jobs: set[_Job] = set()
+        self._max_jobs = max_jobs if max_jobs is not None else workers * BACKLOG_PER_WORKER
         self._jobs_lock = threading.Lock()
         self._drain_at: float | None = None  # the stop clock's deadline (monotonic)
         self._closed = False
@@ -141,8 +150,14 @@ class SlowPath:
         metrics.deferred("started")
         job = _Job(msg)
         with self._jobs_lock:
-            self._jobs.add(job)
-        self._pool.submit(lambda: self._run(job, deferred, saved_version))
+            full = len(self._jobs) >= self._max_jobs
+            if not full:
+                self._jobs.add(job)
+        if full:  # refused now, in this thread: resumed as if its service had failed
+            refused = dataclasses.replace(deferred, work=_overloaded)
+            self._run(job, refused, saved_version)
+        else:
+            self._pool.submit(lambda: self._run(job, deferred, saved_version))
         return Pending(future=job.future, attempts=1)
 
     # --- stopping -----------------------------------------------------------------------
@@ -250,7 +265,7 @@ class SlowPath:
             result = deferred.work()
         except Exception as exc:  # handed to resume, which turns it into a friendly reply
             log.warning("deferred work for %s failed: %r", msg.dedup_key, exc)
-            result = exc
+            result = _detached(exc)  # resume reads its type and words, never its frames
         metrics.deferred("finished")
         if not self._claim(job):
             log.warning("slow work for %s came back after a stop gave up on it", msg.dedup_key)
@@ -385,6 +400,36 @@ class SlowPath:
                 return reply_from_dict(json.loads(record.reply)), DONE
             store.update_seen(conn, msg.dedup_key, status="late")
         return Text(self.resumer.localised(msg, words.STILL_WORKING)), STILL_WORKING
+
+
+class Overloaded(Exception):
+    """The slow work was refused: too much is under way or queued in this process."""
+
+
+def _overloaded() -> Any:
+    raise Overloaded("too much slow work under way in this process")
+
+
+def _detached(exc: BaseException) -> BaseException:
+    """``exc`` with no traceback, nor any on the exceptions it wraps (cause, context, args).
+
+    An exception kept past its ``except`` clause holds, through its traceback, the frames
+    it passed, and each frame its caller (``f_back``) up to the one keeping it in a
+    variable: a reference cycle. It would hold the message, the work and every frame down
+    to the failed call until the garbage collector found it; for each message while a
+    service is down.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        one = todo.pop()
+        if id(one) in seen:
+            continue
+        seen.add(id(one))
+        one.__traceback__ = None
+        wrapped = (one.__cause__, one.__context__, getattr(one, "reason", None), *one.args)
+        todo.extend(w for w in wrapped if isinstance(w, BaseException))
+    return exc
 
 
 def _settle(future: Future[Reply], reply: Reply) -> None:

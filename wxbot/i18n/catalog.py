@@ -57,18 +57,29 @@ _catalogs: dict[str, _Catalog] = {}
 _lock = threading.Lock()
 
 
+_NONE = _Catalog()  # the catalogue of a language without a file: nothing translated
+
+
 def _load(language: str) -> _Catalog:
     catalog = _catalogs.get(language)
     if catalog is not None:
         return catalog
+    if not _path(language).is_file():
+        # not remembered: only languages with a catalogue file are (as many as there are
+        # files), whatever names reach here
+        return _NONE
     with _lock:
         if language not in _catalogs:
             _catalogs[language] = _read(language)
         return _catalogs[language]
 
 
+def _path(language: str) -> Path:
+    return LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
 def _read(language: str) -> _Catalog:
-    path = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    path = _path(language)
     result = _Catalog()
     if not path.exists():
         return result

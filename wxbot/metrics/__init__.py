@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 from flask import Flask, Response
+from wechatpy.events import EVENT_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,22 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 4.0, 5.0,
 
 _made: dict[str, Any] = {}
 _making = threading.Lock()
+
+# Every label value is a time series kept for the life of the process (and, under gunicorn,
+# in its multiprocess files), so none may come from what a request says: the ``type`` of
+# a delivery is its MsgType or event name, which the body names (a plaintext-mode body is
+# not covered by the signature). Names outside WeChat's own are counted as "other".
+MESSAGE_KINDS = frozenset(
+    {"text", "image", "voice", "video", "shortvideo", "location", "link", "file", "unknown"}
+)
+EVENTS = frozenset(EVENT_TYPES) | {
+    "subscribe_msg_popup_event",
+    "subscribe_msg_change_event",
+    "subscribe_msg_sent_event",
+    "user_info_modified",
+    "user_authorization_revoke",
+    "user_authorization_cancellation",
+}
 
 
 def _metrics() -> dict[str, Any]:
@@ -71,10 +88,21 @@ def message(kind: str, outcome: str, seconds: float) -> None:
     withheld (left unanswered so WeChat delivers again), busy or apology."""
 
     def record(m: dict[str, Any]) -> None:
-        m["messages"].labels(kind, outcome).inc()
+        m["messages"].labels(kind_label(kind), outcome).inc()
         m["latency"].observe(seconds)
 
     _safely(record)
+
+
+def kind_label(kind: str) -> str:
+    """The ``type`` label of a delivery's kind (``text``, ``event:click``...): one of a fixed
+    set, whatever the request says."""
+    if kind in MESSAGE_KINDS:
+        return kind
+    event = kind.partition("event:")[2] if kind.startswith("event:") else None
+    if event is None:
+        return "other"
+    return kind if event in EVENTS else "event:other"
 
 
 def db_retry(_exc: BaseException | None = None) -> None:

@@ -34,6 +34,7 @@ from wxbot.qa.fusion import Fusion, RankFusion
 from wxbot.qa.models import KbEmbedding
 from wxbot.qa.text import question_key
 from wxbot.redaction import describe
+from wxbot.services.http import ReleasingAdapter
 
 if TYPE_CHECKING:
     from wxbot.qa.vectors import VectorIndex
@@ -63,6 +64,8 @@ class EmbeddingClient:
         self.url = url.rstrip("/") + "/embeddings"
         self.model = model
         self._session = requests.Session()
+        for prefix in ("http://", "https://"):  # a failed call holds no reference cycle
+            self._session.mount(prefix, ReleasingAdapter())
         if api_key:
             self._session.headers["Authorization"] = f"Bearer {api_key}"
 

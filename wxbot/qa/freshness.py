@@ -34,6 +34,11 @@ BACKGROUND_REBUILD_OVER = 5_000  # entries (before or after); more: rebuilt in a
 # another thread caught up (ignored); seen for this long, the database was replaced (restored
 # from a backup) and the index is rebuilt.
 REPLACED_AFTER = 2.0  # seconds
+# Documents (questions), dead ones included, past which an index mostly dead is compacted
+# whatever the size of the base. Each edit of an entry leaves its old questions behind as
+# dead documents (postings, terms, weights); a base of a few hundred entries edited all day
+# (teaching, learned wordings, imports) would otherwise pile them up without end.
+COMPACT_OVER_DOCUMENTS = 4096
 
 
 class _Snapshot(NamedTuple):
@@ -287,7 +292,8 @@ class FreshIndex:
             if self.semantic.load(conn, {e: qs for e, (_, qs) in rows.items()}):
                 self.semantic.fill_in_background()
         # Updated entries leave dead postings behind: compact now and then.
-        compact = self._index.dead_fraction > 0.5 and len(self._answers) > 1000
+        big = len(self._answers) > 1000 or self._index.documents > COMPACT_OVER_DOCUMENTS
+        compact = self._index.dead_fraction > 0.5 and big
         if compact and not self._rebuild_in_background(conn):
             self._swap(self._build(self._read_all(conn)))
 

@@ -75,6 +75,11 @@ class Bm25Index:
         return self._n_alive
 
     @property
+    def documents(self) -> int:
+        """Documents indexed since the index was built, the dead ones included."""
+        return len(self._alive)
+
+    @property
     def dead_fraction(self) -> float:
         total = len(self._alive)
         return 0.0 if total == 0 else 1.0 - self._n_alive / total

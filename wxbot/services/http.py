@@ -13,6 +13,7 @@ import logging
 import re
 import threading
 import time
+import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
@@ -92,6 +93,41 @@ class _Retry(Retry):
         return super().increment(*args, **kwargs)
 
 
+def release_frames(exc: BaseException) -> None:
+    """Clear the locals of the finished frames in the tracebacks of ``exc`` and of the
+    exceptions it wraps (its cause, context, ``reason`` and ``args``).
+
+    urllib3 keeps a failed connection's exception in locals of the very frame its traceback
+    holds (``urlopen``: ``err``, ``new_e``, the Retry whose history has it): a reference
+    cycle per failed call. Through each frame's ``f_back`` it keeps every caller's frame
+    alive, up to the slow-path job with its message, until the garbage collector gets to
+    it; while a service is down that is every message that asks it. Callers keep only the
+    exception's type name (ServiceError, LlmError), and a logged traceback needs no locals.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        one = todo.pop()
+        if id(one) in seen:
+            continue
+        seen.add(id(one))
+        if one.__traceback__ is not None:
+            traceback.clear_frames(one.__traceback__)  # running frames (ours) are left alone
+        wrapped = (one.__cause__, one.__context__, getattr(one, "reason", None), *one.args)
+        todo.extend(w for w in wrapped if isinstance(w, BaseException))
+
+
+class ReleasingAdapter(HTTPAdapter):
+    """An HTTPAdapter whose failures carry no reference cycle (see release_frames)."""
+
+    def send(self, *args: Any, **kwargs: Any) -> requests.Response:
+        try:
+            return super().send(*args, **kwargs)
+        except Exception as exc:
+            release_frames(exc)
+            raise
+
+
 def make_session(retry_reads: bool = True) -> requests.Session:
     """A Session that retries once on connection errors.
 
@@ -113,7 +149,7 @@ def make_session(retry_reads: bool = True) -> requests.Session:
         raise_on_status=False,
     )
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=16)
+    adapter = ReleasingAdapter(max_retries=retry, pool_connections=4, pool_maxsize=16)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = USER_AGENT

@@ -43,6 +43,11 @@ batches = DailyCountBatch.__table__
 FLUSH_EVERY = 200
 FLUSH_SECONDS = 30.0
 BATCH_IDS_KEPT = 86_400.0  # seconds a written batch's id is kept: its retries come within minutes
+# Batches kept after failed writes. While writes keep failing (the table missing after a bad
+# deploy, a row the database refuses, lock timeouts under load) every flush would keep one
+# more; beyond this many, new counts stay summed in memory instead (one entry per day and
+# statistic, whatever the traffic), to be written once the backlog is.
+MAX_UNSENT = 16
 
 Rows = list[dict[str, object]]
 
@@ -103,7 +108,7 @@ class DailyCounters:
 
     def waiting(self) -> bool:
         """Counts not written yet: summed since the last flush, or a batch that failed."""
-        return bool(self._pending_total or self._unsent)
+        return bool(self._pending or self._unsent)  # (sums kept back while MAX_UNSENT wait)
 
     def maybe_flush(self) -> None:
         """Write the sums if enough piled up or enough time passed (cheap when not due)."""
@@ -117,9 +122,12 @@ class DailyCounters:
         """Write what this process counted; on failure a batch stays, with its id, for the
         next try (oldest first)."""
         with self._lock:
-            batch, self._pending = self._pending, Counter()
-            self._pending_total = 0
             self._last_flush = time.monotonic()
+            self._pending_total = 0
+            if len(self._unsent) < MAX_UNSENT:
+                batch, self._pending = self._pending, Counter()
+            else:  # stays summed: it grows by day and statistic only, not by message
+                batch = Counter()
             if batch:
                 rows: Rows = [
                     {"day": d, "name": n, "count": c} for (d, n), c in sorted(batch.items())
