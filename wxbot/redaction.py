@@ -26,6 +26,8 @@ from typing import Any
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import StatementError
 
+from wxbot import errors
+
 MASK = "***"
 
 # name=value pairs whose name says secret: access_token, secret, key, api_key, sign, sig,
@@ -74,12 +76,11 @@ def redact(text: str, all_queries: bool = False) -> str:
 def hide_sql_parameters(exc: BaseException | None) -> None:
     """Make SQLAlchemy errors in ``exc``'s chain render without their SQL parameters
     (what ``create_engine(hide_parameters=True)`` does for the errors of one engine)."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, StatementError):
-            exc.hide_parameters = True
-        exc = exc.__cause__ or exc.__context__
+    if exc is None:
+        return
+    for one in errors.chain(exc):
+        if isinstance(one, StatementError):
+            one.hide_parameters = True
 
 
 def describe(exc: BaseException) -> str:

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from wxbot import metrics
+from wxbot import errors, metrics
 from wxbot.config import Settings
 from wxbot.db import transaction, with_retries
 from wxbot.dialog import context as store
@@ -419,16 +419,8 @@ def _detached(exc: BaseException) -> BaseException:
     to the failed call until the garbage collector found it; for each message while a
     service is down.
     """
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        one = todo.pop()
-        if id(one) in seen:
-            continue
-        seen.add(id(one))
+    for one in errors.chain(exc):
         one.__traceback__ = None
-        wrapped = (one.__cause__, one.__context__, getattr(one, "reason", None), *one.args)
-        todo.extend(w for w in wrapped if isinstance(w, BaseException))
     return exc
 
 

@@ -23,6 +23,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
+from wxbot import errors
 from wxbot.redaction import redact
 from wxbot.services.budget import Budget
 
@@ -104,17 +105,9 @@ def release_frames(exc: BaseException) -> None:
     it; while a service is down that is every message that asks it. Callers keep only the
     exception's type name (ServiceError, LlmError), and a logged traceback needs no locals.
     """
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        one = todo.pop()
-        if id(one) in seen:
-            continue
-        seen.add(id(one))
+    for one in errors.chain(exc):
         if one.__traceback__ is not None:
             traceback.clear_frames(one.__traceback__)  # running frames (ours) are left alone
-        wrapped = (one.__cause__, one.__context__, getattr(one, "reason", None), *one.args)
-        todo.extend(w for w in wrapped if isinstance(w, BaseException))
 
 
 class ReleasingAdapter(HTTPAdapter):
