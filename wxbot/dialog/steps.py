@@ -155,11 +155,16 @@ class Dialogue:
             turn = self.turn(conn, msg, ctx, now, later)
         elif clicked and state != WAIT_QUERY and self.table.is_known(state):
             return self._menu_mid_step(turn, ctx, keep)
+        helps = command in words.HELP_WORDS and not clicked
+        if helps and self._asks(state):
+            return self._help_mid_step(turn, ctx, keep)
         if state == WAIT_QUERY:
-            for router in self.table.routers:
+            for router in self.table.routers:  # a flow whose keyword is 「菜单」 comes first
                 claimed = router(turn)
                 if claimed is not None:
                     return claimed
+            if helps:
+                return self._help(turn, ctx, keep)
             if not turn.text:  # a location no router took (no weather module)
                 return Outcome(Text(turn.t(words.NON_TEXT)), WAIT_QUERY, slots=keep)
         handler = self.table.handlers.get(state)
@@ -199,6 +204,27 @@ class Dialogue:
         prompt = self.table.prompt(turn) or turn.t(words.NEEDS_TEXT)
         answer = query.knowledge_answer(turn)
         reply = f"{answer}\n\n{prompt}" if answer else prompt
+        return _kept(Text(reply), ctx, keep)
+
+    def _asks(self, state: str) -> bool:
+        """Whether ``state`` is a step whose answer cannot be any text (a help word there is
+        a plea, not an answer; a song may be called "Help!", and 「帮助」 may be the very
+        question an admin is teaching)."""
+        table = self.table
+        return state != WAIT_QUERY and table.is_known(state) and state not in table.takes_any_text
+
+    def _help_mid_step(self, turn: Turn, ctx: ContextRow, keep: dict) -> Outcome:  # type: ignore[type-arg]
+        """「帮助」/ help while a step waits: what it waits for, asked again. Never the step's
+        answer (a wrong one would count towards the hand-off)."""
+        return _kept(Text(self.table.prompt(turn) or turn.t(words.NEEDS_TEXT)), ctx, keep)
+
+    def _help(self, turn: Turn, ctx: ContextRow, keep: dict) -> Outcome:  # type: ignore[type-arg]
+        """「帮助」/ help that no flow claimed: the knowledge base's own answer when it has a
+        confident one (an operator's help entry, or a restaurant's 菜单), else the welcome
+        text (WXBOT_WELCOME: what the account offers) in the user's language; never "I can't
+        answer that" nor a question logged as unanswered."""
+        answer = query.knowledge_answer(turn)
+        reply = answer if answer is not None else translate(self.settings.welcome, turn.language)
         return _kept(Text(reply), ctx, keep)
 
     def _set_language(self, turn: Turn, ctx: ContextRow, choice: str, keep: dict) -> Outcome:  # type: ignore[type-arg]

@@ -11,6 +11,12 @@ CANCEL_WORDS = frozenset(
 HUMAN_WORDS = frozenset(
     {"人工", "human", "转人工", "人工客服", "agent", "เจ้าหน้าที่", "ahente", "オペレーター", "担当者"}
 )
+# Asking what the bot can do, or what the step waiting wants: the whole message, in every
+# reply language. Mid-step it is never the step's answer (it would count as a failed one).
+HELP_WORDS = frozenset(
+    {"帮助", "菜单", "使用帮助", "怎么用", "help", "menu", "ช่วยเหลือ", "เมนู", "tulong", "ヘルプ"}
+    | {"メニュー", "使い方"}
+)
 # 是 / 否 in every reply language (confirmations in flows and teaching)
 YES_WORDS = frozenset(
     {"是", "是的", "对", "对的", "好", "好的", "确认", "确定", "yes", "y", "ok", "okay", "correct"}
