@@ -27,8 +27,22 @@ if TYPE_CHECKING:
 
 MAX_KEY_CHARS = 500
 
-# A run of CJK ideographs, or a run of Latin letters/digits (after NFKC and lower-casing).
-_RUN_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[a-z0-9]+(?:[._+#-][a-z0-9]+)*")
+# Runs of one kind of writing (after NFKC and lower-casing): CJK ideographs (segmented by
+# jieba); kana and Thai, written without spaces and not segmented here (indexed as character
+# n-grams); words of Latin letters (accented ones too: Tagalog's ñ) and digits; words of any
+# other script (Cyrillic, Hangul...), whole. Before kana and Thai had runs, a question in
+# hiragana or Thai had no index term at all, so it could never be found by words.
+_IDEOGRAPHS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_KANA = "\u3040-\u30ff\u31f0-\u31ff"
+_THAI = "\u0e00-\u0e7f"
+_LATIN = "a-z0-9\u00df-\u00f6\u00f8-\u024f"
+_RUN_RE = re.compile(
+    rf"[{_IDEOGRAPHS}]+|[{_KANA}]+|[{_THAI}]+|[{_LATIN}]+(?:[._+#-][{_LATIN}]+)*"
+    rf"|[^\s{_IDEOGRAPHS}{_KANA}{_THAI}{_LATIN}]+"
+)
+_IDEOGRAPH_RE = re.compile(rf"[{_IDEOGRAPHS}]")
+_KANA_RE = re.compile(rf"[{_KANA}]")
+_THAI_RE = re.compile(rf"[{_THAI}]")
 _SPACE_RE = re.compile(r"\s+")
 
 # Words that carry the form of a question, not its topic (question words, pronouns,
@@ -60,6 +74,14 @@ class Query(NamedTuple):
 def _is_kept(ch: str) -> bool:
     # Letters and numbers of any script survive; punctuation, symbols (emoji) and marks go.
     return unicodedata.category(ch)[0] in "LN"
+
+
+def _is_mark(ch: str) -> bool:
+    """A combining mark that is part of a word: Thai vowels and tone marks (「สวัสดี」 is
+    six characters, two of them marks), not a variation selector (emoji)."""
+    return unicodedata.category(ch) in ("Mn", "Mc") and not (
+        "\ufe00" <= ch <= "\ufe0f" or "\U000e0100" <= ch <= "\U000e01ef"
+    )
 
 
 class _T2S:
@@ -112,21 +134,27 @@ def to_simplified(text: str) -> str:
     return _t2s(text)
 
 
-def normalize(text: str) -> str:
-    """Canonical form for matching: NFKC, lower case, simplified, punctuation → single spaces."""
+def normalize(text: str, marks: bool = True) -> str:
+    """Canonical form for matching: NFKC, lower case, simplified, punctuation → single spaces.
+    Combining marks stay within a word (``marks``; question_key leaves them out)."""
     text = unicodedata.normalize("NFKC", text).lower()
     text = to_simplified(text)
-    text = "".join(ch if _is_kept(ch) else " " for ch in text)
-    return _SPACE_RE.sub(" ", text).strip()
+    kept: list[str] = []
+    word = False  # the last character kept is a letter, a number or a mark after one
+    for ch in text:
+        word = _is_kept(ch) or (marks and word and _is_mark(ch))
+        kept.append(ch if word else " ")
+    return _SPACE_RE.sub(" ", "".join(kept)).strip()
 
 
 def question_key(text: str) -> str:
     """The identity of a question: its normalised form without spaces, hashed to a fixed width.
 
     A hash (sha1, 40 hex chars) keeps the unique index short on MySQL whatever the length.
-    Empty normalised text has no key (the caller must reject it).
+    Empty normalised text has no key (the caller must reject it). Combining marks are left
+    out, as they always were: the keys stored by earlier releases stay the same.
     """
-    compact = normalize(text).replace(" ", "")
+    compact = normalize(text, marks=False).replace(" ", "")
     return hashlib.sha1(compact.encode("utf-8")).hexdigest() if compact else ""
 
 
@@ -175,7 +203,7 @@ class Analyzer:
         function: set[str] = set()
         content: set[str] = set()
         for run in _RUN_RE.findall(normalized):
-            if run[0] < "\u3400":
+            if not _IDEOGRAPH_RE.match(run):
                 continue
             marks: list[bool] = []
             for w in self._jieba.lcut(run):
@@ -202,7 +230,7 @@ class Analyzer:
                 words.extend(groups)
                 mine: list[str] = []
                 for run in _RUN_RE.findall(piece):
-                    if run[0] >= "\u3400":
+                    if _IDEOGRAPH_RE.match(run):
                         self._cjk_terms(run, None, mine, [])
                 if own is not None:
                     own.extend(mine)
@@ -211,7 +239,10 @@ class Analyzer:
                 continue
             for match in _RUN_RE.finditer(piece):
                 run = match.group()
-                if run[0] < "\u3400":  # Latin letters / digits: one term per word
+                if _KANA_RE.match(run) or _THAI_RE.match(run):
+                    _gram_terms(run, 3 if _THAI_RE.match(run) else 2, out, words)
+                    continue
+                if not _IDEOGRAPH_RE.match(run):  # a word of letters / digits: one term
                     out.append(run)
                     words.append(run)
                     continue
@@ -244,6 +275,26 @@ class Analyzer:
 
     def analyze(self, text: str) -> list[str]:
         return self.terms(normalize(text))
+
+
+def _gram_terms(run: str, n: int, out: list[str], words: list[str]) -> None:
+    """Terms of a run written without spaces that jieba does not segment (kana, Thai): its
+    character bigrams and, up to ``n``, longer grams (the word-level terms), or the run
+    itself when shorter. A kana is a syllable (its characters are terms too, as hanzi are);
+    a Thai letter is a sound or a mark, too common to be a term alone."""
+    if len(run) <= 2:
+        out.append(run)
+        words.append(run)
+        if n == 2 and len(run) == 2:
+            out.extend(run)
+        return
+    if n == 2:
+        out.extend(run)
+    for size in range(2, n + 1):
+        grams = [run[i : i + size] for i in range(len(run) - size + 1)]
+        out.extend(grams)
+        if size == n:
+            words.extend(grams)
 
 
 @lru_cache(maxsize=1)
