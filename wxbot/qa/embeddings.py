@@ -6,8 +6,9 @@ inference / vLLM / Xinference, or hosted APIs): ``POST {url}/embeddings`` with
 
 - Questions are embedded in batches when they are imported (``wxbot kb import``) and by a
   background job in any process that finds questions without a vector (taught by chat, the
-  admin API, learned). Vectors are stored in ``kb_embeddings`` per question key and model, and
-  the job bumps the knowledge version so every process loads them.
+  admin API). Wordings learned from did-you-mean picks get none: they are exact keys, not
+  ranked (freshness.LearnedKeys). Vectors are stored in ``kb_embeddings`` per question key
+  and model, and the job bumps the knowledge version so every process loads them.
 - A query is embedded within ``WXBOT_EMBEDDING_TIMEOUT`` seconds; on a timeout or any error
   the lexical matcher answers alone.
 - Search is a dot product over unit vectors with numpy (``pip install wxbot[embeddings]``);
@@ -143,10 +144,10 @@ def save_vectors(conn: Connection, model: str, vectors: dict[str, array], now: f
 def embed_missing(engine: Engine, client: Embedder, *, now: float, limit: int | None = None) -> int:
     """Embed stored questions that have no vector for the client's model, in batches; each
     batch is saved and announced (a knowledge version) in its own transaction. Returns the
-    number embedded."""
+    number embedded. Learned wordings are not ranked (freshness.LearnedKeys): no vector."""
     with engine.connect() as conn:
-        entries = store.load_entries(conn)
-        keyed = {question_key(q): (e, q) for e, (_, qs) in entries.items() for q in qs}
+        entries = store.load_index_rows(conn)
+        keyed = {question_key(q): (e, q) for e, row in entries.items() for q in row.questions}
         have = load_vectors(conn, client.model, keyed)
     missing = [k for k in keyed if k not in have][:limit]
     done = 0

@@ -41,14 +41,46 @@ REPLACED_AFTER = 2.0  # seconds
 COMPACT_OVER_DOCUMENTS = 4096
 
 
+class LearnedKeys:
+    """Wordings learned from did-you-mean picks (store.LEARNED), as exact keys: normalised
+    question key -> entry id. They are no index documents: ranked, a learned wording widens
+    its entry towards a neighbour and pulls new wordings its way (README, "Learning from
+    use"). Readers only ``get``; updates run under the index lock."""
+
+    def __init__(self) -> None:
+        self._entry: dict[str, int] = {}  # question key -> entry id
+        self._keys: dict[int, tuple[str, ...]] = {}  # entry id -> its learned keys
+
+    def __len__(self) -> int:
+        return len(self._entry)
+
+    def get(self, key: str) -> int | None:
+        return self._entry.get(key)
+
+    def set_entry(self, entry_id: int, questions: list[str]) -> None:
+        """Replace the learned wordings of an entry (none: it has no more)."""
+        self.remove_entry(entry_id)
+        keys = tuple(dict.fromkeys(k for k in map(question_key, questions) if k))
+        for key in keys:
+            self._entry[key] = entry_id
+        if keys:
+            self._keys[entry_id] = keys
+
+    def remove_entry(self, entry_id: int) -> None:
+        for key in self._keys.pop(entry_id, ()):
+            if self._entry.get(key) == entry_id:  # (not since taken by another entry)
+                del self._entry[key]
+
+
 class _Snapshot(NamedTuple):
     """Everything the index is built from, read in one go."""
 
-    rows: dict[int, tuple[str, list[str]]]
+    rows: dict[int, store.IndexRow]
     languages: dict[int, str]
     synonyms: Synonyms
-    questions: dict[int, str]  # filled by _build: questions joined by newlines
+    questions: dict[int, str]  # filled by _build: ranked questions joined by newlines
     vectors: dict[str, Any]  # question key -> unit vector (with an embedding service)
+    learned: LearnedKeys  # filled by _build
 
 
 class FreshIndex:
@@ -61,9 +93,10 @@ class FreshIndex:
         self.engine = engine
         self.analyzer = analyzer
         self.semantic = semantic
-        # an entry's questions joined by newlines (one string: lean), for re-ranking and
-        # did-you-mean titles
+        # an entry's ranked questions joined by newlines (one string: lean), for re-ranking
+        # and did-you-mean titles; learned wordings are exact keys only (LearnedKeys)
         self._questions: dict[int, str] = {}
+        self._learned = LearnedKeys()
         self._synonyms = Synonyms()
         self._languages: dict[int, str] = {}
         self.version = -1  # nothing loaded yet
@@ -150,10 +183,10 @@ class FreshIndex:
 
     def _read_all(self, conn: Connection) -> _Snapshot:
         groups = synonym_store.load(conn)
-        rows = store.load_entries(conn)
+        rows = store.load_index_rows(conn)
         vectors = {}
         if self.semantic is not None:
-            keys = (question_key(q) for _, qs in rows.values() for q in qs)
+            keys = (question_key(q) for row in rows.values() for q in row.questions)
             vectors = load_vectors(conn, self.semantic.client.model, keys)
         return _Snapshot(
             rows,
@@ -161,6 +194,7 @@ class FreshIndex:
             Synonyms((g.id, g.words) for g in groups),
             {},
             vectors,
+            LearnedKeys(),
         )
 
     def _build(self, snap: _Snapshot) -> _Built:
@@ -168,9 +202,11 @@ class FreshIndex:
         index = _new_index()
         stats = GramStats(len(snap.rows))
         answers: dict[int, str] = {}
-        for entry_id, (answer, qs) in snap.rows.items():
+        for entry_id, (answer, qs, learned) in snap.rows.items():
             self._index_entry(index, entry_id, answer, qs, snap.synonyms)
             answers[entry_id] = answer
+            if learned:
+                snap.learned.set_entry(entry_id, learned)
             joined = snap.questions[entry_id] = "\n".join(qs)
             stats.add(entry_id, _sampled_text(stats, entry_id, joined, answer, snap.synonyms))
         rows = len(snap.rows)
@@ -188,10 +224,10 @@ class FreshIndex:
         # Whole objects: a concurrent reader keeps using the old, consistent set.
         self._index, self._stats, self._answers = index, stats, answers
         self._languages, self._synonyms = snap.languages, snap.synonyms
-        self._questions = snap.questions
+        self._questions, self._learned = snap.questions, snap.learned
         self._texts = TextCache(stats.idf, group_marks(snap.synonyms))
         if self.semantic is not None:
-            questions = {e: qs for e, (_, qs) in snap.rows.items()}
+            questions = {e: row.questions for e, row in snap.rows.items()}
             if self.semantic.rebuild(questions, snap.vectors):
                 self.semantic.fill_in_background()
 
@@ -257,7 +293,7 @@ class FreshIndex:
         return self._rebuilt.wait(timeout)
 
     def _apply(self, conn: Connection, changed: set[int]) -> None:
-        rows = store.load_entries(conn, changed)
+        rows = store.load_index_rows(conn, changed)
         languages = store.load_languages(conn, changed)
         stats, syn = self._stats, self._synonyms
         changed_ids = sorted(changed)  # a fixed order: the index numbers documents in it
@@ -267,7 +303,7 @@ class FreshIndex:
                 stats.remove(entry_id, _sampled_text(stats, entry_id, *old, syn))
             row = rows.get(entry_id)
             if row is not None:
-                new = "\n".join(row[1]), row[0]
+                new = "\n".join(row.questions), row.answer
                 stats.add(entry_id, _sampled_text(stats, entry_id, *new, syn))
         self._texts = TextCache(stats.idf, group_marks(self._synonyms))  # idf moved
         for entry_id in changed_ids:
@@ -277,11 +313,13 @@ class FreshIndex:
                 self._answers.pop(entry_id, None)
                 self._languages.pop(entry_id, None)
                 self._questions.pop(entry_id, None)
+                self._learned.remove_entry(entry_id)
                 continue
-            answer, qs = row
+            answer, qs, learned = row
             self._index_entry(self._index, entry_id, answer, qs, self._synonyms)
             self._answers[entry_id] = answer
             self._questions[entry_id] = "\n".join(qs)
+            self._learned.set_entry(entry_id, learned)
             if entry_id in languages:
                 self._languages[entry_id] = languages[entry_id]
             else:
@@ -289,7 +327,7 @@ class FreshIndex:
         if self.semantic is not None:
             for entry_id in changed - rows.keys():
                 self.semantic.index.remove_entry(entry_id)
-            if self.semantic.load(conn, {e: qs for e, (_, qs) in rows.items()}):
+            if self.semantic.load(conn, {e: row.questions for e, row in rows.items()}):
                 self.semantic.fill_in_background()
         # Updated entries leave dead postings behind: compact now and then.
         big = len(self._answers) > 1000 or self._index.documents > COMPACT_OVER_DOCUMENTS

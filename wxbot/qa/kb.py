@@ -162,8 +162,13 @@ class KnowledgeBase(FreshIndex):
         """Match a question against the in-memory index (no database access).
 
         The one place that decides between answering and not (see ``answers``). Otherwise
-        ``best`` is None and the entries scoring SUGGEST or more are offered.
+        ``best`` is None and the entries scoring SUGGEST or more are offered. A wording
+        learned from did-you-mean picks answers its entry when asked exactly, before any
+        ranking (which never sees it: freshness.LearnedKeys).
         """
+        learned = self._learned_match(text)
+        if learned is not None:
+            return Lookup(learned)
         pool = RERANK_POOL if self.semantic is not None else max(suggestions, 2)
         hits = self.search(text, limit=pool, language=language)
         sure = bool(hits) and self._sure(hits)
@@ -177,17 +182,34 @@ class KnowledgeBase(FreshIndex):
         return Lookup(None, tuple(m for m in matches if m.confidence >= self.suggest)[:suggestions])
 
     def is_stored_question(self, text: str) -> bool:
-        """Is ``text`` (normalised, spaces aside) one of the questions stored for its best
-        hit? Lets a caller with its own routing (flow keywords) give way to the knowledge
-        base when a user asks exactly what an entry answers."""
+        """Is ``text`` (normalised, spaces aside) a learned wording of an entry, or one of
+        the questions stored for its best hit? Lets a caller with its own routing (flow
+        keywords) give way to the knowledge base when a user asks exactly what an entry
+        answers."""
+        if self._learned_match(text) is not None:
+            return True
         hits = self.search(text, limit=1)
         return bool(hits) and self.has_question(hits[0].entry_id, text)
 
     def has_question(self, entry_id: int, text: str) -> bool:
-        """Is ``text`` (normalised) one of the questions entry ``entry_id`` has now?"""
+        """Is ``text`` (normalised) one of the questions entry ``entry_id`` has now (learned
+        wordings included)?"""
         key = question_key(text)
+        if not key:
+            return False
+        if self._learned.get(key) == entry_id:
+            return entry_id in self._answers
         stored = self._questions.get(entry_id, "").split("\n")
-        return bool(key) and any(question_key(q) == key for q in stored)
+        return any(question_key(q) == key for q in stored)
+
+    def _learned_match(self, text: str) -> Match | None:
+        """The entry ``text`` is a learned wording of (exactly, once normalised), if any:
+        sure by definition (``sure``)."""
+        learned = self._learned
+        if not len(learned):
+            return None
+        entry_id = learned.get(question_key(text))
+        return None if entry_id is None else self._entry(entry_id, self.sure)
 
     def answers(self, hits: list[Hit]) -> bool:
         """Is the best of these ranked hits confident enough to answer? (See CONFIDENT.)"""

@@ -3,7 +3,9 @@
 - When a user picks entry E from a did-you-mean list after asking Q, the pick is a vote
   (one per user, question and entry). Once ``min_users`` distinct users voted the same
   normalised Q for E, Q becomes a similar question of E (origin "learned"), which admins can
-  list and undo.
+  list and undo. A learned wording answers E when asked exactly (its normalised key), but
+  takes no part in the ranking: it would widen E towards its neighbours and pull other
+  wordings its way (README, "Learning from use").
 - Unanswered questions (store.record_unanswered) are listed grouped by meaning; an admin can
   attach one to an existing entry, or answer it as a new entry, in one call.
 """
@@ -22,7 +24,7 @@ from wxbot.qa.models import KbAliasVote
 from wxbot.qa.text import question_key
 
 votes = KbAliasVote.__table__
-LEARNED = "learned"
+LEARNED = store.LEARNED  # exact keys of their entry, outside the ranking (freshness.py)
 ATTACHED = "unanswered"
 
 

@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
@@ -31,6 +31,9 @@ meta = KbMeta.__table__
 changes = KbChange.__table__
 
 CHUNK = 500  # IN (...) lists and executemany batches
+# The origin of a wording learned from did-you-mean picks (learning.py): an exact key of its
+# entry, left out of the ranking (freshness.py).
+LEARNED = "learned"
 KEEP_VERSIONS = 10_000  # change-log rows older than this many versions are pruned
 
 _VERSION = select(meta.c.version).where(meta.c.id == 1)
@@ -79,6 +82,14 @@ class EntryRow:
             "hits": self.hits,
             "language": self.language,
         }
+
+
+class IndexRow(NamedTuple):
+    """An entry as the in-memory index holds it (``load_index_rows``)."""
+
+    answer: str
+    questions: list[str]  # ranked (words, characters, vectors), in position order
+    learned: list[str]  # learned wordings: exact keys of the entry, not ranked
 
 
 # -- version and change log ------------------------------------------------------------------
@@ -138,8 +149,22 @@ def changed_since(conn: Connection, version: int, limit: int) -> set[int] | None
 def load_entries(
     conn: Connection, entry_ids: Iterable[int] | None = None
 ) -> dict[int, tuple[str, list[str]]]:
-    """entry id -> (answer, questions in position order), for the index."""
-    out: dict[int, tuple[str, list[str]]] = {}
+    """entry id -> (answer, all its questions in position order)."""
+    return {e: (r.answer, r.questions) for e, r in _load(conn, entry_ids, split=False).items()}
+
+
+def load_index_rows(
+    conn: Connection, entry_ids: Iterable[int] | None = None
+) -> dict[int, IndexRow]:
+    """entry id -> its answer, ranked questions and learned wordings, for the index."""
+    return _load(conn, entry_ids, split=True)
+
+
+def _load(conn: Connection, entry_ids: Iterable[int] | None, split: bool) -> dict[int, IndexRow]:
+    """Entries and their questions (one query each per CHUNK entries); with ``split``, the
+    learned wordings apart, unless an entry has no other question (then they are ranked too,
+    or the entry could be found by those exact wordings alone)."""
+    out: dict[int, IndexRow] = {}
     chunks: list[list[int] | None]
     if entry_ids is None:
         chunks = [None]
@@ -148,17 +173,22 @@ def load_entries(
         chunks = [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
     for chunk in chunks:
         ans = select(entries.c.id, entries.c.answer).order_by(entries.c.id)  # index order
-        qs = select(questions.c.entry_id, questions.c.question).order_by(
+        qs = select(questions.c.entry_id, questions.c.question, questions.c.origin).order_by(
             questions.c.entry_id, questions.c.position, questions.c.id
         )
         if chunk is not None:
             ans = ans.where(entries.c.id.in_(chunk))
             qs = qs.where(questions.c.entry_id.in_(chunk))
         for entry_id, answer in conn.execute(ans):
-            out[entry_id] = (answer, [])
-        for entry_id, question in conn.execute(qs):
-            if entry_id in out:
-                out[entry_id][1].append(question)
+            out[entry_id] = IndexRow(answer, [], [])
+        for entry_id, question, origin in conn.execute(qs):
+            row = out.get(entry_id)
+            if row is not None:
+                (row.learned if split and origin == LEARNED else row.questions).append(question)
+    if split:
+        for row in out.values():
+            if not row.questions:
+                row.questions.extend(row.learned)
     return out
 
 
