@@ -57,7 +57,7 @@ def main() -> None:
         for half in ("dev", "test"):
             chosen = halves[half]
             cases, unrelated = read_cases(chosen)
-            result = evaluate(kb, cases, unrelated)
+            result = evaluate(kb, cases, unrelated, language=chosen.language)
             print(row(chosen.name, result), flush=True)
             if args.verbose:
                 for line in result.misses:

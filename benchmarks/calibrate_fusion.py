@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.paraphrases import SETS, build_kb, read_cases  # noqa: E402
+from tests.paraphrases import SETS, TUNED, build_kb, read_cases  # noqa: E402
 from wxbot.qa.fusion import ScoreFusion  # noqa: E402
 from wxbot.qa.index import Hit  # noqa: E402
 from wxbot.qa.kb import RERANK_POOL  # noqa: E402
@@ -51,8 +51,8 @@ def record(embedder) -> list[Asked]:  # type: ignore[no-untyped-def]
     from wxbot.qa import store
 
     out: list[Asked] = []
-    for halves in SETS.values():
-        chosen = halves["dev"]
+    for name in TUNED:
+        chosen = SETS[name]["dev"]
         kb = build_kb(str(chosen.faq), embedder=embedder)
         cases, unrelated = read_cases(chosen)
         with kb.engine.connect() as conn:

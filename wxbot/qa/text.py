@@ -43,6 +43,11 @@ _RUN_RE = re.compile(
 _IDEOGRAPH_RE = re.compile(rf"[{_IDEOGRAPHS}]")
 _KANA_RE = re.compile(rf"[{_KANA}]")
 _THAI_RE = re.compile(rf"[{_THAI}]")
+# A kana run in katakana pieces (loanwords: ログイン, クーポン) and hiragana pieces (mostly
+# particles, endings and auxiliaries: は, ですか, ください); ー goes with either.
+_KANA_PIECE_RE = re.compile("[\u30a1-\u30ff\u31f0-\u31ff]+|[\u3040-\u309f\u30fc]+")
+_KATAKANA_RE = re.compile("[\u30a1-\u30fa\u31f0-\u31ff]")
+_TO_HIRAGANA = {c: c - 0x60 for c in range(0x30A1, 0x30F7)}  # ァ..ヶ -> ぁ..ゖ
 _SPACE_RE = re.compile(r"\s+")
 
 # Words that carry the form of a question, not its topic (question words, pronouns,
@@ -194,6 +199,9 @@ class Analyzer:
         # weak terms stored questions keep for their group words. Soft: no cost if absent.
         soft.update(dict.fromkeys(own))
         soft.update(dict.fromkeys(WEAK + t for t in (*have, *own) if t[0] != "~"))
+        # A weak term (hiragana) also meets the same grams stored at full weight (a loanword
+        # in katakana, folded): 「ろぐいん」 finds ログイン.
+        soft.update(dict.fromkeys(t[1:] for t in have if t[0] == WEAK))
         return Query(terms, tuple(t for t in soft if t not in have), words)
 
     def function_grams(self, normalized: str) -> frozenset[str]:
@@ -239,8 +247,11 @@ class Analyzer:
                 continue
             for match in _RUN_RE.finditer(piece):
                 run = match.group()
-                if _KANA_RE.match(run) or _THAI_RE.match(run):
-                    _gram_terms(run, 3 if _THAI_RE.match(run) else 2, out, words)
+                if _KANA_RE.match(run):
+                    _kana_terms(run, out, words)
+                    continue
+                if _THAI_RE.match(run):
+                    _gram_terms(run, 3, out, words)
                     continue
                 if not _IDEOGRAPH_RE.match(run):  # a word of letters / digits: one term
                     out.append(run)
@@ -295,6 +306,20 @@ def _gram_terms(run: str, n: int, out: list[str], words: list[str]) -> None:
         out.extend(grams)
         if size == n:
             words.extend(grams)
+
+
+def _kana_terms(run: str, out: list[str], words: list[str]) -> None:
+    """Katakana pieces are content (loanwords), folded to hiragana so that 「ろぐいん」 and
+    ログイン are one word. Hiragana pieces are mostly grammar (は, ですか, ください; rare in a
+    small base, so their idf alone would make them weigh like content): weak terms, weighed
+    like function words, as the word index does for Chinese STOPWORDS."""
+    for piece in _KANA_PIECE_RE.findall(run):
+        if _KATAKANA_RE.match(piece):
+            _gram_terms(piece.translate(_TO_HIRAGANA), 2, out, words)
+        else:
+            grammar: list[str] = []
+            _gram_terms(piece, 2, grammar, [])
+            out.extend(WEAK + t for t in grammar)
 
 
 @lru_cache(maxsize=1)
