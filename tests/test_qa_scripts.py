@@ -9,11 +9,13 @@ unchanged, so keys stored by earlier releases still match."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
 from tests.helpers import content, say
 from wxbot.qa import writer
+from wxbot.qa.importer import import_files
 from wxbot.qa.text import WEAK, get_analyzer, normalize, question_key
 
 
@@ -111,3 +113,33 @@ def test_questions_in_other_scripts_are_answered_by_words(
     lexical_bot, asked: str, answer: str
 ) -> None:  # type: ignore[no-untyped-def]
     assert content(say(lexical_bot, "u1", asked)) == answer
+
+
+STARTER = Path(__file__).resolve().parent.parent / "knowledge"
+
+
+@pytest.fixture
+def starter_bot(make_app, clock):  # type: ignore[no-untyped-def]
+    """The quick start's knowledge (scripts/run.sh): the starter FAQ and its small talk."""
+    app = make_app(embedding_url=None)
+    files = [str(STARTER / "faq.txt"), str(STARTER / "faq-languages.txt")]
+    report = import_files(app.extensions["wxbot.engine"], files, now=clock())
+    assert report.written and not report.errors
+    return app.extensions["wxbot.bot"]
+
+
+@pytest.mark.parametrize(
+    ("asked", "starts"),
+    [
+        ("hello", "Hello!"),
+        ("thank you", "You're welcome"),
+        ("สวัสดีครับ", "สวัสดี!"),
+        ("salamat po", "Walang anuman"),
+        ("こんにちは", "こんにちは！"),
+        ("ありがとうございます", "どういたしまして"),
+        ("你好", "你好！"),
+        ("谢谢", "不客气"),
+    ],
+)
+def test_the_starter_small_talk_in_every_language(starter_bot, asked: str, starts: str) -> None:  # type: ignore[no-untyped-def]
+    assert content(say(starter_bot, "u_" + asked, asked)).startswith(starts)
