@@ -28,7 +28,7 @@ from wxbot.db import (
     with_retries,
 )
 from wxbot.dialog import context as store
-from wxbot.dialog import delivery, kinds, language, words
+from wxbot.dialog import delivery, language, words
 from wxbot.dialog.context import ContextRow, SeenRecord
 from wxbot.dialog.flow import Deferred, Deps, Outcome
 from wxbot.dialog.housekeeping import Housekeeping
@@ -124,9 +124,10 @@ class Bot:
         gets the apology.
         """
         started = time.monotonic()
-        if msg.is_event and not kinds.answers_event(msg):
+        if msg.is_event and not self.dialogue.answers_event(msg, self._catch_up_knowledge):
             # A LOCATION report (every 5 s while the user is in the chat), a template message
-            # delivered, a menu link opened...: the user said nothing, so nothing of theirs
+            # delivered, a menu link opened, a QR code scanned whose scene is only a tracking
+            # code (decided in memory)...: the user said nothing, so nothing of theirs
             # may change. No transaction: no context is created for them (nor counted as a
             # new user, nor refused as busy), none is kept alive past its expiry, and no
             # late result is spent on a reply WeChat may not even show. A retry gets the
@@ -161,6 +162,21 @@ class Bot:
             result.attempts = max(result.attempts, 3)
         reply, outcome = self.slow.await_pending(msg, result, started)
         return self._done(msg, reply, outcome, started)
+
+    def _catch_up_knowledge(self) -> bool:
+        """Bring the knowledge base up to date outside any user's transaction (one read of
+        its version; the changes, if any), for a QR code's scene only it could understand.
+        Whether anything changed; False too when the database fails: the scan is then
+        answered as a tracking code's ("success"), never refused."""
+        refresh = getattr(self.deps.kb, "refresh_if_stale", None)
+        if refresh is None:
+            return False
+        try:
+            with self.engine.connect() as conn:
+                return bool(refresh(conn))
+        except Exception as exc:
+            log.warning("knowledge base not caught up for a QR code's scene: %s", exc)
+            return False
 
     def is_last_delivery(self, msg: Inbound) -> bool:
         """WeChat's third delivery (or one we cannot place: no CreateTime). Retries keep the

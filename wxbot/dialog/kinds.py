@@ -22,7 +22,9 @@ OTHER = "other"  # image, video, file, link, location, unknown types, an empty t
 
 # Events the dialogue answers. Every other one (LOCATION reports every 5 s, a template or mass
 # message delivered, a menu link opened, customer-service sessions, future types) is answered
-# with "success" and never reaches the user's context: the user did not say anything.
+# with "success" and never reaches the user's context: the user did not say anything. A SCAN
+# of a parametric QR code is answered when its scene means something to the bot, which only
+# the dialogue table can tell (``Dialogue.answers_event``); else it is a tracking code.
 ANSWERED_EVENTS = frozenset({"subscribe", "unsubscribe", "click"})
 
 # WeChat's classic stickers arrive as codes (「/::)」, 「/:rose」, 「/:8-)」); newer ones as a name

@@ -19,6 +19,11 @@ Each module in ``wxbot.dialog.handlers`` listed in HANDLER_MODULES may define:
 - ``TAKES_ANY_TEXT: set[str]`` — its waiting states whose answer may be any text (a question
   being taught, a song title): typed commands do not interrupt those (a menu click does: a
   menu key is never such an answer);
+- ``CLAIMS: list[Claim]`` — tests ``(text, kb) -> bool`` of whether its router claims
+  ``text`` typed in WAIT_QUERY, decided in memory from the text alone (no turn, no context,
+  no database): whether a parametric QR code's scene means a task (「天气」, 「查充值」), which
+  the engine must know before any transaction (``Dialogue.understands``). A router without
+  one never gets a scene: the scan stays silent;
 - ``TAKES_LOCATION: set[str]`` — its waiting states that a shared location answers (the
   weather's city). Every other waiting state answers a message without words (a picture, a
   sticker, a voice message WeChat could not recognise, a location, a file) by asking again,
@@ -45,6 +50,7 @@ HANDLER_MODULES = ("learn", "weather", "music")
 Prompt = Callable[[Turn], "str | None"]
 ExitHook = Callable[[Turn, str], None]
 Command = Callable[[Turn], bool]
+Claim = Callable[[str, Any], bool]  # (text, knowledge base) -> a router claims the text
 
 
 class DialogueTableError(RuntimeError):
@@ -59,6 +65,7 @@ class DialogueTable:
     prompts: dict[str, Prompt] = field(default_factory=dict)
     exit_hooks: list[ExitHook] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
     takes_any_text: set[str] = field(default_factory=set)
     takes_location: set[str] = field(default_factory=set)
 
@@ -114,6 +121,7 @@ def build_table(
         if hasattr(module, "on_exit"):
             table.exit_hooks.append(module.on_exit)
         table.commands.extend(getattr(module, "COMMANDS", ()))
+        table.claims.extend(getattr(module, "CLAIMS", ()))
         table.takes_any_text.update(getattr(module, "TAKES_ANY_TEXT", ()))
         table.takes_location.update(getattr(module, "TAKES_LOCATION", ()))
     _check_declared_states(table, (*modules, query))

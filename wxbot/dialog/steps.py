@@ -8,6 +8,7 @@ change the ContextRow they are given (and pass the connection on to handlers as 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection
@@ -101,6 +102,47 @@ class Dialogue:
     def can_teach(self, openid: str) -> bool:
         return self.settings.teach_policy == "everyone" or openid in self.settings.admin_openids
 
+    # ------------------------------------------------------------------- QR code scenes
+
+    def answers_event(self, msg: Inbound, catch_up: Callable[[], bool] | None = None) -> bool:
+        """Whether the dialogue looks at this event at all (``kinds.answers_event``); a SCAN
+        of a parametric QR code only when its scene means something (``understands``). Asked
+        before any transaction: a tracking code's scan creates no context.
+
+        The knowledge base is as this process last loaded it (a question taught since, a
+        process that has answered nothing since it started): a scene that only it could
+        still understand is asked again after ``catch_up()`` (the engine's: one read of the
+        knowledge version, no user's row), which says whether the knowledge changed."""
+        if msg.event != "scan":
+            return kinds.answers_event(msg)
+        if self.understands(msg.event_key):
+            return True
+        if catch_up is None or self.deps.kb is None or not query.may_be_question(msg.event_key):
+            return False
+        return catch_up() and self.understands(msg.event_key)
+
+    def understands(self, key: str, lang: str | None = None) -> bool:
+        """Whether ``key``, a parametric QR code's scene, means something as typed text: one
+        of the engine's own commands (取消, 人工, 「语言 en」), a task a router claims (天气,
+        点歌, 学习, a flow's keyword or trigger: the modules' CLAIMS), or a question the
+        knowledge base answers confidently (in ``lang``; None: in any language). Anything else
+        (「123」, 「store_17」, 「utm_source=poster」) is a tracking code, for statistics only:
+        never an unknown question. Decided from the key alone, in memory (no context, no
+        database), so the engine can ask before any transaction. 「继续」 (the next page) is
+        no task; 「帮助」 is, as for a menu key, a question for the knowledge base."""
+        text = key.strip()
+        if not text:
+            return False
+        command = words.normalise_command(text)
+        if command in words.CANCEL_WORDS or command in words.HUMAN_WORDS:
+            return True
+        if language.parse_command(text) is not None:
+            return True
+        kb = self.deps.kb
+        if any(claims(text, kb) for claims in self.table.claims):
+            return True
+        return query.answers_confidently(kb, text, lang)
+
     def dispatch(
         self,
         conn: Connection,
@@ -116,12 +158,16 @@ class Dialogue:
         clicked = False
         if msg.is_event:
             if msg.event in ("subscribe", "subscribe_scan"):
-                return Outcome(Text(translate(self.settings.welcome, lang)), WAIT_QUERY)
-            if msg.event != "click" or not kinds.answers_event(msg):
+                return self._welcome(conn, msg, ctx, now, later, lang)
+            key = msg.event_key.strip()
+            # A QR code's scene the bot understands is a menu key (the engine answers every
+            # other SCAN before any transaction; checked again here in the user's language)
+            scanned = msg.event == "scan" and self.understands(key, lang)
+            if not scanned and (msg.event != "click" or not kinds.answers_event(msg)):
                 # not the user's words (the engine answers these before the dialogue; kept
                 # for callers that dispatch directly): nothing changes
                 return Outcome(Silent(), state, slots=keep, counts=False)
-            msg, clicked = _as_text(msg, msg.event_key.strip()), True  # a menu key as typed
+            msg, clicked = _as_text(msg, key), True  # a menu key or a scene, as typed
         turn = self.turn(conn, msg, ctx, now, later)
         missing = None if clicked else kinds.non_text(msg)
         if missing is not None and not self._takes(msg, state):
@@ -226,6 +272,36 @@ class Dialogue:
         answer = query.knowledge_answer(turn)
         reply = answer if answer is not None else translate(self.settings.welcome, turn.language)
         return _kept(Text(reply), ctx, keep)
+
+    def _welcome(
+        self,
+        conn: Connection,
+        msg: Inbound,
+        ctx: ContextRow,
+        now: float,
+        later: list,  # type: ignore[type-arg]
+        lang: str,
+    ) -> Outcome:
+        """Following the account: the welcome (WXBOT_WELCOME). Followed through a parametric
+        QR code whose scene the bot understands: the welcome, then what the scene does (as a
+        menu key in WAIT_QUERY), in the one reply a delivery gets: a knowledge answer or a
+        task's first question after the welcome in one text (paged like any long text); a
+        task whose reply comes from slow work (「天气 北京」) shows the welcome first when it
+        comes. A reply that cannot carry text (a transfer to a human agent, a song) goes
+        alone. A tracking code's scene: the welcome alone."""
+        scene = msg.event_key.strip()
+        if not self.understands(scene, lang):
+            return Outcome(Text(translate(self.settings.welcome, lang)), WAIT_QUERY)
+        _start_over(ctx)
+        outcome = self.dispatch(conn, replace(msg, event="click", event_key=scene), ctx, now, later)
+        # in the language the scene left (「语言 en」 changes it)
+        welcome = translate(self.settings.welcome, ctx.extras.get("language") or lang)
+        if outcome.deferred is not None:  # shown with the result (see apply)
+            ctx.slots[delivery.NOTICE] = f"{welcome}\n"
+            return outcome
+        if isinstance(outcome.reply, Text):
+            return replace(outcome, reply=Text(f"{welcome}\n\n{outcome.reply.content}"))
+        return outcome
 
     def _set_language(self, turn: Turn, ctx: ContextRow, choice: str, keep: dict) -> Outcome:  # type: ignore[type-arg]
         """「语言 xx」 in any state: answer in the new language and, mid-flow, ask again."""

@@ -38,6 +38,7 @@ class FlowRunner(SmsCodeSteps):
         self.ROUTERS = [self.route]
         self.PROMPTS = {state: self.prompt for state in self.by_state}
         self.COMMANDS = [self.starts_flow]
+        self.CLAIMS = [self.claims]
         self.TAKES_ANY_TEXT = {
             s.state for f in flows for s in f.steps if isinstance(s.kind, TextSlot)
         }
@@ -55,6 +56,11 @@ class FlowRunner(SmsCodeSteps):
         work.event(stats.FLOW, "entered")
         filled = self._find(work, turn.text, current=None)
         return self._record(work, self._advance(work, filled, came_from=None))
+
+    def claims(self, text: str, kb: Any = None) -> bool:
+        """Whether ``route`` starts a flow for ``text`` typed in WAIT_QUERY (see CLAIMS in
+        wxbot.dialog.states): the trigger matcher alone, in memory."""
+        return bool(text.strip()) and self.matcher.match(text.strip(), kb) is not None
 
     def starts_flow(self, turn: Turn) -> bool:
         """A flow's keyword or trigger phrase first, in a waiting state of another flow or

@@ -149,10 +149,13 @@ def worker_exited(pid: int) -> None:
 
 def count_lookups(kb: Any) -> Any:
     """Count what each ``kb.lookup`` finds (answered / suggested / unknown), by wrapping that
-    one method on the instance: the matcher needs no knowledge of metrics. Returns ``kb``."""
+    one method on the instance: the matcher needs no knowledge of metrics. Returns ``kb``.
+    The lookup as it was stays as ``kb.lookup_uncounted``, for checks that ask nothing
+    (whether a QR code's scene is a question at all: wxbot.dialog.handlers.query)."""
     lookup = getattr(kb, "lookup", None)
     if lookup is None:
         return kb
+    kb.lookup_uncounted = lookup
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         found = lookup(*args, **kwargs)

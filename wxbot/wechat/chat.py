@@ -37,6 +37,7 @@ Type a message and press Enter. Other message types:
   /image                      send a picture         /link TITLE URL  a link
   /subscribe [SCENE]          follow (via a QR scene) /unsubscribe   unfollow
   /click KEY                  a menu click           /view URL      a menu link
+  /scan SCENE                 scan a QR code (a follower's SCAN; quote a scene with spaces)
   /help                       this help              /quit          leave (or Ctrl-D)"""
 
 
@@ -99,6 +100,8 @@ def message_for(sim: WeChatSimulator, line: str, openid: str) -> dict[str, Any]:
         return sim.event("unsubscribe", "", openid)
     if cmd == "/click" and args:
         return sim.event("CLICK", args[0], openid)
+    if cmd == "/scan" and args:
+        return sim.event("SCAN", args[0], openid, Ticket="simulated")
     if cmd == "/view" and args:
         return sim.event("VIEW", args[0], openid)
     raise UsageError(f"unknown or incomplete command {words[0]!r}; type /help")

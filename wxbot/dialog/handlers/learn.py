@@ -163,8 +163,15 @@ def _prompt(turn: Turn) -> str:
     return turn.t(ASK_QUESTION_AGAIN)
 
 
+def claims(text: str, _kb: object = None) -> bool:
+    """Whether ``route`` takes ``text`` typed in WAIT_QUERY (see CLAIMS in states.py): it
+    answers 「学习」 from anyone, if only to say who may teach."""
+    return normalise_command(text) in TEACH_WORDS
+
+
 STATES: dict[str, Handler] = {WAIT_LEARN: learn, WAIT_CONFIRM: confirm}
 PROMPTS = {WAIT_LEARN: _prompt, WAIT_CONFIRM: _prompt}
 COMMANDS = [starts_teaching]
+CLAIMS = [claims]
 TAKES_ANY_TEXT = {WAIT_LEARN}  # the question or answer being taught may start with any word
 ROUTERS: list[Router] = [route]

@@ -100,8 +100,14 @@ def starts_music(turn: Turn) -> bool:
     )
 
 
+def claims(text: str, _kb: Any = None) -> bool:
+    """Whether ``route`` takes ``text`` typed in WAIT_QUERY (see CLAIMS in states.py)."""
+    return parse_request(text) is not None
+
+
 STATES: dict[str, Handler] = {WAIT_MUSIC_INFO: wait_song}
 ROUTERS: list[Router] = [route]
 COMMANDS = [starts_music]
+CLAIMS = [claims]
 TAKES_ANY_TEXT = {WAIT_MUSIC_INFO}  # a song may be called anything, 「天气预报」 included
 PROMPTS = {WAIT_MUSIC_INFO: lambda turn: turn.t(ASK_SONG)}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 from wxbot.dialog import numerals
 from wxbot.dialog.flow import WAIT_QUERY, Outcome, Turn
@@ -98,13 +99,19 @@ def _picked(turn: Turn, entry_id: int, shown: object = None) -> Outcome:
     return Outcome(Text(match.answer), WAIT_QUERY, stat=ANSWERED)
 
 
+def may_be_question(text: str) -> bool:
+    """Whether ``text`` has a letter: bare numbers and codes (「13800138000」, 「42」) are
+    never looked up as questions beside a step or as a QR code's scene."""
+    return any(ch.isalpha() for ch in text)
+
+
 def knowledge_answer(turn: Turn) -> str | None:
     """A confident knowledge-base answer to a question asked while a step waits (a flow's
     step, a menu click mid-step), or None. Not for bare numbers and codes: they are answers
     to the step, however wrong. Neither logged as unanswered nor offered as did-you-mean."""
     kb = turn.deps.kb
     text = turn.text
-    if kb is None or not any(ch.isalpha() for ch in text):
+    if kb is None or not may_be_question(text):
         return None
     kb.refresh_if_stale(turn.db)
     found = kb.lookup(text, language=turn.language).best
@@ -112,6 +119,17 @@ def knowledge_answer(turn: Turn) -> str | None:
         return None
     _count_hit(turn, found.entry_id)
     return found.answer
+
+
+def answers_confidently(kb: Any, text: str, language: str | None = None) -> bool:
+    """Whether the knowledge base, as last refreshed, answers ``text`` confidently (in
+    ``language``; None: entries of every language alike). In memory, no database, nothing
+    counted: asking whether something is a question at all (a QR code's scene) is not asking
+    it."""
+    if kb is None or not may_be_question(text):
+        return False
+    lookup = getattr(kb, "lookup_uncounted", None) or kb.lookup
+    return lookup(text, language=language).best is not None
 
 
 def dont_know(turn: Turn, found: Lookup) -> Outcome:

@@ -238,6 +238,11 @@ def starts_weather(turn: Turn) -> bool:
     return _PREFIX.match(text) is not None and parse_request(turn.text) is not None
 
 
+def claims(text: str, _kb: Any = None) -> bool:
+    """Whether ``route`` takes ``text`` typed in WAIT_QUERY (see CLAIMS in states.py)."""
+    return parse_request(text) is not None
+
+
 def _choices_prompt(turn: Turn) -> str:
     places = [Place.from_dict(d) for d in turn.slots.get("places", [])]
     if not places:
@@ -249,5 +254,6 @@ def _choices_prompt(turn: Turn) -> str:
 STATES: dict[str, Handler] = {WAIT_WEATHER_CITY: wait_city, WAIT_WEATHER_CHOICE: wait_choice}
 ROUTERS: list[Router] = [route]
 COMMANDS = [starts_weather]
+CLAIMS = [claims]
 PROMPTS = {WAIT_WEATHER_CITY: lambda turn: turn.t(ASK_CITY), WAIT_WEATHER_CHOICE: _choices_prompt}
 TAKES_LOCATION = {WAIT_WEATHER_CITY, WAIT_WEATHER_CHOICE}  # 「也可以直接发送位置」
