@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.fakeapis import FakeApis, fake_apis_fixture  # noqa: F401
-from tests.helpers import content, say, state_of
+from tests.helpers import content, event, say, state_of
 from tests.phone_texts import phone
 from wxbot.config import DEFAULT_WELCOME
 from wxbot.dialog.handlers import music, weather
@@ -128,3 +128,10 @@ def test_an_admin_may_teach_the_word_itself(make_app, clock) -> None:  # type: i
     say(bot, "o_admin", "发「天气 城市」查天气，发「人工」找客服。")  # its answer
     say(bot, "o_admin", "是")
     assert content(say(bot, "u2", "帮助")) == "发「天气 城市」查天气，发「人工」找客服。"
+
+
+def test_a_menu_button_called_help(hbot) -> None:  # type: ignore[no-untyped-def]
+    """The most common menu button: its key 「帮助」 clicked is the word typed."""
+    reply = content(hbot.handle(event("u1", "click", "帮助")))
+    assert reply == translate(DEFAULT_WELCOME, "zh")
+    assert _unanswered(hbot) == 0

@@ -201,7 +201,7 @@ class Dialogue:
             turn = self.turn(conn, msg, ctx, now, later)
         elif clicked and state != WAIT_QUERY and self.table.is_known(state):
             return self._menu_mid_step(turn, ctx, keep)
-        helps = command in words.HELP_WORDS and not clicked
+        helps = command in words.HELP_WORDS  # typed, or a menu key 「帮助」 (mid-step: above)
         if helps and self._asks(state):
             return self._help_mid_step(turn, ctx, keep)
         if state == WAIT_QUERY:
