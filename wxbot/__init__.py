@@ -28,6 +28,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # before any handler sees it (wxbot.redaction): logs are shipped and shared.
     redaction.install()
     app = Flask(__name__, instance_relative_config=True)
+    # A path with an empty segment (``/admin/api/sessions//history``: an unset variable in a
+    # script) names nothing: a 404 (the API's JSON, the console's page), not Werkzeug's HTML
+    # 308 to the path with its slashes merged, which names another thing (a client following
+    # it with DELETE cleared the history of a user called "history").
+    app.url_map.merge_slashes = False
     overrides = dict(test_config or {})
     clock = overrides.pop("clock", time.time)
     settings = _load_settings(app, overrides)

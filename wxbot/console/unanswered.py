@@ -40,12 +40,17 @@ def unanswered() -> str:
     for item in items:
         item["guesses"] = ops.similar_entries(str(item["question"]))
     done_entry = as_int(request.args.get("entry", ""))
+    done = request.args.get("done", "")
+    if done in ("taught", "attached") and done_entry is None:
+        # the notice links to the entry: without one (a hand-edited or truncated URL) it
+        # is left out, rather than the page failing to build the link (a 500)
+        done = ""
     return render_template(
         "console/unanswered.html",
         nav="unanswered",
         items=items,
         sort=sort,
-        done=request.args.get("done", ""),
+        done=done,
         done_count=request.args.get("n", ""),
         done_entry=done_entry,
         **paging(total, page),

@@ -25,6 +25,10 @@ def parse(text: str, name: str) -> Parsed:
         except RecursionError:
             out.errors.append(f"{name}:{number}: invalid JSON (nested too deeply)")
             continue
+        except ValueError:
+            # Python refuses integers of more than 4,300 digits (int_max_str_digits)
+            out.errors.append(f"{name}:{number}: invalid JSON (a number too long)")
+            continue
         if not isinstance(obj, dict):
             out.errors.append(f"{name}:{number}: expected a JSON object")
             continue
