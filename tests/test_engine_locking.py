@@ -130,3 +130,25 @@ def test_extras_by_key_become_joins_and_others_stay_subqueries(make_app) -> None
     assert locked.ctx is not None and locked.ctx.extras == {"lang": "en", "stored": 1}
     sql_text, _ = statements._seen_read("o_x", "k")
     assert "JOIN user_languages" in sql_text and "count(" in sql_text.lower()
+
+
+def test_a_commit_mark_dies_with_its_connection(mysql_bot):  # type: ignore[no-untyped-def]
+    """The mark that skips a second COMMIT belongs to one DBAPI connection: cleared when its
+    transaction ends, and gone with the connection if that is dropped first (keyed by id(),
+    a new connection given the same id would have inherited it and not sent its COMMIT:
+    mysqlclient has no status flags to catch that)."""
+    import gc
+
+    from wxbot import db
+
+    say(mysql_bot, "o_mark", "你好")
+    assert len(db._committed_in_sql) == 0  # every message's mark was used by its commit
+    conn = mysql_bot.engine.connect()
+    conn.begin()
+    db.committed_in_sql(conn)
+    assert len(db._committed_in_sql) == 1
+    conn.invalidate()  # dropped (as by a lost connection) before the transaction ends
+    conn.close()
+    del conn
+    gc.collect()
+    assert len(db._committed_in_sql) == 0

@@ -170,14 +170,17 @@ def _read_only_is_a_disconnect(engine: Engine) -> None:
 
 
 SERVER_STATUS_IN_TRANS = 1  # MySQL protocol: a transaction is open on this connection
-_committed_in_sql: set[int] = set()  # id() of DBAPI connections; cleared by the next end
+# DBAPI connections whose last query ended in COMMIT; cleared by the transaction's end. Weak:
+# a connection dropped before that end (closed by an error) must not leave a mark that a new
+# connection given the same id() would inherit (its real COMMIT would then not be sent).
+_committed_in_sql: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def committed_in_sql(conn: Connection) -> None:
     """Tell the transaction of ``conn`` that its statements ended with COMMIT themselves
     (the message path sends COMMIT in its last multi-statement query, saving a round trip):
     the transaction's own commit then sends nothing."""
-    _committed_in_sql.add(id(conn.connection.dbapi_connection))
+    _committed_in_sql.add(conn.connection.dbapi_connection)
 
 
 def _skip_needless_commit(engine: Engine) -> None:
@@ -192,15 +195,16 @@ def _skip_needless_commit(engine: Engine) -> None:
 
     def do_commit(dbapi_connection: Any) -> None:
         raw = getattr(dbapi_connection, "dbapi_connection", dbapi_connection)  # pool proxy
-        marked = id(raw) in _committed_in_sql
-        _committed_in_sql.discard(id(raw))
+        marked = raw in _committed_in_sql
+        _committed_in_sql.discard(raw)
         status = getattr(dbapi_connection, "server_status", None)
         if marked and (status is None or not status & SERVER_STATUS_IN_TRANS):
             return
         send_commit(dbapi_connection)
 
     def do_rollback(dbapi_connection: Any) -> None:
-        _committed_in_sql.discard(id(getattr(dbapi_connection, "dbapi_connection", None)))
+        raw = getattr(dbapi_connection, "dbapi_connection", dbapi_connection)  # pool proxy
+        _committed_in_sql.discard(raw)
         send_rollback(dbapi_connection)
 
     dialect.do_commit = do_commit  # type: ignore[method-assign]
