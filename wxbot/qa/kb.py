@@ -139,8 +139,10 @@ class KnowledgeBase(FreshIndex):
             return []
         texts = self._texts
         function = self.analyzer.function_grams(normalized)
+        # kana that spell a kanji word of the base (「へんぴん」) compared as that word (返品)
+        respelled = self.analyzer.respell(normalized)
         rerank = Reranker(
-            text,
+            text if respelled is normalized else respelled,
             q.words,
             texts.idf,
             index.idf,

@@ -1,0 +1,117 @@
+"""Japanese questions typed in kana find the kanji words of stored questions.
+
+Users type 「へんぴん」 for 返品 and 「そうりょう」 for 送料; the word index had no term in common
+between the two (hiragana grams are weak terms, kanji are jieba words and characters), so
+such a question found nothing or a neighbour. The knowledge base's Japanese questions now
+teach the analyzer the kana reading of each of their kanji words (pykakasi, the optional
+``wxbot[japanese]``), and a query's kana that spell one bring that word's terms along.
+Without pykakasi nothing changes. Chinese text is never read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wxbot.qa import readings, writer
+from wxbot.qa.kb import KnowledgeBase
+from wxbot.qa.text import get_analyzer, normalize
+
+ENTRIES = [
+    ("送料はいくらですか", "全国一律500円です。"),
+    ("返品はできますか", "到着後7日以内なら返品できます。"),
+    ("交換はできますか", "サイズ違いは交換できます。"),
+    ("返金はいつされますか", "返品到着後5日以内に返金します。"),
+    ("退会するにはどうすればいいですか", "マイページの設定から手続きできます。"),
+    ("会員登録の方法を教えてください", "トップページの新規登録からどうぞ。"),
+    ("定期便をお休みしたい", "マイページの定期便の管理から設定できます。"),
+]
+
+
+def _kb(tmp_path: Path) -> KnowledgeBase:
+    from wxbot.db import make_engine, upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'kb.sqlite3'}")
+    upgrade(engine)
+    with engine.begin() as conn:
+        for question, answer in ENTRIES:
+            writer.create_entry(conn, [question], answer, now=1.0, source="api", language="ja")
+    kb = KnowledgeBase(engine)
+    with engine.connect() as conn:
+        kb.refresh_if_stale(conn)
+    return kb
+
+
+@pytest.fixture
+def kb(tmp_path: Path) -> KnowledgeBase:
+    pytest.importorskip("pykakasi")
+    return _kb(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("asked", "wanted"),
+    [
+        ("へんぴんしたいです", "返品はできますか"),
+        ("そうりょうっていくら", "送料はいくらですか"),
+        ("ていきびん止めたい", "定期便をお休みしたい"),
+    ],
+)
+def test_a_kana_spelling_finds_the_kanji_question(kb, asked: str, wanted: str) -> None:  # type: ignore[no-untyped-def]
+    """Answered: the word index meets the kanji word through its reading, and the
+    character ranker compares the kana as that word (KnowledgeBase.evidence)."""
+    found = kb.lookup(asked, language="ja")
+    assert found.best is not None and found.best.question == wanted, (asked, found)
+
+
+def test_the_analyzer_learns_readings_from_the_base(kb) -> None:  # type: ignore[no-untyped-def]
+    analyzer = get_analyzer()
+    assert analyzer.spelled(normalize("へんぴんとそうりょう")) == ["返品", "送料"]
+    assert analyzer.respell(normalize("ヘンピンしたい")) == "返品したい"  # katakana folded
+    assert "返品" in analyzer.query(normalize("へんぴんしたい")).words
+
+
+def test_kanji_grammar_gets_no_reading() -> None:
+    """「下さい」 written in kanji by one question must not make every query's 「ください」
+    a content word."""
+    pytest.importorskip("pykakasi")
+    read = dict(readings.readings(normalize("住所を教えて下さい")))
+    assert read.get("じゅうしょ") == "住所"
+    assert "ください" not in read
+
+
+def test_simplified_forms_are_read_as_japanese() -> None:
+    """normalize() simplifies 予約 to 予约 and 確認 to 确认: they are read all the same."""
+    pytest.importorskip("pykakasi")
+    read = dict(readings.readings(normalize("予約を確認したい")))
+    assert read["よやく"] == "予约"
+    assert read["かくにん"] == "确认"  # also without the verb's kana: 確認し(たい)
+
+
+def test_chinese_text_is_never_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(_: str) -> list[tuple[str, str]]:
+        raise AssertionError("Chinese text read")
+
+    monkeypatch.setattr(readings, "readings", fail)
+    analyzer = get_analyzer()
+    analyzer.terms(normalize("运费怎么算"), synonyms=_NoSynonyms())
+    assert analyzer.spelled(normalize("运费怎么算")) == []
+
+
+def test_without_pykakasi_nothing_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pykakasi", None)  # import fails
+    monkeypatch.setattr(readings, "_reader", None)
+    monkeypatch.setattr(readings, "_missing", False)
+    assert not readings.available()
+    assert readings.readings(normalize("送料はいくらですか")) == []
+
+
+class _NoSynonyms:
+    """A Synonyms stand-in without any group (the knowledge base always passes one)."""
+
+    def split(self, text: str) -> list[tuple[str, tuple[str, ...]]]:
+        return [(text, ())]
+
+    def single(self, word: str) -> tuple[str, ...]:
+        return ()
