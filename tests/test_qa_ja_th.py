@@ -115,3 +115,22 @@ class _NoSynonyms:
 
     def single(self, word: str) -> tuple[str, ...]:
         return ()
+
+
+def test_homophones_are_respelled_alike_whatever_order_they_were_learnt() -> None:
+    """Two processes, one that read the base afresh and one that learnt a word through an
+    edit, must score a query alike: where the base writes a reading two ways (交換 and 好感
+    are both こうかん), the choice does not depend on which came first."""
+    pytest.importorskip("pykakasi")
+    from wxbot.qa.text import Analyzer
+
+    first, second = Analyzer(), Analyzer()
+    for analyzer, questions in (
+        (first, ["交換できますか", "好感が持てる"]),
+        (second, ["好感が持てる", "交換できますか"]),
+    ):
+        for question in questions:
+            analyzer._learn_spellings(normalize(question))
+    asked = normalize("こうかんしたい")
+    assert first.respell(asked) == second.respell(asked) != asked
+    assert first.spelled(asked) == second.spelled(asked)

@@ -239,7 +239,9 @@ class Analyzer:
         for reading, word in readings(normalized):
             known = spellings.get(reading, ())
             if word not in known:
-                spellings[reading] = (*known, word)  # one store: readers see old or new
+                # sorted, not in the order learnt: a process that learnt them through edits
+                # and one that read the base afresh must respell and score alike
+                spellings[reading] = tuple(sorted((*known, word)))  # one store: old or new
 
     def spelled(self, normalized: str) -> list[str]:
         """The kanji words of the knowledge base that the text's kana spell out, longest
@@ -250,7 +252,8 @@ class Analyzer:
 
     def respell(self, normalized: str) -> str:
         """The text with the kana that spell a kanji word of the base written as that word
-        (the first one learnt): for a ranker that compares characters."""
+        (the first in code-point order, where the base writes a reading several ways): for a
+        ranker that compares characters."""
         pieces: list[str] = []
         done = 0
         for match in self._kana_runs(normalized):
