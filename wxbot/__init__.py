@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask, jsonify
 
 from wxbot import redaction
-from wxbot.config import Settings, load_settings, warn_about_demo
+from wxbot.config import ConfigError, Settings, load_settings, warn_about_demo
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,17 @@ def _load_settings(app: Flask, overrides: dict[str, Any]) -> Settings:
     environ: dict[str, str] = {}
     path = os.path.join(app.instance_path, INSTANCE_CONFIG)
     if os.path.exists(path):
-        app.config.from_pyfile(path)
+        try:
+            app.config.from_pyfile(path)
+        except Exception as exc:  # noqa: BLE001 - the file is Python: it may raise anything
+            # One line naming the file and the line, not a traceback (a stray quote, binary
+            # junk, an unreadable file): the operator's fix is in that file.
+            line = f":{exc.lineno}" if isinstance(exc, SyntaxError) and exc.lineno else ""
+            reason = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+            raise ConfigError(
+                f"{path}{line}: {type(exc).__name__}: {reason}; it holds "
+                'WXBOT_X = "value" lines (Python syntax)'
+            ) from None
         environ.update(
             {k: str(v) for k, v in app.config.items() if k.startswith("WXBOT_") and v is not None}
         )

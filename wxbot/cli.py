@@ -6,10 +6,12 @@ import importlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy.exc import DBAPIError
 
 from wxbot.config import ConfigError
 
@@ -46,8 +48,36 @@ def _create_app():  # type: ignore[no-untyped-def]
     return app
 
 
+class Interrupted(click.ClickException):
+    """Ctrl-C: one line and the shell's code for SIGINT (128 + 2). click's own handling
+    says "Aborted!" and exits 1, which a script cannot tell from a failure."""
+
+    exit_code = 130
+
+    def __init__(self) -> None:
+        super().__init__("interrupted")
+
+    def show(self, file: Any = None) -> None:
+        # A newline first: the terminal has echoed ^C on the current line.
+        click.echo(f"\nError: {self.format_message()}", err=True)
+
+
+class WxbotGroup(FlaskGroup):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted() from None
+        except DBAPIError as exc:
+            # A database that refuses mid-command (a user without INSERT, a server gone
+            # after the schema check): one line, not SQLAlchemy's traceback and SQL.
+            from wxbot.migrations.guard import database_error
+
+            raise click.ClickException(f"database error: {database_error(exc)}") from None
+
+
 @click.group(
-    cls=FlaskGroup,
+    cls=WxbotGroup,
     create_app=_create_app,
     add_default_commands=False,
     add_version_option=False,
@@ -72,6 +102,13 @@ def init_db() -> None:
 
     engine = current_app.extensions["wxbot.engine"]
     where = display_url(engine.url)
+    if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        # sqlite:/// (`sqlite:///$DB` with DB unset): "database ready" and exit 0 before, for
+        # a schema gone when the command ended, and every later command said to run init-db.
+        raise click.ClickException(
+            f"{where} is an in-memory database: nothing created in it outlives this command;"
+            " set WXBOT_DATABASE_URL to a file, e.g. sqlite:////var/lib/wxbot/wxbot.db"
+        )
     with _one_line_errors(where):
         status = upgrade(engine)
         drift = schema_drift(engine)
@@ -159,8 +196,13 @@ def sessions() -> None:
     """Conversation contexts."""
 
 
+# Each batch is one transaction holding its rows' locks; past a million (or the databases'
+# 64-bit integers: a traceback before) it is no batch at all.
+MAX_CLEANUP_BATCH = 1_000_000
+
+
 @sessions.command("cleanup")
-@click.option("--batch", default=1000, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, MAX_CLEANUP_BATCH))
 @with_appcontext
 def sessions_cleanup(batch: int) -> None:
     """Delete expired contexts and day-old dedup records, and empty histories older than

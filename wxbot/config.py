@@ -237,12 +237,13 @@ def validate(settings: Settings) -> None:
         from sqlalchemy.exc import ArgumentError
 
         try:
-            make_url(settings.database_url)
+            url = make_url(settings.database_url)
         except (ArgumentError, ValueError):  # ValueError: a port that is not a number
             raise ConfigError(
                 "WXBOT_DATABASE_URL is not a SQLAlchemy URL; use e.g. "
                 "mysql+pymysql://user:password@host/db?charset=utf8mb4 or sqlite:////path/wxbot.db"
             ) from None
+        _check_database_driver(url)
     _validate_timeouts(settings)
     _validate_urls(settings)
     names = ("session_ttl", "max_sessions", "max_rounds", "history_rounds", "max_attempts")
@@ -279,6 +280,29 @@ def validate(settings: Settings) -> None:
         raise ConfigError("WXBOT_SMS_BACKEND must be 'console' or 'webhook'")
     if settings.sms_backend == "webhook" and not settings.sms_webhook_url:
         raise ConfigError("WXBOT_SMS_BACKEND=webhook needs WXBOT_SMS_WEBHOOK_URL")
+
+
+def _check_database_driver(url: Any) -> None:
+    """The URL's database kind and driver exist here: checked with the settings, so a typo
+    (``mysql+pymsql://``) or a driver that is not installed (``mysql://`` is mysqlclient's)
+    is one line naming the variable, not a traceback from deep in SQLAlchemy."""
+    from sqlalchemy.exc import NoSuchModuleError
+
+    try:
+        dialect = url.get_dialect()
+    except NoSuchModuleError:
+        raise ConfigError(
+            f"WXBOT_DATABASE_URL names an unknown database or driver {url.drivername!r}; "
+            "use mysql+pymysql://user:password@host/db?charset=utf8mb4 or sqlite:////path/wxbot.db"
+        ) from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise ConfigError(
+            f"WXBOT_DATABASE_URL: the {url.drivername!r} driver needs the Python module "
+            f"{exc.name or str(exc)!r}, which is not installed; install it, or use "
+            "mysql+pymysql://user:password@host/db?charset=utf8mb4"
+        ) from None
 
 
 def _validate_timeouts(settings: Settings) -> None:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import os
+import secrets
+import stat
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import IO, Any
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+from sqlalchemy.exc import DBAPIError
 
 from wxbot.qa import synonyms as synonym_store
 from wxbot.qa.formats import ALL_FORMATS, FormatError, detect_format, export_items, write
@@ -62,6 +67,12 @@ def import_command(files: tuple[str, ...], skip_bad: bool, dry_run: bool, fmt: s
             fmt=fmt,
             progress=lambda n, _what: bar.update(n),
         )
+    except DBAPIError as exc:  # one transaction: a refusal anywhere in it leaves nothing
+        from wxbot.migrations.guard import database_error
+
+        raise click.ClickException(
+            f"database error, nothing written: {database_error(exc)}"
+        ) from None
     finally:
         bar.close()
     for line in report.errors[:MAX_ERRORS_SHOWN]:
@@ -70,6 +81,12 @@ def import_command(files: tuple[str, ...], skip_bad: bool, dry_run: bool, fmt: s
         click.echo(f"... and {len(report.errors) - MAX_ERRORS_SHOWN} more", err=True)
     for name, how in report.read_as:
         click.echo(f"read {name} as {how}")
+    good = report.added or report.updated or report.unchanged or report.synonyms
+    if skip_bad and report.errors and not good:
+        # --skip-bad skips bad rows among good ones; with none good (a mistyped path, the
+        # wrong file) it was "imported: added 0 ... rejected 1" and exit 0 before.
+        click.echo(f"nothing written: no good rows: {report.summary()}")
+        raise SystemExit(1)
     if report.written:
         click.echo(f"imported: {report.summary()}")
         _embed_new_questions(clock())
@@ -134,15 +151,11 @@ def export_command(file: str, fmt: str | None) -> None:
         return write(items, fmt, out)
 
     if file == "-":
-        count = write_all(sys.stdout)
+        count = _write_stdout(write_all)
     elif fmt == "xlsx":
         count = _write_xlsx(items, file)
     else:
-        try:
-            with open(file, "w", encoding="utf-8", newline="") as out:
-                count = write_all(out)
-        except OSError as exc:
-            raise click.ClickException(f"cannot write {file}: {exc.strerror}") from None
+        count = _write_file(file, write_all)
     what = "synonym groups" if fmt == "synonyms" else "entries"
     click.echo(f"exported {count} {what} to {file} ({fmt})", err=file == "-")
 
@@ -150,16 +163,64 @@ def export_command(file: str, fmt: str | None) -> None:
 def _write_xlsx(items: list[Any], file: str) -> int:
     """The workbook is built in memory first: a knowledge base too big for a sheet leaves no
     half-written file behind."""
-    import io
-
     buffer = io.BytesIO()
     try:
         count = write(items, "xlsx", buffer)
     except FormatError as exc:
         raise click.ClickException(str(exc)) from None
+    _write_file(file, lambda out: out.write(buffer.getbuffer()), binary=True)
+    return count
+
+
+def _write_stdout(write_all: Callable[[IO[str]], int]) -> int:
+    """'-': UTF-8 as the files are, whatever the terminal's locale (with a GBK console or
+    PYTHONIOENCODING=ascii the export was a UnicodeEncodeError traceback), with the writers'
+    own line ends (CSV's \r\n is not to become \r\r\n on Windows)."""
+    if sys.stdout is None:  # `wxbot kb export - >&-`: a traceback before
+        raise click.ClickException("standard output is closed: give a FILE instead of '-'")
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a text-only stream (an embedding caller's): it has its encoding
+        return write_all(sys.stdout)
+    sys.stdout.flush()
+    out = io.TextIOWrapper(buffer, encoding="utf-8", newline="", write_through=True)
     try:
-        with open(file, "wb") as out:
-            out.write(buffer.getbuffer())
+        return write_all(out)
+    finally:
+        out.flush()
+        out.detach()  # leave the buffer to sys.stdout, open
+
+
+def _write_file(file: str, write_all: Callable[[IO[Any]], int], binary: bool = False) -> int:
+    """Write FILE through a temporary file beside it, renamed over it once complete: an
+    export that fails (a full disk, Ctrl-C) leaves the file that was there (yesterday's
+    export) as it was, not truncated. What is not a regular file (/dev/stdout, a pipe) is
+    written in place: it is no file to replace; so is a file the operator may write in a
+    folder they may not (no temporary file can be made there)."""
+    kwargs: dict[str, Any] = {} if binary else {"encoding": "utf-8", "newline": ""}
+    try:
+        target = os.path.realpath(file)  # a symlink's file is replaced, not the link
+        folder, name = os.path.split(target)
+        tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
+        in_place = os.path.exists(file) and not os.path.isfile(file)
+        if not in_place:
+            try:
+                out = open(tmp, "xb" if binary else "x", **kwargs)  # noqa: SIM115 - umask applies
+            except PermissionError:
+                if not os.path.isfile(file):
+                    raise
+                in_place = True
+        if in_place:
+            with open(file, "wb" if binary else "w", **kwargs) as out:
+                return write_all(out)
+        try:
+            with out:
+                count = write_all(out)
+            if os.path.isfile(target):  # keep the permissions the operator gave it
+                os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
+            os.replace(tmp, target)
+        finally:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+        return count
     except OSError as exc:
         raise click.ClickException(f"cannot write {file}: {exc.strerror}") from None
-    return count

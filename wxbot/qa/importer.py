@@ -103,7 +103,10 @@ def read_synonyms(path: str) -> tuple[list[list[str]], list[str], str]:
     """The groups of a synonyms file, its errors, and the encoding it was read in."""
     try:
         with open(path, "rb") as fh:
-            decoded = decode_text(fh.read(), path)
+            data = fh.read()
+        if not data.strip():  # as an empty knowledge file is (parse_file)
+            return [], [f"{path}: the file is empty"], ""
+        decoded = decode_text(data, path)
     except OSError as exc:
         return [], [f"{path}: cannot read ({exc.strerror})"], ""
     except FormatError as exc:

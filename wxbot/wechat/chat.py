@@ -18,6 +18,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from wxbot.messages.replies import (
+    UNSENDABLE,
     Image,
     Music,
     News,
@@ -28,6 +29,7 @@ from wxbot.messages.replies import (
     Video,
     Voice,
 )
+from wxbot.models import OPENID_LEN
 from wxbot.redaction import describe, display_url, mask_phone
 from wxbot.wechat.simulator import DEFAULT_OPENID, MODES, SimulatorError, WeChatSimulator
 
@@ -71,8 +73,30 @@ class UsageError(ValueError):
     pass
 
 
+def _is_utf8(text: str) -> bool:
+    """Python reads undecodable input bytes as lone surrogates, which no request can carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_openid(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """--openid as WeChat could send it. The server refuses an empty or over-long one, and
+    control characters are dropped on the way (the reply came back addressed to someone
+    else): said once here, not as an error on every line."""
+    if not value or len(value) > OPENID_LEN or UNSENDABLE.search(value) or not _is_utf8(value):
+        raise click.BadParameter(
+            f"an OpenID is 1 to {OPENID_LEN} printable characters, e.g. {DEFAULT_OPENID}"
+        )
+    return value
+
+
 def message_for(sim: WeChatSimulator, line: str, openid: str) -> dict[str, Any]:
     """The WeChat message a typed line stands for (plain text unless it is a /command)."""
+    if not _is_utf8(line):  # bytes piped in that are no UTF-8 (a GBK file): a traceback before
+        raise UsageError("the line is not UTF-8 text; convert it first, e.g. iconv -f GBK")
     if not line.startswith("/"):
         return sim.text(line, openid)
     try:
@@ -113,17 +137,19 @@ def run_chat(
     openid: str,
     read_line: Callable[[], str | None],
     echo: Callable[[str], None],
-) -> None:
-    """The read–send–print loop; stops at end of input or /quit."""
+) -> int:
+    """The read–send–print loop; stops at end of input or /quit. Returns how many lines
+    failed (a bad /command, no reply from the server), for the exit code."""
+    failed = 0
     while True:
         line = read_line()
         if line is None:
-            return
+            return failed
         line = line.strip()
         if not line:
             continue
         if line in ("/quit", "/exit"):
-            return
+            return failed
         if line == "/help":
             echo(HELP)
             continue
@@ -131,24 +157,41 @@ def run_chat(
             reply = sim.post(target, message_for(sim, line, openid))
         except UsageError as exc:
             echo(f"[用法] {exc}")
-            continue
         except SimulatorError as exc:
-            echo(f"[错误] {exc}")
-            continue
+            echo(f"[错误] {_one_line(str(exc))}")
         except OSError as exc:  # requests' ConnectionError/Timeout are OSErrors
             echo(f"[错误] cannot reach the server: {describe(exc)}")
+        else:
+            echo("\n".join(f"bot> {part}" for part in format_reply(reply).split("\n")))
             continue
-        echo("\n".join(f"bot> {part}" for part in format_reply(reply).split("\n")))
+        failed += 1
+
+
+ERROR_CHARS = 200
+
+
+def _one_line(text: str) -> str:
+    """An error in one line: a URL that is not a wxbot answers with a whole HTML page."""
+    text = " ".join(text.split())
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
 
 
 def _ensure_schema() -> None:
-    """In-process chat on a fresh machine: create the schema rather than answer with errors."""
-    from wxbot.db import current_revision, upgrade
+    """In-process chat on a fresh machine: create the schema rather than answer with errors.
+    A schema behind this release or not wxbot's is refused as `wxbot serve` refuses it:
+    chatted with anyway, each message logged a traceback for a missing table."""
+    from wxbot.db import upgrade
+    from wxbot.migrations.guard import CURRENT, MISSING, NEWER, schema_status
 
     engine = current_app.extensions.get("wxbot.engine")
-    if engine is not None and current_revision(engine) is None:
+    if engine is None:
+        return
+    status = schema_status(engine)
+    if status.state == MISSING:
         upgrade(engine)
         click.echo(f"(created the database schema at {display_url(engine.url)})", err=True)
+    elif status.state not in (CURRENT, NEWER):
+        raise click.ClickException(f"{display_url(engine.url)}: {status.message}")
 
 
 def _show_console_sms() -> None:
@@ -168,7 +211,13 @@ def _show_console_sms() -> None:
     default=None,
     help="POST to a running server, e.g. http://127.0.0.1:8000/wechat (default: in-process).",
 )
-@click.option("--openid", default=DEFAULT_OPENID, show_default=True, help="Act as this user.")
+@click.option(
+    "--openid",
+    default=DEFAULT_OPENID,
+    show_default=True,
+    callback=_check_openid,
+    help="Act as this user.",
+)
 @click.option(
     "--mode",
     type=click.Choice(MODES),
@@ -192,17 +241,34 @@ def chat(url: str | None, openid: str, mode: str | None) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     stdin = sys.stdin  # click's test runner swaps sys.stdin, so tests can type too
-    interactive = stdin.isatty()
+    # A closed stdin (`wxbot chat <&-`, a service without one) is no input, as /dev/null is.
+    interactive = stdin is not None and stdin.isatty()
     where = url or "in-process"
     click.echo(f"wxbot chat ({sim.mode} mode, {where}) as {openid}. /help for commands.", err=True)
 
     def read_line() -> str | None:
+        if stdin is None:
+            return None
         if interactive:
             try:
                 return click.prompt("you", prompt_suffix="> ", default="", show_default=False)
-            except (EOFError, click.Abort):
+            except click.Abort as exc:
+                # click.prompt makes both Ctrl-D and Ctrl-C an Abort: Ctrl-D leaves, Ctrl-C
+                # interrupts (exit 130, as in every other command).
+                if isinstance(exc.__context__, KeyboardInterrupt):
+                    raise KeyboardInterrupt from None
                 return None
-        line = stdin.readline()
+            except EOFError:
+                return None
+        try:
+            line = stdin.readline()
+        except UnicodeDecodeError as exc:  # a strict stdin (a UTF-8 locale) and GBK bytes
+            raise click.ClickException(
+                f"standard input is not {stdin.encoding} text ({exc.reason}); convert it first,"
+                " e.g. iconv -f GBK -t UTF-8"
+            ) from None
         return line if line else None
 
-    run_chat(sim, target, openid, read_line, click.echo)
+    failed = run_chat(sim, target, openid, read_line, click.echo)
+    if failed:  # a script piping lines in must see that some got no reply
+        raise click.ClickException(f"{failed} line(s) failed (see [错误] / [用法] above)")

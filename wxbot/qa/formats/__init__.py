@@ -110,6 +110,8 @@ def parse_file(path: str, fmt: str | None = None) -> Parsed:
             data = fh.read()
     except OSError as exc:
         return Parsed(errors=[f"{path}: cannot read ({exc.strerror})"])
+    if not data.strip():  # refused as the console refuses it: "imported: added 0" before
+        return Parsed(errors=[f"{path}: the file is empty"], name=path)
     return parse_bytes(data, path, fmt)
 
 
