@@ -63,11 +63,23 @@ def test_a_kana_spelling_finds_the_kanji_question(kb, asked: str, wanted: str) -
     assert found.best is not None and found.best.question == wanted, (asked, found)
 
 
-def test_the_analyzer_learns_readings_from_the_base(kb) -> None:  # type: ignore[no-untyped-def]
-    analyzer = get_analyzer()
-    assert analyzer.spelled(normalize("へんぴんとそうりょう")) == ["返品", "送料"]
-    assert analyzer.respell(normalize("ヘンピンしたい")) == "返品したい"  # katakana folded
-    assert "返品" in analyzer.query(normalize("へんぴんしたい")).words
+def test_the_index_learns_readings_from_the_base(kb) -> None:  # type: ignore[no-untyped-def]
+    spellings = kb._spellings
+    assert spellings.spelled(normalize("へんぴんとそうりょう")) == ["返品", "送料"]
+    assert spellings.respell(normalize("ヘンピンしたい")) == "返品したい"  # katakana folded
+    assert "返品" in get_analyzer().query(normalize("へんぴんしたい"), None, spellings).words
+
+
+def test_a_word_an_edit_removed_loses_its_reading(kb) -> None:  # type: ignore[no-untyped-def]
+    """Counted per entry: a process that applied the deletion holds what a fresh one does."""
+    from wxbot.qa import store
+
+    with kb.engine.begin() as conn:
+        entry = store.find_entry(conn, "返品はできますか")
+        writer.delete_entry(conn, entry.id, now=2.0)
+    with kb.engine.connect() as conn:
+        kb.refresh_if_stale(conn)
+    assert kb._spellings.spelled(normalize("へんぴんとそうりょう")) == ["送料"]
 
 
 def test_kanji_grammar_gets_no_reading() -> None:
@@ -92,9 +104,9 @@ def test_chinese_text_is_never_read(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("Chinese text read")
 
     monkeypatch.setattr(readings, "readings", fail)
-    analyzer = get_analyzer()
-    analyzer.terms(normalize("运费怎么算"), synonyms=_NoSynonyms())
-    assert analyzer.spelled(normalize("运费怎么算")) == []
+    spellings = readings.Spellings()
+    spellings.set_entry(1, [normalize("运费怎么算"), normalize("退货运费谁出")])
+    assert not spellings and spellings.spelled(normalize("うんひ")) == []
 
 
 def test_without_pykakasi_nothing_changes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,30 +119,44 @@ def test_without_pykakasi_nothing_changes(monkeypatch: pytest.MonkeyPatch) -> No
     assert readings.readings(normalize("送料はいくらですか")) == []
 
 
-class _NoSynonyms:
-    """A Synonyms stand-in without any group (the knowledge base always passes one)."""
-
-    def split(self, text: str) -> list[tuple[str, tuple[str, ...]]]:
-        return [(text, ())]
-
-    def single(self, word: str) -> tuple[str, ...]:
-        return ()
-
-
 def test_homophones_are_respelled_alike_whatever_order_they_were_learnt() -> None:
-    """Two processes, one that read the base afresh and one that learnt a word through an
-    edit, must score a query alike: where the base writes a reading two ways (交換 and 好感
-    are both こうかん), the choice does not depend on which came first."""
+    """A process that learnt a word through an edit and one that read the base afresh must
+    score a query alike: where the base writes a reading two ways (交換 and 好感 are both
+    こうかん), the choice does not depend on which came first."""
     pytest.importorskip("pykakasi")
-    from wxbot.qa.text import Analyzer
+    from wxbot.qa.readings import Spellings
 
-    first, second = Analyzer(), Analyzer()
-    for analyzer, questions in (
-        (first, ["交換できますか", "好感が持てる"]),
-        (second, ["好感が持てる", "交換できますか"]),
-    ):
-        for question in questions:
-            analyzer._learn_spellings(normalize(question))
+    first, second = Spellings(), Spellings()
+    first.set_entry(1, [normalize("交換できますか")])
+    first.set_entry(2, [normalize("好感が持てる")])
+    second.set_entry(2, [normalize("好感が持てる")])
+    second.set_entry(1, [normalize("交換できますか")])
     asked = normalize("こうかんしたい")
     assert first.respell(asked) == second.respell(asked) != asked
-    assert first.spelled(asked) == second.spelled(asked)
+    assert first.spelled(asked) == second.spelled(asked) == ["交换", "好感"]
+
+
+def test_a_reading_learnt_elsewhere_does_not_change_the_score(tmp_path: Path) -> None:
+    """Readings belong to one index, not to the process's shared analyzer: a word another
+    base in the process has (or had) must not be read into a query for a base without it,
+    or that process would score the query unlike one that read the base afresh."""
+    pytest.importorskip("pykakasi")
+    from wxbot.db import make_engine, upgrade
+    from wxbot.qa.text import Analyzer
+
+    def base(name: str, analyzer: Analyzer, with_it: bool) -> KnowledgeBase:
+        engine = make_engine(f"sqlite:///{tmp_path / name}.sqlite3")
+        upgrade(engine)
+        with engine.begin() as conn:
+            for question, answer in ENTRIES:
+                if with_it or "返品" not in question:
+                    writer.create_entry(conn, [question], answer, now=1.0, source="api")
+        kb = KnowledgeBase(engine, analyzer=analyzer)
+        with engine.connect() as conn:
+            kb.refresh_if_stale(conn)
+        return kb
+
+    base("other", get_analyzer(), with_it=True)  # teaches 返品 in this process
+    shared, fresh = base("shared", get_analyzer(), False), base("fresh", Analyzer(), False)
+    asked = "へんぴんしたい"
+    assert [ev for _, ev in shared.evidence(asked)] == [ev for _, ev in fresh.evidence(asked)]

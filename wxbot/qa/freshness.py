@@ -20,6 +20,7 @@ from wxbot.qa import store
 from wxbot.qa import synonyms as synonym_store
 from wxbot.qa.embeddings import Semantic, load_vectors
 from wxbot.qa.index import Bm25Index
+from wxbot.qa.readings import Spellings
 from wxbot.qa.rerank import GramStats, TextCache, entry_text, group_marks
 from wxbot.qa.snapshot import reading_engine
 from wxbot.qa.synonyms import Synonyms
@@ -101,6 +102,7 @@ class FreshIndex:
         self._languages: dict[int, str] = {}
         self.version = -1  # nothing loaded yet
         self._index = _new_index()
+        self._spellings = Spellings()  # the kana readings of its Japanese questions' words
         self._stats = GramStats()
         self._texts = TextCache(self._stats.idf, group_marks(self._synonyms))
         self._answers: dict[int, str] = {}
@@ -199,11 +201,11 @@ class FreshIndex:
 
     def _build(self, snap: _Snapshot) -> _Built:
         started = time.monotonic()
-        index = _new_index()
+        index, spellings = _new_index(), Spellings()
         stats = GramStats(len(snap.rows))
         answers: dict[int, str] = {}
         for entry_id, (answer, qs, learned) in snap.rows.items():
-            self._index_entry(index, entry_id, answer, qs, snap.synonyms)
+            self._index_entry(index, spellings, entry_id, qs, snap.synonyms)
             answers[entry_id] = answer
             if learned:
                 snap.learned.set_entry(entry_id, learned)
@@ -211,18 +213,21 @@ class FreshIndex:
             stats.add(entry_id, _sampled_text(stats, entry_id, joined, answer, snap.synonyms))
         rows = len(snap.rows)
         log.info("knowledge index: %d entries in %.2fs", rows, time.monotonic() - started)
-        return _Built(index, stats, answers, snap)
+        return _Built(index, spellings, stats, answers, snap)
 
     def _index_entry(
-        self, index: Bm25Index, entry_id: int, answer: str, qs: list[str], syn: Synonyms
+        self, index: Bm25Index, spellings: Spellings, entry_id: int, qs: list[str], syn: Synonyms
     ) -> None:
         terms = self.analyzer.terms
-        index.add_entry(entry_id, [terms(normalize(q), syn) for q in qs])
+        normalized = [normalize(q) for q in qs]
+        index.add_entry(entry_id, [terms(q, syn) for q in normalized])
+        spellings.set_entry(entry_id, normalized)
 
     def _swap(self, built: _Built) -> None:
-        index, stats, answers, snap = built
+        index, spellings, stats, answers, snap = built
         # Whole objects: a concurrent reader keeps using the old, consistent set.
         self._index, self._stats, self._answers = index, stats, answers
+        self._spellings = spellings
         self._languages, self._synonyms = snap.languages, snap.synonyms
         self._questions, self._learned = snap.questions, snap.learned
         self._texts = TextCache(stats.idf, group_marks(snap.synonyms))
@@ -310,13 +315,14 @@ class FreshIndex:
             row = rows.get(entry_id)
             if row is None:  # deleted
                 self._index.remove_entry(entry_id)
+                self._spellings.remove_entry(entry_id)
                 self._answers.pop(entry_id, None)
                 self._languages.pop(entry_id, None)
                 self._questions.pop(entry_id, None)
                 self._learned.remove_entry(entry_id)
                 continue
             answer, qs, learned = row
-            self._index_entry(self._index, entry_id, answer, qs, self._synonyms)
+            self._index_entry(self._index, self._spellings, entry_id, qs, self._synonyms)
             self._answers[entry_id] = answer
             self._questions[entry_id] = "\n".join(qs)
             self._learned.set_entry(entry_id, learned)
@@ -367,6 +373,7 @@ def _new_index() -> Bm25Index:
 
 class _Built(NamedTuple):
     index: Bm25Index
+    spellings: Spellings
     stats: GramStats
     answers: dict[int, str]
     snap: _Snapshot

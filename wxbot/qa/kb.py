@@ -133,14 +133,15 @@ class KnowledgeBase(FreshIndex):
         index, languages = self._index, self._languages
         answers, questions, syn = self._answers, self._questions, self._synonyms
         normalized = normalize(text)
-        q = self.analyzer.query(normalized, syn)
+        spellings = self._spellings
+        q = self.analyzer.query(normalized, syn, spellings)
         hits = index.search(q.terms, max(limit + 1, RERANK_POOL), soft=q.soft)
         if not hits:
             return []
         texts = self._texts
         function = self.analyzer.function_grams(normalized)
         # kana that spell a kanji word of the base (「へんぴん」) compared as that word (返品)
-        respelled = self.analyzer.respell(normalized)
+        respelled = spellings.respell(normalized)
         rerank = Reranker(
             text if respelled is normalized else respelled,
             q.words,
@@ -274,7 +275,7 @@ class KnowledgeBase(FreshIndex):
         """Words and synonym groups of a text, function words and words a group stands for
         left out (grouping questions)."""
         syn = self._synonyms
-        words = self.analyzer.query(normalize(text), syn).words
+        words = self.analyzer.query(normalize(text), syn, self._spellings).words
         return {w for w in words if w not in STOPWORDS and w not in syn}
 
     # -- hit counters (hits.py) ----------------------------------------------------------------

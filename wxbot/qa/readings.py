@@ -9,16 +9,25 @@ Normalised text is simplified Chinese where traditional and Japanese forms diffe
 予约 after ``text.normalize``), and pykakasi knows only Japanese and traditional forms, so its
 characters are first turned back, one for one, into their traditional or Japanese forms
 (opencc's tables; pykakasi folds traditional variants such as 會 / 條 to 会 / 条 itself).
-The readings are the analyzer's (text.Analyzer.spelled); a query never needs pykakasi.
+``Spellings`` keeps the readings of one index's Japanese questions (freshness.py builds and
+updates it with the index), so a query's kana can be matched to them; a query never needs
+pykakasi.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
+from wxbot.qa.text import _KANA_RE as KANA
+from wxbot.qa.text import _RUN_RE as RUN
+from wxbot.qa.text import _TO_HIRAGANA as TO_HIRAGANA
+
 MIN_READING = 3  # kana: shorter readings (ひ, かい, びん) sit inside too many kana strings
+MAX_READING = 10  # kana: longer stretches of a query are not tried
 # Kanji of words that are grammar however they are written, and usually written in kana
 # (出来ます, 下さい, 頂けます, 致します, 幾ら, 御座います, 宜しく, 有る / 無い, 為る, 成る, 居る,
 # 言う, 良い, 何時, 何処, 所, 事, 物, 迄, 等, 位, 程, 頃): a word made of these alone gets no
@@ -112,3 +121,100 @@ def readings(normalized: str) -> list[tuple[str, str]]:
     頂けます: _GRAMMAR_KANJI) are left out: their kana are in most questions."""
     reader = _get()
     return reader(normalized) if reader is not None else []
+
+
+class Spellings:
+    """The kana readings of the kanji words of one index's Japanese questions (「へんぴん」 →
+    返品, 「そうりょう」 → 送料), and the words a query's kana spell out. Not kana grams of
+    readings: こう, しょう, かい sit in every other word and in the endings a query's
+    hiragana is made of (why hiragana grams are weak terms); whole readings of MIN_READING
+    kana or more, longest first. Counted per entry, so an edit that removes a word removes
+    its reading: a process that has applied edits for months holds exactly what one that
+    read the base afresh does, and scores a query alike. Written under the index's lock;
+    read concurrently (every store replaces a whole tuple)."""
+
+    def __init__(self) -> None:
+        self._words: dict[str, tuple[str, ...]] = {}  # reading -> its words, sorted
+        self._entries: dict[str, Counter[str]] = {}  # reading -> word -> entries with it
+        self._by_entry: dict[int, list[tuple[str, str]]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._words)
+
+    def set_entry(self, entry_id: int, questions: Iterable[str]) -> None:
+        """The entry's normalised questions (a Chinese one has no kana: never read)."""
+        self.remove_entry(entry_id)
+        pairs = list(
+            dict.fromkeys(
+                pair
+                for q in questions
+                if KANA.search(q) and _IDEOGRAPH_RE.search(q)
+                for pair in readings(q)
+            )
+        )
+        if pairs:
+            self._by_entry[entry_id] = pairs
+        for reading, word in pairs:
+            counts = self._entries.setdefault(reading, Counter())
+            counts[word] += 1
+            if counts[word] == 1:
+                self._store(reading, counts)
+
+    def remove_entry(self, entry_id: int) -> None:
+        for reading, word in self._by_entry.pop(entry_id, ()):
+            counts = self._entries[reading]
+            counts[word] -= 1
+            if not counts[word]:
+                del counts[word]
+                self._store(reading, counts)
+
+    def _store(self, reading: str, counts: Counter[str]) -> None:
+        # sorted, not in the order learnt: the choice among homophones (交換 / 好感) must not
+        # depend on the order the entries came in
+        if counts:
+            self._words[reading] = tuple(sorted(counts))
+        else:
+            del self._entries[reading]
+            self._words.pop(reading, None)
+
+    def spelled(self, normalized: str) -> list[str]:
+        """The kanji words that the text's kana spell out, longest reading first from left to
+        right (「よやくしたしょうひん」 → 予约, 商品: normalised, so simplified), every word of
+        a reading the base writes several ways."""
+        runs = self._kana_runs(normalized)
+        return [w for run in runs for *_, words in self._spell(run.group()) for w in words]
+
+    def respell(self, normalized: str) -> str:
+        """The text with the kana that spell a kanji word written as that word (the first in
+        code-point order, where the base writes a reading several ways): for a ranker that
+        compares characters. The same object when nothing is spelled."""
+        pieces: list[str] = []
+        done = 0
+        for match in self._kana_runs(normalized):
+            for i, j, words in self._spell(match.group()):
+                pieces.append(normalized[done : match.start() + i])
+                pieces.append(words[0])
+                done = match.start() + j
+        return "".join(pieces) + normalized[done:] if pieces else normalized
+
+    def _kana_runs(self, normalized: str) -> list[re.Match[str]]:
+        if not self._words or not KANA.search(normalized):
+            return []
+        return [m for m in RUN.finditer(normalized) if KANA.match(m.group())]
+
+    def _spell(self, run: str) -> list[tuple[int, int, tuple[str, ...]]]:
+        """(start, end, words) of each stretch of a kana run that spells a reading."""
+        words_of = self._words
+        folded = run.translate(TO_HIRAGANA)
+        found: list[tuple[int, int, tuple[str, ...]]] = []
+        i = 0
+        while i <= len(run) - MIN_READING:
+            for j in range(min(len(run), i + MAX_READING), i + MIN_READING - 1, -1):
+                words = words_of.get(folded[i:j])
+                if words:
+                    found.append((i, j, words))
+                    i = j
+                    break
+            else:
+                i += 1
+        return found

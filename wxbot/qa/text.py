@@ -6,7 +6,8 @@ of a question (re-importing or re-teaching the same question updates one entry).
 ``Analyzer.terms`` turns normalised text into index terms: jieba words, the bigrams inside long
 words and the characters of words (function words stay whole: see STOPWORDS) (the n-grams make typos and unseen words degrade
 gracefully instead of missing), and whole Latin/digit words. A query's kana that spell a
-kanji word of the knowledge base's Japanese questions bring that word along (see MAX_READING).
+kanji word of the knowledge base's Japanese questions bring that word along (``query``'s
+``spellings``: readings.Spellings).
 
 jieba's dictionary takes ~0.7 s and ~90 MB to load, so one Analyzer is shared per process
 (``get_analyzer``) and loaded at start-up, never per request.
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from wxbot.qa.readings import Spellings
     from wxbot.qa.synonyms import Synonyms
 
 MAX_KEY_CHARS = 500
@@ -69,15 +71,6 @@ STOPWORD_WEIGHT = 0.2
 # its group (weighed like a function word) so that 「营业」 still finds 「营业时间」 and
 # 「营业执照」 though each is a group of its own.
 WEAK = "\x02"
-# Kanji words of a Japanese question spelled in kana (「へんぴん」 for 返品, 「そうりょう」 for
-# 送料): the knowledge base's Japanese questions teach the analyzer the kana reading of each
-# of their kanji words (pykakasi, optional: readings.py), and a query's kana that spell one
-# bring that word's terms along as soft terms (they count only where a stored question has
-# them, so a homophone the base does not have costs nothing). Not kana grams of readings:
-# こう, しょう, かい sit in every other word and in the endings a query's hiragana is made
-# of (why hiragana grams are weak terms); whole readings of MIN_READING kana or more only.
-MAX_READING = 10  # kana: longer stretches are not tried
-MAX_SPELLINGS = 200_000  # readings kept per process (a base's Japanese vocabulary)
 
 
 class Query(NamedTuple):
@@ -182,29 +175,26 @@ class Analyzer:
         jieba.setLogLevel(logging.WARNING)
         self._jieba = jieba.Tokenizer()
         self._jieba.initialize()
-        # kana reading -> the kanji words (normalised) of the knowledge base's Japanese
-        # questions that read so (see MAX_READING). Kept for the process: a word an edit
-        # removed keeps its reading until a restart (its terms are soft: they count only
-        # where a stored question still has them).
-        self._spellings: dict[str, tuple[str, ...]] = {}
 
     def terms(self, normalized: str, synonyms: Synonyms | None = None) -> list[str]:
         """Index terms of already-normalised text, with repetitions; plus the synonym groups
-        it mentions (``~id`` tokens) when ``synonyms`` is given. The knowledge base indexes
-        its questions with its synonyms (flow triggers and messages pass none): the kana
-        readings of such a Japanese question's kanji words are learnt (see MAX_READING)."""
-        if synonyms is not None:
-            self._learn_spellings(normalized)
+        it mentions (``~id`` tokens) when ``synonyms`` is given."""
         return self._analyze(normalized, synonyms)[0]
 
-    def query(self, normalized: str, synonyms: Synonyms | None = None) -> Query:
+    def query(
+        self,
+        normalized: str,
+        synonyms: Synonyms | None = None,
+        spellings: Spellings | None = None,
+    ) -> Query:
         """The terms of a question being asked: the index terms, plus every character bigram
         of each CJK run as *soft* terms (they count only where a stored question has them, so
         segmentation differences cost nothing: 「挂失我的」 still meets 「挂失」), plus the
-        word-level terms compared with answers."""
+        word-level terms compared with answers. ``spellings``: the readings of the base's
+        Japanese kanji words; the words a query's kana spell come along."""
         own: list[str] = []  # the words and characters of the query's group words
         terms, words, runs = self._analyze(normalized, synonyms, own)
-        spelled = self.spelled(normalized)  # kanji words its kana spell out: 「へんぴん」
+        spelled = spellings.spelled(normalized) if spellings else []  # 「へんぴん」: 返品
         if spelled:  # their terms soft (a homophone the base lacks costs nothing)
             spelled_terms, spelled_words, _ = self._analyze(" ".join(spelled), synonyms)
             own.extend(spelled_terms)
@@ -227,65 +217,6 @@ class Analyzer:
         # in katakana, folded): 「ろぐいん」 finds ログイン.
         soft.update(dict.fromkeys(t[1:] for t in have if t[0] == WEAK))
         return Query(terms, tuple(t for t in soft if t not in have), words)
-
-    def _learn_spellings(self, normalized: str) -> None:
-        spellings = self._spellings
-        if len(spellings) >= MAX_SPELLINGS or not (
-            _KANA_RE.search(normalized) and _IDEOGRAPH_RE.search(normalized)
-        ):
-            return  # a Chinese text has no kana: never read
-        from wxbot.qa.readings import readings
-
-        for reading, word in readings(normalized):
-            known = spellings.get(reading, ())
-            if word not in known:
-                # sorted, not in the order learnt: a process that learnt them through edits
-                # and one that read the base afresh must respell and score alike
-                spellings[reading] = tuple(sorted((*known, word)))  # one store: old or new
-
-    def spelled(self, normalized: str) -> list[str]:
-        """The kanji words of the knowledge base that the text's kana spell out, longest
-        reading first from left to right (「よやくしたしょうひん」 → 予约, 商品: normalised,
-        so simplified), every word of a reading the base writes several ways."""
-        runs = self._kana_runs(normalized)
-        return [w for run in runs for *_, ws in self._spell(run.group()) for w in ws]
-
-    def respell(self, normalized: str) -> str:
-        """The text with the kana that spell a kanji word of the base written as that word
-        (the first in code-point order, where the base writes a reading several ways): for a
-        ranker that compares characters."""
-        pieces: list[str] = []
-        done = 0
-        for match in self._kana_runs(normalized):
-            for i, j, words in self._spell(match.group()):
-                pieces.append(normalized[done : match.start() + i])
-                pieces.append(words[0])
-                done = match.start() + j
-        return "".join(pieces) + normalized[done:] if pieces else normalized
-
-    def _kana_runs(self, normalized: str) -> list[re.Match[str]]:
-        if not self._spellings or not _KANA_RE.search(normalized):
-            return []
-        return [m for m in _RUN_RE.finditer(normalized) if _KANA_RE.match(m.group())]
-
-    def _spell(self, run: str) -> list[tuple[int, int, tuple[str, ...]]]:
-        """(start, end, words) of each stretch of a kana run that spells a learnt reading."""
-        from wxbot.qa.readings import MIN_READING
-
-        spellings = self._spellings
-        folded = run.translate(_TO_HIRAGANA)
-        found: list[tuple[int, int, tuple[str, ...]]] = []
-        i = 0
-        while i <= len(run) - MIN_READING:
-            for j in range(min(len(run), i + MAX_READING), i + MIN_READING - 1, -1):
-                words = spellings.get(folded[i:j])
-                if words:
-                    found.append((i, j, words))
-                    i = j
-                    break
-            else:
-                i += 1
-        return found
 
     def function_grams(self, normalized: str) -> frozenset[str]:
         """Characters and bigrams of a question that only ever stand in its function words
