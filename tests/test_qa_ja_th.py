@@ -3,7 +3,7 @@
 Users type 「へんぴん」 for 返品 and 「そうりょう」 for 送料; the word index had no term in common
 between the two (hiragana grams are weak terms, kanji are jieba words and characters), so
 such a question found nothing or a neighbour. The knowledge base's Japanese questions now
-teach the analyzer the kana reading of each of their kanji words (pykakasi, the optional
+teach the index the kana reading of each of their kanji words (pykakasi, the optional
 ``wxbot[japanese]``), and a query's kana that spell one bring that word's terms along.
 Without pykakasi nothing changes. Chinese text is never read."""
 
