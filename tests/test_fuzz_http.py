@@ -60,8 +60,10 @@ TEACHER = "o_fuzz_teacher"  # may teach by chat (WXBOT_ADMIN_OPENIDS)
 
 # examples per test on SQLite; MySQL runs the first MYSQL_SHARE of the same inputs' budget.
 # WXBOT_FUZZ_SCALE=10 runs ten times as many (a longer hunt than CI's).
-EXAMPLES = {"api": 300, "api_auth": 100, "console": 250, "console_login": 60, "any_path": 100}
-EXAMPLES |= {"wechat": 250, "wechat_query": 150, "conversations": 100}
+# (derandomized: every CI run tries the same inputs, so the budget buys coverage once; kept
+# small for the suite's 15 minutes)
+EXAMPLES = {"api": 200, "api_auth": 60, "console": 150, "console_login": 40, "any_path": 60}
+EXAMPLES |= {"wechat": 150, "wechat_query": 100, "conversations": 60}
 MYSQL_SHARE = 0.4
 
 # what a refused request may still change (time-driven counters, login throttling)
