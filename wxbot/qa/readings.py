@@ -22,9 +22,9 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from wxbot.qa.text import _IDEOGRAPH_RE, _TO_HIRAGANA
 from wxbot.qa.text import _KANA_RE as KANA
 from wxbot.qa.text import _RUN_RE as RUN
-from wxbot.qa.text import _TO_HIRAGANA as TO_HIRAGANA
 
 MIN_READING = 3  # kana: shorter readings (ひ, かい, びん) sit inside too many kana strings
 MAX_READING = 10  # kana: longer stretches of a query are not tried
@@ -36,7 +36,6 @@ MAX_READING = 10  # kana: longer stretches of a query are not tried
 _GRAMMAR_KANJI = frozenset(
     "出来下頂顶戴致幾几御座宜有無无為为成居言良何処处故時时事物所迄等位程頃顷又及並并是非其此彼然"
 )
-_IDEOGRAPH_RE = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _KANA_CHARS = "".join(map(chr, range(0x3040, 0x3100)))
 
 
@@ -205,7 +204,7 @@ class Spellings:
     def _spell(self, run: str) -> list[tuple[int, int, tuple[str, ...]]]:
         """(start, end, words) of each stretch of a kana run that spells a reading."""
         words_of = self._words
-        folded = run.translate(TO_HIRAGANA)
+        folded = run.translate(_TO_HIRAGANA)
         found: list[tuple[int, int, tuple[str, ...]]] = []
         i = 0
         while i <= len(run) - MIN_READING:
