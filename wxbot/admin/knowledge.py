@@ -33,7 +33,7 @@ def _questions(data: dict[str, Any], required: bool) -> Any:
 
 
 def entry_json(entry: EntryRow, status: int = 200, **extra: object) -> Response:
-    """An entry as JSON, with its ETag (PUT and DELETE take it back in If-Match)."""
+    """An entry as JSON, with its ETag (every write to it takes it back in If-Match)."""
     return tagged(jsonify({**entry.to_dict(), **extra}), entry.version, status)
 
 
@@ -93,22 +93,24 @@ def delete_knowledge(entry_id: int) -> Response:
 
 @bp.post("/knowledge/<int:entry_id>/questions")
 def add_questions(entry_id: int) -> Response:
-    """Add similar questions: ``{"questions": [...]}`` or ``{"question": "..."}``."""
+    """Add similar questions: ``{"questions": [...]}`` or ``{"question": "..."}``; with
+    If-Match, only to the entry the client read (412 otherwise, unless it has them all)."""
     data = json_body()
     if set(data) - {"question", "questions"}:
         raise ApiError(422, 'give only "questions" (a list) or "question"')
     questions = _questions(data, required=True)
     ops = admin()
-    added = ops.add_questions(entry_id, questions)
+    added = ops.add_questions(entry_id, questions, expected=if_match())
     return entry_json(ops.entry(entry_id), added=added)
 
 
 @bp.delete("/knowledge/<int:entry_id>/questions")
 def remove_question(entry_id: int) -> Response:
-    """Remove one question: ``?question=...`` (URL-encoded)."""
+    """Remove one question: ``?question=...`` (URL-encoded); with If-Match, only from the
+    entry the client read (412 otherwise, before "no such question" or "its last one")."""
     question = request.args.get("question", "")
     if not question.strip():
         raise ApiError(422, "say which question to remove: ?question=...")
     ops = admin()
-    ops.remove_question(entry_id, question)
+    ops.remove_question(entry_id, question, expected=if_match())
     return entry_json(ops.entry(entry_id))

@@ -35,6 +35,11 @@ SAVE_CONFLICT = (
     "确认后再点保存，会用你的内容覆盖现在的内容。"
 )
 DELETE_CONFLICT = CHANGED + "没有删除：请看看现在的内容，仍要删除请再点「删除条目」。"
+ADD_CONFLICT = CHANGED + "相似问法还没有添加：请看看下面现在的问法，仍要添加请再点「添加」。"
+REMOVE_CONFLICT = (
+    CHANGED + "这次没有删除问法：请看看下面现在的问法（它可能已经不在了），"
+    "仍要删除请再点它旁边的「删除」。"
+)
 DELETED = (
     "条目 #{id} 已被删除（在另一个标签页，或被另一位管理员删除），你的修改没有保存。"
     "你填写的内容还在下面：可以另存为新条目。"
@@ -143,26 +148,32 @@ def _refused(entry_id: int, exc: AdminError, typed: dict[str, str]) -> tuple[str
 
 @bp.post("/knowledge/<int:entry_id>/questions")
 def add_questions(entry_id: int) -> Response | tuple[str, int]:
-    """More similar questions, one per line (those the entry has already are skipped)."""
+    """More similar questions, one per line (those the entry has already are skipped), to
+    the entry the page showed: one changed since is shown again, with what was typed."""
     ops = admin()
     current = ops.entry(entry_id)
     typed = request.form.get("new_questions", "")
     try:
-        ops.add_questions(entry_id, lines(typed))
+        ops.add_questions(entry_id, lines(typed), expected=shown_version())
     except AdminError as exc:
         if exc.status == 404:
             raise
+        if exc.status == 412:
+            return _edit_page(ops.entry(entry_id), 409, ADD_CONFLICT, {"new_questions": typed})
         return _edit_page(current, exc.status, labels.reason(exc.reason), {"new_questions": typed})
     return redirect(url_for("console.entry", entry_id=entry_id, saved="added"), code=303)
 
 
 @bp.post("/knowledge/<int:entry_id>/questions/remove")
 def remove_question(entry_id: int) -> Response | tuple[str, int]:
+    """One question off the entry the page showed: one changed since is shown again."""
     ops = admin()
     ops.entry(entry_id)  # a deleted entry: the 404 page
     try:
-        ops.remove_question(entry_id, request.form.get("question", ""))
-    except AdminError as exc:  # its last question, or one removed meanwhile
+        ops.remove_question(entry_id, request.form.get("question", ""), expected=shown_version())
+    except AdminError as exc:  # its last question, one removed meanwhile, a changed entry
+        if exc.status == 412:
+            return _edit_page(ops.entry(entry_id), 409, REMOVE_CONFLICT)
         return _edit_page(ops.entry(entry_id), exc.status, labels.reason(exc.reason))
     return redirect(url_for("console.entry", entry_id=entry_id, saved="removed"), code=303)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Container
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from wxbot.messages.replies import UNSENDABLE
 from wxbot.qa import store
@@ -254,13 +254,24 @@ def update_entry(
 
 
 def add_questions(
-    conn: Connection, entry_id: int, questions: object, *, now: float, origin: str = ""
+    conn: Connection,
+    entry_id: int,
+    questions: object,
+    *,
+    now: float,
+    origin: str = "",
+    expected: Container[str] | None = None,
 ) -> list[str]:
     """Add similar questions to an entry (those it has already are skipped). Returns the
-    questions added."""
+    questions added. ``expected``: the versions the caller's view may have (None: last
+    write wins); adding only questions the entry has already changes nothing, so it passes."""
     qs = check_questions(questions)
-    version = store.bump_version(conn, now)
+    version = store.bump_version(conn, now)  # the write lock: no change between check and write
     keys = {question_key(q): q for q in qs}
+    if expected is not None:  # as update_entry: 404, then 412, before the other refusals
+        seen = _current(conn, entry_id)
+        had = {question_key(q) for q in seen.questions}  # all of them: a no-op, no conflict
+        _check_version(seen, expected, seen.version if keys.keys() <= had else None)
     _conflicts(conn, keys, entry_id)
     current = store.load_entries(conn, [entry_id]).get(entry_id)
     if current is None:
@@ -270,7 +281,14 @@ def add_questions(
     if len(have) + len(new) > MAX_QUESTIONS:
         raise KnowledgeError(f"at most {MAX_QUESTIONS} questions per entry")
     if new:
-        _insert_questions(conn, entry_id, new, first=len(have), origin=origin)
+        # After the last position, not at len(have): removals leave gaps, and a position
+        # below the first question's would make the new one the entry's main question.
+        last = conn.execute(
+            select(func.max(store.questions.c.position)).where(
+                store.questions.c.entry_id == entry_id
+            )
+        ).scalar()
+        _insert_questions(conn, entry_id, new, first=(last or 0) + 1, origin=origin)
         conn.execute(
             update(store.entries).where(store.entries.c.id == entry_id).values(updated_at=now)
         )
@@ -279,10 +297,21 @@ def add_questions(
     return new
 
 
-def remove_question(conn: Connection, entry_id: int, question: str, *, now: float) -> None:
-    """Remove one question from an entry; its last question cannot go (delete the entry)."""
+def remove_question(
+    conn: Connection,
+    entry_id: int,
+    question: str,
+    *,
+    now: float,
+    expected: Container[str] | None = None,
+) -> None:
+    """Remove one question from an entry; its last question cannot go (delete the entry).
+    ``expected``: the versions the caller's view may have (None: last write wins); checked
+    before whether the entry has that question or another one (a stale view is a 412)."""
     key = question_key(question) if isinstance(question, str) else ""
-    version = store.bump_version(conn, now)
+    version = store.bump_version(conn, now)  # the write lock: no change between check and write
+    if expected is not None:
+        _check_version(_current(conn, entry_id), expected, after=None)  # a removal changes it
     current = store.load_entries(conn, [entry_id]).get(entry_id)
     if current is None:
         raise KnowledgeError(f"no entry {entry_id}", status=404)

@@ -90,14 +90,27 @@ class KnowledgeOps(AdminBase):
         found = self.read(lambda conn: store.find_entry(conn, qs[0]))
         return found.id if found is not None and found.version == version else None
 
-    def add_questions(self, entry_id: int, questions: object) -> list[str]:
-        """Add similar questions to an entry; returns the ones it did not have yet."""
+    def add_questions(
+        self, entry_id: int, questions: object, expected: Container[str] | None = None
+    ) -> list[str]:
+        """Add similar questions to an entry; returns the ones it did not have yet.
+        ``expected``: as for update_entry (412 if the entry changed since; None: last write
+        wins), checked in the transaction that writes."""
         now = self.now()
-        return self.write(lambda conn: writer.add_questions(conn, entry_id, questions, now=now))
+        return self.write(
+            lambda conn: writer.add_questions(conn, entry_id, questions, now=now, expected=expected)
+        )
 
-    def remove_question(self, entry_id: int, question: str) -> None:
+    def remove_question(
+        self, entry_id: int, question: str, expected: Container[str] | None = None
+    ) -> None:
+        """Remove one question; ``expected``: as for update_entry."""
         now = self.now()
-        self.write(lambda conn: writer.remove_question(conn, entry_id, question, now=now))
+        self.write(
+            lambda conn: writer.remove_question(
+                conn, entry_id, question, now=now, expected=expected
+            )
+        )
 
     def delete_entry(self, entry_id: int, expected: Container[str] | None = None) -> None:
         now = self.now()
