@@ -111,8 +111,6 @@ def sizes(app: Any) -> dict[str, int]:
     services = bot.deps.services
     memo = answer_memo(kb)
     index = getattr(kb, "_index", None)
-    analyzer = getattr(kb, "analyzer", None)
-    jieba = getattr(analyzer, "_jieba", None)
     gate = getattr(services.wechat_api, "gate", None) if services.wechat_api else None
     return {
         "answer_memo": len(memo) if memo is not None else -1,
@@ -130,7 +128,6 @@ def sizes(app: Any) -> dict[str, int]:
         "catalogs": len(catalog._catalogs),
         "metric_series": metric_series(),
         "committed_ids": len(_committed_in_sql),
-        "jieba_words": len(jieba.FREQ) if jieba is not None else -1,
         "sa_compiled": len(bot.engine._compiled_cache or {}),
         "loggers": len(logging.root.manager.loggerDict),
         "warn_registry": warning_registries(),
