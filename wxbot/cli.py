@@ -14,6 +14,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy.exc import DBAPIError
 
 from wxbot.config import ConfigError
+from wxbot.serving import MAX_GRACEFUL_TIMEOUT, MAX_THREADS, MAX_WORKERS
 
 # (module, attribute) of commands that live with their feature
 FEATURE_COMMANDS = (
@@ -62,7 +63,56 @@ class Interrupted(click.ClickException):
         click.echo(f"\nError: {self.format_message()}", err=True)
 
 
+# FlaskGroup's options that do nothing for wxbot, which builds its own app from WXBOT_*
+# settings: -A/--app was accepted and ignored (the app was wxbot's anyway), -e/--env-file failed
+# on python-dotenv, which wxbot does not install. Hidden, and refused in one line when given
+# (exit 2, a bad option), not "No such option"; FLASK_APP / FLASK_ENV_FILE set in the
+# environment for another project are ignored (FLASK_ENV_FILE broke every command before).
+REFUSED_FLASK_OPTIONS = {
+    "app": (
+        ("-A", "--app"),
+        "wxbot builds its own app: configure it with WXBOT_* environment variables or"
+        " instance/wxbot.cfg",
+    ),
+    "env_file": (
+        ("-e", "--env-file"),
+        "wxbot reads no env files: set the WXBOT_* variables in its environment (docker"
+        " --env-file, systemd EnvironmentFile=, or `set -a; . FILE; set +a`) or in"
+        " instance/wxbot.cfg",
+    ),
+}
+
+
+def _refused_option(opts: tuple[str, ...], reason: str) -> click.Option:
+    def refuse(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            raise click.UsageError(f"{'/'.join(opts)} is not supported: {reason}", ctx)
+
+    return click.Option(
+        list(opts),
+        hidden=True,
+        is_eager=True,  # refused before any other option is acted on
+        expose_value=False,
+        allow_from_autoenv=False,
+        callback=refuse,
+    )
+
+
 class WxbotGroup(FlaskGroup):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params = [
+            _refused_option(*REFUSED_FLASK_OPTIONS[p.name])
+            if p.name in REFUSED_FLASK_OPTIONS
+            else p
+            for p in self.params
+        ]
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # FlaskGroup's loads FLASK_ENV_FILE and FLASK_APP first for a bare `--help`: neither
+        # means anything to wxbot.
+        return click.Group.parse_args(self, ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -149,13 +199,17 @@ def _check_schema_before_serving(app: Flask) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_WORKERS),
     help="gunicorn worker processes  [default: one per core]",
 )
-@click.option("--threads", type=click.IntRange(min=1), help="threads per worker  [default: 4]")
+@click.option(
+    "--threads",
+    type=click.IntRange(1, MAX_THREADS),
+    help="threads per worker  [default: 4]",
+)
 @click.option(
     "--graceful-timeout",
-    type=click.IntRange(min=5),
+    type=click.IntRange(5, MAX_GRACEFUL_TIMEOUT),
     help="seconds a stop may take (keep it under the container's stop grace period); "
     "slow work under way gets all but 5 of them to finish  [default: 25]",
 )

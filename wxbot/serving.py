@@ -19,11 +19,13 @@ from __future__ import annotations
 import atexit
 import gc
 import logging
+import math
 import os
 import shutil
 import signal
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -39,10 +41,63 @@ DEFAULT_THREADS = 4
 STOP_MARGIN = 5.0
 DEFAULT_GRACEFUL_TIMEOUT = int(DRAIN_SECONDS + STOP_MARGIN)  # 25 s: inside Kubernetes' 30 s
 
+# Upper bounds of `wxbot serve --workers/--threads/--graceful-timeout`. Unbounded,
+# `--workers 100000` had gunicorn fork 100,000 copies of the app, each with its own database
+# pool. Workers: the default is one per core, the benchmarks (README) found no layout faster
+# on a saturated box, and gunicorn's advice is 2-4 per core: 256 is 4 per core on a 64-core
+# machine, and still refuses a typo's extra digits. A 2-core box gains nothing past ~8, but a
+# bound from os.cpu_count() would refuse on a smaller machine a command that worked on a
+# bigger one (and in a container it counts the host's cores, not the container's share).
+MAX_WORKERS = 256
+# Threads: a request holds one while it is handled (a request waiting on slow work, up to
+# HOLD_SECONDS); a worker's MySQL pool has 30 connections (pool_size 10 + max_overflow 20,
+# wxbot/db.py) for its requests and slow work. 64 is 16 times the default and room past the
+# pool for held requests; 256 x 64 = 16,384 threads stay under the smallest usual pid_max
+# (32,768), which counts threads too.
+MAX_THREADS = 64
+# A stop longer than an hour is a typo: slow work not back within 300 s (longer only if the
+# configured timeouts allow longer work) has been declared lost to its users. Unbounded, a
+# 400-digit value was taken, and no float holds it (drain_seconds, gunicorn's deadlines).
+MAX_GRACEFUL_TIMEOUT = 3600
 
-def default_workers() -> int:
-    """One worker per core: the message path is CPU-bound between short database waits."""
-    return max(1, os.cpu_count() or 1)
+
+def default_workers(cgroup_root: str = "/sys/fs/cgroup") -> int:
+    """One worker per core the process may use: the message path is CPU-bound between short
+    database waits (at most MAX_WORKERS, as --workers)."""
+    return min(MAX_WORKERS, usable_cores(cgroup_root))
+
+
+def usable_cores(cgroup_root: str = "/sys/fs/cgroup") -> int:
+    """The cores this process may run on, not the host's: its CPU affinity (cpusets,
+    ``taskset``) and its cgroup's CPU quota (``docker run --cpus 2``, a Kubernetes CPU limit),
+    rounded up. os.cpu_count() counts the host: a container limited to 2 cores on a 64-core
+    host started 64 workers, each with its own knowledge index and database pool."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_quota(cgroup_root)
+    if quota is not None:
+        cores = min(cores, math.ceil(quota))
+    return max(1, cores)
+
+
+def cgroup_cpu_quota(root: str = "/sys/fs/cgroup") -> float | None:
+    """Cores' worth of CPU time the cgroup may use (None: no quota, or none readable). Read
+    where a container sees its own cgroup (cgroup v2: ``cpu.max`` "200000 100000" or "max
+    100000"; v1: ``cpu/cpu.cfs_quota_us`` (-1: none) over ``cpu.cfs_period_us``)."""
+    base = Path(root)
+    try:
+        quota, period = (base / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError, ZeroDivisionError):
+        pass
+    try:
+        quota_us = int((base / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((base / "cpu" / "cpu.cfs_period_us").read_text())
+        return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+    except (OSError, ValueError):
+        return None
 
 
 def prepare_metrics_dir() -> None:

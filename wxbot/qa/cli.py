@@ -49,9 +49,13 @@ def import_command(files: tuple[str, ...], skip_bad: bool, dry_run: bool, fmt: s
     A synonyms file (its name contains "synonym", or its first line is "# wxbot synonyms":
     one group of words per line) adds synonym groups.
 
+    A pipe or device (a FIFO, <(...), /dev/stdin) needs --format, and is read once.
+
     Every row is checked first; bad rows are listed as file:line: reason and nothing is
     written unless all rows are good (or --skip-bad). Re-importing a file is harmless.
     """
+    if fmt is None:
+        _refuse_unsniffable(files)
     engine = current_app.extensions["wxbot.engine"]
     clock = current_app.extensions.get("wxbot.clock", time.time)
     from tqdm import tqdm
@@ -95,6 +99,37 @@ def import_command(files: tuple[str, ...], skip_bad: bool, dry_run: bool, fmt: s
         raise SystemExit(1)
     else:
         click.echo(f"dry run, nothing written: {report.summary()}")
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a pipe"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _refuse_unsniffable(files: tuple[str, ...]) -> None:
+    """Without --format, the format of a FILE is told from its name and, for the synonyms
+    header, from its first bytes: the import opens it twice. A pipe cannot be read twice (and
+    one nobody writes to blocks the first open), so `wxbot kb import /tmp/fifo` hung; a
+    device or socket is no file to sniff either. Refused at once, before anything is opened;
+    with --format it is read once, as any file is. A name containing "synonym" says its
+    format without a read (``is_synonyms_file``)."""
+    for path in files:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue  # missing or unreadable: reported as the file's error, as before
+        if stat.S_ISREG(mode) or "synonym" in os.path.basename(path).lower():
+            continue
+        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        raise click.BadParameter(
+            f"{path} is {kind}, not a regular file: telling its format would read it (a"
+            " pipe can be read only once); give --format csv|jsonl|txt|xlsx|synonyms (it"
+            " applies to every FILE) to read it once as that",
+            param_hint="'FILES...'",
+        )
 
 
 def _embed_new_questions(now: float) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING
 
@@ -104,15 +105,41 @@ def parse(text: str, name: str, fmt: str, encoding: str = "") -> Parsed:
     return parsed
 
 
+# What is read from a pipe or a device (`wxbot kb import --format csv /dev/stdin`), which has
+# no size to look at first: /dev/zero or `yes |` would fill the memory. A 10 MB CSV holds
+# ~20k rows: 128 MB (as an .xlsx may unpack to) is ~250k, more than any import here.
+MAX_STREAM_BYTES = 128 * 1024 * 1024
+
+
 def parse_file(path: str, fmt: str | None = None) -> Parsed:
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
+            if stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                data = fh.read()
+            else:
+                data = _read_stream(fh, MAX_STREAM_BYTES + 1)
     except OSError as exc:
         return Parsed(errors=[f"{path}: cannot read ({exc.strerror})"])
+    if len(data) > MAX_STREAM_BYTES:
+        return Parsed(
+            errors=[
+                f"{path}: more than {MAX_STREAM_BYTES // 2**20} MB read from it, and it is"
+                " not a regular file; save it to a file and import that"
+            ],
+            name=path,
+        )
     if not data.strip():  # refused as the console refuses it: "imported: added 0" before
         return Parsed(errors=[f"{path}: the file is empty"], name=path)
     return parse_bytes(data, path, fmt)
+
+
+def _read_stream(fh: IO[bytes], limit: int) -> bytes:
+    """Up to ``limit`` bytes, a chunk at a time: read(limit) would take all of it at once,
+    and joining a list of chunks would hold everything twice."""
+    buffer = io.BytesIO()
+    while buffer.tell() < limit and (chunk := fh.read(min(1 << 20, limit - buffer.tell()))):
+        buffer.write(chunk)
+    return buffer.getvalue()
 
 
 def parse_bytes(data: bytes, name: str, fmt: str | None = None) -> Parsed:
