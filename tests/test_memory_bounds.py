@@ -183,7 +183,7 @@ def test_segmenting_new_words_does_not_grow_jiebas_dictionary() -> None:
     the words its HMM made up for thousands of texts never seen before are still not in its
     dictionary afterwards."""
     analyzer = get_analyzer()
-    dictionary = analyzer._cut.__self__  # the rjieba.Jieba
+    dictionary = analyzer._cut.__self__  # the rjieba.Jieba it cuts with
     made_up = {w for text in texts(500) for w in analyzer._cut(text) if not dictionary.has_word(w)}
     assert made_up  # (the texts do make the HMM invent words)
     for text in texts(5_000):

@@ -174,8 +174,9 @@ class Analyzer:
         # jieba-rs (rjieba): jieba's algorithm and dictionary in Rust. It cuts every text
         # of the shipped knowledge and accuracy sets as jieba 0.42 does (a test compares
         # them), about 5x faster, with a smaller dictionary in memory (README, "How
-        # matching works").
-        self._cut = rjieba.Jieba().cut
+        # matching works"). Its default instance, which importing it loads: another Jieba()
+        # would hold a second copy of the dictionary (24 MB).
+        self._cut = rjieba.cut
 
     def terms(self, normalized: str, synonyms: Synonyms | None = None) -> list[str]:
         """Index terms of already-normalised text, with repetitions; plus the synonym groups

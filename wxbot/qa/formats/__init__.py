@@ -26,7 +26,7 @@ import stat
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING
 
-from wxbot.qa.formats import csv_file, jsonl_file, txt_file, xlsx_file
+from wxbot.qa.formats import csv_file, jsonl_file, txt_file
 from wxbot.qa.formats.encoding import UTF16_BE, UTF16_LE, decode_text
 from wxbot.qa.formats.records import MISSING, FormatError, Item, Parsed, Record, split_lines
 
@@ -147,6 +147,8 @@ def parse_bytes(data: bytes, name: str, fmt: str | None = None) -> Parsed:
     try:
         fmt = detect_format(name, fmt)
         if fmt == "xlsx":
+            from wxbot.qa.formats import xlsx_file  # openpyxl: imported when needed (see write)
+
             return xlsx_file.parse(data, name)
         decoded = decode_text(data, name)
         utf16 = decoded.encoding in (UTF16_LE, UTF16_BE)
@@ -177,6 +179,12 @@ def write(items: Iterable[Item], fmt: str, out: io.TextIOBase | IO[bytes]) -> in
     """Write entries in ``fmt`` (to a text stream; .xlsx to a binary one); returns the number
     written. Reads back to the same entries."""
     if fmt == "xlsx":
+        # Imported when a workbook is read or written, not with the package: openpyxl (and
+        # the numpy and lxml it loads when installed) cost every worker ~25 MB and a
+        # fifth of a second at start-up, for files only the import and export commands,
+        # the console and the admin API ever read.
+        from wxbot.qa.formats import xlsx_file
+
         return xlsx_file.write(items, out)  # type: ignore[arg-type]
     module = _MODULES.get(fmt)
     if module is None:
