@@ -190,3 +190,28 @@ def test_segmenting_new_words_does_not_grow_jiebas_dictionary() -> None:
         analyzer.query(text)
         analyzer.function_grams(text)
     assert not [w for w in made_up if dictionary.has_word(w)]
+
+
+def test_a_worker_loads_no_spreadsheet_library_until_a_workbook_is_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """openpyxl, and the numpy and lxml it loads when installed, cost every worker ~18 MB for
+    files only imports and exports read: a fresh process building the app and answering a
+    question has none of them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from wxbot import create_app\n"
+        "from wxbot.wechat.simulator import WeChatSimulator\n"
+        f"app = create_app({{'database_url': 'sqlite:///{tmp_path}/w.sqlite3', 'token': 't',"
+        " 'appid': 'wxappid'})\n"
+        "from wxbot.db import upgrade\n"
+        "upgrade(app.extensions['wxbot.engine'])\n"
+        "WeChatSimulator('t', 'wxappid').send(app.test_client(), '你好')\n"
+        "print(sorted(m for m in ('openpyxl', 'numpy', 'lxml') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
