@@ -372,6 +372,41 @@ def test_an_endless_device_with_format_is_read_to_a_bound_not_to_the_end(  # typ
     assert "nothing written" in result.output
 
 
+def test_an_endless_device_read_as_synonyms_is_read_to_a_bound_too(  # type: ignore[no-untyped-def]
+    app, monkeypatch
+) -> None:
+    """`--format synonyms /dev/zero` read without a bound, as knowledge files were."""
+    import wxbot.qa.formats as formats
+
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero")
+    monkeypatch.setattr(formats, "MAX_STREAM_BYTES", 1 << 20)
+    result = run(app, "kb", "import", "--format", "synonyms", "/dev/zero")
+    assert result.exit_code == 1, result.output
+    assert "/dev/zero: more than 1 MB read from it, and it is not a regular file" in result.output
+
+
+@needs_fifo
+def test_importing_a_pipe_from_code_does_not_sniff_it(tmp_path, writer) -> None:  # type: ignore[no-untyped-def]
+    """The command line refuses a pipe without --format; code calling the importer is not
+    behind that check: telling whether it is a synonyms file opened it (blocking until a
+    writer came) and ate its first bytes. Now a pipe is never sniffed: it is read once, as
+    its name's format."""
+    from wxbot.qa import importer
+
+    fifo = tmp_path / "faq.csv"
+    os.mkfifo(fifo)
+    writer(fifo, ONE_ROW)
+    done: list[bool] = []
+    thread = threading.Thread(target=lambda: done.append(importer.is_synonyms_file(str(fifo))))
+    thread.start()
+    thread.join(5)
+    assert done == [False]  # at once, and without opening it
+    assert not writer.opened
+    rows, errors = importer.read_files([str(fifo)])
+    assert errors == [] and len(rows) == 1
+
+
 def test_regular_files_are_imported_as_before(app, tmp_path) -> None:  # type: ignore[no-untyped-def]
     faq = tmp_path / "faq.csv"
     faq.write_bytes(ONE_ROW)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -25,7 +26,15 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, upda
 
 from wxbot.qa import store
 from wxbot.qa import synonyms as synonym_store
-from wxbot.qa.formats import MISSING, FormatError, Parsed, Record, decode_text, parse_file
+from wxbot.qa.formats import (
+    MISSING,
+    FormatError,
+    Parsed,
+    Record,
+    decode_text,
+    parse_file,
+    read_file,
+)
 from wxbot.qa.formats.encoding import head_text
 from wxbot.qa.text import question_key
 from wxbot.qa.writer import (
@@ -92,6 +101,8 @@ def is_synonyms_file(path: str) -> bool:
     if "synonym" in os.path.basename(path).lower():
         return True
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False  # a pipe is read once, by its import: sniffing it would block or eat it
         with open(path, "rb") as fh:
             head = fh.read(64)
     except OSError:
@@ -102,11 +113,7 @@ def is_synonyms_file(path: str) -> bool:
 def read_synonyms(path: str) -> tuple[list[list[str]], list[str], str]:
     """The groups of a synonyms file, its errors, and the encoding it was read in."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-        if not data.strip():  # as an empty knowledge file is (parse_file)
-            return [], [f"{path}: the file is empty"], ""
-        decoded = decode_text(data, path)
+        decoded = decode_text(read_file(path), path)
     except OSError as exc:
         return [], [f"{path}: cannot read ({exc.strerror})"], ""
     except FormatError as exc:

@@ -48,6 +48,7 @@ __all__ = [
     "parse",
     "parse_bytes",
     "parse_file",
+    "read_file",
     "split_lines",
     "write",
 ]
@@ -111,25 +112,33 @@ def parse(text: str, name: str, fmt: str, encoding: str = "") -> Parsed:
 MAX_STREAM_BYTES = 128 * 1024 * 1024
 
 
+def read_file(path: str) -> bytes:
+    """A file's bytes, for an import: all of a regular file; at most MAX_STREAM_BYTES of a
+    pipe or device. Raises OSError (unreadable) or FormatError (a stream past the cap, or
+    nothing but blanks: refused as the console refuses an empty upload, where it once said
+    "imported: added 0")."""
+    with open(path, "rb") as fh:
+        if stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            data = fh.read()
+        else:
+            data = _read_stream(fh, MAX_STREAM_BYTES + 1)
+    if len(data) > MAX_STREAM_BYTES:
+        raise FormatError(
+            f"{path}: more than {MAX_STREAM_BYTES // 2**20} MB read from it, and it is not a"
+            " regular file; save it to a file and import that"
+        )
+    if not data.strip():
+        raise FormatError(f"{path}: the file is empty")
+    return data
+
+
 def parse_file(path: str, fmt: str | None = None) -> Parsed:
     try:
-        with open(path, "rb") as fh:
-            if stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                data = fh.read()
-            else:
-                data = _read_stream(fh, MAX_STREAM_BYTES + 1)
+        data = read_file(path)
     except OSError as exc:
         return Parsed(errors=[f"{path}: cannot read ({exc.strerror})"])
-    if len(data) > MAX_STREAM_BYTES:
-        return Parsed(
-            errors=[
-                f"{path}: more than {MAX_STREAM_BYTES // 2**20} MB read from it, and it is"
-                " not a regular file; save it to a file and import that"
-            ],
-            name=path,
-        )
-    if not data.strip():  # refused as the console refuses it: "imported: added 0" before
-        return Parsed(errors=[f"{path}: the file is empty"], name=path)
+    except FormatError as exc:
+        return Parsed(errors=[str(exc)], name=path)
     return parse_bytes(data, path, fmt)
 
 
