@@ -163,7 +163,7 @@ def main() -> None:
     from tests.console_helpers import ADMIN_TOKEN, login
     from tests.helpers import text
     from wxbot import create_app
-    from wxbot.db import upgrade
+    from wxbot.migrations.schema import upgrade
     from wxbot.qa.formats import parse_bytes
     from wxbot.qa.importer import import_parsed
 

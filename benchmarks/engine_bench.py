@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 from tests.helpers import sql_sent  # noqa: E402
 from tests.processes import free_port  # noqa: E402
 from wxbot import create_app  # noqa: E402
-from wxbot.db import upgrade  # noqa: E402
 from wxbot.messages.inbound import Inbound  # noqa: E402
+from wxbot.migrations.schema import upgrade  # noqa: E402
 from wxbot.wechat.simulator import WeChatSimulator  # noqa: E402
 
 TOKEN, APPID = "bench-token", "wxbench000000000"

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 from wxbot import create_app
-from wxbot.db import upgrade
 from wxbot.flows import load_flows
 from wxbot.flows.runner import FlowRunner
 from wxbot.messages.inbound import Inbound
+from wxbot.migrations.schema import upgrade
 
 QUESTIONS = [
     "你们的营业时间是几点",

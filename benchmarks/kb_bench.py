@@ -141,7 +141,8 @@ def main() -> None:
     parser.add_argument("--peer", default="main", help="git revision to compare with ('' = none)")
     args = parser.parse_args()
 
-    from wxbot.db import make_engine, upgrade
+    from wxbot.db import make_engine
+    from wxbot.migrations.schema import upgrade
     from wxbot.qa.importer import import_files
     from wxbot.qa.text import get_analyzer
 

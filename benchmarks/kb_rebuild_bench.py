@@ -176,7 +176,8 @@ def write_csv(path: str, rows: list[tuple[str, str]]) -> None:
 
 
 def make_base(folder: str, name: str, files: list[str]) -> str:
-    from wxbot.db import make_engine, upgrade
+    from wxbot.db import make_engine
+    from wxbot.migrations.schema import upgrade
     from wxbot.qa.importer import import_files
 
     path = os.path.join(folder, name)

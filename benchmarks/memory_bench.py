@@ -29,10 +29,10 @@ from benchmarks.engine_bench import fresh_database, load_starter_knowledge, star
 from tests.fakellm import FakeLlm  # noqa: E402
 from tests.helpers import sql_sent  # noqa: E402
 from wxbot import create_app  # noqa: E402
-from wxbot.db import upgrade  # noqa: E402
 from wxbot.dialog.engine import Bot  # noqa: E402
 from wxbot.dialog.flow import Deps  # noqa: E402
 from wxbot.messages.inbound import Inbound  # noqa: E402
+from wxbot.migrations.schema import upgrade  # noqa: E402
 
 _ids = itertools.count(1)
 

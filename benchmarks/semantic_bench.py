@@ -35,7 +35,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.INFO)
 
-    from wxbot.db import make_engine, upgrade
+    from wxbot.db import make_engine
+    from wxbot.migrations.schema import upgrade
     from wxbot.qa import KnowledgeBase
     from wxbot.qa.embeddings import Semantic, embed_missing
     from wxbot.qa.fusion import LOCAL_MODEL_FUSION

@@ -50,7 +50,7 @@ from benchmarks.engine_bench import (  # noqa: E402
     starter_questions,
 )
 from tests.processes import free_port  # noqa: E402
-from wxbot.db import upgrade  # noqa: E402
+from wxbot.migrations.schema import upgrade  # noqa: E402
 from wxbot.wechat.simulator import WeChatSimulator  # noqa: E402
 
 

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.engine_bench import APPID, TOKEN, starter_questions  # noqa: E402
 from wxbot import create_app  # noqa: E402
-from wxbot.db import upgrade  # noqa: E402
+from wxbot.migrations.schema import upgrade  # noqa: E402
 from wxbot.wechat.simulator import WeChatSimulator  # noqa: E402
 
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"

@@ -29,7 +29,7 @@ from tests.fakellm import FakeLlm  # noqa: E402
 from tests.wechat_fakes import http_server  # noqa: E402
 from wxbot import create_app  # noqa: E402
 from wxbot.admin.ops import Admin  # noqa: E402
-from wxbot.db import upgrade  # noqa: E402
+from wxbot.migrations.schema import upgrade  # noqa: E402
 from wxbot.qa import learning, store  # noqa: E402
 from wxbot.qa.importer import import_files  # noqa: E402
 from wxbot.wechat.simulator import WeChatSimulator  # noqa: E402

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from tests.mysql_schema import replay
 from wxbot import create_app
-from wxbot.db import upgrade
+from wxbot.migrations.schema import upgrade
 
 MYSQL_SERVER_URL = os.environ.get(
     "WXBOT_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4"

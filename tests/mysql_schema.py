@@ -1,9 +1,10 @@
-"""The test suite's shortcut to an upgraded MySQL database: ``wxbot.db.upgrade`` runs every
-migration (0.2–0.3 s of DDL on MariaDB), and about a thousand tests each start from a fresh
-database. The schema (every table's ``SHOW CREATE TABLE`` and the rows the migrations seed)
-is taken once per test process from a really upgraded database, then replayed into each
-empty one in one round trip (about a fifth of the time). tests/test_mysql_schema_clone.py
-checks that a replayed database is the upgraded one, column for column and index for index.
+"""The test suite's shortcut to an upgraded MySQL database:
+``wxbot.migrations.schema.upgrade`` runs every migration (0.2–0.3 s of DDL on MariaDB), and
+about a thousand tests each start from a fresh database. The schema (every table's
+``SHOW CREATE TABLE`` and the rows the migrations seed) is taken once per test process from a
+really upgraded database, then replayed into each empty one in one round trip (about a fifth
+of the time). tests/test_mysql_schema_clone.py checks that a replayed database is the
+upgraded one, column for column and index for index.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from wxbot.db import make_engine, upgrade
+from wxbot.db import make_engine
+from wxbot.migrations.schema import upgrade
 
 
 @dataclass(frozen=True)

@@ -213,7 +213,8 @@ def build_kb(*files: str, kb_options: dict | None = None, embedder=None):  # typ
     """A knowledge base of ``files`` in a throw-away SQLite database; with ``embedder`` (the
     local sentence encoder, or an EmbeddingClient) every question embedded and the model's
     score fusion (LOCAL_MODEL_FUSION, or ``kb_options["fusion"]``) deciding."""
-    from wxbot.db import make_engine, upgrade
+    from wxbot.db import make_engine
+    from wxbot.migrations.schema import upgrade
     from wxbot.qa import KnowledgeBase
     from wxbot.qa.embeddings import Semantic, embed_missing
     from wxbot.qa.fusion import LOCAL_MODEL_FUSION

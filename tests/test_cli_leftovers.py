@@ -32,7 +32,7 @@ from click.testing import Result
 import wxbot.serving
 from wxbot import create_app
 from wxbot.cli import cli
-from wxbot.db import upgrade
+from wxbot.migrations.schema import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 ONE_ROW = "question,answer\n营业时间,早九晚五\n".encode()

@@ -3,8 +3,8 @@
 Each container's own wall clock is the world's plus a skew (NTP drift, or a host minutes
 off); the database server's clock is the world's. Every time one container writes (a
 context's expiry, an SMS code's, slow work's start) is read by another, so the bot keeps time
-by the database's clock (wxbot.db.DatabaseClock): a skewed container must behave like the
-others. ``reference`` stands in for the SQL that reads the server's clock.
+by the database's clock (wxbot.database_clock.DatabaseClock): a skewed container must behave
+like the others. ``reference`` stands in for the SQL that reads the server's clock.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from tests.fakeapis import FakeApis, fake_apis_fixture  # noqa: F401
 from tests.helpers import content, say, state_of, text
 from tests.phone_texts import phone
 from tests.test_work_lost import LOST, _slow_bot
-from wxbot.db import DatabaseClock, make_engine
+from wxbot.database_clock import DatabaseClock
+from wxbot.db import make_engine
 from wxbot.dialog import words
 from wxbot.dialog.slow import Pending, work_lost_after
 from wxbot.flows.phone import CODE_TTL, RESEND_AFTER

@@ -13,18 +13,14 @@ from tests.conftest import FakeClock
 from tests.fakeapis import APPID, APPSECRET, FakeApis, fake_apis_fixture  # noqa: F401
 from tests.helpers import content, say, text
 from wxbot import create_app
-from wxbot.db import (
-    CLOCK_SYNC_EVERY,
-    DatabaseClock,
-    database_time,
-    make_engine,
-    upgrade,
-)
+from wxbot.database_clock import CLOCK_SYNC_EVERY, DatabaseClock, database_time
+from wxbot.db import make_engine
 from wxbot.dialog import engine as engine_module
 from wxbot.dialog import words
 from wxbot.dialog.wechat_clock import MIN_SAMPLES, WeChatClock
 from wxbot.i18n import translate
 from wxbot.messages.replies import Withheld
+from wxbot.migrations.schema import upgrade
 from wxbot.services.budget import Budget
 from wxbot.services.http import ServiceError
 from wxbot.services.wechat_api import WeChatApi

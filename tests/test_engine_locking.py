@@ -11,7 +11,8 @@ from sqlalchemy import text as sql
 
 from tests.helpers import content, say, sql_sent
 from wxbot import create_app
-from wxbot.db import transaction, upgrade
+from wxbot.db import transaction
+from wxbot.migrations.schema import upgrade
 from wxbot.qa import store as kb_store
 
 

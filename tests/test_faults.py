@@ -24,8 +24,9 @@ from sqlalchemy.engine import make_url
 
 from tests.processes import reply_content, serve, signed_params, text_body
 from tests.tcpproxy import CuttableProxy
-from wxbot.db import make_engine, upgrade
+from wxbot.db import make_engine
 from wxbot.dialog import words
+from wxbot.migrations.schema import upgrade
 from wxbot.models import Context, SeenMessage
 
 USERS, MESSAGES = 24, 12

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from tests.fake_embeddings import FakeEmbeddings
-from wxbot.db import make_engine, upgrade
+from wxbot.db import make_engine
+from wxbot.migrations.schema import upgrade
 from wxbot.qa import KnowledgeBase, freshness, learning, writer
 from wxbot.qa.embeddings import EmbeddingClient, Semantic, embed_missing
 from wxbot.qa.kb import CONFIDENT, SURE

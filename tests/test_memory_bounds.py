@@ -205,7 +205,7 @@ def test_a_worker_loads_no_spreadsheet_library_until_a_workbook_is_read(tmp_path
         "from wxbot.wechat.simulator import WeChatSimulator\n"
         f"app = create_app({{'database_url': 'sqlite:///{tmp_path}/w.sqlite3', 'token': 't',"
         " 'appid': 'wxappid'})\n"
-        "from wxbot.db import upgrade\n"
+        "from wxbot.migrations.schema import upgrade\n"
         "upgrade(app.extensions['wxbot.engine'])\n"
         "WeChatSimulator('t', 'wxappid').send(app.test_client(), '你好')\n"
         "print(sorted(m for m in ('openpyxl', 'numpy', 'lxml') if m in sys.modules))\n"

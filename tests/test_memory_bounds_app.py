@@ -20,9 +20,10 @@ from sqlalchemy import func, select
 from tests.test_memory_bounds import _Resumer, message
 from wxbot.admin.throttle import MAX_FAILURES, failures
 from wxbot.config import Settings
-from wxbot.db import make_engine, transaction, upgrade
+from wxbot.db import make_engine, transaction
 from wxbot.dialog.flow import Deferred
 from wxbot.dialog.slow import SlowPath
+from wxbot.migrations.schema import upgrade
 from wxbot.qa import freshness, writer
 from wxbot.qa.kb import KnowledgeBase
 from wxbot.services.http import ServiceError, make_session, request_json

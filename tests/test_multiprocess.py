@@ -13,7 +13,8 @@ import requests
 from sqlalchemy import create_engine, select
 
 from tests.processes import post_text, serve
-from wxbot.db import make_engine, upgrade
+from wxbot.db import make_engine
+from wxbot.migrations.schema import upgrade
 from wxbot.models import Context, SeenMessage
 
 ADMIN = "o_admin_multiprocess"

@@ -26,8 +26,10 @@ from sqlalchemy.engine import make_url
 from tests.conftest import MYSQL_SERVER_URL, FakeClock, mysql_error
 from tests.helpers import content, say
 from wxbot import create_app, db
-from wxbot.db import database_time, make_engine, transaction, upgrade
+from wxbot.database_clock import database_time
+from wxbot.db import make_engine, transaction
 from wxbot.dialog.context import seen
+from wxbot.migrations.schema import upgrade
 from wxbot.qa import learning
 
 TOKEN = "m" * 32

@@ -13,8 +13,9 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import MYSQL_SERVER_URL
 from tests.mysql_schema import replay
-from wxbot.db import make_engine, upgrade
+from wxbot.db import make_engine
 from wxbot.migrations.guard import CURRENT, schema_drift, schema_status
+from wxbot.migrations.schema import upgrade
 
 SHAPE = {
     "columns": "SELECT table_name, column_name, ordinal_position, column_type, is_nullable,"

@@ -15,11 +15,12 @@ from sqlalchemy import func, insert, inspect, select
 from tests.fakeapis import FakeApis, fake_apis_fixture  # noqa: F401
 from tests.helpers import content, say, state_of
 from tests.phone_texts import phone as texts
-from wxbot.db import alembic_config, make_engine, transaction, upgrade
+from wxbot.db import make_engine, transaction
 from wxbot.flows import messages as flow_texts
 from wxbot.flows import phone
 from wxbot.flows.template import render
 from wxbot.i18n import translate
+from wxbot.migrations.schema import alembic_config, upgrade
 from wxbot.qa import writer
 from wxbot.services.models import SmsCode, SmsQuota
 

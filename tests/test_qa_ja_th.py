@@ -29,7 +29,8 @@ ENTRIES = [
 
 
 def _kb(tmp_path: Path) -> KnowledgeBase:
-    from wxbot.db import make_engine, upgrade
+    from wxbot.db import make_engine
+    from wxbot.migrations.schema import upgrade
 
     engine = make_engine(f"sqlite:///{tmp_path / 'kb.sqlite3'}")
     upgrade(engine)
@@ -141,7 +142,8 @@ def test_a_reading_learnt_elsewhere_does_not_change_the_score(tmp_path: Path) ->
     base in the process has (or had) must not be read into a query for a base without it,
     or that process would score the query unlike one that read the base afresh."""
     pytest.importorskip("pykakasi")
-    from wxbot.db import make_engine, upgrade
+    from wxbot.db import make_engine
+    from wxbot.migrations.schema import upgrade
     from wxbot.qa.text import Analyzer
 
     def base(name: str, analyzer: Analyzer, with_it: bool) -> KnowledgeBase:

@@ -266,7 +266,8 @@ def test_round_2_fixes_the_starter_groups_of_an_existing_database(db_url) -> Non
 
     from sqlalchemy import delete, insert, select
 
-    from wxbot.db import make_engine, upgrade
+    from wxbot.db import make_engine
+    from wxbot.migrations.schema import upgrade
     from wxbot.qa.synonyms import parse_text, synonyms
 
     fix = importlib.import_module("wxbot.migrations.versions.0011_answers2")

@@ -37,9 +37,10 @@ from tests.processes import (
     signed_params,
     text_body,
 )
-from wxbot.db import make_engine, upgrade
+from wxbot.db import make_engine
 from wxbot.dialog import words
 from wxbot.i18n import translate
+from wxbot.migrations.schema import upgrade
 
 STILL_WORKING = translate(words.STILL_WORKING, "zh")
 APOLOGY = translate(words.APOLOGY, "zh")

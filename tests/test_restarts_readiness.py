@@ -20,7 +20,7 @@ import pytest
 import wxbot
 from tests.test_slow_path import wait_for
 from wxbot import create_app
-from wxbot.db import upgrade
+from wxbot.migrations.schema import upgrade
 
 
 @pytest.fixture

@@ -47,7 +47,8 @@ def test_counts_are_batched_and_added_up(app, clock) -> None:  # type: ignore[no
 
 
 def test_a_failed_write_keeps_the_counts(app, clock, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from wxbot.db import make_engine, upgrade
+    from wxbot.db import make_engine
+    from wxbot.migrations.schema import upgrade
 
     engine = make_engine(f"sqlite:///{tmp_path / 'empty.sqlite3'}")  # no schema yet
     counters = DailyCounters(engine, clock, SHANGHAI)

@@ -26,8 +26,9 @@ from tests.conftest import MYSQL_SERVER_URL
 from tests.helpers import content, say
 from wxbot import create_app
 from wxbot.cli import cli, init_db
-from wxbot.db import alembic_config, code_revision, current_revision, make_engine, upgrade
+from wxbot.db import make_engine
 from wxbot.migrations.guard import SchemaError, schema_status
+from wxbot.migrations.schema import alembic_config, code_revision, current_revision, upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 # every revision an operator's database may be at (branches included), oldest first
@@ -225,7 +226,8 @@ def test_downgrading_0012_refuses_a_history_text_cannot_hold(mysql_database_url:
 RACER = """
 import logging, os, sys, time
 logging.basicConfig(level=logging.INFO)  # Alembic's "Running upgrade" lines, counted below
-from wxbot.db import make_engine, upgrade
+from wxbot.db import make_engine
+from wxbot.migrations.schema import upgrade
 engine = make_engine(sys.argv[1])
 open(sys.argv[2] + "." + str(os.getpid()), "w").close()
 while not os.path.exists(sys.argv[2]):

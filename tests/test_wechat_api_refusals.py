@@ -16,8 +16,9 @@ from sqlalchemy import Engine
 
 from tests.conftest import FakeClock
 from tests.fakeapis import APPID, APPSECRET, FakeApis, fake_apis_fixture  # noqa: F401
-from wxbot.db import make_engine, upgrade
+from wxbot.db import make_engine
 from wxbot.messages.replies import Music, Text
+from wxbot.migrations.schema import upgrade
 from wxbot.services.budget import Budget
 from wxbot.services.http import make_session, redact_url_secrets_in_logs, request_json
 from wxbot.services.wechat_api import WeChatApi

@@ -67,8 +67,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     table = build_table(extra=[flows])
     bot = Bot(engine, settings, deps, table=table, clock=clock)
     app.extensions["wxbot.bot"] = bot
-    # The bot keeps time by the database server's clock (wxbot.db.DatabaseClock), which every
-    # container shares: the console's sessions and the admin lockout window go by it too.
+    # The bot keeps time by the database server's clock (wxbot.database_clock.DatabaseClock),
+    # which every container shares: the console's sessions and the admin lockout window go by
+    # it too.
     app.extensions["wxbot.clock"] = bot.clock
 
     for name in BLUEPRINT_MODULES:

@@ -146,8 +146,8 @@ def cli() -> None:
 def init_db() -> None:
     """Create or upgrade the database schema (safe to run again, and from many containers
     at once: one migrates, the others wait for it)."""
-    from wxbot.db import upgrade
     from wxbot.migrations.guard import NEWER, schema_drift
+    from wxbot.migrations.schema import upgrade
     from wxbot.redaction import display_url
 
     engine = current_app.extensions["wxbot.engine"]

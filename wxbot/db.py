@@ -1,8 +1,7 @@
-"""Database engine, transactions that lock, and schema migrations (Alembic)."""
+"""The database engine and its connection hooks, transactions, retries of transient errors."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import random
@@ -10,20 +9,15 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-if TYPE_CHECKING:
-    from wxbot.migrations.guard import SchemaStatus
-
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 MULTI_STATEMENTS = 1 << 16  # CLIENT.MULTI_STATEMENTS in the MySQL protocol
 
 
@@ -349,183 +343,3 @@ def with_retries(
             log.info("transient database error, trying again in %.2fs: %s", pause, exc.args[0])
             time.sleep(pause)
             delay = min(delay * 2, 0.5)
-
-
-# --- one clock for every container -----------------------------------------------------------
-#
-# Stored times (a context's expiry, an SMS code's, slow work's start, the shared access_token's)
-# are written by one container and compared by another. Container clocks drift, and one
-# minutes off happens; the database server is the one clock they all reach. DatabaseClock is
-# this process's clock plus its measured offset to the database's, so every container stamps
-# and compares by the same clock without a round trip per reading.
-
-CLOCK_SYNC_EVERY = 60.0  # seconds between measurements of the offset (monotonic)
-CLOCK_SYNC_MAX_ROUND_TRIP = 1.0  # a slower measurement says too little: not taken
-CLOCK_OFFSET_TOLD = 1.0  # an offset this large (s) is logged: the host's NTP needs a look
-_NOW_SQL = {
-    # UTC_TIMESTAMP: no session time zone (nor its DST hour) between us and the epoch
-    "mysql": "SELECT TIMESTAMPDIFF(MICROSECOND, '1970-01-01', UTC_TIMESTAMP(6)) / 1000000",
-    "sqlite": "SELECT (julianday('now') - 2440587.5) * 86400.0",
-}
-
-
-def database_time(conn: Connection) -> float:
-    """Epoch seconds by the database server's clock."""
-    name = "mysql" if is_mysql(conn) else conn.dialect.name
-    return float(conn.exec_driver_sql(_NOW_SQL[name]).scalar_one())
-
-
-class DatabaseClock:
-    """Epoch seconds by the database server's clock: ``local()`` plus the offset measured
-    by ``sync`` (at most once per CLOCK_SYNC_EVERY). Reading it costs no round trip; the
-    message path calls ``sync`` on the connection it holds. Until a first sync (or with a
-    database that never answers) it is the local clock. A local clock stepped by NTP is
-    corrected at the next sync; the interval between syncs is monotonic time."""
-
-    def __init__(
-        self,
-        engine: Engine | None = None,
-        local: Callable[[], float] = time.time,
-        reference: Callable[[Connection], float] = database_time,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.engine = engine
-        self.local = local
-        self.reference = reference
-        self.monotonic = monotonic
-        self.offset = 0.0
-        self._next_sync = float("-inf")
-        self._told = 0.0  # the offset last logged
-
-    def __call__(self) -> float:
-        return self.local() + self.offset
-
-    def sync(self, conn: Connection | None = None, force: bool = False) -> None:
-        """Measure the offset on ``conn`` (in its transaction; errors are the caller's, as
-        for any statement there) if one is due. Without ``conn``: on a connection of its own,
-        and a failure is only logged (the caller goes on with the last offset)."""
-        if not force and self.monotonic() < self._next_sync:
-            return
-        self._next_sync = self.monotonic() + CLOCK_SYNC_EVERY  # other threads: not now
-        if conn is not None:
-            self._measure(conn)
-            return
-        if self.engine is None:
-            return
-        try:
-            with self.engine.connect() as own:
-                self._measure(own)
-        except Exception as exc:  # noqa: BLE001 - the database's clock is a nicety here
-            log.info("could not read the database's clock: %s", exc)
-
-    def _measure(self, conn: Connection) -> None:
-        before = self.local()
-        server = self.reference(conn)
-        after = self.local()
-        if not 0 <= after - before <= CLOCK_SYNC_MAX_ROUND_TRIP:
-            return  # slow, or the local clock stepped meanwhile: the next sync will tell
-        self.offset = offset = server - (before + after) / 2
-        if abs(offset - self._told) >= CLOCK_OFFSET_TOLD:
-            self._told = offset
-            log.warning(
-                "this host's clock is %.1f s %s the database server's; wxbot keeps time by "
-                "the database's (check NTP on both)",
-                abs(offset),
-                "behind" if offset > 0 else "ahead of",
-            )
-
-
-def shared_clock(engine: Engine) -> DatabaseClock:
-    """The DatabaseClock of ``engine`` (one per engine, so every part of a process that uses
-    it shares its measurements)."""
-    clock = _CLOCKS.get(engine)
-    if clock is None:
-        clock = _CLOCKS.setdefault(engine, DatabaseClock(engine))
-    return clock
-
-
-_CLOCKS: weakref.WeakKeyDictionary[Engine, DatabaseClock] = weakref.WeakKeyDictionary()
-
-
-def synced_now(clock: Callable[[], float], conn: Connection) -> float:
-    """``clock()``, after letting a DatabaseClock measure its offset on ``conn`` when due
-    (any other clock, e.g. a test's, is read as it is)."""
-    sync = getattr(clock, "sync", None)
-    if sync is not None:
-        sync(conn)
-    return clock()
-
-
-def alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.attributes["engine"] = engine
-    return cfg
-
-
-UPGRADE_LOCK_WAIT = 900.0  # seconds to wait for another process's upgrade (a big ALTER)
-
-
-def upgrade(
-    engine: Engine, revision: str = "heads", lock_wait: float = UPGRADE_LOCK_WAIT
-) -> SchemaStatus:
-    """Create or upgrade the schema to the newest migration (idempotent); returns the
-    schema's SchemaStatus after it.
-
-    Safe when many processes run it at once (containers restarting together): one migrates
-    under the database's upgrade lock, the others wait and then find nothing to do. A
-    database that is not wxbot's is refused, and one a later release migrated is left as it
-    is (SchemaError / a warning), instead of Alembic's traceback. A failing migration comes
-    out as a one-line SchemaError (the driver's error is its cause)."""
-    from alembic import command
-
-    from wxbot.migrations.guard import (
-        CURRENT,
-        FOREIGN,
-        NEWER,
-        SchemaError,
-        database_error,
-        schema_status,
-        upgrade_lock,
-    )
-
-    with upgrade_lock(engine, lock_wait):
-        # read under the lock: another process may have migrated while this one waited
-        before = schema_status(engine)
-        if before.state == FOREIGN:
-            raise SchemaError(before.message)
-        if before.state == NEWER:
-            log.warning("%s; nothing to upgrade", before.message)
-            return before
-        if before.state != CURRENT or revision != "heads":
-            try:
-                command.upgrade(alembic_config(engine), revision)
-            except DBAPIError as exc:
-                raise SchemaError(
-                    f"upgrading the schema from {before.revision or 'nothing'} failed:"
-                    f" {database_error(exc)}"
-                ) from exc
-    return schema_status(engine)
-
-
-def current_revision(engine: Engine) -> str | None:
-    """The applied revision(s), comma-separated; None when the schema was never created.
-
-    Read from Alembic's version table directly: cheap enough for a health probe every few
-    seconds, and silent (Alembic's migration context logs at INFO each time it starts)."""
-    with engine.connect() as conn:
-        if not inspect(conn).has_table("alembic_version"):
-            return None
-        heads = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
-    return ",".join(sorted(heads)) or None
-
-
-@functools.cache
-def code_revision() -> str:
-    """The schema revision(s) this code needs (the migrations' heads), comma-separated."""
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory(str(MIGRATIONS_DIR))
-    return ",".join(sorted(script.get_heads()))

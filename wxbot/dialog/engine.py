@@ -19,14 +19,8 @@ from sqlalchemy import Connection, Double, Engine, bindparam
 
 from wxbot import metrics
 from wxbot.config import Settings
-from wxbot.db import (
-    is_transient,
-    run_after_commit,
-    shared_clock,
-    synced_now,
-    transaction,
-    with_retries,
-)
+from wxbot.database_clock import shared_clock, synced_now
+from wxbot.db import is_transient, run_after_commit, transaction, with_retries
 from wxbot.dialog import context as store
 from wxbot.dialog import delivery, language, words
 from wxbot.dialog.context import ContextRow, SeenRecord

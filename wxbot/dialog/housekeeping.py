@@ -8,7 +8,8 @@ from collections.abc import Callable
 from sqlalchemy import Connection, Engine
 
 from wxbot.config import Settings
-from wxbot.db import synced_now, transaction
+from wxbot.database_clock import synced_now
+from wxbot.db import transaction
 from wxbot.dialog import context as store
 from wxbot.dialog.flow import Deps
 

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from sqlalchemy import Connection, Engine
 
 from wxbot.config import Settings
-from wxbot.db import run_after_commit, synced_now, transaction
+from wxbot.database_clock import synced_now
+from wxbot.db import run_after_commit, transaction
 from wxbot.dialog import context as store
 from wxbot.dialog import delivery, language
 from wxbot.dialog.flow import Deferred

@@ -3,8 +3,8 @@
 WeChat retries a message with the same CreateTime, so ``now - CreateTime`` tells which of its
 three deliveries this is (about 0, 5 and 10 s old), even while the database is down. But
 CreateTime is stamped by WeChat's clock and ``now`` read from ours (the database server's, see
-wxbot.db.DatabaseClock): a few seconds between them and the first delivery looks like the
-last (slow work answered 「还在处理中」 at once, a blip apologised for while WeChat had
+wxbot.database_clock.DatabaseClock): a few seconds between them and the first delivery looks
+like the last (slow work answered 「还在处理中」 at once, a blip apologised for while WeChat had
 retries left), or the last like an earlier one (withheld on WeChat's last try: lost).
 
 The offset is learned from the deliveries themselves. Most are first deliveries, which

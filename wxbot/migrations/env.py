@@ -1,4 +1,5 @@
-"""Alembic environment: runs against the engine the app hands over (see wxbot.db.upgrade)."""
+"""Alembic environment: runs against the engine the app hands over (see
+wxbot.migrations.schema.upgrade)."""
 
 from alembic import context
 from sqlalchemy import create_engine

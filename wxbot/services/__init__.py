@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from wxbot.db import shared_clock
+from wxbot.database_clock import shared_clock
 from wxbot.services import models  # noqa: F401  (registers the tables on the shared Base)
 from wxbot.services.budget import Budget, budget_for
 from wxbot.services.http import ServiceError, TTLCache

@@ -24,7 +24,8 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
-from wxbot.db import synced_now, transaction
+from wxbot.database_clock import synced_now
+from wxbot.db import transaction
 from wxbot.services.http import Deadline, ServiceError
 from wxbot.services.models import WeChatToken
 from wxbot.services.wechat_errors import SERVICE, ApiGate, WeChatError, errcode

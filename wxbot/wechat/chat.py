@@ -180,8 +180,8 @@ def _ensure_schema() -> None:
     """In-process chat on a fresh machine: create the schema rather than answer with errors.
     A schema behind this release or not wxbot's is refused as `wxbot serve` refuses it:
     chatted with anyway, each message logged a traceback for a missing table."""
-    from wxbot.db import upgrade
     from wxbot.migrations.guard import CURRENT, MISSING, NEWER, schema_status
+    from wxbot.migrations.schema import upgrade
 
     engine = current_app.extensions.get("wxbot.engine")
     if engine is None:
