@@ -21,9 +21,14 @@ INSTANCE_CONFIG = "wxbot.cfg"  # optional; WXBOT_* = "value" lines, overridden b
 BLUEPRINT_MODULES = ("wxbot.wechat", "wxbot.admin", "wxbot.console", "wxbot.metrics")
 
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+def create_app(
+    test_config: Mapping[str, Any] | None = None, *, load_knowledge: bool = True
+) -> Flask:
     """Build the app. ``test_config`` maps Settings field names to values (plus ``clock``, a
-    callable returning epoch seconds); otherwise settings come from WXBOT_* variables."""
+    callable returning epoch seconds); otherwise settings come from WXBOT_* variables.
+    ``load_knowledge``: load the knowledge index now (seconds at 100k entries), so no request
+    pays for it; the command line builds its app without it and loads it only for the
+    commands that answer messages (``load_knowledge``)."""
     # Every log record of the process loses secrets, SQL parameters and phone numbers
     # before any handler sees it (wxbot.redaction): logs are shipped and shared.
     redaction.install()
@@ -56,7 +61,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     engine = make_engine(url)
     deps = Deps(
         settings=settings,
-        kb=count_lookups(cache_lookups(build_knowledge_base(settings, engine))),
+        kb=count_lookups(cache_lookups(build_knowledge_base(settings, engine, load_knowledge))),
         services=build_services(settings, engine),
         memory=MemoryStore(),
         fallback=build_fallback(settings),
@@ -153,6 +158,13 @@ def _add_health_check(app: Flask) -> None:
             # (migrations only add); a 503 would pull every old container at once.
             return jsonify(status="ok", schema=status.revision, note=status.message)
         return jsonify(status="ok", schema=status.revision)
+
+
+def load_knowledge(app: Flask) -> None:
+    """Load the knowledge index now, if the app was built without it (see create_app)."""
+    kb = app.extensions["wxbot.bot"].deps.kb
+    if getattr(kb, "version", 0) < 0 and hasattr(kb, "load_at_start"):
+        kb.load_at_start()
 
 
 _index_loading = threading.Lock()

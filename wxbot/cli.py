@@ -34,7 +34,10 @@ def _create_app():  # type: ignore[no-untyped-def]
     from wxbot import create_app
 
     try:
-        app = create_app()
+        # Without the knowledge index: `wxbot --help`, `kb export` or `sessions cleanup` took
+        # seconds more with a big base to load an index they never read. serve and chat,
+        # which answer messages, load it (wxbot.load_knowledge).
+        app = create_app(load_knowledge=False)
     except ConfigError as exc:
         raise click.ClickException(f"configuration error: {exc}") from None
     ctx = click.get_current_context(silent=True)
@@ -228,8 +231,11 @@ def serve(
     from flask.cli import ScriptInfo
 
     def load_app():  # type: ignore[no-untyped-def]
+        from wxbot import load_knowledge
+
         app = ctx.ensure_object(ScriptInfo).load_app()
         _check_schema_before_serving(app)
+        load_knowledge(app)  # in gunicorn's master, before the workers fork: shared pages
         return app
 
     click.echo(f"wxbot listening on http://{host}:{port}/wechat")

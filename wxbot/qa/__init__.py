@@ -50,10 +50,12 @@ def build_semantic(settings: Settings, engine: Engine | None) -> Semantic | None
     return Semantic(client, engine, settings.embedding_timeout, fusion)
 
 
-def build_knowledge_base(settings: Settings, engine: Engine) -> KnowledgeBase:
+def build_knowledge_base(settings: Settings, engine: Engine, load: bool = True) -> KnowledgeBase:
     """The process's knowledge base, loaded now (jieba's dictionary and the index) so no
-    request pays for it; when the schema does not exist yet the first request loads it."""
+    request pays for it, unless ``load`` is false (then ``load_at_start`` later, or the
+    first request); when the schema does not exist yet the first request loads it."""
     kb = KnowledgeBase(engine, semantic=build_semantic(settings, engine))
-    kb.load_at_start()
+    if load:
+        kb.load_at_start()
     kb.hits.flush_at_exit()  # batched hits
     return kb

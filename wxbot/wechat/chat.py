@@ -232,7 +232,10 @@ def chat(url: str | None, openid: str, mode: str | None) -> None:
         target: Any = url
         clock: Callable[[], float] = time.time
     else:
+        from wxbot import load_knowledge
+
         _ensure_schema()
+        load_knowledge(current_app)  # (the command line builds its app without the index)
         _show_console_sms()
         target = current_app.test_client()
         clock = current_app.extensions.get("wxbot.clock", time.time)

@@ -1,0 +1,100 @@
+"""The command line builds the knowledge index only for the commands that answer messages.
+
+Every `wxbot` command builds the app. With the index loaded in it, `wxbot --help`, `kb
+export` or `sessions cleanup` on a base of 100k entries each took about 6-9 s, most of it
+building an index they never read. `serve` (in gunicorn's master, before the workers fork)
+and in-process `chat` still load it before the first message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import wxbot.serving
+from wxbot import create_app
+from wxbot.cli import cli
+from wxbot.migrations.schema import upgrade
+from wxbot.qa.freshness import FreshIndex
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def builds(monkeypatch, tmp_path) -> list[int]:  # type: ignore[no-untyped-def]
+    """A database with the starter knowledge, the CLI pointed at it, and a list that gets
+    one item per full index build."""
+    url = f"sqlite:///{tmp_path / 'wxbot.sqlite3'}"
+    app = create_app({"database_url": url})
+    try:
+        upgrade(app.extensions["wxbot.engine"])
+        result = app.test_cli_runner().invoke(
+            cli, ["kb", "import", str(ROOT / "knowledge/faq.txt")]
+        )
+        assert result.exit_code == 0, result.output
+    finally:
+        app.extensions["wxbot.bot"].close()
+        app.extensions["wxbot.engine"].dispose()
+    monkeypatch.setenv("WXBOT_DATABASE_URL", url)
+    calls: list[int] = []
+    build = FreshIndex._build
+
+    def counted(self: FreshIndex, snap: Any) -> Any:
+        calls.append(len(snap.rows))
+        return build(self, snap)
+
+    monkeypatch.setattr(FreshIndex, "_build", counted)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["kb", "--help"],
+        ["sessions", "cleanup"],
+        ["kb", "export", "-"],
+        ["kb", "import", "--dry-run", str(ROOT / "knowledge/faq.txt")],
+        ["chat", "--url", "http://127.0.0.1:9/wechat"],  # another server answers (none here)
+    ],
+)
+def test_commands_that_answer_no_message_build_no_index(builds, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+    result = CliRunner().invoke(cli, args, input="")
+    assert "Traceback" not in result.output
+    assert builds == [], (args, result.output)
+
+
+def test_serve_builds_the_index_before_the_workers_fork(builds, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    loaded: list[int] = []
+
+    def fake_run(load_app: Any, *args: Any, **kw: Any) -> None:  # gunicorn's master
+        app = load_app()
+        loaded.append(app.extensions["wxbot.bot"].deps.kb.version)
+        app.extensions["wxbot.bot"].close()
+
+    monkeypatch.setattr(wxbot.serving, "run", fake_run)
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 0, result.output
+    assert len(builds) == 1 and builds[0] > 100  # the starter knowledge's entries
+    assert loaded and loaded[0] >= 0  # loaded when the app is handed to gunicorn
+
+
+def test_chat_in_process_builds_the_index_before_the_first_message(builds, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import wxbot.wechat.chat as chat
+
+    seen: list[int] = []
+    post = chat.WeChatSimulator.post
+
+    def counted(self: Any, target: Any, message: Any) -> Any:
+        seen.append(len(builds))  # builds made before this message was sent
+        return post(self, target, message)
+
+    monkeypatch.setattr(chat.WeChatSimulator, "post", counted)
+    result = CliRunner().invoke(cli, ["chat"], input="营业时间\n")
+    assert result.exit_code == 0, result.output
+    assert "营业时间为每天" in result.output
+    assert seen and seen[0] == 1  # one build, before the message
+    assert len(builds) == 1
