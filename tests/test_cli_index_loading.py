@@ -98,3 +98,17 @@ def test_chat_in_process_builds_the_index_before_the_first_message(builds, monke
     assert "营业时间为每天" in result.output
     assert seen and seen[0] == 1  # one build, before the message
     assert len(builds) == 1
+
+
+@pytest.mark.parametrize("args", [["--help"], ["no-such-command"], []])
+def test_listing_or_looking_up_commands_builds_no_app(monkeypatch, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """FlaskGroup built the app to list commands or to look one up in app.cli: `wxbot
+    --help` took a second and said the demo-credentials warning."""
+    import wxbot
+
+    built: list[int] = []
+    monkeypatch.setattr(wxbot, "create_app", lambda *a, **kw: built.append(1))
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code in (0, 2), result.output
+    assert "init-db" in result.output or "No such command" in result.output
+    assert built == []

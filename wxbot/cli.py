@@ -111,6 +111,16 @@ class WxbotGroup(FlaskGroup):
             for p in self.params
         ]
 
+    # wxbot's commands are all its own (none come from app.cli nor from plugins' "flask.commands"
+    # entry points): FlaskGroup built the app (database, flows, warnings) to list or look up
+    # commands, so `wxbot --help` or a mistyped command printed the demo-credentials warning
+    # and took a second. Only running a command builds it now (with_appcontext).
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return click.Group.list_commands(self, ctx)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return click.Group.get_command(self, ctx, name)
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # FlaskGroup's loads FLASK_ENV_FILE and FLASK_APP first for a bare `--help`: neither
         # means anything to wxbot.
