@@ -9,8 +9,8 @@ gracefully instead of missing), and whole Latin/digit words. A query's kana that
 kanji word of the knowledge base's Japanese questions bring that word along (``query``'s
 ``spellings``: readings.Spellings).
 
-jieba's dictionary (jieba-rs) takes ~0.3 s and ~60 MB to load, so one Analyzer is shared per process
-(``get_analyzer``) and loaded at start-up, never per request.
+jieba's dictionary (jieba-rs) takes ~0.3 s and ~33 MB to load, so one Analyzer is shared per
+process (``get_analyzer``) and loaded at start-up, never per request.
 """
 
 from __future__ import annotations
