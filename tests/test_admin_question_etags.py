@@ -208,6 +208,40 @@ def test_a_question_added_after_removals_goes_last_not_first(app, client) -> Non
     assert entry(app, eid).questions == ["会员退订", "取消会员"]  # type: ignore[union-attr]
 
 
+def unanswered(app, question: str) -> int:  # type: ignore[no-untyped-def]
+    with app.extensions["wxbot.engine"].begin() as conn:
+        store.record_unanswered(conn, question, 1.0)
+        return next(
+            int(str(row["id"]))
+            for row in store.list_unanswered(conn, limit=100)[1]
+            if row["question"] == question
+        )
+
+
+def test_attaching_an_unanswered_question_honours_if_match(app, client) -> None:  # type: ignore[no-untyped-def]
+    """Attaching writes the entry (one more question) and answers with it and its ETag: a
+    client that read the entry sends its ETag and gets a 412 if it changed meanwhile."""
+    eid = add_entry(app, ["会员怎么退"], "7 天内。")
+    seen = etag_of(client, eid)
+    first = unanswered(app, "会员能退吗")
+    url = f"/admin/api/unanswered/{first}/attach"
+    changed_meanwhile(client, eid)
+    before = stored(app, eid)
+    assert_412(client.post(url, json={"entry_id": eid}, headers=with_match(seen)), eid)
+    assert stored(app, eid) == before
+    listed = client.get("/admin/api/unanswered", headers=AUTH).get_json()["items"]
+    assert "会员能退吗" in [item["question"] for item in listed]  # still unanswered
+    now = etag_of(client, eid)
+    done = client.post(url, json={"entry_id": eid}, headers=with_match(now))
+    assert done.status_code == 200 and done.get_json()["added"] == ["会员能退吗"]
+    assert done.headers["ETag"] == etag_of(client, eid) != now
+    second = unanswered(app, "会员退费")
+    plain = client.post(
+        f"/admin/api/unanswered/{second}/attach", json={"entry_id": eid}, headers=AUTH
+    )
+    assert plain.status_code == 200  # without If-Match: as before
+
+
 # -- two writers holding the same ETag ---------------------------------------------------------
 
 

@@ -104,7 +104,8 @@ def _similar_ids(data: dict[str, Any]) -> list[int]:
 @bp.post("/unanswered/<int:unanswered_id>/attach")
 def attach_unanswered(unanswered_id: int) -> Response:
     """``{"entry_id": N}`` (optionally ``"similar": [ids]``): the question becomes a similar
-    question of entry N and leaves the unanswered list."""
+    question of entry N and leaves the unanswered list. With If-Match (entry N's ETag), only
+    if entry N has not changed since the client read it (412 otherwise, nothing written)."""
     data = json_body()
     if set(data) - {"entry_id", "similar"}:
         raise ApiError(422, 'give "entry_id" (and optionally "similar": [ids])')
@@ -113,7 +114,7 @@ def attach_unanswered(unanswered_id: int) -> Response:
         raise ApiError(422, '"entry_id" must be the id of a knowledge entry')
     ops = admin()
     ops.entry(entry_id)  # 404 before anything else
-    added = ops.attach_unanswered(unanswered_id, entry_id, _similar_ids(data))
+    added = ops.attach_unanswered(unanswered_id, entry_id, _similar_ids(data), if_match())
     return entry_json(ops.entry(entry_id), added=added)
 
 

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
@@ -127,11 +127,18 @@ def unanswered_row(conn: Connection, unanswered_id: int) -> dict[str, object]:
 
 
 def attach(
-    conn: Connection, unanswered_id: int, entry_id: int, *, now: float, with_similar: list[int]
+    conn: Connection,
+    unanswered_id: int,
+    entry_id: int,
+    *,
+    now: float,
+    with_similar: list[int],
+    expected: Container[str] | None = None,
 ) -> list[str]:
-    """Make an unanswered question (and ``with_similar`` ones) questions of an entry."""
+    """Make an unanswered question (and ``with_similar`` ones) questions of an entry;
+    ``expected``: the entry's versions the caller saw (writer.add_questions)."""
     texts = [str(unanswered_row(conn, i)["question"]) for i in [unanswered_id, *with_similar]]
-    return writer.add_questions(conn, entry_id, texts, now=now, origin=ATTACHED)
+    return writer.add_questions(conn, entry_id, texts, now=now, origin=ATTACHED, expected=expected)
 
 
 def answer_as_new(

@@ -3,7 +3,7 @@ time), the wordings learned from did-you-mean picks, and LLM answers worth keepi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -82,17 +82,24 @@ class LearningOps(AdminBase):
         return self.write(work)
 
     def attach_unanswered(
-        self, unanswered_id: int, entry_id: int, similar: Sequence[int] = ()
+        self,
+        unanswered_id: int,
+        entry_id: int,
+        similar: Sequence[int] = (),
+        expected: Container[str] | None = None,
     ) -> list[str]:
         """Make an unanswered question (and the ``similar`` ones) more questions of an
-        existing entry; returns the questions the entry did not have yet."""
+        existing entry; returns the questions the entry did not have yet. ``expected``: the
+        entry's versions the caller saw (412 if it changed since; None: last write wins)."""
         now = self.now()
         ids = _distinct([unanswered_id, *similar])
 
         def work(conn: Connection) -> list[str]:
             for i in ids:
                 self._check_unanswered(conn, i)
-            added = learning.attach(conn, ids[0], entry_id, now=now, with_similar=ids[1:])
+            added = learning.attach(
+                conn, ids[0], entry_id, now=now, with_similar=ids[1:], expected=expected
+            )
             for i in ids:
                 store.delete_unanswered(conn, i)
             return added
