@@ -66,7 +66,7 @@ def worker(code: str, url: str, probes_path: str, threads: int) -> None:
     import gc
 
     from wxbot.db import make_engine
-    from wxbot.qa import KnowledgeBase, store
+    from wxbot.qa import KnowledgeBase, versions
 
     engine = make_engine(url)
     kb = KnowledgeBase(engine)
@@ -106,7 +106,7 @@ def worker(code: str, url: str, probes_path: str, threads: int) -> None:
     def message(n: int, text: str, version: int | None = None) -> None:
         t = time.perf_counter()
         with engine.begin() as conn:
-            seen = store.read_version(conn) if version is None else version
+            seen = versions.read_version(conn) if version is None else version
             kb.refresh_if_stale(conn, seen)
             kb.lookup(text)
         dt = time.perf_counter() - t
@@ -228,7 +228,7 @@ def burst(url: str, count: int) -> None:
 
 def run_side(code: str, scenario: str, db: str, files: dict[str, str], args) -> dict:  # type: ignore[no-untyped-def]
     from wxbot.db import make_engine
-    from wxbot.qa import store
+    from wxbot.qa import versions
 
     url = "sqlite:///" + db
     child = subprocess.Popen(
@@ -242,14 +242,14 @@ def run_side(code: str, scenario: str, db: str, files: dict[str, str], args) -> 
     engine = make_engine(url)
     if scenario == "burst":
         with engine.connect() as conn:
-            target = store.read_version(conn) + 200
+            target = versions.read_version(conn) + 200
         child.stdin.write(f"go {target}\n")
         child.stdin.flush()
         burst(url, 200)
     else:
         change(scenario, url, files)
         with engine.connect() as conn:
-            target = store.read_version(conn)
+            target = versions.read_version(conn)
         child.stdin.write(f"{'older' if scenario == 'older-reader' else 'go'} {target}\n")
         child.stdin.flush()
     engine.dispose()

@@ -22,6 +22,7 @@ from wxbot.llm import usage
 from wxbot.llm.memory import CallCost
 from wxbot.qa import store, writer
 from wxbot.qa import synonyms as synonym_store
+from wxbot.qa import unanswered as unanswered_store
 
 TOKEN = "hostile-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -139,7 +140,9 @@ class World:
         with self.engine.begin() as conn:
             ids = conn.execute(select(store.unanswered.c.id).limit(2)).scalars().all()
             while len(ids) < 2:
-                store.record_unanswered(conn, f"火星上有没有信号{next(self.serial)}", 1.0)
+                unanswered_store.record_unanswered(
+                    conn, f"火星上有没有信号{next(self.serial)}", 1.0
+                )
                 ids = conn.execute(select(store.unanswered.c.id).limit(2)).scalars().all()
         return list(ids)
 

@@ -21,7 +21,8 @@ from tests.console_helpers import (
     post,
 )
 from tests.test_console_pages import add_entry, entry
-from wxbot.qa import store, writer
+from wxbot.qa import store, versions, writer
+from wxbot.qa import unanswered as unanswered_store
 from wxbot.qa.models import KbChange
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -48,7 +49,7 @@ def stored(app, eid: int) -> tuple[Any, ...]:  # type: ignore[no-untyped-def]
         ).all()
         return (
             row.to_dict() if row else None,
-            store.read_version(conn),
+            versions.read_version(conn),
             [tuple(c) for c in changes],
         )
 
@@ -210,10 +211,10 @@ def test_a_question_added_after_removals_goes_last_not_first(app, client) -> Non
 
 def unanswered(app, question: str) -> int:  # type: ignore[no-untyped-def]
     with app.extensions["wxbot.engine"].begin() as conn:
-        store.record_unanswered(conn, question, 1.0)
+        unanswered_store.record_unanswered(conn, question, 1.0)
         return next(
             int(str(row["id"]))
-            for row in store.list_unanswered(conn, limit=100)[1]
+            for row in unanswered_store.list_unanswered(conn, limit=100)[1]
             if row["question"] == question
         )
 
@@ -324,7 +325,7 @@ def test_two_adders_with_the_same_etag_one_wins(app, make_app, monkeypatch) -> N
     eid = add_entry(app, ["会员怎么退"], "7 天内。")
     seen = etag_of(app.test_client(), eid)
     inside, release = threading.Event(), threading.Event()
-    real_log = store.log_changes
+    real_log = versions.log_changes
 
     def held(conn, version, entry_ids, now):  # type: ignore[no-untyped-def]
         if threading.current_thread().name == "A":
@@ -332,7 +333,7 @@ def test_two_adders_with_the_same_etag_one_wins(app, make_app, monkeypatch) -> N
             assert release.wait(30)
         return real_log(conn, version, entry_ids, now)
 
-    monkeypatch.setattr(store, "log_changes", held)
+    monkeypatch.setattr(versions, "log_changes", held)
     a = Worker("A", lambda: add(app.test_client(), eid, ["会员退款"], with_match(seen)))
     b = Worker("B", lambda: add(other_app.test_client(), eid, ["会员退钱"], with_match(seen)))
     a.start()

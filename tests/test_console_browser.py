@@ -13,7 +13,7 @@ from tests.browser import chromium, require_browser
 from tests.wechat_fakes import KEY, http_server
 from wxbot.dialog.handlers.query import DONT_KNOW
 from wxbot.messages.replies import Text
-from wxbot.qa import store, writer
+from wxbot.qa import store, unanswered, writer
 from wxbot.wechat.simulator import WeChatSimulator
 
 ADMIN_TOKEN = "browser-admin-token-1234"
@@ -143,7 +143,7 @@ def test_unanswered_question_taught_in_the_browser_then_answered_on_wechat(site)
     assert ask(site, "发票怎么开") == "在订单页点「申请发票」。"
     with site["app"].extensions["wxbot.engine"].connect() as conn:
         assert store.get_entry(conn, invoice).questions == ["如何开具发票", "发票怎么开"]
-        assert store.count_unanswered(conn) == 0
+        assert unanswered.count_unanswered(conn) == 0
 
 
 def test_import_with_one_bad_row_reports_it_and_loses_nothing(site, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -218,4 +218,4 @@ def test_user_text_renders_as_text_everywhere(site) -> None:  # type: ignore[no-
     b.get(site["base"] + "/admin/conversations/o_xss_0")
     assert wait_for(b, ".bubble.user p").text == XSS[0]
     with engine.connect() as conn:
-        assert store.count_unanswered(conn) == 3
+        assert unanswered.count_unanswered(conn) == 3

@@ -28,7 +28,7 @@ from tests.test_console_browser import (  # noqa: F401 - browser is a fixture
 )
 from tests.wechat_fakes import KEY, http_server
 from wxbot.dialog.handlers.query import DONT_KNOW
-from wxbot.qa import learning, store, writer
+from wxbot.qa import learning, store, unanswered, writer
 from wxbot.wechat.simulator import WeChatSimulator
 
 INVOICE_Q, INVOICE_A = "发票在哪里下载", "发票在「我的-订单-发票」里下载。"
@@ -140,7 +140,7 @@ def test_a_group_attached_through_the_search_box(site) -> None:  # type: ignore[
             "周末上班吗",
             "周六开门吗",
         ]
-        assert store.count_unanswered(conn) == 0
+        assert unanswered.count_unanswered(conn) == 0
 
 
 def test_user_and_operator_text_renders_as_text_on_the_new_pages(open_site) -> None:  # type: ignore[no-untyped-def]

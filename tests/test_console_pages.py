@@ -14,7 +14,7 @@ from tests.console_helpers import (
 )
 from tests.helpers import say
 from wxbot.dialog.handlers.query import DONT_KNOW
-from wxbot.qa import store, writer
+from wxbot.qa import store, unanswered, writer
 
 
 @pytest.fixture
@@ -30,7 +30,9 @@ def add_entry(app, questions: list[str], answer: str) -> int:  # type: ignore[no
 
 def unanswered_ids(app) -> dict[str, int]:  # type: ignore[no-untyped-def]
     with app.extensions["wxbot.engine"].connect() as conn:
-        return {str(i["question"]): int(i["id"]) for i in store.list_unanswered(conn, 0, 100)[1]}
+        return {
+            str(i["question"]): int(i["id"]) for i in unanswered.list_unanswered(conn, 0, 100)[1]
+        }
 
 
 def entry(app, entry_id: int) -> store.EntryRow | None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from tests.helpers import content, say, sql_sent
 from wxbot import create_app
 from wxbot.db import transaction
 from wxbot.migrations.schema import upgrade
-from wxbot.qa import store as kb_store
+from wxbot.qa import versions
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def test_lock_reads_knowledge_version_without_locking_it(mysql_bot):  # type: ig
             other.execute(sql("SET SESSION innodb_lock_wait_timeout = 1"))
             started = time.monotonic()
             ctx_b = bot.statements.lock(other, "o_b", "").ctx
-            kb_store.bump_version(other, 0.0)
+            versions.bump_version(other, 0.0)
             assert ctx_b is not None and time.monotonic() - started < 1
 
 
@@ -70,7 +70,7 @@ def test_a_knowledge_write_committed_during_the_lock_wait_is_seen(mysql_bot):  #
         thread = threading.Thread(target=waiter)
         thread.start()
         time.sleep(0.3)  # the waiter is blocked on o_a's lock
-        version = kb_store.bump_version(holder, 0.0)
+        version = versions.bump_version(holder, 0.0)
     thread.join(10)
     assert seen == [version]
 

@@ -45,7 +45,7 @@ from tests.console_helpers import csrf, csrf_of, login
 from tests.helpers import say
 from wxbot.llm import usage
 from wxbot.llm.memory import CallCost
-from wxbot.qa import learning, store, writer
+from wxbot.qa import learning, store, unanswered, writer
 from wxbot.qa import synonyms as synonym_store
 from wxbot.wechat.endpoint import APOLOGY
 from wxbot.wechat.security import aes_key, signature
@@ -271,7 +271,7 @@ class World:
                 version = next(g.version for g in synonym_store.load(conn) if g.id == group_id)
                 return {"id": str(group_id), "version": version}
             if kind == "unanswered":
-                store.record_unanswered(conn, f"火星上有没有信号{n}", 2.0)
+                unanswered.record_unanswered(conn, f"火星上有没有信号{n}", 2.0)
                 u = store.unanswered
                 return {"id": str(conn.execute(select(u.c.id).order_by(u.c.id.desc())).scalar())}
             if kind == "llm":

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.helpers import content, say
-from wxbot.qa import store
+from wxbot.qa import store, unanswered
 from wxbot.qa.formats import parse_file
 from wxbot.qa.importer import import_files
 from wxbot.qa.models import KbEntry
@@ -177,10 +177,10 @@ def test_rows_spanning_two_existing_entries_are_rejected(app, tmp_path) -> None:
 def test_import_takes_questions_off_the_unanswered_list(app, bot, tmp_path) -> None:  # type: ignore[no-untyped-def]
     say(bot, "o_u", "发票怎么开")
     with app.extensions["wxbot.engine"].connect() as conn:
-        assert store.list_unanswered(conn)[0] == 1
+        assert unanswered.list_unanswered(conn)[0] == 1
     run(app, write(tmp_path, "a.csv", "发票怎么开？,在订单页开。\n"))
     with app.extensions["wxbot.engine"].connect() as conn:
-        assert store.list_unanswered(conn)[0] == 0
+        assert unanswered.list_unanswered(conn)[0] == 0
 
 
 # -- the CLI -----------------------------------------------------------------------------------

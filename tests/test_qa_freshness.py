@@ -85,31 +85,31 @@ def test_a_large_change_reloads_the_whole_index(app, bot, monkeypatch) -> None: 
 def test_a_pruned_change_log_means_a_full_reload(app, bot) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy import delete
 
-    from wxbot.qa import store, writer
+    from wxbot.qa import versions, writer
 
     say(bot, "o_u", "x")
     with bot.engine.begin() as conn:
         writer.create_entry(conn, ["被清理的问题"], "还在。", now=1.0, source="api")
         writer.create_entry(conn, ["第二个问题"], "也在。", now=1.0, source="api")
-        conn.execute(delete(store.changes))  # as if pruned before this process caught up
+        conn.execute(delete(versions.changes))  # as if pruned before this process caught up
         writer.create_entry(conn, ["第三个问题"], "在。", now=1.0, source="api")
     assert content(say(bot, "o_u", "被清理的问题")) == "还在。"
     assert content(say(bot, "o_u", "第三个问题")) == "在。"
 
 
 def test_an_import_that_changes_nothing_makes_no_new_version(app, bot, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from wxbot.qa import store
+    from wxbot.qa import versions
     from wxbot.qa.importer import import_files
 
     path = tmp_path / "a.csv"
     path.write_text("甲,1\n", encoding="utf-8")
     import_files(bot.engine, [str(path)], now=1.0)
     with bot.engine.connect() as conn:
-        version = store.read_version(conn)
+        version = versions.read_version(conn)
     report = import_files(bot.engine, [str(path)], now=2.0)
     assert report.written and report.unchanged == 1
     with bot.engine.connect() as conn:
-        assert store.read_version(conn) == version
+        assert versions.read_version(conn) == version
 
 
 def test_one_version_read_per_transaction(app, bot) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers import content, say
 from tests.test_qa_freshness import other_process
-from wxbot.qa import store
+from wxbot.qa import store, versions
 from wxbot.qa.formats import parse_file
 from wxbot.qa.importer import import_files
 from wxbot.qa.synonyms import Synonyms, check_group, parse_text
@@ -286,11 +286,11 @@ def test_round_2_fixes_the_starter_groups_of_an_existing_database(db_url) -> Non
         rows = [r for r in rows if r["words"] != edited]
         rows.append({"words": edited, "source": "starter", "created_at": 1.0, "updated_at": 2.0})
         conn.execute(insert(synonyms), rows)
-        version = store.read_version(conn)
+        version = versions.read_version(conn)
     upgrade(engine)
     with engine.connect() as conn:
         now = {r.words for r in conn.execute(select(synonyms.c.words))}
-        assert store.read_version(conn) == version + 1
+        assert versions.read_version(conn) == version + 1
     current = {"|".join(w) for _, w in parse_text(STARTER.read_text("utf-8"), "x")[0]}
     assert now == (current - {"附近|周边|旁边"}) | {"最近|近期", edited}
     upgrade(engine)  # again: nothing to do

@@ -11,7 +11,7 @@ from typing import Any
 from flask import render_template
 
 from wxbot.console.web import admin, bp
-from wxbot.qa import store
+from wxbot.qa import unanswered
 from wxbot.stats import zone
 
 TREND_DAYS = 14
@@ -80,7 +80,7 @@ def dashboard() -> str:
         "rates": rates(week),
         "trend": trend(days, today),
         "top": ops.top_entries(10),
-        "top_unanswered": ops.read(lambda conn: store.list_unanswered(conn, 0, 5)[1]),
+        "top_unanswered": ops.read(lambda conn: unanswered.list_unanswered(conn, 0, 5)[1]),
         "stats": stats,
         "llm": stats["llm"],
         "funnels": [(f.name, stats["flows"].get(f.name, {})) for f in ops.loaded_flows()],

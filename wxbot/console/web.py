@@ -28,7 +28,7 @@ from wxbot.admin.ops.base import MAX_ID, MAX_PAGE, oversized_id
 from wxbot.console import auth, labels
 from wxbot.console.models import MAX_UPLOAD_BYTES
 from wxbot.i18n import LANGUAGES
-from wxbot.qa import store
+from wxbot.qa import unanswered as unanswered_store
 from wxbot.stats import zone
 
 bp = Blueprint(
@@ -203,7 +203,7 @@ def _template_globals() -> dict[str, Any]:
         return Markup('<input type="hidden" name="csrf_token" value="{}">').format(token)
 
     def unanswered_total() -> int:
-        return admin().read(store.count_unanswered)
+        return admin().read(unanswered_store.count_unanswered)
 
     return {
         "csrf_field": csrf_field,

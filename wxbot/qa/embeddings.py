@@ -30,9 +30,9 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from wxbot.db import is_mysql
-from wxbot.qa import store
+from wxbot.qa import store, versions
 from wxbot.qa.fusion import Fusion, RankFusion
-from wxbot.qa.models import KbEmbedding
+from wxbot.qa.models import CHUNK, KbEmbedding
 from wxbot.qa.text import question_key
 from wxbot.redaction import describe
 from wxbot.services.http import ReleasingAdapter
@@ -114,10 +114,10 @@ def _unit(values: Iterable[float]) -> array:
 def load_vectors(conn: Connection, model: str, keys: Iterable[str]) -> dict[str, array]:
     keys = list(set(keys))
     out: dict[str, array] = {}
-    for i in range(0, len(keys), store.CHUNK):
+    for i in range(0, len(keys), CHUNK):
         rows = conn.execute(
             select(table.c.qkey, table.c.vector).where(
-                table.c.model == model, table.c.qkey.in_(keys[i : i + store.CHUNK])
+                table.c.model == model, table.c.qkey.in_(keys[i : i + CHUNK])
             )
         )
         for key, blob in rows:
@@ -137,8 +137,8 @@ def save_vectors(conn: Connection, model: str, vectors: dict[str, array], now: f
         stmt = stmt.on_duplicate_key_update(vector=stmt.inserted.vector)
     else:
         stmt = sqlite_insert(table).on_conflict_do_nothing()
-    for i in range(0, len(rows), store.CHUNK):
-        conn.execute(stmt, rows[i : i + store.CHUNK])
+    for i in range(0, len(rows), CHUNK):
+        conn.execute(stmt, rows[i : i + CHUNK])
 
 
 def embed_missing(engine: Engine, client: Embedder, *, now: float, limit: int | None = None) -> int:
@@ -155,9 +155,9 @@ def embed_missing(engine: Engine, client: Embedder, *, now: float, limit: int | 
         keys = missing[i : i + BATCH]
         vectors = client.embed([keyed[k][1] for k in keys], timeout=IMPORT_TIMEOUT)
         with engine.begin() as conn:
-            version = store.bump_version(conn, now)
+            version = versions.bump_version(conn, now)
             save_vectors(conn, client.model, dict(zip(keys, vectors, strict=True)), now)
-            store.log_changes(conn, version, {keyed[k][0] for k in keys}, now)
+            versions.log_changes(conn, version, {keyed[k][0] for k in keys}, now)
         done += len(keys)
     return done
 

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.exc import DBAPIError
 
-from wxbot.qa import store
+from wxbot.qa import store, versions
 from wxbot.qa import synonyms as synonym_store
 from wxbot.qa.embeddings import Semantic, load_vectors
 from wxbot.qa.index import Bm25Index
@@ -133,7 +133,7 @@ class FreshIndex:
     def version_column(self) -> Any:
         """The knowledge version as a labelled scalar subquery (``kb_version``), for the
         engine to read in the same round trip as the user's context."""
-        return store.version_subquery().label("kb_version")
+        return versions.version_subquery().label("kb_version")
 
     def refresh_if_stale(self, conn: Connection, version: int | None = None) -> bool:
         """Catch up with the database if it moved on. ``version``: already read by the caller
@@ -146,7 +146,7 @@ class FreshIndex:
         seen = getattr(self._checked, "tx", None)
         if version is None and tx is not None and seen is not None and seen() is tx:
             return False  # already checked in this transaction (e.g. by the engine)
-        current = store.read_version(conn) if version is None else version
+        current = versions.read_version(conn) if version is None else version
         if tx is not None:
             self._checked.tx = weakref.ref(tx)
         if current == self.version:
@@ -164,7 +164,7 @@ class FreshIndex:
                 return False
             changed = None
             if 0 <= self.version < current:  # (lower: the database was replaced)
-                changed = store.changed_since(conn, self.version, INCREMENTAL_LIMIT)
+                changed = versions.changed_since(conn, self.version, INCREMENTAL_LIMIT)
             if changed is not None:
                 self._apply(conn, changed)
             elif self._rebuild_in_background(conn):
@@ -268,7 +268,7 @@ class FreshIndex:
                 self._reader = reading_engine(self.engine)
             with _collector_paused():
                 with self._reader.connect() as conn:  # one snapshot, no write lock (snapshot.py)
-                    version = store.read_version(conn)
+                    version = versions.read_version(conn)
                     snap = self._read_all(conn)
                 built = self._build(snap)  # outside any transaction
             with self._lock:

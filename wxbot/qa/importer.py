@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
-from wxbot.qa import store
+from wxbot.qa import store, unanswered, versions
 from wxbot.qa import synonyms as synonym_store
 from wxbot.qa.formats import (
     MISSING,
@@ -266,7 +266,7 @@ def _upsert(
     planned: Callable[[int], object] | None = None,
     basis: str | None = None,
 ) -> None:
-    version = store.bump_version(conn, now)  # the knowledge write lock
+    version = versions.bump_version(conn, now)  # the knowledge write lock
     owners_by_key = store.entry_ids_by_keys(conn, [k for r in rows for k in r.keys])
     current = store.load_entries(conn, set(owners_by_key.values()))
     languages = store.load_languages(conn, current)
@@ -346,11 +346,11 @@ def _upsert(
         .values(answer=bindparam("answer"), updated_at=bindparam("now"), language=bindparam("lang"))
     )
     _executemany(conn, stmt, updates, "updates", progress)
-    store.forget_unanswered(conn, [r["qkey"] for r in question_rows])  # type: ignore[misc]
+    unanswered.forget_unanswered(conn, [r["qkey"] for r in question_rows])  # type: ignore[misc]
     touched = [r["id"] for r in entry_rows] + [u["eid"] for u in updates]
     if touched:
         many = len(touched) > LOG_EACH_LIMIT
-        store.log_changes(conn, version, None if many else touched, now)  # type: ignore[arg-type]
+        versions.log_changes(conn, version, None if many else touched, now)  # type: ignore[arg-type]
 
 
 def _basis(

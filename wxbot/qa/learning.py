@@ -6,8 +6,8 @@
   list and undo. A learned wording answers E when asked exactly (its normalised key), but
   takes no part in the ranking: it would widen E towards its neighbours and pull other
   wordings its way (README, "Learning from use").
-- Unanswered questions (store.record_unanswered) are listed grouped by meaning; an admin can
-  attach one to an existing entry, or answer it as a new entry, in one call.
+- Unanswered questions (unanswered.record_unanswered) are listed grouped by meaning; an admin
+  can attach one to an existing entry, or answer it as a new entry, in one call.
 """
 
 from __future__ import annotations

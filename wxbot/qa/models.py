@@ -41,6 +41,8 @@ LANGUAGE_LEN = 8
 ORIGIN_LEN = 16
 MODEL_LEN = 100
 LANGUAGES = ("zh", "en", "th", "tl", "ja")
+# Rows per IN (...) list and per executemany batch, in every query module of these tables.
+CHUNK = 500
 
 
 class KbEntry(Base):

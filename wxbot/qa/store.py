@@ -1,11 +1,12 @@
 """Knowledge-base reads and writes with SQLAlchemy Core. Functions take a Connection inside
 the caller's transaction and never commit.
 
-Every write goes through ``bump_version`` first: it updates the single ``kb_meta`` row, which
-both serialises knowledge writers (the row lock; SQLite's write lock) and tells every process
-that its index is stale. The entries touched are logged in ``kb_changes`` under that version.
-Because writers hold the version row until they commit, allocating entry ids as MAX(id)+1
-under it is safe, which lets bulk imports insert entries and questions with executemany.
+Every write goes through ``versions.bump_version`` first: it updates the single ``kb_meta``
+row, which both serialises knowledge writers (the row lock; SQLite's write lock) and tells
+every process that its index is stale. The entries touched are logged in ``kb_changes`` under
+that version. Because writers hold the version row until they commit, allocating entry ids as
+MAX(id)+1 under it is safe, which lets bulk imports insert entries and questions with
+executemany.
 """
 
 from __future__ import annotations
@@ -14,29 +15,21 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from sqlalchemy import Connection, case, delete, func, insert, or_, select, update
-from sqlalchemy.dialects.mysql import insert as mysql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, case, func, or_, select, update
 
-from wxbot.db import is_mysql
-from wxbot.qa.models import KbChange, KbEntry, KbMeta, KbQuestion, KbUnanswered
+from wxbot.qa.models import CHUNK, KbEntry, KbQuestion, KbUnanswered
 from wxbot.qa.text import question_key
+from wxbot.qa.versions import read_version
 
 entries = KbEntry.__table__
 questions = KbQuestion.__table__
 unanswered = KbUnanswered.__table__
-meta = KbMeta.__table__
-changes = KbChange.__table__
 
-CHUNK = 500  # IN (...) lists and executemany batches
 # The origin of a wording learned from did-you-mean picks (learning.py): an exact key of its
 # entry, left out of the ranking (freshness.py).
 LEARNED = "learned"
-KEEP_VERSIONS = 10_000  # change-log rows older than this many versions are pruned
-
-_VERSION = select(meta.c.version).where(meta.c.id == 1)
 
 
 def content_version(*parts: object) -> str:
@@ -90,57 +83,6 @@ class IndexRow(NamedTuple):
     answer: str
     questions: list[str]  # ranked (words, characters, vectors), in position order
     learned: list[str]  # learned wordings: exact keys of the entry, not ranked
-
-
-# -- version and change log ------------------------------------------------------------------
-
-
-def version_subquery() -> Any:
-    return select(meta.c.version).where(meta.c.id == 1).scalar_subquery()
-
-
-def read_version(conn: Connection) -> int:
-    """The knowledge version: the one read every request makes for freshness."""
-    return int(conn.execute(_VERSION).scalar() or 0)
-
-
-def bump_version(conn: Connection, now: float) -> int:
-    """Take the knowledge write lock and return the new version number."""
-    done = conn.execute(
-        update(meta).where(meta.c.id == 1).values(version=meta.c.version + 1, updated_at=now)
-    )
-    if done.rowcount == 0:  # schema made without the migration's seed row
-        conn.execute(insert(meta).values(id=1, version=1, updated_at=now))
-    return read_version(conn)
-
-
-def log_changes(
-    conn: Connection, version: int, entry_ids: Iterable[int] | None, now: float
-) -> None:
-    """Record what a version touched; None = everything (readers reload in full)."""
-    if entry_ids is None:
-        rows = [{"version": version, "entry_id": None, "changed_at": now}]
-    else:
-        rows = [{"version": version, "entry_id": e, "changed_at": now} for e in set(entry_ids)]
-    for i in range(0, len(rows), CHUNK):
-        conn.execute(insert(changes), rows[i : i + CHUNK])
-    if version % 500 == 0:  # now and then, forget what no live process can still need
-        conn.execute(delete(changes).where(changes.c.version <= version - KEEP_VERSIONS))
-
-
-def changed_since(conn: Connection, version: int, limit: int) -> set[int] | None:
-    """Entries changed after ``version``; None when a full reload is cheaper or required
-    (too many changes, an import too big to list, or a log pruned past ``version``)."""
-    oldest = conn.execute(select(func.min(changes.c.version))).scalar()
-    if oldest is None or oldest > version + 1:
-        return None
-    rows = conn.execute(
-        select(changes.c.entry_id).where(changes.c.version > version).limit(limit + 1)
-    ).all()
-    ids = {r[0] for r in rows}
-    if len(rows) > limit or None in ids:
-        return None
-    return ids
 
 
 # -- reading entries ---------------------------------------------------------------------------
@@ -308,76 +250,7 @@ def counts(conn: Connection) -> dict[str, int]:
     }
 
 
-# -- unanswered questions and hits -------------------------------------------------------------
-
-
-def record_unanswered(conn: Connection, question: str, now: float) -> None:
-    """Count a question nobody has answered yet (one upsert, whichever database)."""
-    key = question_key(question)
-    if not key:
-        return
-    values = {
-        "qkey": key,
-        "question": question[:500],
-        "count": 1,
-        "first_asked_at": now,
-        "last_asked_at": now,
-    }
-    if is_mysql(conn):
-        stmt = mysql_insert(unanswered).values(**values)
-        stmt = stmt.on_duplicate_key_update(count=unanswered.c.count + 1, last_asked_at=now)
-    else:
-        stmt = sqlite_insert(unanswered).values(**values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["qkey"],
-            set_={"count": unanswered.c.count + 1, "last_asked_at": now},
-        )
-    conn.execute(stmt)
-
-
-def forget_unanswered(conn: Connection, keys: Iterable[str]) -> None:
-    keys = list(set(keys))
-    for i in range(0, len(keys), CHUNK):
-        conn.execute(delete(unanswered).where(unanswered.c.qkey.in_(keys[i : i + CHUNK])))
-
-
-def _unanswered_dict(r: Any) -> dict[str, object]:
-    return {
-        "id": r.id,
-        "question": r.question,
-        "count": r.count,
-        "first_asked_at": r.first_asked_at,
-        "last_asked_at": r.last_asked_at,
-    }
-
-
-def list_unanswered(
-    conn: Connection, offset: int = 0, limit: int = 20, newest_first: bool = False
-) -> tuple[int, list[dict[str, object]]]:
-    """Unanswered questions (each one counts its normalised duplicates), most asked first or
-    most recently asked first."""
-    total = conn.execute(select(func.count()).select_from(unanswered)).scalar_one()
-    order = [unanswered.c.count.desc(), unanswered.c.last_asked_at.desc()]
-    if newest_first:
-        order.reverse()
-    rows = conn.execute(
-        select(unanswered).order_by(*order, unanswered.c.id.desc()).offset(offset).limit(limit)
-    ).all()
-    return int(total), [_unanswered_dict(r) for r in rows]
-
-
-def count_unanswered(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(unanswered)).scalar_one())
-
-
-def get_unanswered(conn: Connection, unanswered_id: int) -> dict[str, object] | None:
-    row = conn.execute(select(unanswered).where(unanswered.c.id == unanswered_id)).first()
-    return None if row is None else _unanswered_dict(row)
-
-
-def delete_unanswered(conn: Connection, unanswered_id: int) -> bool:
-    done = conn.execute(delete(unanswered).where(unanswered.c.id == unanswered_id))
-    return done.rowcount > 0
+# -- hits --------------------------------------------------------------------------------------
 
 
 def top_entries(conn: Connection, limit: int = 10) -> list[tuple[int, str, int]]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from wxbot.qa import store
+from wxbot.qa import store, versions
 from wxbot.qa.formats import split_lines
 from wxbot.qa.models import KbSynonym
 from wxbot.qa.text import normalize
@@ -191,8 +191,8 @@ def load(conn: Connection) -> list[Group]:
 
 def _changed(conn: Connection, now: float) -> None:
     """Bump the knowledge version; every process re-indexes everything (NULL change row)."""
-    version = store.bump_version(conn, now)
-    store.log_changes(conn, version, None, now)
+    version = versions.bump_version(conn, now)
+    versions.log_changes(conn, version, None, now)
 
 
 def create(conn: Connection, words: object, *, now: float, source: str = "api") -> int:
@@ -205,12 +205,12 @@ def create_once(
     """(group id, created): ``unique``: a group with the same words already stored is
     returned instead (a form sent twice adds one group, not two identical ones)."""
     group = check_group(words)
-    version = store.bump_version(conn, now)  # the write lock first: two sendings serialise
+    version = versions.bump_version(conn, now)  # the write lock first: two sendings serialise
     if unique:
         same = next((g.id for g in load(conn) if set(g.words) == set(group)), None)
         if same is not None:
             return same, False  # nothing logged under this version: no process re-indexes
-    store.log_changes(conn, version, None, now)
+    versions.log_changes(conn, version, None, now)
     result = conn.execute(
         insert(synonyms).values(
             words="|".join(group), source=source, created_at=now, updated_at=now

@@ -12,7 +12,7 @@ from collections.abc import Container
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from wxbot.messages.replies import UNSENDABLE
-from wxbot.qa import store
+from wxbot.qa import store, unanswered, versions
 from wxbot.qa.formats import MISSING
 from wxbot.qa.models import LANGUAGES, MAX_ANSWER_CHARS, MAX_QUESTION_CHARS, KbAliasVote
 from wxbot.qa.text import question_key
@@ -186,7 +186,7 @@ def create_entry(
     text = check_answer(answer)
     lang = check_language(language)
     keys = {question_key(q): q for q in qs}
-    version = store.bump_version(conn, now)  # the knowledge write lock, before any check
+    version = versions.bump_version(conn, now)  # the knowledge write lock, before any check
     _conflicts(conn, keys, None)
     result = conn.execute(
         insert(store.entries).values(
@@ -202,8 +202,8 @@ def create_entry(
     )
     entry_id = int(result.inserted_primary_key[0])
     _insert_questions(conn, entry_id, qs, origin=origin)
-    store.forget_unanswered(conn, keys)
-    store.log_changes(conn, version, [entry_id], now)
+    unanswered.forget_unanswered(conn, keys)
+    versions.log_changes(conn, version, [entry_id], now)
     return entry_id
 
 
@@ -225,7 +225,7 @@ def update_entry(
     values: dict[str, object] = {"updated_at": now}
     if language is not MISSING:
         values["language"] = check_language(language)
-    version = store.bump_version(conn, now)  # the write lock: no change between check and write
+    version = versions.bump_version(conn, now)  # the write lock: no change between check and write
     if expected is not None:
         current = _current(conn, entry_id)
         after = store.entry_version(
@@ -249,8 +249,8 @@ def update_entry(
         _forget_votes(conn, entry_id, [k for k in old if k not in keys])
         conn.execute(delete(store.questions).where(store.questions.c.entry_id == entry_id))
         _insert_questions(conn, entry_id, qs, origins=old)
-        store.forget_unanswered(conn, keys)
-    store.log_changes(conn, version, [entry_id], now)
+        unanswered.forget_unanswered(conn, keys)
+    versions.log_changes(conn, version, [entry_id], now)
 
 
 def add_questions(
@@ -266,7 +266,7 @@ def add_questions(
     questions added. ``expected``: the versions the caller's view may have (None: last
     write wins); adding only questions the entry has already changes nothing, so it passes."""
     qs = check_questions(questions)
-    version = store.bump_version(conn, now)  # the write lock: no change between check and write
+    version = versions.bump_version(conn, now)  # the write lock: no change between check and write
     keys = {question_key(q): q for q in qs}
     if expected is not None:  # as update_entry: 404, then 412, before the other refusals
         seen = _current(conn, entry_id)
@@ -292,8 +292,8 @@ def add_questions(
         conn.execute(
             update(store.entries).where(store.entries.c.id == entry_id).values(updated_at=now)
         )
-        store.forget_unanswered(conn, [question_key(q) for q in new])
-        store.log_changes(conn, version, [entry_id], now)
+        unanswered.forget_unanswered(conn, [question_key(q) for q in new])
+        versions.log_changes(conn, version, [entry_id], now)
     return new
 
 
@@ -309,7 +309,7 @@ def remove_question(
     ``expected``: the versions the caller's view may have (None: last write wins); checked
     before whether the entry has that question or another one (a stale view is a 412)."""
     key = question_key(question) if isinstance(question, str) else ""
-    version = store.bump_version(conn, now)  # the write lock: no change between check and write
+    version = versions.bump_version(conn, now)  # the write lock: no change between check and write
     if expected is not None:
         _check_version(_current(conn, entry_id), expected, after=None)  # a removal changes it
     current = store.load_entries(conn, [entry_id]).get(entry_id)
@@ -325,20 +325,20 @@ def remove_question(
         )
     )
     _forget_votes(conn, entry_id, [key])
-    store.log_changes(conn, version, [entry_id], now)
+    versions.log_changes(conn, version, [entry_id], now)
 
 
 def delete_entry(
     conn: Connection, entry_id: int, *, now: float, expected: Container[str] | None = None
 ) -> None:
-    version = store.bump_version(conn, now)
+    version = versions.bump_version(conn, now)
     if expected is not None:
         _check_version(_current(conn, entry_id), expected, after=None)
     conn.execute(delete(store.questions).where(store.questions.c.entry_id == entry_id))
     done = conn.execute(delete(store.entries).where(store.entries.c.id == entry_id))
     if done.rowcount == 0:
         raise KnowledgeError(f"no entry {entry_id}", status=404)
-    store.log_changes(conn, version, [entry_id], now)
+    versions.log_changes(conn, version, [entry_id], now)
 
 
 def teach(

@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 from wxbot.admin.ops.base import AdminBase, AdminError
 from wxbot.llm import usage
 from wxbot.qa import learning, store, writer
+from wxbot.qa import unanswered as unanswered_store
 
 GROUPED_LIMIT = 1000  # most-asked unanswered questions considered when grouping
 LLM_SOURCE_REF = "llm-answer:{id}"  # an entry promoted from a kept LLM answer says which
@@ -26,7 +27,7 @@ class LearningOps(AdminBase):
         """The unanswered questions of ``ids`` still listed (in that order)."""
 
         def work(conn: Connection) -> list[dict[str, Any]]:
-            found = [store.get_unanswered(conn, i) for i in ids]
+            found = [unanswered_store.get_unanswered(conn, i) for i in ids]
             return [item for item in found if item is not None]
 
         return self.read(work)
@@ -35,7 +36,9 @@ class LearningOps(AdminBase):
         self, offset: int, limit: int, newest_first: bool = False
     ) -> tuple[int, list[dict[str, Any]]]:
         """Unanswered questions, most asked (or most recently asked) first."""
-        return self.read(lambda conn: store.list_unanswered(conn, offset, limit, newest_first))
+        return self.read(
+            lambda conn: unanswered_store.list_unanswered(conn, offset, limit, newest_first)
+        )
 
     def unanswered_grouped(self) -> list[dict[str, Any]]:
         """The most asked unanswered questions, those that say the same thing grouped: each
@@ -76,7 +79,7 @@ class LearningOps(AdminBase):
                 origin=learning.ATTACHED,
             )
             for i in ids:
-                store.delete_unanswered(conn, i)
+                unanswered_store.delete_unanswered(conn, i)
             return entry_id
 
         return self.write(work)
@@ -101,7 +104,7 @@ class LearningOps(AdminBase):
                 conn, ids[0], entry_id, now=now, with_similar=ids[1:], expected=expected
             )
             for i in ids:
-                store.delete_unanswered(conn, i)
+                unanswered_store.delete_unanswered(conn, i)
             return added
 
         return self.write(work)
@@ -113,12 +116,12 @@ class LearningOps(AdminBase):
         def work(conn: Connection) -> None:
             for i in ids:
                 self._check_unanswered(conn, i)
-                store.delete_unanswered(conn, i)
+                unanswered_store.delete_unanswered(conn, i)
 
         self.write(work)
 
     def _check_unanswered(self, conn: Connection, unanswered_id: int) -> dict[str, Any]:
-        item = store.get_unanswered(conn, unanswered_id)
+        item = unanswered_store.get_unanswered(conn, unanswered_id)
         if item is None:
             raise AdminError(404, f"no unanswered question {unanswered_id} (answered meanwhile?)")
         return item

@@ -21,7 +21,7 @@ from wxbot.dialog import numerals
 from wxbot.dialog.flow import WAIT_QUERY, Outcome, Turn
 from wxbot.i18n import N_
 from wxbot.messages.replies import Text
-from wxbot.qa import Lookup, learning, store
+from wxbot.qa import Lookup, learning, unanswered
 
 DONT_KNOW = N_("这个问题我还不会回答，已经记下来了，会尽快请同事补充。你也可以换个说法再问我。")
 TEACH_HINT = N_("\n\n（你有教学权限：发送「学习」，先发问题、再发答案，就能教会我。）")
@@ -136,7 +136,7 @@ def dont_know(turn: Turn, found: Lookup) -> Outcome:
     """No confident answer: offer the near misses, or say so. Either way the question is
     counted as unanswered (after the commit: a statistics row many users share)."""
     text, now = turn.text, turn.now
-    turn.after_commit.append(lambda conn: store.record_unanswered(conn, text, now))
+    turn.after_commit.append(lambda conn: unanswered.record_unanswered(conn, text, now))
     fallback = turn.deps.fallback  # the LLM, when configured (wxbot.llm)
     claimed = fallback(turn) if fallback is not None else None
     if claimed is not None:

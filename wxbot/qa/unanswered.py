@@ -1,0 +1,84 @@
+"""Unanswered questions (``kb_unanswered``): counted as asked, listed, forgotten once answered."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, select
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from wxbot.db import is_mysql
+from wxbot.qa.models import CHUNK
+from wxbot.qa.store import unanswered
+from wxbot.qa.text import question_key
+
+
+def record_unanswered(conn: Connection, question: str, now: float) -> None:
+    """Count a question nobody has answered yet (one upsert, whichever database)."""
+    key = question_key(question)
+    if not key:
+        return
+    values = {
+        "qkey": key,
+        "question": question[:500],
+        "count": 1,
+        "first_asked_at": now,
+        "last_asked_at": now,
+    }
+    if is_mysql(conn):
+        stmt = mysql_insert(unanswered).values(**values)
+        stmt = stmt.on_duplicate_key_update(count=unanswered.c.count + 1, last_asked_at=now)
+    else:
+        stmt = sqlite_insert(unanswered).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["qkey"],
+            set_={"count": unanswered.c.count + 1, "last_asked_at": now},
+        )
+    conn.execute(stmt)
+
+
+def forget_unanswered(conn: Connection, keys: Iterable[str]) -> None:
+    keys = list(set(keys))
+    for i in range(0, len(keys), CHUNK):
+        conn.execute(delete(unanswered).where(unanswered.c.qkey.in_(keys[i : i + CHUNK])))
+
+
+def _unanswered_dict(r: Any) -> dict[str, object]:
+    return {
+        "id": r.id,
+        "question": r.question,
+        "count": r.count,
+        "first_asked_at": r.first_asked_at,
+        "last_asked_at": r.last_asked_at,
+    }
+
+
+def list_unanswered(
+    conn: Connection, offset: int = 0, limit: int = 20, newest_first: bool = False
+) -> tuple[int, list[dict[str, object]]]:
+    """Unanswered questions (each one counts its normalised duplicates), most asked first or
+    most recently asked first."""
+    total = conn.execute(select(func.count()).select_from(unanswered)).scalar_one()
+    order = [unanswered.c.count.desc(), unanswered.c.last_asked_at.desc()]
+    if newest_first:
+        order.reverse()
+    rows = conn.execute(
+        select(unanswered).order_by(*order, unanswered.c.id.desc()).offset(offset).limit(limit)
+    ).all()
+    return int(total), [_unanswered_dict(r) for r in rows]
+
+
+def count_unanswered(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(unanswered)).scalar_one())
+
+
+def get_unanswered(conn: Connection, unanswered_id: int) -> dict[str, object] | None:
+    row = conn.execute(select(unanswered).where(unanswered.c.id == unanswered_id)).first()
+    return None if row is None else _unanswered_dict(row)
+
+
+def delete_unanswered(conn: Connection, unanswered_id: int) -> bool:
+    done = conn.execute(delete(unanswered).where(unanswered.c.id == unanswered_id))
+    return done.rowcount > 0
