@@ -1,4 +1,5 @@
-"""The command line builds the knowledge index only for the commands that answer messages.
+"""The command line builds the knowledge index only for the commands that answer messages
+(and `serve` builds the app for production: no Flask debug mode under gunicorn).
 
 Every `wxbot` command builds the app. With the index loaded in it, `wxbot --help`, `kb
 export` or `sessions cleanup` on a base of 100k entries each took about 6-9 s, most of it
@@ -112,3 +113,23 @@ def test_listing_or_looking_up_commands_builds_no_app(monkeypatch, args: list[st
     assert result.exit_code in (0, 2), result.output
     assert "init-db" in result.output or "No such command" in result.output
     assert built == []
+
+
+def test_serve_under_gunicorn_turns_flasks_debug_mode_off(builds, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`wxbot --debug serve` or FLASK_DEBUG=1 left over from development: debug mode is for
+    --dev; the production path says so and serves without it."""
+    debug: list[bool] = []
+
+    def fake_run(load_app: Any, *args: Any, **kw: Any) -> None:
+        app = load_app()
+        debug.append(app.debug)
+        app.extensions["wxbot.bot"].close()
+
+    monkeypatch.setattr(wxbot.serving, "run", fake_run)
+    result = CliRunner().invoke(cli, ["--debug", "serve"])
+    assert result.exit_code == 0, result.output
+    assert debug == [False]
+    assert "--debug / FLASK_DEBUG is for --dev" in result.output
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    assert CliRunner().invoke(cli, ["serve"]).exit_code == 0
+    assert debug == [False, False]

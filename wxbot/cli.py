@@ -244,6 +244,11 @@ def serve(
         from wxbot import load_knowledge
 
         app = ctx.ensure_object(ScriptInfo).load_app()
+        if app.debug and not dev:
+            # Flask's debug mode (`wxbot --debug`, FLASK_DEBUG=1: meant for --dev) would let an
+            # unexpected error escape to gunicorn and reload templates on every request.
+            click.echo("--debug / FLASK_DEBUG is for --dev: gunicorn serves with it off", err=True)
+            app.debug = False
         _check_schema_before_serving(app)
         load_knowledge(app)  # in gunicorn's master, before the workers fork: shared pages
         return app
