@@ -43,10 +43,15 @@ class Servers(list):  # type: ignore[type-arg]
 
 @contextmanager
 def serve(
-    database_url: str, count: int = 2, log_dir: Path | None = None, **env: str
+    database_url: str,
+    count: int = 2,
+    log_dir: Path | None = None,
+    args: tuple[str, ...] = (),
+    **env: str,
 ) -> Iterator[Servers]:
     """Start ``count`` `wxbot serve` processes on one database; yields their /wechat URLs.
-    ``log_dir``: each process's log (stderr) goes to ``serve-N.log`` there (see read_logs)."""
+    ``log_dir``: each process's log (stderr) goes to ``serve-N.log`` there (see read_logs).
+    ``args``: more options of `wxbot serve` (e.g. ``("--workers", "2")``)."""
     procs: list[subprocess.Popen[bytes]] = []
     logs = []
     urls: list[str] = []
@@ -73,6 +78,7 @@ def serve(
                         "serve",
                         "--port",
                         str(port),
+                        *args,
                     ],
                     env=environment,
                     stdout=subprocess.DEVNULL,
