@@ -133,17 +133,17 @@ class KnowledgeBase(FreshIndex):
         index, languages = self._index, self._languages
         answers, questions, syn = self._answers, self._questions, self._synonyms
         normalized = normalize(text)
-        spellings = self._spellings
-        q = self.analyzer.query(normalized, syn, spellings)
+        # kana that spell a kanji word of the base (「へんぴん」): that word's terms come along,
+        # and the character ranker compares the kana as that word (返品)
+        spelled = self._spellings.spell(normalized)
+        q = self.analyzer.query(normalized, syn, spelled.words)
         hits = index.search(q.terms, max(limit + 1, RERANK_POOL), soft=q.soft)
         if not hits:
             return []
         texts = self._texts
         function = self.analyzer.function_grams(normalized)
-        # kana that spell a kanji word of the base (「へんぴん」) compared as that word (返品)
-        respelled = spellings.respell(normalized)
         rerank = Reranker(
-            text if respelled is normalized else respelled,
+            text if spelled.text is normalized else spelled.text,
             q.words,
             texts.idf,
             index.idf,
@@ -275,7 +275,9 @@ class KnowledgeBase(FreshIndex):
         """Words and synonym groups of a text, function words and words a group stands for
         left out (grouping questions)."""
         syn = self._synonyms
-        words = self.analyzer.query(normalize(text), syn, self._spellings).words
+        normalized = normalize(text)
+        spelled = self._spellings.spelled(normalized)
+        words = self.analyzer.query(normalized, syn, spelled).words
         return {w for w in words if w not in STOPWORDS and w not in syn}
 
     # -- hit counters (hits.py) ----------------------------------------------------------------

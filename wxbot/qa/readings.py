@@ -21,6 +21,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 from wxbot.qa.text import _IDEOGRAPH_RE, _TO_HIRAGANA
 from wxbot.qa.text import _KANA_RE as KANA
@@ -122,6 +123,15 @@ def readings(normalized: str) -> list[tuple[str, str]]:
     return reader(normalized) if reader is not None else []
 
 
+class Spelled(NamedTuple):
+    """What a query's kana spell: the kanji words (for the word index) and the query with
+    those kana written as the first of them (for a ranker that compares characters; the
+    same object when nothing is spelled)."""
+
+    words: list[str]
+    text: str
+
+
 class Spellings:
     """The kana readings of the kanji words of one index's Japanese questions (「へんぴん」 →
     返品, 「そうりょう」 → 送料), and the words a query's kana spell out. Not kana grams of
@@ -176,25 +186,29 @@ class Spellings:
             del self._entries[reading]
             self._words.pop(reading, None)
 
-    def spelled(self, normalized: str) -> list[str]:
+    def spell(self, normalized: str) -> Spelled:
         """The kanji words that the text's kana spell out, longest reading first from left to
         right (「よやくしたしょうひん」 → 予约, 商品: normalised, so simplified), every word of
-        a reading the base writes several ways."""
-        runs = self._kana_runs(normalized)
-        return [w for run in runs for *_, words in self._spell(run.group()) for w in words]
-
-    def respell(self, normalized: str) -> str:
-        """The text with the kana that spell a kanji word written as that word (the first in
-        code-point order, where the base writes a reading several ways): for a ranker that
-        compares characters. The same object when nothing is spelled."""
+        a reading the base writes several ways; and the text with those kana written as the
+        first word of each (in code-point order). One pass over the kana for both."""
+        words: list[str] = []
         pieces: list[str] = []
         done = 0
         for match in self._kana_runs(normalized):
-            for i, j, words in self._spell(match.group()):
+            for i, j, found in self._spell(match.group()):
+                words.extend(found)
                 pieces.append(normalized[done : match.start() + i])
-                pieces.append(words[0])
+                pieces.append(found[0])
                 done = match.start() + j
-        return "".join(pieces) + normalized[done:] if pieces else normalized
+        return Spelled(words, "".join(pieces) + normalized[done:] if pieces else normalized)
+
+    def spelled(self, normalized: str) -> list[str]:
+        """The kanji words that the text's kana spell out (``spell``)."""
+        return self.spell(normalized).words
+
+    def respell(self, normalized: str) -> str:
+        """The text with the kana that spell a kanji word written as that word (``spell``)."""
+        return self.spell(normalized).text
 
     def _kana_runs(self, normalized: str) -> list[re.Match[str]]:
         if not self._words or not KANA.search(normalized):

@@ -19,12 +19,12 @@ import hashlib
 import re
 import threading
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from wxbot.qa.readings import Spellings
     from wxbot.qa.synonyms import Synonyms
 
 MAX_KEY_CHARS = 500
@@ -187,16 +187,15 @@ class Analyzer:
         self,
         normalized: str,
         synonyms: Synonyms | None = None,
-        spellings: Spellings | None = None,
+        spelled: Sequence[str] = (),
     ) -> Query:
         """The terms of a question being asked: the index terms, plus every character bigram
         of each CJK run as *soft* terms (they count only where a stored question has them, so
         segmentation differences cost nothing: 「挂失我的」 still meets 「挂失」), plus the
-        word-level terms compared with answers. ``spellings``: the readings of the base's
-        Japanese kanji words; the words a query's kana spell come along."""
+        word-level terms compared with answers. ``spelled``: the base's Japanese kanji words
+        that the query's kana spell (readings.Spellings.spell: 「へんぴん」 → 返品) come along."""
         own: list[str] = []  # the words and characters of the query's group words
         terms, words, runs = self._analyze(normalized, synonyms, own)
-        spelled = spellings.spelled(normalized) if spellings else []  # 「へんぴん」: 返品
         if spelled:  # their terms soft (a homophone the base lacks costs nothing)
             spelled_terms, spelled_words, _ = self._analyze(" ".join(spelled), synonyms)
             own.extend(spelled_terms)
