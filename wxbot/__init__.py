@@ -160,10 +160,16 @@ def _add_health_check(app: Flask) -> None:
         return jsonify(status="ok", schema=status.revision)
 
 
+def _unloaded_knowledge(app: Flask) -> Any | None:
+    """The app's knowledge base if it has no index in memory yet (and can load one)."""
+    kb = app.extensions["wxbot.bot"].deps.kb
+    return kb if getattr(kb, "version", 0) < 0 and hasattr(kb, "load_at_start") else None
+
+
 def load_knowledge(app: Flask) -> None:
     """Load the knowledge index now, if the app was built without it (see create_app)."""
-    kb = app.extensions["wxbot.bot"].deps.kb
-    if getattr(kb, "version", 0) < 0 and hasattr(kb, "load_at_start"):
+    kb = _unloaded_knowledge(app)
+    if kb is not None:
         kb.load_at_start()
 
 
@@ -176,8 +182,8 @@ def index_loaded(app: Flask, wait: float | None = None) -> bool:
     its transaction, holding its user's lock: seconds at 100k entries, past WeChat's 5 s.
     So load it here, in the background, and say "not ready" until it is in (after waiting
     up to ``wait`` seconds, INDEX_READY_WAIT by default, for the load to end)."""
-    kb = app.extensions["wxbot.bot"].deps.kb
-    if getattr(kb, "version", 0) >= 0 or not hasattr(kb, "load_at_start"):
+    kb = _unloaded_knowledge(app)
+    if kb is None:
         return True
     with _index_loading:
         loader = app.extensions.get("wxbot.index_loader")
