@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from wxbot.qa import synonyms as synonym_store
 from wxbot.qa.formats import ALL_FORMATS, FormatError, detect_format, export_items, write
-from wxbot.qa.importer import import_files
+from wxbot.qa.importer import import_files, named_synonyms
 
 MAX_ERRORS_SHOWN = 200
 
@@ -115,13 +115,13 @@ def _refuse_unsniffable(files: tuple[str, ...]) -> None:
     one nobody writes to blocks the first open), so `wxbot kb import /tmp/fifo` hung; a
     device or socket is no file to sniff either. Refused at once, before anything is opened;
     with --format it is read once, as any file is. A name containing "synonym" says its
-    format without a read (``is_synonyms_file``)."""
+    format without a read (``named_synonyms``)."""
     for path in files:
         try:
             mode = os.stat(path).st_mode
         except OSError:
             continue  # missing or unreadable: reported as the file's error, as before
-        if stat.S_ISREG(mode) or "synonym" in os.path.basename(path).lower():
+        if stat.S_ISREG(mode) or named_synonyms(path):
             continue
         kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
         raise click.BadParameter(

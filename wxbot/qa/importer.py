@@ -97,8 +97,13 @@ class _Row:
     language: object  # a code, None (any), or MISSING (keep the entry's)
 
 
+def named_synonyms(path: str) -> bool:
+    """A synonyms file by its name alone ("synonym" in it): told without reading it."""
+    return "synonym" in os.path.basename(path).lower()
+
+
 def is_synonyms_file(path: str) -> bool:
-    if "synonym" in os.path.basename(path).lower():
+    if named_synonyms(path):
         return True
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
