@@ -109,7 +109,7 @@ def make_app(db_url: str, clock: FakeClock, tmp_path) -> Iterator[Callable[..., 
         app.config["TESTING"] = True
         if not apps:
             engine = app.extensions["wxbot.engine"]
-            # MySQL: the upgraded schema replayed in one round trip (tests/mysql_schema.py)
+            # MySQL: the upgraded schema replayed, not migrated (tests/mysql_schema.py)
             if MYSQL_SQL_MODE is not None or not replay(engine, MYSQL_SERVER_URL):
                 upgrade(engine)
         apps.append(app)

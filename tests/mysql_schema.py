@@ -2,7 +2,7 @@
 ``wxbot.migrations.schema.upgrade`` runs every migration (0.2–0.3 s of DDL on MariaDB), and
 about a thousand tests each start from a fresh database. The schema (every table's
 ``SHOW CREATE TABLE`` and the rows the migrations seed) is taken once per test process from a
-really upgraded database, then replayed into each empty one in one round trip (about a fifth
+really upgraded database, then replayed into each empty one on one raw connection (about a fifth
 of the time). tests/test_mysql_schema_clone.py checks that a replayed database is the
 upgraded one, column for column and index for index.
 """
