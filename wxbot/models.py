@@ -49,12 +49,14 @@ class SeenMessage(Base):
     dedup_key: Mapped[str] = mapped_column(String(191), primary_key=True)
     openid: Mapped[str] = mapped_column(String(OPENID_LEN))
     reply: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON of Reply.to_dict
-    status: Mapped[str] = mapped_column(String(16), default="done")  # done | pending
+    status: Mapped[str] = mapped_column(String(16), default="done")  # done | pending | late
     attempts: Mapped[int] = mapped_column(Integer, default=1)  # deliveries seen (WeChat retries)
     created_at: Mapped[float] = mapped_column(Double)
 
     __table_args__ = (
-        Index("ix_seen_messages_created_at", "created_at"),
+        # By status first: the slow work still unfinished long after it started (a few rows)
+        # is found without reading the day's records; pruning by age reads each status's range.
+        Index("ix_seen_messages_status_created_at", "status", "created_at"),
         Index("ix_seen_messages_openid", "openid"),
     )
 

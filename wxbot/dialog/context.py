@@ -205,6 +205,34 @@ def record_seen(
     )
 
 
+def unfinished_work(
+    conn: Connection, started_before: float, started_after: float, limit: int
+) -> list[tuple[str, str]]:
+    """(dedup key, openid) of messages whose slow work started between the two times and
+    never finished (still pending or late), oldest first."""
+    rows = conn.execute(
+        select(seen.c.dedup_key, seen.c.openid)
+        .where(
+            seen.c.status.in_((PENDING, LATE)),
+            seen.c.created_at < started_before,
+            seen.c.created_at >= started_after,
+        )
+        .order_by(seen.c.created_at)
+        .limit(limit)
+    )
+    return [(row.dedup_key, row.openid) for row in rows]
+
+
+def save_slots(conn: Connection, ctx: ContextRow) -> None:
+    """Save only ``ctx``'s slots: neither its version (the dialogue did not move) nor its
+    expiry (nothing the user did)."""
+    conn.execute(
+        update(contexts)
+        .where(contexts.c.openid == ctx.openid)
+        .values(slots=json.dumps(ctx.slots, ensure_ascii=False))
+    )
+
+
 def update_seen(conn: Connection, dedup_key: str, **values: Any) -> None:
     conn.execute(update(seen).where(seen.c.dedup_key == dedup_key).values(**values))
 
@@ -246,12 +274,16 @@ def delete_expired(conn: Connection, now: float, limit: int = 1000) -> int:
     return int(gone.rowcount)
 
 
+# A seen record's status: answered (``reply`` holds the answer), its slow work under way,
+# or under way and its user told 「还在处理中」 (the result is then pushed or kept).
+DONE, PENDING, LATE = "done", "pending", "late"
+SEEN_STATUSES = (DONE, PENDING, LATE)
+
+
 def prune_seen(conn: Connection, older_than: float, limit: int = 5000) -> int:
-    keys = (
-        conn.execute(select(seen.c.dedup_key).where(seen.c.created_at < older_than).limit(limit))
-        .scalars()
-        .all()
-    )
+    # Every status named: the index is (status, created_at), read one status's range at a time.
+    old = and_(seen.c.status.in_(SEEN_STATUSES), seen.c.created_at < older_than)
+    keys = conn.execute(select(seen.c.dedup_key).where(old).limit(limit)).scalars().all()
     if not keys:
         return 0
     gone = conn.execute(delete(seen).where(seen.c.dedup_key.in_(keys)))

@@ -27,6 +27,7 @@ from wxbot.dialog.context import ContextRow, SeenRecord
 from wxbot.dialog.flow import Deferred, Deps, Outcome
 from wxbot.dialog.housekeeping import Housekeeping
 from wxbot.dialog.locked import AlreadyProcessed, Locked, MessageStatements
+from wxbot.dialog.lost_work import LostWork
 from wxbot.dialog.resume import DialogueResumer
 from wxbot.dialog.slow import DRAIN_SECONDS, Pending, SlowPath, dump_reply, work_lost_after
 from wxbot.dialog.states import DialogueTable, build_table
@@ -100,6 +101,11 @@ class Bot:
         push = getattr(self.deps.services, "push", None)
         self.slow = SlowPath(engine, settings, self.resumer, push=push)
         self._work_lost_after = work_lost_after(settings)
+        # Lost work is pushed only where pushes can go (an AppSecret): else the next message.
+        can_push = getattr(self.deps.services, "wechat_api", None) is not None
+        self.lost_work = LostWork(
+            engine, settings, self.clock, self._work_lost_after, push if can_push else None
+        )
         # Messages and their outcomes per day, for the console's dashboard: summed in memory.
         self.stats = DailyCounters(engine, self.clock, zone(settings.timezone))
         self._room_known: tuple[float, int] | None = None  # (when, stored contexts) when far below
@@ -145,6 +151,7 @@ class Bot:
             apology = translate(words.APOLOGY, language.guess(msg, self.settings.default_language))
             return self._done(msg, Text(apology), "apology", started)
         self._maybe_clean_up()
+        self.lost_work.maybe_look()
         if isinstance(result, tuple):
             reply, outcome = result
             return self._done(msg, reply, outcome, started)

@@ -322,13 +322,7 @@ class SlowPath:
             log.exception("keeping the late result of %s failed", msg.dedup_key)
 
     def _push(self, openid: str, reply: Reply) -> bool:
-        if self.push is None:
-            return False
-        try:
-            return bool(self.push(openid, reply))
-        except Exception:
-            log.exception("customer-service push to %s failed", openid)
-            return False
+        return push_safely(self.push, openid, reply)
 
     def await_pending(self, msg: Inbound, pending: Pending, started: float) -> tuple[Reply, str]:
         """Wait for slow work within WeChat's window; returns the reply and the outcome for
@@ -400,6 +394,17 @@ class SlowPath:
                 return reply_from_dict(json.loads(record.reply)), DONE
             store.update_seen(conn, msg.dedup_key, status="late")
         return Text(self.resumer.localised(msg, words.STILL_WORKING)), STILL_WORKING
+
+
+def push_safely(push: Callable[[str, Reply], bool] | None, openid: str, reply: Reply) -> bool:
+    """Push ``reply`` through the customer-service API; whether it went (never raises)."""
+    if push is None:
+        return False
+    try:
+        return bool(push(openid, reply))
+    except Exception:
+        log.exception("customer-service push to %s failed", openid)
+        return False
 
 
 class Overloaded(Exception):
