@@ -183,3 +183,13 @@ def test_without_an_appsecret_nobody_looks(make_app, clock, monkeypatch) -> None
     monkeypatch.setattr(bot.lost_work, "look", lambda: pytest.fail("looked without a push"))
     reply = content(say(bot, "u1", "你好"))  # the next message owns up to it, as before
     assert reply.startswith(LOST), reply
+
+
+def test_a_stopping_process_does_not_look(push_app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    bot = _slow_bot(push_app())
+    looks: list[int] = []
+    monkeypatch.setattr(bot.lost_work, "look", lambda: looks.append(1) or 0)
+    bot.slow.begin_drain(30)
+    say(bot, "u2", "你好")
+    assert bot.lost_work._next_look == 0.0  # no look was due-checked, none started
+    assert looks == []

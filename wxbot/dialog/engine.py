@@ -151,7 +151,8 @@ class Bot:
             apology = translate(words.APOLOGY, language.guess(msg, self.settings.default_language))
             return self._done(msg, Text(apology), "apology", started)
         self._maybe_clean_up()
-        self.lost_work.maybe_look()
+        if not self.slow.draining:  # a stopping process claims no lost work it may not push
+            self.lost_work.maybe_look()
         if isinstance(result, tuple):
             reply, outcome = result
             return self._done(msg, reply, outcome, started)
