@@ -268,15 +268,11 @@ def add_questions(
     qs = check_questions(questions)
     version = versions.bump_version(conn, now)  # the write lock: no change between check and write
     keys = {question_key(q): q for q in qs}
-    if expected is not None:  # as update_entry: 404, then 412, before the other refusals
-        seen = _current(conn, entry_id)
-        had = {question_key(q) for q in seen.questions}  # all of them: a no-op, no conflict
-        _check_version(seen, expected, seen.version if keys.keys() <= had else None)
+    current = _current(conn, entry_id)  # as update_entry: 404, then 412, then the rest
+    have = {question_key(q) for q in current.questions}
+    if expected is not None:  # adding only questions it has already is a no-op: no conflict
+        _check_version(current, expected, current.version if keys.keys() <= have else None)
     _conflicts(conn, keys, entry_id)
-    current = store.load_entries(conn, [entry_id]).get(entry_id)
-    if current is None:
-        raise KnowledgeError(f"no entry {entry_id}", status=404)
-    have = {question_key(q) for q in current[1]}
     new = [q for k, q in keys.items() if k not in have]
     if len(have) + len(new) > MAX_QUESTIONS:
         raise KnowledgeError(f"at most {MAX_QUESTIONS} questions per entry")
@@ -310,14 +306,12 @@ def remove_question(
     before whether the entry has that question or another one (a stale view is a 412)."""
     key = question_key(question) if isinstance(question, str) else ""
     version = versions.bump_version(conn, now)  # the write lock: no change between check and write
+    current = _current(conn, entry_id)
     if expected is not None:
-        _check_version(_current(conn, entry_id), expected, after=None)  # a removal changes it
-    current = store.load_entries(conn, [entry_id]).get(entry_id)
-    if current is None:
-        raise KnowledgeError(f"no entry {entry_id}", status=404)
-    if key not in {question_key(q) for q in current[1]}:
+        _check_version(current, expected, after=None)  # a removal changes it
+    if key not in {question_key(q) for q in current.questions}:
         raise KnowledgeError(f"entry {entry_id} has no question {question!r}", status=404)
-    if len(current[1]) == 1:
+    if len(current.questions) == 1:
         raise KnowledgeError("an entry keeps at least one question; delete the entry instead")
     conn.execute(
         delete(store.questions).where(
