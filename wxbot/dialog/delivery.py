@@ -103,6 +103,12 @@ def read_page(page: Any, language: str) -> str:
     return footed(body, index, total, language)
 
 
+# What one side of an exchange keeps in the history, at most: a reply page (2048 bytes) is
+# whole; a pasted 60 kB text is not kept whole, or ten of them would make every message of
+# that user write (and the LLM's prompt carry) 600 kB of history.
+REMEMBERED_CHARS = 2000
+
+
 def remember(ctx: ContextRow, msg: Inbound, reply: Reply, rounds: int) -> None:
     """Append one exchange to the history, keeping the last ``rounds`` exchanges."""
     if msg.is_event and isinstance(reply, Silent):
@@ -113,7 +119,12 @@ def remember(ctx: ContextRow, msg: Inbound, reply: Reply, rounds: int) -> None:
     else:
         note = getattr(reply, "note", "")
         answered = f"[{reply.kind}] {note}" if note else f"[{reply.kind}]"
-    ctx.history = [*ctx.history, ["user", said], ["bot", answered]][-rounds * 2 :]
+    exchange = [["user", _clipped(said)], ["bot", _clipped(answered)]]
+    ctx.history = [*ctx.history, *exchange][-rounds * 2 :]
+
+
+def _clipped(text: str) -> str:
+    return text if len(text) <= REMEMBERED_CHARS else f"{text[:REMEMBERED_CHARS]}…"
 
 
 # --- slow work under way: a worker killed meanwhile must not leave the user waiting -----------

@@ -19,6 +19,11 @@ GROUNDING_RULES = (
 )
 _EVENT_MARKER = re.compile(r"^\[[a-z_]+\]$")  # how the engine records events and media
 MATERIAL, QUESTION = "【知识库资料】", "【用户的问题】"  # our section headers in a user message
+# Characters of a prompt's history and question, at most: a window of 10 (up to 50) long
+# pasted texts would otherwise outgrow the model's context, and every answer would be the
+# provider's 400 until they slid out of the window. The newest exchanges are kept.
+HISTORY_CHARS = 12_000
+QUESTION_CHARS = 4_000
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,8 @@ def plain(text: str) -> str:
 
 
 def grounded_question(question: str, grounding: list[Grounding]) -> str:
+    if len(question) > QUESTION_CHARS:
+        question = f"{question[:QUESTION_CHARS]}…"
     if not grounding:
         return plain(question)
     lines = [MATERIAL]
@@ -47,15 +54,25 @@ def grounded_question(question: str, grounding: list[Grounding]) -> str:
 
 
 def history_messages(history: list[list[Any]]) -> list[dict[str, str]]:
-    """The stored exchanges as chat messages; events and media ([subscribe], [image]) and
-    what the bot said to them are left out: they are not conversation."""
-    messages: list[dict[str, str]] = []
+    """The stored exchanges as chat messages, the newest ones that fit in HISTORY_CHARS;
+    events and media ([subscribe], [image]) and what the bot said to them are left out:
+    they are not conversation."""
+    exchanges: list[tuple[str, str]] = []
     for i in range(0, len(history) - 1, 2):
         said, answered = history[i], history[i + 1]
         if said[0] != "user" or _EVENT_MARKER.match(str(said[1])):
             continue
-        messages.append({"role": "user", "content": plain(str(said[1]))})
-        messages.append({"role": "assistant", "content": str(answered[1])})
+        exchanges.append((plain(str(said[1])), str(answered[1])))
+    kept, room = 0, HISTORY_CHARS
+    for said_text, answered_text in reversed(exchanges):
+        room -= len(said_text) + len(answered_text)
+        if room < 0:
+            break
+        kept += 1
+    messages: list[dict[str, str]] = []
+    for said_text, answered_text in exchanges[len(exchanges) - kept :]:
+        messages.append({"role": "user", "content": said_text})
+        messages.append({"role": "assistant", "content": answered_text})
     return messages
 
 
