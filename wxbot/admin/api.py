@@ -16,6 +16,11 @@ from wxbot.admin.ops.base import MAX_ID, MAX_PAGE, oversized_id
 bp = Blueprint("admin_api", __name__, url_prefix="/admin/api")
 
 MAX_PER_PAGE = 100
+# The largest body a valid request has is under half of this (an entry of 50 questions of
+# 500 characters and a 10,000-character answer, every character a \uXXXX\uXXXX escape);
+# without a limit a careless client's 300 MB file was read and parsed whole (1.3 GB of memory)
+# to be refused as too long.
+MAX_BODY_BYTES = 1024 * 1024
 
 
 ApiError = AdminError  # the name the API modules raise it by
@@ -30,6 +35,7 @@ def error(status: int, reason: str, **headers: str) -> Response:
 
 @bp.before_request
 def _check_token() -> Response | None:
+    request.max_content_length = MAX_BODY_BYTES  # 413 before a larger body is read
     token = current_app.extensions["wxbot.settings"].admin_token
     if not token:
         return error(404, "the admin API is disabled: set WXBOT_ADMIN_TOKEN to enable it")
@@ -91,6 +97,8 @@ def register_error_pages(app: Flask) -> None:
 def _json_error(exc: HTTPException) -> Response:
     if exc.code == 500:  # Flask has logged the exception
         return error(500, "internal error; see the server log")
+    if exc.code == 413:
+        return error(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
     return error(exc.code or 500, exc.description or exc.name)
 
 

@@ -72,6 +72,12 @@ def get_knowledge(entry_id: int) -> Response:
 def update_knowledge(entry_id: int) -> Response:
     data = json_body()
     questions = _questions(data, required=False)
+    # null is no answer and no question (only "language": null means something: none); taken
+    # for "leave it", {"answer": null} answered 200 and changed nothing
+    if data.get("answer", "") is None:
+        raise ApiError(422, "the answer must be a string")
+    if any(data.get(name, "") is None for name in ("question", "questions")):
+        raise ApiError(422, '"questions" must be a list of strings ("question": a string)')
     if questions is None and "answer" not in data and "language" not in data:
         raise ApiError(422, 'nothing to update: give "answer", "questions" and/or "language"')
     ops = admin()

@@ -6,7 +6,7 @@ import io
 
 from flask import Response, abort, jsonify, redirect, render_template, request, url_for
 
-from wxbot.admin.ops import AdminError
+from wxbot.admin.ops import Admin, AdminError
 from wxbot.console import labels
 from wxbot.console.web import PER_PAGE, admin, bp, lines, page_number, paging, shown_version
 from wxbot.qa.formats import ALL_FORMATS, MISSING, FormatError, write
@@ -124,7 +124,7 @@ def save_entry(entry_id: int) -> Response | tuple[str, int]:
     try:
         ops.update_entry(
             entry_id,
-            questions=lines(typed["questions"]),
+            questions=_edited_questions(ops, entry_id, typed["questions"]),
             answer=typed["answer"],
             language=typed["language"] if "language" in request.form else MISSING,
             expected=shown_version(),
@@ -132,6 +132,19 @@ def save_entry(entry_id: int) -> Response | tuple[str, int]:
     except AdminError as exc:
         return _refused(entry_id, exc, typed)
     return redirect(url_for("console.entry", entry_id=entry_id, saved=1), code=303)
+
+
+def _edited_questions(ops: Admin, entry_id: int, typed: str) -> list[str] | None:
+    """The questions typed, or None (leave them as they are) when they are the ones stored,
+    line for line: a question a user sent on several lines (stored as asked, attached from
+    the unanswered list) shows on several lines of the textarea, and saving only the answer
+    must not cut it into one question per line."""
+    typed_lines = lines(typed)
+    try:
+        stored = ops.entry(entry_id).questions
+    except AdminError:
+        return typed_lines  # deleted meanwhile: the update says so
+    return None if typed_lines == lines("\n".join(stored)) else typed_lines
 
 
 def _refused(entry_id: int, exc: AdminError, typed: dict[str, str]) -> tuple[str, int]:

@@ -106,17 +106,26 @@ def teach(unanswered_id: int) -> Response | tuple[str, int]:
     ops = admin()
     similar = form_ids("similar")
     group = "questions" not in request.form  # the group form sends ticks, not a textarea
+    typed = lines(request.form.get("questions", ""))
     try:
         item = ops.unanswered(unanswered_id)
     except AdminError:
-        # sent twice (a double click, the back button): the first sending taught it
-        typed = lines(request.form.get("questions", ""))
-        again = None if group else ops.identical_entry(typed, request.form.get("answer", ""))
+        # sent twice (a double click, the back button): the first sending taught it (as
+        # typed, or as asked: a question on several lines, unedited, is one question)
+        answer = request.form.get("answer", "")
+        again = None
+        if not group:
+            again = ops.identical_entry(typed, answer) or ops.identical_entry(
+                ["\n".join(typed)], answer
+            )
         return _gone_page() if again is None else _done("taught", again, similar)
+    # the question as asked, unedited, is taught whole: one a user sent on several lines
+    # shows on several lines of the textarea, and is still one question
+    as_asked = group or typed == lines(str(item["question"]))
     try:
         entry_id = ops.answer_unanswered(
             unanswered_id,
-            None if group else lines(request.form.get("questions", "")),
+            None if as_asked else typed,
             request.form.get("answer", ""),
             source="console",
             taught_by=TAUGHT_BY,

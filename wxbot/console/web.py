@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +44,7 @@ bp = Blueprint(
 OPEN_ENDPOINTS = {"console.static", "console.login"}
 MAX_FORM_BYTES = 1024 * 1024  # an answer is at most 10,000 characters
 PER_PAGE = 20
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # No inline script or style anywhere: an injected tag could not run even if escaping failed.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -118,10 +120,13 @@ def _is_ours(exc: HTTPException) -> bool:
 
 def as_int(raw: str) -> int | None:
     """A number typed in a URL or a form: ASCII digits only (str.isdigit() also says yes to
-    "²", which int() refuses) and no larger than a database id; otherwise None."""
-    if not (raw.isascii() and raw.isdigit()):
+    "²", which int() refuses) and no larger than a database id; otherwise None. A number
+    longer than any id is refused before int() sees it: int() of over 4,300 digits raises
+    ValueError (a 500)."""
+    digits = raw.lstrip("0") or "0"
+    if not (raw.isascii() and raw.isdigit()) or len(digits) > len(str(MAX_ID)):
         return None
-    value = int(raw)
+    value = int(digits)
     return value if value <= MAX_ID else None
 
 
@@ -145,8 +150,11 @@ def form_int(name: str) -> int:
 
 
 def lines(text: str) -> list[str]:
-    """Non-empty lines of a textarea (one question per line)."""
-    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+    """Non-empty lines of a textarea (one question per line). Only the line breaks a browser
+    sends (CR LF, LF, CR) separate them: str.splitlines() also splits at U+2028, U+0085 and
+    others, which a stored question may hold, so saving an entry split such a question in
+    two."""
+    return [ln.strip() for ln in LINE_BREAK.split(text) if ln.strip()]
 
 
 def shown_version() -> set[str] | None:
