@@ -14,20 +14,7 @@ from wxbot.flows.loader import FlowError, Loaded, load_file
 from wxbot.flows.triggers import phrase_key
 
 DEFAULT_DIR = "knowledge/flows"
-_RESERVED = [
-    "取消",
-    "cancel",
-    "人工",
-    "human",
-    "继续",
-    "more",
-    "学习",
-    "teach",
-    "重发",
-    "resend",
-    "语言",
-    "language",
-]
+_RESEND = ["重发", "resend"]  # 「重发」 at an sms_code step; kept out of triggers all the same
 
 __all__ = ["DEFAULT_DIR", "FlowError", "Loaded", "default_dir", "load_flows"]
 
@@ -59,6 +46,7 @@ def load_flows(directory: str | Path | None = None) -> Loaded:
         if flow is not None:
             loaded.flows.append(flow)
     problems.extend(_conflicts(loaded))
+    loaded.warnings.extend(_too_common(loaded))
     if problems:
         raise FlowError(problems)
     return loaded
@@ -71,10 +59,26 @@ def _engine_states() -> set[str]:
     return set(build_table().handlers)
 
 
+def _reserved() -> set[str]:
+    """The whole messages the engine answers itself in every reply language (取消, 退出,
+    キャンセル, 转人工, agent, 继续, 次へ, 学习, 调教 …): a trigger equal to one never starts
+    its flow. Taken from the engine's own word lists, so a word added there is refused here."""
+    from wxbot.dialog import words
+    from wxbot.dialog.handlers.learn import TEACH_WORDS
+    from wxbot.dialog.language import COMMAND_WORDS
+    from wxbot.dialog.paging import MORE_WORDS
+
+    every = (words.CANCEL_WORDS, words.HUMAN_WORDS, MORE_WORDS, TEACH_WORDS, COMMAND_WORDS)
+    return {phrase_key(w) for group in (*every, _RESEND) for w in group}
+
+
 def _answered_by_the_bot(phrase: str) -> str | None:
     """The built-in command that takes ``phrase`` before any flow's router sees it."""
+    from wxbot.dialog import language
     from wxbot.dialog.handlers import music, weather
 
+    if language.parse_command(phrase) is not None:
+        return "a language command (语言 en / language en)"
     if weather.parse_request(phrase) is not None:
         return "a weather request (天气 …)"
     if music.parse_request(phrase) is not None:
@@ -82,12 +86,32 @@ def _answered_by_the_bot(phrase: str) -> str | None:
     return None
 
 
+def _too_common(loaded: Loaded) -> list[str]:
+    """Triggers found in almost any message: one character (「查」 takes 「帮我查一下快递」) or a
+    function word (「the」, 「是」, 「ang」). A warning: the flow works, just far too often."""
+    from wxbot.i18n.detect import ENGLISH_WORDS, TAGALOG_WORDS
+    from wxbot.qa.text import STOPWORDS
+
+    common = STOPWORDS | ENGLISH_WORDS | TAGALOG_WORDS
+    warnings = []
+    for flow in loaded.flows:
+        for phrase in flow.triggers:
+            key = phrase_key(phrase)
+            if len(key) == 1 or key in common:
+                warnings.append(
+                    f"{flow.path}:{flow.lines.get(phrase, flow.line)}: the trigger {phrase!r} "
+                    "is in almost every message, each of which would start the flow; use a "
+                    "longer phrase (or a keyword: the message must start with it)"
+                )
+    return warnings
+
+
 def _conflicts(loaded: Loaded) -> list[str]:
     problems = []
     names: dict[str, str] = {}
     states: dict[str, str] = {}
     phrases: dict[str, tuple[str, str]] = {}
-    reserved = {phrase_key(w) for w in _RESERVED}
+    reserved = _reserved() if loaded.flows else set()
     engine = _engine_states() if loaded.flows else set()
     for flow in loaded.flows:
         where = f"{flow.path}:{flow.line}"

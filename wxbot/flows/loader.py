@@ -43,6 +43,10 @@ ACTION_KEYS = ("reply", "webhook", "bind_phone")
 BAND_KEYS = ("patient", "explicit", "urgent", "limit")
 SMS_MESSAGES = ("sent", "wrong", "too_many", "expired", "lost", "send_failed")
 SMS_MESSAGE_VALUES = {"sent": ("phone",), "wrong": ("left",)}  # see sms_steps.py
+# Messages that hold no slot value: a pattern that finds one in them (or in the flow's own
+# triggers) is too wide to take values in passing (slots.PatternSlot.passing)
+EVERYDAY = ("你好", "我要", "我想问一下", "谢谢", "好的", "hello", "ok", "thanks", "i want", "hi")
+YAML11_BOOLEANS = ("yes", "no", "on", "off", "y", "n")  # text here; `confirm: yes` meant true
 
 
 class FlowError(ConfigError):
@@ -70,7 +74,7 @@ def load_file(path: Path) -> tuple[Flow | None, list[str], list[str]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
-        check.error(line, f"not valid YAML: {exc.problem or exc.context}")
+        check.error(line, f"not valid YAML: {exc.problem or exc.context}{_quote_hint(text, line)}")
         return None, check.problems, check.warnings
     except yaml.reader.ReaderError as exc:  # a control character: the line it is on
         line = text.count("\n", 0, exc.position) + 1
@@ -84,6 +88,27 @@ def load_file(path: Path) -> tuple[Flow | None, list[str], list[str]]:
         return None, check.problems, check.warnings
     flow = _flow(check, data)
     return (flow if not check.problems else None), check.problems, check.warnings
+
+
+_NEEDS_QUOTES = re.compile(r"[{?#@`]|: .*: ")
+
+
+def _quote_hint(text: str, line: int) -> str:
+    """What to do when the line YAML stumbled on holds a text that needed quotes: a template
+    that starts with ``{`` (``reply: {order_no} 已收到`` is read as a mapping), or ``: ``,
+    ``?`` or ``#`` inside ``{zh: …, en: …}``. PyYAML's own words do not say."""
+    lines = text.splitlines()
+    source = lines[line - 1] if 0 < line <= len(lines) else ""
+    before = lines[line - 2] if 1 < line <= len(lines) + 1 else ""
+    code = before.split(" #", 1)[0]  # what YAML read of it: ` #` starts a comment
+    if code.count("{") > code.count("}"):  # a `#` cut its {…}: YAML stumbles a line later
+        source += "\n" + before
+    if not _NEEDS_QUOTES.search(source):
+        return ""
+    return (
+        '; a text holding ": ", "?", "#" or a {slot}, or starting with "@", goes in double '
+        'quotes: reply: {zh: "订单 {order_no}: 已收到", en: "Order {order_no}?"}'
+    )
 
 
 def _read(check: Checker, path: Path) -> str | None:
@@ -142,6 +167,10 @@ def _flow(check: Checker, data: MarkedDict) -> Flow | None:
         rounds = 10
     if check.problems or action is None:
         return None
+    samples = [*EVERYDAY, *(p for p, _ in triggers + keywords)]
+    for step in steps:
+        if isinstance(step.kind, slots.PatternSlot):
+            step.kind.passing = not step.kind.matches_in(samples)
     return Flow(
         name,
         check.path,
@@ -320,6 +349,13 @@ def _ask_if(check: Checker, raw: MarkedDict, what: str, known: set[str]) -> dict
 def _confirm(check: Checker, raw: MarkedDict, what: str) -> Texts | None:
     value = raw.get("confirm")
     if value is None or value is False:
+        return None
+    if isinstance(value, str) and value.strip().lower() in YAML11_BOOLEANS:
+        check.error(
+            line_of(raw, "confirm"),
+            f"{what}: `confirm: {value}` would ask the user {value!r}; write `confirm: true` "
+            'for the standard question, or the question itself ({zh: "是 {slot} 吗？"})',
+        )
         return None
     if value is True:  # the catalogue's sentence, in every language it has
         field = "{" + str(raw.get("slot")) + "}"

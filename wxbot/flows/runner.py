@@ -130,14 +130,23 @@ class FlowRunner(SmsCodeSteps):
         return self._failure(work, index)
 
     def _find(self, work: StepWork, text: str, current: Step | None) -> list[str]:
-        """Fill open slots from ``text``; the current step's from the whole message."""
+        """Fill open slots from ``text``; the current step's from the whole message. Other
+        slots take only values that cannot be mistaken: a pattern too wide for that
+        (``passing``) waits for its own step, and a message that is the current step's whole
+        answer (「海淀」 for the district) is not another step's answer too."""
         filled = []
+        whole = None
+        if current is not None and not isinstance(current.kind, SmsCodeSlot):
+            whole = current.kind.parse(text)
         for step in work.flow.steps:
             if step.slot in work.values or isinstance(step.kind, SmsCodeSlot):
                 continue
-            value = step.kind.parse(text) if step is current else None
-            if value is None:
+            if step is current:
+                value = whole if whole is not None else step.kind.find(text)
+            elif _may_find(step, text, answered=whole is not None):
                 value = step.kind.find(text)
+            else:
+                value = None
             if value is not None:
                 work.values[step.slot] = value
                 filled.append(step.slot)
@@ -279,6 +288,15 @@ def _waiting(turn: Turn, flow: Flow) -> list[str]:
         for slot in stored
         if isinstance(slot, str) and slot in steps and steps[slot].confirm is not None
     ]
+
+
+def _may_find(step: Step, text: str, answered: bool) -> bool:
+    """Whether ``step``'s slot may take a value in passing from ``text``: not with a pattern
+    too wide for that, nor from a message the current step took whole (``answered``) that
+    would be this step's whole answer too."""
+    if not getattr(step.kind, "passing", True):
+        return False
+    return not (answered and step.kind.parse(text) is not None)
 
 
 def _join(first: str | None, second: str) -> str:

@@ -63,6 +63,9 @@ class PatternSlot(SlotType):
     regex: re.Pattern[str] = field(default_factory=lambda: re.compile(""))
     search: re.Pattern[str] | None = None  # the regex without ^ / $
     max_width: int = patterns.MAX_ANSWER
+    # False when the regex also matches everyday words or the flow's own triggers (a name
+    # such as [\u4e00-\u9fa5]{2,4} matches 「预约看房」): then only its own step reads it
+    passing: bool = True
 
     def parse(self, text: str) -> str | None:
         answer = _clean(text)
@@ -72,11 +75,39 @@ class PatternSlot(SlotType):
         return match.group(0) if match else None
 
     def find(self, text: str) -> str | None:
+        """The one value the regex finds in ``text``; a match cut out of a longer run of
+        digits or Latin letters is none (\\d{6} takes nothing from 「1234567」, a mistyped
+        number, where it took 123456)."""
         if self.search is None or len(text) > patterns.MAX_SEARCH:
             return None
-        found = {m.group(0) for m in self.search.finditer(unicodedata.normalize("NFKC", text))}
+        text = unicodedata.normalize("NFKC", text)
+        found = {m.group(0) for m in self.search.finditer(text) if _whole_run(text, m)}
         found.discard("")
         return found.pop() if len(found) == 1 else None
+
+    def matches_in(self, texts: list[str]) -> bool:
+        """Whether the regex finds a value in any of ``texts``."""
+        return any(self.find(t) is not None or self.parse(t) is not None for t in texts)
+
+
+def _run_class(ch: str) -> str | None:
+    if ch.isdigit():
+        return "digit"
+    if ch.isalpha() and ch.isascii():
+        return "latin"
+    return None
+
+
+def _whole_run(text: str, match: re.Match[str]) -> bool:
+    """Whether ``match`` does not cut a run of digits or Latin letters at either end."""
+    start, end = match.span()
+    if start == end:
+        return False
+    before = _run_class(text[start - 1]) if start > 0 else None
+    after = _run_class(text[end]) if end < len(text) else None
+    return (before is None or before != _run_class(text[start])) and (
+        after is None or after != _run_class(text[end - 1])
+    )
 
 
 @dataclass
