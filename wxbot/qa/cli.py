@@ -60,7 +60,14 @@ def import_command(files: tuple[str, ...], skip_bad: bool, dry_run: bool, fmt: s
     clock = current_app.extensions.get("wxbot.clock", time.time)
     from tqdm import tqdm
 
-    bar = tqdm(unit=" rows", desc="importing", disable=None, file=sys.stderr, leave=False)
+    # Two phases: every row is checked first (most of the time), then the database rows
+    # (entries, questions, updates) are written, whose number is known once planned.
+    bar = tqdm(unit=" rows", desc="checking", disable=None, file=sys.stderr, leave=False)
+
+    def planned(total: int) -> None:
+        bar.set_description("writing", refresh=False)
+        bar.reset(total=total)
+
     try:
         report = import_files(
             engine,
@@ -70,6 +77,8 @@ def import_command(files: tuple[str, ...], skip_bad: bool, dry_run: bool, fmt: s
             dry_run=dry_run,
             fmt=fmt,
             progress=lambda n, _what: bar.update(n),
+            planned=planned,
+            checked=bar.update,
         )
     except DBAPIError as exc:  # one transaction: a refusal anywhere in it leaves nothing
         from wxbot.migrations.guard import database_error

@@ -57,6 +57,10 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # The writer puts a "'" before a value starting with one of these, the "'" itself included so
 # that the reader's undoing it is unambiguous (see the module docstring).
 _CSV_ESCAPED = (*_FORMULA_START, "'")
+_HEADER_HELP = (
+    "name the columns question, answer, similar, language (问题, 答案, 相似问法, 语言) or "
+    "delete the others"
+)
 # how a line of a Q:/A: text file starts (txt_file): such a file is never a table
 _TEXT_START = re.compile(r"#|(?:q|问|a|答|l|语言)\s*\\?[:：]", re.IGNORECASE)
 
@@ -68,10 +72,27 @@ def column_role(name: str) -> str | None:
 
 def header_roles(row: list[str]) -> list[str] | None:
     """Column roles of a header row, or None if the row is data."""
+    while row and not row[-1].strip():
+        row = row[:-1]  # Excel ends rows with empty cells ("问题,答案,,") for a wider sheet
     roles = [column_role(c) for c in row]
     if None in roles or "question" not in roles or roles.count("answer") != 1:
         return None
     return roles  # type: ignore[return-value]
+
+
+def header_problem(row: list[str]) -> str | None:
+    """Why a row that names a question and an answer column is still no header (an unknown
+    or unnamed column), or None. Such a row was read as data before: every line of the file
+    was then "expected 2 columns ..., found 3; quote answers that contain commas", which
+    named neither the column nor the fix."""
+    roles = [column_role(c) for c in row]
+    if header_roles(row) is not None or "question" not in roles or "answer" not in roles:
+        return None
+    for number, (role, cell) in enumerate(zip(roles, row, strict=True), 1):
+        if role is None:
+            what = f"unknown column {cell.strip()[:40]!r}" if cell.strip() else "no name"
+            return f"column {number} of the header row has {what}"
+    return "the header names more than one answer column"
 
 
 def _first_row(text: str, delimiter: str) -> list[str]:
@@ -131,6 +152,22 @@ def parse(text: str, name: str, prefer_tab: bool = False) -> Parsed:
                 roles = header_roles(row)
                 if roles is not None:
                     continue
+                problem = header_problem(row)
+                if problem is not None:
+                    out.errors.append(f"{name}:{line}: {problem}; {_HEADER_HELP}")
+                    return out  # every row would be read against the wrong columns
+            elif header_roles(row) is not None:
+                if not out.records:
+                    # a title row above the header (「常见问题列表」): every line so far
+                    # was an error that did not say so
+                    out.errors = [
+                        f"{name}:{line}: this is the header row, but the header must be the"
+                        " first row: delete the line(s) above it (a title?)"
+                    ]
+                    return out
+                # (two files pasted together): it was read as an entry 「问题」 -> 「答案」
+                out.errors.append(f"{name}:{line}: a header row below the first row; delete it")
+                continue
             if roles is None:
                 if len(row) != 2:
                     out.errors.append(

@@ -32,6 +32,7 @@ _A_RE = re.compile(r"^(?:a|答)\s*(\\?)[:：]\s?(.*)$", re.IGNORECASE)  # "A\:":
 # indents it by one more space, the reader takes that space off (no "^": matched from pos 1).
 _SHIFTED = re.compile(r" *(?:#|(?:q|问)\s*[:：])", re.IGNORECASE)
 _UNESCAPE = re.compile(r"\\([\\r])")
+_BREAKS = re.compile(r"\r\n|\r|\n")  # (records.split_lines cuts a file at these only)
 
 
 def parse(text: str, name: str) -> Parsed:
@@ -107,4 +108,7 @@ def write(items: Iterable[Item], out: io.TextIOBase) -> int:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    """A question on its Q: line: only the line breaks the reader cuts at become spaces (a
+    question of the API or a JSONL file may hold one). Tabs and runs of spaces stay, so the
+    question reads back as it was; they were collapsed to one space before."""
+    return _BREAKS.sub(" ", text)

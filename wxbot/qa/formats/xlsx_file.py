@@ -133,14 +133,23 @@ def _read_rows(sheet: Any, facts: SheetFacts, name: str, out: Parsed) -> None:
     roles = _header(header_cells, first, name, facts)
     width = len(roles)
     rows = sheet.iter_rows(min_row=first + 1, max_row=last, max_col=width)
+    merges = _Merges(facts, roles)
     try:
         for number, cells in enumerate(rows, first + 1):
             if not facts.width(number):
                 continue  # a blank row
             try:
-                out.records.append(_record(cells, roles, number, name, facts))
+                texts = merges.fill(number, _texts(cells, roles, number, name, facts))
+                top = merges.continues(number)
+                if top is not None:
+                    _continue(out, texts, roles, top, number, name)
+                    continue
+                record = _record(texts, roles, number, name)
             except FormatError as exc:
                 out.errors.append(str(exc))
+                continue
+            if record is not None:
+                out.records.append(record)
     except FormatError:
         raise
     except Exception as exc:  # damaged XML past the scan's reach (a bad shared string index...)
@@ -170,20 +179,83 @@ def _header(cells: tuple[Any, ...], row: int, name: str, facts: SheetFacts) -> l
     return roles
 
 
-def _record(
+class _Merges:
+    """Cells merged down several rows, as the operator sees them: Excel keeps the value in
+    the top cell only (openpyxl reads the others as empty), so an answer merged over the
+    rows of three questions was "the answer is empty" for two of them. A merged cell reads
+    as its value in every row it spans; a row whose question cells are all inside merged
+    cells from the row above continues that row's entry (its similar questions join it)."""
+
+    def __init__(self, facts: SheetFacts, roles: list[str]) -> None:
+        self._down = facts.merged_down
+        self._questions = [i for i, role in enumerate(roles) if role == "question"]
+        self._open: dict[int, tuple[int, int, str]] = {}  # column -> (top, bottom, text)
+
+    def fill(self, row: int, texts: list[str]) -> list[str]:
+        for column, text in enumerate(texts):
+            bottom = self._down.get((row, column + 1))
+            if bottom is not None:
+                self._open[column] = (row, bottom, text)
+                continue
+            top, end, value = self._open.get(column, (0, 0, ""))
+            if top and row <= end and not text:
+                texts[column] = value
+        return texts
+
+    def continues(self, row: int) -> int | None:
+        """The top row of the merged question cells this row lies inside, if any."""
+        tops = set()
+        for column in self._questions:
+            top, end, _ = self._open.get(column, (0, 0, ""))
+            if not (top and top < row <= end):
+                return None
+            tops.add(top)
+        return tops.pop() if len(tops) == 1 else None
+
+
+def _continue(
+    out: Parsed, texts: list[str], roles: list[str], top: int, row: int, name: str
+) -> None:
+    """Add a row inside merged question cells to the entry of the merge's top row."""
+    record = out.records[-1] if out.records else None
+    if record is None or record.line != top:
+        return  # the top row was refused: its error stands for the whole entry
+    more = _record(texts, roles, row, name)
+    if more is None:
+        return
+    if more.answer.strip() and more.answer != record.answer:  # type: ignore[union-attr]
+        raise FormatError(
+            f"{name}:{row}: inside the merged question cell of row {top} but with an answer "
+            f"of its own; merge its answer cell with row {top}'s too, or unmerge the question"
+        )
+    if more.language not in (MISSING, None) and more.language != record.language:
+        raise FormatError(
+            f"{name}:{row}: inside the merged question cell of row {top} but with a language "
+            f"of its own; merge its language cell with row {top}'s too, or unmerge the question"
+        )
+    record.questions.extend(q for q in more.questions if q not in record.questions)
+
+
+def _texts(
     cells: tuple[Any, ...], roles: list[str], row: int, name: str, facts: SheetFacts
-) -> Record:
+) -> list[str]:
     if facts.width(row) > len(roles):
         column = get_column_letter(facts.width(row))
         raise FormatError(
             f"{name}:{row}: expected {len(roles)} columns ({','.join(roles)}), found a value "
             f"in column {column}; name that column in the header or clear it"
         )
+    texts = [_text(cell, row, name, facts) for cell in cells[: len(roles)]]
+    return texts + [""] * (len(roles) - len(texts))
+
+
+def _record(texts: list[str], roles: list[str], row: int, name: str) -> Record | None:
     questions: list[object] = []
     language: object = MISSING
     answer = ""
-    for role, cell in zip(roles, cells, strict=False):
-        text = _text(cell, row, name, facts)
+    if not any(text.strip() for text in texts):
+        return None  # only spaces: a blank row, as in CSV (it was "give at least one question")
+    for role, text in zip(roles, texts, strict=False):
         if role == "question":
             if text.strip():
                 questions.extend(text.split("|"))

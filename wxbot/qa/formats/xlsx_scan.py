@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import IO
 from xml.parsers import expat
 
-from openpyxl.utils.cell import coordinate_to_tuple
+from openpyxl.utils.cell import coordinate_to_tuple, range_boundaries
 
 from wxbot.qa.formats.records import FormatError
 
@@ -32,10 +32,11 @@ MAX_MEMBERS = 10_000
 MAX_ROWS = 1_048_576  # Excel's own limits: no real workbook passes them
 MAX_COLUMNS = 16_384
 MAX_FORMULA_ERRORS = 10_000  # formulas without a saved result remembered one by one
+MAX_MERGES = 100_000  # merged cells remembered one by one
 
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
-_ROW, _CELL, _FORMULA, _VALUE, _INLINE, _TEXT = (
-    f"{_MAIN} {tag}" for tag in ("row", "c", "f", "v", "is", "t")
+_ROW, _CELL, _FORMULA, _VALUE, _INLINE, _TEXT, _MERGE = (
+    f"{_MAIN} {tag}" for tag in ("row", "c", "f", "v", "is", "t", "mergeCell")
 )
 # parts openpyxl streams (the sheets) or keeps only as strings (shared strings): big is fine
 _STREAMED = ("xl/worksheets/", "xl/sharedStrings.xml")
@@ -66,6 +67,9 @@ class SheetFacts:
     # rightmost[r]: the rightmost column of row r holding text or a value (0: none)
     rightmost: array = field(default_factory=lambda: array("I"))  # type: ignore[type-arg]
     no_result: set[tuple[int, int]] = field(default_factory=set)  # formula, nothing saved
+    # Cells merged down several rows: (top row, column) -> bottom row. Excel keeps the value
+    # in the top cell only; openpyxl reads the others as empty.
+    merged_down: dict[tuple[int, int], int] = field(default_factory=dict)
 
     def last_row(self) -> int:
         for r in range(len(self.rightmost) - 1, 0, -1):
@@ -113,6 +117,8 @@ def scan_sheet(source: IO[bytes], name: str) -> SheetFacts:
             state.update(type=attrs.get("t", "n"), f=False, v=False, text=False)
         elif tag == _FORMULA:
             state["f"] = True
+        elif tag == _MERGE:
+            _merge(facts, attrs.get("ref", ""), name)
         elif tag in (_VALUE, _INLINE):
             state["v"] = True
             inside[0] = tag == _VALUE
@@ -153,6 +159,19 @@ def scan_sheet(source: IO[bytes], name: str) -> SheetFacts:
     except expat.ExpatError as exc:
         raise FormatError(f"{name}: the sheet is damaged ({expat.ErrorString(exc.code)})") from None
     return facts
+
+
+def _merge(facts: SheetFacts, ref: str, name: str) -> None:
+    """Remember a merged range that spans rows (``B2:B4``, ``A2:C3``)."""
+    try:
+        left, top, _right, bottom = range_boundaries(ref)
+    except (ValueError, TypeError):
+        raise _Refused(f"{name}: merged cells named {ref[:20]!r}") from None
+    if not (top and left and bottom) or bottom <= top:
+        return  # within one row (or whole columns): nothing to carry down
+    if len(facts.merged_down) >= MAX_MERGES:
+        raise _Refused(f"{name}: more than {MAX_MERGES:,} merged cells; unmerge them")
+    facts.merged_down[(top, left)] = min(bottom, MAX_ROWS)
 
 
 def _number(text: str, name: str) -> int:
