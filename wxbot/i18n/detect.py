@@ -5,7 +5,8 @@ Han → zh; Latin → en, or tl when Tagalog function words outnumber English on
 included). Scripts are weighed against each other so 「weather 北京」 is neither a firm English
 nor a firm Chinese message: a detection is *strong* only when one script clearly dominates a
 message of some length, and only strong detections may change a language already detected
-(see wxbot.dialog.language). Digits, emoji and punctuation say nothing.
+(see wxbot.dialog.language). Digits, emoji, punctuation, links and email addresses say
+nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,15 @@ import re
 from dataclasses import dataclass
 
 _LATIN_WORD = re.compile(r"[a-zA-Z\u00C0-\u024F]+(?:['’-][a-zA-Z\u00C0-\u024F]+)*")
+# Addresses are Latin letters in no language: a Chinese user typing 「me@mail.qq.com」 (an
+# email a flow asks for) or a link was taken for a firm English message and answered in
+# English from then on. Taken out before the words are counted.
+_ADDRESS = re.compile(
+    r"(?:https?://|www\.)\S+"  # links
+    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # email addresses
+    r"|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}\b",  # bare domains: qq.com, gov.cn
+    re.ASCII | re.IGNORECASE,
+)
 
 # Frequent Tagalog words that English does not use (and vice versa). Words both languages
 # use (may, at, a) are left out of both.
@@ -64,7 +74,7 @@ def latin_language(words: list[str]) -> str:
 def detect(text: str) -> Detection | None:
     """The language of ``text``, or None when it has no letters at all (「123」, 「👍」)."""
     thai, kana, han = _counts(text)
-    words = _LATIN_WORD.findall(text)
+    words = _LATIN_WORD.findall(_ADDRESS.sub(" ", text))
     # Rough weights in "words": a Han or kana character carries about a word's meaning,
     # Thai is written without spaces (a word is ~3 letters).
     weights = {"th": thai / 3, "cjk": float(han + kana), "latin": float(len(words))}
