@@ -9,6 +9,7 @@ connection fixes that without turning a down service into a long wait.
 from __future__ import annotations
 
 import http.cookiejar
+import json
 import logging
 import re
 import threading
@@ -17,10 +18,12 @@ import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
+from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from wxbot import errors
@@ -29,6 +32,12 @@ from wxbot.services.budget import Budget
 
 DEFAULT_CONNECT = 1.5
 MIN_CALL = 0.05  # seconds: a call with less time left than this is not sent (Deadline)
+# The longest answer body read (decoded): every answer of ours is a few KB (a forecast, ten
+# places, five songs, an LLM reply). A wrong URL serving a file, or a runaway API, would
+# otherwise be read whole into a worker's memory.
+MAX_ANSWER_BYTES = 2 * 1024 * 1024
+MAX_REDIRECTS = 2  # requests' own default is 30, each with a fresh timeout
+_CHUNK = 64 * 1024
 USER_AGENT = "wxbot/0.1 (+https://github.com/wxbot)"
 
 T = TypeVar("T")
@@ -121,6 +130,112 @@ class ReleasingAdapter(HTTPAdapter):
             raise
 
 
+class AnswerTooLarge(requests.RequestException):
+    """An answer body longer than the session allows (MAX_ANSWER_BYTES)."""
+
+
+class AnswerTooSlow(requests.exceptions.ReadTimeout):
+    """An answer still trickling in when the call's read budget ran out."""
+
+
+def _read_budget(timeout: Any) -> float | None:
+    """The read part of a requests ``timeout`` (a number, (connect, read) or urllib3's)."""
+    if isinstance(timeout, tuple):
+        timeout = timeout[1]
+    elif isinstance(timeout, urllib3.Timeout):
+        timeout = timeout.read_timeout
+    return float(timeout) if isinstance(timeout, (int, float)) else None
+
+
+def _read_answer(response: requests.Response, ends: float | None, limit: int) -> None:
+    """Read the body of ``response`` by ``ends`` (time.monotonic) and at most ``limit`` bytes.
+
+    requests' own timeout is per socket read: an answer dripping a byte a second never times
+    out, and the worker waits for it for ever. Here each read waits only what is left of the
+    budget, and returns what has arrived (``read1``) so the clock is looked at every time.
+    """
+    raw = response.raw
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            if ends is not None:
+                left = ends - time.monotonic()
+                if left <= 0:
+                    raise AnswerTooSlow("the answer was still arriving when its time was up")
+                # Looked up each time: at the end of the answer urllib3 hands the connection
+                # back to the pool (and ``connection`` becomes None), where another thread
+                # may take it. urllib3 sets the timeout again for each use.
+                sock = getattr(getattr(raw, "connection", None), "sock", None)
+                if sock is not None:
+                    sock.settimeout(left)
+            chunk = raw.read1(_CHUNK, decode_content=True)  # as requests would (gzip)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise AnswerTooLarge(f"the answer is longer than {limit} bytes")
+            chunks.append(chunk)
+    except requests.RequestException:  # ours (too slow, too large): an OSError too
+        response.close()
+        raise
+    except ReadTimeoutError:
+        response.close()
+        raise AnswerTooSlow("the answer was still arriving when its time was up") from None
+    except ProtocolError as exc:  # the connection dropped mid-answer
+        response.close()
+        raise requests.exceptions.ChunkedEncodingError(type(exc).__name__) from None
+    except DecodeError as exc:
+        response.close()
+        raise requests.exceptions.ContentDecodingError(type(exc).__name__) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:  # TLS errors, a closed socket
+        response.close()
+        raise requests.exceptions.ConnectionError(type(exc).__name__) from None
+    except BaseException:
+        response.close()
+        raise
+    response._content = b"".join(chunks)
+    response._content_consumed = True
+
+
+class BoundedAdapter(ReleasingAdapter):
+    """A ReleasingAdapter that reads each answer whole within the call's read budget and
+    up to ``max_answer`` bytes (a caller asking ``stream=True`` reads the body itself)."""
+
+    def __init__(self, *args: Any, max_answer: int = MAX_ANSWER_BYTES, **kwargs: Any) -> None:
+        self.max_answer = max_answer
+        super().__init__(*args, **kwargs)
+
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, stream: bool = False, **kwargs: Any
+    ) -> requests.Response:
+        budget = _read_budget(kwargs.get("timeout"))
+        ends = None if budget is None else time.monotonic() + budget
+        response = super().send(request, stream=True, **kwargs)
+        if not stream:
+            try:
+                _read_answer(response, ends, self.max_answer)
+            except Exception as exc:
+                release_frames(exc)
+                raise
+        return response
+
+
+class ApiSession(requests.Session):
+    """A Session that follows a redirect only on the same host, never from https to http:
+    an API that sends a call elsewhere (a hijacked DNS name, a misconfigured proxy, a
+    captive portal) gets no query string, body or secret of ours; its 3xx is the answer."""
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        target = super().get_redirect_target(resp)
+        if target is None:
+            return None
+        here, there = urlsplit(resp.url), urlsplit(urljoin(resp.url, target))
+        if there.hostname != here.hostname or (here.scheme == "https" != there.scheme):
+            return None
+        return target
+
+
 def make_session(retry_reads: bool = True) -> requests.Session:
     """A Session that retries once on connection errors.
 
@@ -128,7 +243,9 @@ def make_session(retry_reads: bool = True) -> requests.Session:
     dropped after sending) are retried only when ``retry_reads``, and then only for GET: the
     request may have been processed. A read that timed out is never retried: the read budget
     is the budget. HTTP error statuses are not retried: a 5xx now is usually a 5xx in a
-    moment, too.
+    moment, too. An answer must arrive whole within the call's read budget and be at most
+    MAX_ANSWER_BYTES long (BoundedAdapter); redirects are followed only on the same host
+    (ApiSession), at most MAX_REDIRECTS of them.
     """
     retry = _Retry(
         total=1,
@@ -141,8 +258,9 @@ def make_session(retry_reads: bool = True) -> requests.Session:
         backoff_factor=0,
         raise_on_status=False,
     )
-    session = requests.Session()
-    adapter = ReleasingAdapter(max_retries=retry, pool_connections=4, pool_maxsize=16)
+    session = ApiSession()
+    session.max_redirects = MAX_REDIRECTS
+    adapter = BoundedAdapter(max_retries=retry, pool_connections=4, pool_maxsize=16)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = USER_AGENT
@@ -211,9 +329,18 @@ def request_json(
         raise ServiceError(service, f"unreachable ({type(exc).__name__})") from None
     if response.status_code != 200:
         raise ServiceError(service, f"HTTP {response.status_code}")
+    return parse_json(response, service)
+
+
+def parse_json(response: requests.Response, service: str) -> Any:
+    """The JSON of an answer, decoded strictly: in the charset its Content-Type names, else
+    UTF-8 (JSON's own). ``response.json()`` turns undecodable bytes into U+FFFD, and a user
+    would read a place name like 「����」."""
+    declared = requests.utils.get_encoding_from_headers(response.headers)
+    charset = declared if declared and declared.lower() != "iso-8859-1" else "utf-8"
     try:
-        return response.json()
-    except ValueError:
+        return json.loads(response.content.decode(charset).lstrip("\ufeff"))
+    except (ValueError, LookupError):  # UnicodeDecodeError is a ValueError
         raise ServiceError(service, "answered with something that is not JSON") from None
 
 

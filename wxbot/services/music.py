@@ -65,8 +65,11 @@ class MusicClient:
         )
         if not isinstance(data, dict):
             raise ServiceError(SERVICE, "search answer is not an object")
+        results = data.get("results") or []
+        if not isinstance(results, list):
+            raise ServiceError(SERVICE, "search results are not a list")
         songs: list[Song] = []
-        for item in data.get("results") or []:
+        for item in results:
             if not isinstance(item, dict):
                 continue
             url = item.get("previewUrl")

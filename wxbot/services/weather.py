@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -187,20 +188,23 @@ class WeatherClient:
         )
         if not isinstance(data, dict):
             raise ServiceError(SERVICE, "geocoding answer is not an object")
+        results = data.get("results") or []
+        if not isinstance(results, list):
+            raise ServiceError(SERVICE, "geocoding results are not a list")
         places: list[Place] = []
         seen: set[str] = set()
-        for item in data.get("results") or []:
+        for item in results:
             try:
                 place = Place(
                     name=str(item["name"]),
-                    latitude=float(item["latitude"]),
-                    longitude=float(item["longitude"]),
+                    latitude=_coordinate(item["latitude"], 90),
+                    longitude=_coordinate(item["longitude"], 180),
                     country=str(item.get("country") or ""),
                     admin1=str(item.get("admin1") or ""),
                     admin2=str(item.get("admin2") or ""),
                     population=int(item.get("population") or 0),
                 )
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, OverflowError):  # population 1e999
                 continue  # one malformed entry should not hide the good ones
             if place.label not in seen:  # same name and region twice is no real choice
                 seen.add(place.label)
@@ -279,8 +283,20 @@ def _at(values: Any, i: int) -> Any:
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) else None
+    # Python's json reads NaN and Infinity; rounding either for the reply would raise
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def _int(value: Any) -> int | None:
-    return round(value) if isinstance(value, (int, float)) else None
+    number = _number(value)
+    return None if number is None else round(number)
+
+
+def _coordinate(value: Any, limit: float) -> float:
+    """A latitude (limit 90) or longitude (180); ValueError for anything else."""
+    number = float(value)
+    if not -limit <= number <= limit:  # also NaN
+        raise ValueError(f"coordinate {value!r} is out of range")
+    return number

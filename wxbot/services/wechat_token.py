@@ -16,6 +16,7 @@ it happens once in ~2 hours. The lock is one that blocks nobody else:
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +43,11 @@ REFRESH_MARGIN = 300.0  # renew 5 minutes early: WeChat's own overlap window
 FORCE_MIN_INTERVAL = 30.0
 _TOKENS = WeChatToken.__table__
 LOCK_POLL = 0.02  # seconds between tries of a SQLite refresher's lock file
+DEFAULT_LIFETIME = 7200  # seconds: what WeChat says, when an answer leaves it out
+MAX_LIFETIME = 86_400.0  # longer is nonsense (WeChat's tokens live 2 hours)
+# WeChat's tokens are ~150 characters of [A-Za-z0-9_-]; the column holds 512; it travels
+# in a query string
+_TOKEN = re.compile(r"[A-Za-z0-9_.~-]{1,512}")
 
 # POST a JSON body to a WeChat API URL within a deadline; the answer's JSON object
 Post = Callable[[str, dict[str, Any], Deadline], dict[str, Any]]
@@ -246,4 +252,16 @@ class TokenStore:
             if code == 0:
                 raise ServiceError(SERVICE, "stable_token answered without an access_token")
             raise WeChatError(code, str(data.get("errmsg")), "stable_token", token_endpoint=True)
-        return str(token), float(data.get("expires_in") or 7200)
+        # Checked before it is stored: a value the column cannot hold (too long, Infinity on
+        # MySQL) or a lifetime that is no number would fail every push with a traceback, and
+        # fetch again each time (WeChat allows 2000 fetches a day).
+        expires_in = data.get("expires_in") or DEFAULT_LIFETIME
+        if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+            raise ServiceError(SERVICE, "stable_token answered with a malformed access_token")
+        if (
+            isinstance(expires_in, bool)
+            or not isinstance(expires_in, (int, float))
+            or not 0 < expires_in <= MAX_LIFETIME
+        ):
+            raise ServiceError(SERVICE, "stable_token answered with a malformed expires_in")
+        return token, float(expires_in)
