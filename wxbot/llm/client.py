@@ -20,6 +20,7 @@ of a filtered answer is shown. Answers are turned from Markdown into plain text 
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import re
 import threading
@@ -31,6 +32,7 @@ from typing import Any
 import requests
 
 from wxbot.llm.plaintext import to_plain_text
+from wxbot.messages.replies import UNSENDABLE
 from wxbot.services.http import make_session
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,11 @@ log = logging.getLogger(__name__)
 COOL_DOWN_DEFAULT = 20.0  # seconds without calls after a 429 that names no Retry-After
 COOL_DOWN_MAX = 300.0
 MAX_ANSWER_CHARS = 4000  # a provider that ignores max_tokens still gets paged, not flooded
-_THINKING = re.compile(r"<think>.*?</think>", re.S)  # reasoning models served raw (Ollama, vLLM)
+# Markdown converted at most: markdown-it takes seconds (holding the GIL, so the whole worker
+# waits) on a few hundred kB of brackets or stars; 16k characters take a fraction of a second.
+MAX_SOURCE_CHARS = 4 * MAX_ANSWER_CHARS
+MAX_TOKENS_REPORTED = 10_000_000  # a usage count beyond any context window is nonsense
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON "\\ud83d" without its pair
 # finish_reason values that mean a content filter stopped the answer: OpenAI, Azure, DeepSeek,
 # Moonshot, Gemini's compatible API ("content_filter"); Zhipu GLM, Tencent Hunyuan ("sensitive")
 FILTERED = frozenset({"content_filter", "sensitive", "safety", "prohibited_content"})
@@ -138,8 +144,16 @@ class ChatClient:
             headers["Authorization"] = f"Bearer {self._api_key}"
         body = {"model": self.model, "messages": messages, "max_tokens": self.max_tokens}
         try:
+            # The session reads the body within the read budget and a size cap (a body that
+            # drips or runs to megabytes: services/http.py). Redirects are not followed:
+            # requests turns a 301/302 POST into a GET (an unhelpful 404/405 later) and
+            # repeats the POST on a 307, which may bill twice.
             response = self._session.post(
-                self.endpoint, json=body, headers=headers, timeout=self.timeout
+                self.endpoint,
+                json=body,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
             )
         except requests.Timeout:
             raise LlmError("timed out") from None
@@ -159,12 +173,11 @@ class ChatClient:
                 response.headers.get("Retry-After"), response.headers.get("Date")
             )
             raise LlmError(f"rate limited (HTTP 429), pausing {wait:.0f}s", retry_after=wait)
+        data = _json(response.content)
         if response.status_code != 200:
-            return _not_ok(response)
-        try:
-            data = response.json()
-        except ValueError:
-            raise LlmError("answered with something that is not JSON") from None
+            return _not_ok(response.status_code, data)
+        if data is _NOT_JSON:
+            raise LlmError("answered with something that is not JSON")
         if (
             isinstance(data, dict)
             and isinstance(data.get("error"), dict)
@@ -204,16 +217,26 @@ def _http_date(value: str) -> float | None:
     return None if parts is None else float(email.utils.mktime_tz(parts))
 
 
-def _not_ok(response: requests.Response) -> Refused:
+_NOT_JSON = object()
+
+
+def _json(raw: bytes) -> Any:
+    """The body as JSON (UTF-8, -16 or -32, as RFC 8259 allows), else _NOT_JSON. JSON nested
+    thousands deep raised RecursionError, which no caller caught."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
+
+
+def _not_ok(status: int, body: Any) -> Refused:
     """A status other than 200 and 429: a content filter's refusal, else LlmError naming the
     provider's error code (its message is never kept: it may quote the prompt)."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
     error = body.get("error") if isinstance(body, dict) else None
-    where = f"HTTP {response.status_code}"
-    if response.status_code in (401, 403) and not _is_refusal(error):
+    where = f"HTTP {status}"
+    if 300 <= status < 400:  # the Location is not logged: it is the provider's, not ours
+        raise LlmError(f"{where}: redirected (set WXBOT_LLM_URL to where it redirects)")
+    if status in (401, 403) and not _is_refusal(error):
         raise LlmError(f"{where} (check WXBOT_LLM_API_KEY)")
     return _refused_or_raise(error if isinstance(error, dict) else {}, where)
 
@@ -265,14 +288,25 @@ def _completion(data: Any, model: str) -> Completion | Refused:
         raise LlmError(f"the answer broke off (finish_reason {finish})", None, *billed)
     if content is None and message.get("reasoning_content"):
         content = ""  # a reasoning model that thought away all of max_tokens (DeepSeek, Qwen)
+    if isinstance(content, list):  # content parts (OpenAI's newer shape, Mistral, gateways)
+        if any(isinstance(p, dict) and p.get("type") == "refusal" for p in content):
+            return Refused("the model refused (a refusal part)", "refusal", *billed)
+        content = _text_parts(content)
     if not isinstance(content, str):
         raise LlmError("unexpected JSON: the content is not text", None, *billed)
+    source = strip_thinking(content)
+    # Before Markdown: a lone surrogate (a pair cut apart, JSON "\ud83d") failed the whole
+    # resume when the answer was saved (the user got the system-error apology, the billed
+    # call was not counted); control characters no XML reply may carry were kept for
+    # promotion, which the knowledge base then refused.
+    source = UNSENDABLE.sub("", _LONE_SURROGATE.sub("", source))
+    cut = len(source) > MAX_SOURCE_CHARS
     # WeChat shows Markdown as raw characters; converted first, so that an answer of markup
     # alone counts as empty and the length cap counts what is shown
-    text = to_plain_text(strip_thinking(content))
+    text = to_plain_text(source[:MAX_SOURCE_CHARS])
     if not text:  # e.g. a reasoning model that thought away all of max_tokens
         raise LlmError("empty answer", None, *billed)
-    truncated = finish == "length" or len(text) > MAX_ANSWER_CHARS
+    truncated = finish == "length" or cut or len(text) > MAX_ANSWER_CHARS
     return Completion(
         text=text[:MAX_ANSWER_CHARS],
         model=str(data.get("model") or model),
@@ -286,7 +320,17 @@ def strip_thinking(content: str) -> str:
     """The answer without a reasoning model's thinking: whole ``<think>…</think>`` blocks;
     reasoning that ends in ``</think>`` alone (DeepSeek-R1 templates put the opening tag into
     the prompt); and thinking cut off by max_tokens before its closing tag (no answer yet)."""
-    text = _THINKING.sub("", content)
+    # str.find, not a regex: "<think>.*?</think>" scans to the end from every unclosed
+    # "<think>" (a model looping on the tag): 112 kB took 8 s of CPU, holding the GIL
+    kept, at = [], 0
+    while (start := content.find("<think>", at)) >= 0:
+        end = content.find("</think>", start + len("<think>"))
+        if end < 0:
+            break
+        kept.append(content[at:start])
+        at = end + len("</think>")
+    kept.append(content[at:])
+    text = "".join(kept)
     if "</think>" in text:
         text = text.rsplit("</think>", 1)[1]
     if "<think>" in text:
@@ -294,5 +338,20 @@ def strip_thinking(content: str) -> str:
     return text.strip()
 
 
+def _text_parts(parts: list[Any]) -> str | None:
+    """The text of content parts (``{"type": "text", "text": ...}`` or bare strings); parts
+    of other kinds (a model's ``thinking``, images) are not the answer. None: no text part."""
+    texts = [
+        p if isinstance(p, str) else p.get("text")
+        for p in parts
+        if isinstance(p, str) or (isinstance(p, dict) and p.get("type") in ("text", None))
+    ]
+    texts = [t for t in texts if isinstance(t, str)]
+    return "".join(texts) if texts else None
+
+
 def _count(value: Any) -> int:
-    return value if isinstance(value, int) and value >= 0 else 0
+    """A reported token count; nonsense (negative, a bool, beyond any context window, where
+    it overflowed the database's integer columns) counts as nothing."""
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    return value if ok and 0 <= value <= MAX_TOKENS_REPORTED else 0
