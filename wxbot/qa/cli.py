@@ -174,12 +174,14 @@ def export_command(file: str, fmt: str | None) -> None:
     A FILE whose name contains "synonym" (or --format synonyms) gets the synonym groups
     instead, as `wxbot kb import` reads such a file.
     """
+    given = fmt
     if fmt is None and "synonym" in os.path.basename(file).lower():
         fmt = "synonyms"  # import reads a file so named as synonyms: write what it reads
     try:
         fmt = fmt or ("txt" if file == "-" else detect_format(file))
     except FormatError as exc:
         raise click.UsageError(str(exc)) from None
+    _check_name(file, fmt, given)
     if fmt == "xlsx" and file == "-":
         raise click.UsageError("an .xlsx workbook is binary: give a FILE, not '-'")
     engine = current_app.extensions["wxbot.engine"]
@@ -202,6 +204,27 @@ def export_command(file: str, fmt: str | None) -> None:
         count = _write_file(file, write_all)
     what = "synonym groups" if fmt == "synonyms" else "entries"
     click.echo(f"exported {count} {what} to {file} ({fmt})", err=file == "-")
+
+
+def _check_name(file: str, fmt: str, given: str | None) -> None:
+    """Refuse a FILE whose extension names another format than the one written (``--format
+    csv`` to faq.xlsx, synonyms to a workbook): Excel would refuse the file, and `kb import`
+    would read it by its name, as what it is not."""
+    if file == "-":
+        return
+    try:
+        named = detect_format(file)
+    except FormatError:
+        return  # no extension that names a format: --format decided
+    text_ok = fmt == "synonyms" and named == "txt"  # synonym groups are a text file
+    if named == fmt or text_ok or (given is None and fmt == "synonyms" and named != "xlsx"):
+        return
+    what = "synonym groups (text)" if fmt == "synonyms" else fmt
+    right = ".txt" if fmt == "synonyms" else f".{fmt}"
+    raise click.UsageError(
+        f"{file} is named as a .{os.path.splitext(file)[1][1:].lower()} file but would hold "
+        f"{what}; name it {right}" + (" or leave out --format" if given else "")
+    )
 
 
 def _write_xlsx(items: list[Any], file: str) -> int:
