@@ -20,6 +20,7 @@ DEMO_APPID = "wx0000000000demo"
 DEFAULT_WELCOME = N_(
     "欢迎关注！我是问答机器人，直接发问题给我就好。\n"
     "试试：天气 北京、点歌 晴天、绑定手机、查充值；随时发「取消」退出当前步骤，发「人工」转人工客服。\n"
+    "发「我的记忆」查看、发「清除记忆」删除我记住的我们的对话。\n"
     "English: language en · ภาษาไทย: language th · Tagalog: language tl · 日本語：language ja"
 )
 DEFAULT_SYSTEM_PROMPT = (
@@ -31,6 +32,10 @@ LLM_MODES = ("off", "fallback")
 TIMEOUT_SERVICES = ("weather", "music", "sms", "webhook", "wechat_api", "llm")  # WXBOT_TIMEOUTS
 MAX_HISTORY_ROUNDS = 50
 MAX_PROXIES = 5  # WXBOT_TRUSTED_PROXIES: more is a typo, and would trust forged addresses
+# Seconds of any one timeout: past an hour it is a typo, and past ~9e9 no socket takes it
+# (WXBOT_HTTP_TIMEOUT=1e308 was accepted, and every outbound call then raised OverflowError).
+MAX_TIMEOUT = 3600
+WECHAT_WAITS = 5  # seconds WeChat waits for an answer: WXBOT_REPLY_DEADLINE must fit in it
 _AES_KEY_RE = re.compile(r"^[A-Za-z0-9]{43}$")
 
 
@@ -164,6 +169,24 @@ _ENV: dict[str, tuple[str, type]] = {
     "WXBOT_EMBEDDING_FUSION": ("embedding_fusion", str),
 }
 _FIELD_TYPES = {f.name: f for f in fields(Settings)}
+# Empty is a documented way to turn these off (scripts/run.sh: WXBOT_EMBEDDING_URL=).
+_EMPTY_MEANS_OFF = frozenset({"WXBOT_EMBEDDING_URL"})
+
+
+def _refuse_misspelled(environ: Mapping[str, str]) -> None:
+    """A WXBOT_ variable named almost like a setting is a typo of it, which was ignored:
+    WXBOT_DATABSE_URL served from a fresh SQLite file, WXBOT_ENCODINGAESKEY in plaintext mode.
+    Other WXBOT_ names stay allowed: flow files may read any ${VAR} (WXBOT_RECHARGE_WEBHOOK)."""
+    import difflib
+
+    for var in sorted(environ):
+        if not var.startswith("WXBOT_") or var in _ENV:
+            continue
+        close = difflib.get_close_matches(var, _ENV, n=1, cutoff=0.85)
+        if close:
+            raise ConfigError(
+                f"{var} is not a wxbot setting: did you mean {close[0]}? Rename it (or unset it)"
+            )
 
 
 def _convert(var: str, raw: str, kind: type) -> Any:
@@ -200,11 +223,29 @@ def load_settings(
 ) -> Settings:
     """Build Settings from the environment (plus ``overrides`` by field name) and validate them."""
     environ = os.environ if environ is None else environ
+    _refuse_misspelled(environ)
     values: dict[str, Any] = {}
+    empty = []
     for var, (name, kind) in _ENV.items():
         raw = environ.get(var)
         if raw is not None and raw.strip() != "":
             values[name] = _convert(var, raw, kind)
+        elif raw is not None:
+            empty.append(var)
+    if "WXBOT_DATABASE_URL" in empty:
+        # `WXBOT_DATABASE_URL=${DB_URL}` with DB_URL unset: each container then served from
+        # a SQLite file of its own (init-db created it), every check green, users' state split
+        raise ConfigError(
+            "WXBOT_DATABASE_URL is set but empty (an unset variable in a compose file or "
+            "script?): set it to the database's URL, e.g. "
+            "mysql+pymysql://user:password@host/db?charset=utf8mb4, or unset it to use the "
+            "SQLite file in the instance folder"
+        )
+    for var in empty:
+        if var not in _EMPTY_MEANS_OFF:
+            log.warning(
+                "%s is set but empty: using its default (unset it, or give it a value)", var
+            )
     for name, value in (overrides or {}).items():
         if name not in _FIELD_TYPES:
             raise ConfigError(f"unknown setting {name!r}")
@@ -288,6 +329,29 @@ def _check_database_driver(url: Any) -> None:
     is one line naming the variable, not a traceback from deep in SQLAlchemy."""
     from sqlalchemy.exc import NoSuchModuleError
 
+    if "@" in (url.host or ""):
+        # A password (or user name) with an unescaped "@": SQLAlchemy reads the password up to
+        # the first one and the rest as the host, which was then shown in every error line
+        # ("Can't connect to MySQL server on 'ss@db'": the password's tail). Not shown here.
+        raise ConfigError(
+            "WXBOT_DATABASE_URL: the password or user name has a character that must be "
+            "percent-encoded in a URL: write @ as %40 (and : as %3A, / as %2F, # as %23, "
+            "? as %3F, % as %25)"
+        )
+    if url.get_backend_name() == "mariadb":
+        # The message path's MySQL set-up (wxbot/db.py: multi-statements, READ COMMITTED,
+        # utf8mb4) is keyed on "mysql": with mariadb+pymysql:// init-db and /healthz were
+        # fine and every message failed with a syntax error (users got the apology).
+        raise ConfigError(
+            f"WXBOT_DATABASE_URL: write {url.drivername!r} as "
+            f"'mysql+{url.get_driver_name()}' (the MySQL dialect serves MariaDB too), "
+            "e.g. mysql+pymysql://user:password@host/db?charset=utf8mb4"
+        )
+    if url.get_backend_name() == "mysql" and not url.database:
+        raise ConfigError(
+            "WXBOT_DATABASE_URL names no database: add its name after the host, e.g. "
+            "mysql+pymysql://user:password@host/wxbot?charset=utf8mb4"
+        )
     try:
         dialect = url.get_dialect()
     except NoSuchModuleError:
@@ -303,6 +367,36 @@ def _check_database_driver(url: Any) -> None:
             f"{exc.name or str(exc)!r}, which is not installed; install it, or use "
             "mysql+pymysql://user:password@host/db?charset=utf8mb4"
         ) from None
+    _check_connect_options(url, dialect)
+
+
+def _check_connect_options(url: Any, dialect_class: Any) -> None:
+    """The URL's ``?options`` are ones the driver takes, with values it can read: a typo
+    (``?chraset=``, ``?bogus=1``) or ``?connect_timeout=abc`` was a TypeError or ValueError
+    traceback from every command and from `wxbot serve`, at the first connection."""
+    import inspect
+
+    if not url.query:
+        return
+    try:
+        _, options = dialect_class().create_connect_args(url)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"WXBOT_DATABASE_URL: an option after '?' has a value the driver cannot read ({exc})"
+        ) from None
+    try:
+        accepted = inspect.signature(dialect_class.import_dbapi().connect).parameters.values()
+    except (TypeError, ValueError):  # a C function without a signature: it checks them itself
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted):
+        return
+    names = {p.name for p in accepted}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise ConfigError(
+            f"WXBOT_DATABASE_URL: the {url.drivername!r} driver has no option "
+            f"{unknown[0]!r}; remove it from after the '?' (charset=utf8mb4 is the usual one)"
+        )
 
 
 def _validate_timeouts(settings: Settings) -> None:
@@ -313,6 +407,9 @@ def _validate_timeouts(settings: Settings) -> None:
         ("WXBOT_CONNECT_TIMEOUT", settings.connect_timeout),
         ("WXBOT_REPLY_DEADLINE", settings.reply_deadline),
         ("WXBOT_EMBEDDING_TIMEOUT", settings.embedding_timeout),
+        # nan and inf passed the LLM's own "positive" check: every LLM call then failed
+        ("WXBOT_LLM_CONNECT_TIMEOUT", settings.llm_connect_timeout),
+        ("WXBOT_LLM_TIMEOUT", settings.llm_timeout),
         *((f"WXBOT_TIMEOUTS ({name})", value) for name, value in settings.timeouts.items()),
     ]
     for name in settings.timeouts:
@@ -324,6 +421,15 @@ def _validate_timeouts(settings: Settings) -> None:
     for var, value in budgets:
         if not math.isfinite(value) or value <= 0:
             raise ConfigError(f"{var} must be a positive number of seconds, not {value!r}")
+        if value > MAX_TIMEOUT:
+            raise ConfigError(f"{var}={value:g} is too long: at most {MAX_TIMEOUT} seconds")
+    if settings.reply_deadline > WECHAT_WAITS:
+        # WeChat has hung up by then: the user saw 「该公众号暂时无法提供服务」 instead of
+        # being told the answer is on its way
+        raise ConfigError(
+            f"WXBOT_REPLY_DEADLINE={settings.reply_deadline:g} is longer than WeChat waits for "
+            f"an answer ({WECHAT_WAITS} s); keep it under that, e.g. 4"
+        )
 
 
 def _validate_urls(settings: Settings) -> None:
@@ -359,8 +465,12 @@ def _validate_llm(settings: Settings) -> None:
         )
     if not 1 <= settings.llm_max_tokens <= 32_000:
         raise ConfigError("WXBOT_LLM_MAX_TOKENS must be between 1 and 32000")
-    if settings.llm_connect_timeout <= 0 or settings.llm_timeout <= 0:
-        raise ConfigError("WXBOT_LLM_CONNECT_TIMEOUT and WXBOT_LLM_TIMEOUT must be positive")
+    for var, price in (
+        ("WXBOT_LLM_PRICE_INPUT", settings.llm_price_input),
+        ("WXBOT_LLM_PRICE_OUTPUT", settings.llm_price_output),
+    ):
+        if not math.isfinite(price):  # nan/inf: every cost estimate on the console said nan
+            raise ConfigError(f"{var} must be a price per million tokens, e.g. 0.5, not {price!r}")
 
 
 def warn_about_demo(settings: Settings) -> None:

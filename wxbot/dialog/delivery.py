@@ -19,7 +19,10 @@ PAGES = "_pages"  # the unread pages of a long answer: [body, index, total] each
 OUTBOX = "_outbox"  # late results (Reply.to_dict) to deliver with the next message
 NOTICE = "_notice"  # a notice (words.TIMED_OUT) for the next reply that can show it
 WORKING = "_working"  # slow work under way: {dedup key: when phase one committed it}
-PRIVATE_SLOTS = (PAGES, OUTBOX, NOTICE, WORKING)
+# 「清除记忆」 was just asked to be confirmed: set by that reply only, so it lapses with the
+# next message whatever it is (wxbot/dialog/forgetting.py)
+FORGET_ASKED = "_forget"
+PRIVATE_SLOTS = (PAGES, OUTBOX, NOTICE, WORKING, FORGET_ASKED)
 
 
 def public_slots(slots: dict) -> dict:  # type: ignore[type-arg]

@@ -33,7 +33,8 @@ class Deps:
     kb: Any = None  # wxbot.qa.KnowledgeBase
     services: Any = None  # wxbot.services.Services
     # wxbot.llm.MemoryStore: window_column() (labelled WINDOW_COLUMN) rides along the context
-    # lock, initial_history(openid) fills a new context, forget_user(conn, openid)
+    # lock, initial_history(openid) fills a new context, forget_user(conn, openid),
+    # clear_history(conn, openid, now) empties both copies of the history (「清除记忆」)
     memory: Any = None
     # Asked when the knowledge base has no confident answer (wxbot.llm's LLM fallback): an
     # Outcome, or None to let the knowledge base say it does not know.

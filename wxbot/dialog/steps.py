@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Connection
 
 from wxbot.config import Settings
-from wxbot.dialog import delivery, kinds, language, words
+from wxbot.dialog import delivery, forgetting, kinds, language, words
 from wxbot.dialog.context import ContextRow
 from wxbot.dialog.delivery import PAGES, public_slots
 from wxbot.dialog.flow import WAIT_QUERY, WINDOW_COLUMN, Deps, Limits, Outcome, Turn
@@ -34,6 +34,12 @@ class _NextPage(Outcome):
     or something said in between (「语言 xx」). ``pages``: what stays unread."""
 
     pages: list[str] | None = None
+
+
+@dataclass
+class _Aside(_NextPage):
+    """A reply about the memory itself (「我的记忆」, 「清除记忆」 and its confirmation): said in
+    between like _NextPage, and not remembered as an exchange of the conversation."""
 
 
 class Dialogue:
@@ -173,6 +179,9 @@ class Dialogue:
         if missing is not None and not self._takes(msg, state):
             return self._no_words(turn, ctx, missing, keep)
         command = words.normalise_command(msg.text)
+        about = forgetting.answer(turn, ctx, command, self.history_window(ctx), self.deps)
+        if about is not None:  # before 取消, which refuses a 「清除记忆」 just asked
+            return self._about_memory(turn, ctx, keep, about)
         if command in words.CANCEL_WORDS:
             text = words.CANCELLED if state != WAIT_QUERY else words.NOTHING_TO_CANCEL
             self.table.exited(turn, "cancelled")
@@ -303,6 +312,26 @@ class Dialogue:
             return replace(outcome, reply=Text(f"{welcome}\n\n{outcome.reply.content}"))
         return outcome
 
+    def _about_memory(
+        self,
+        turn: Turn,
+        ctx: ContextRow,
+        keep: dict,  # type: ignore[type-arg]
+        said: forgetting.Said,
+    ) -> Outcome:
+        """「我的记忆」 / 「清除记忆」 / the answer to its question, in any state: the step that
+        waits stays (asked again after the answer, not while a confirmation is asked), the
+        message counts as no round of it, the unread pages of an answer stay for 「继续」."""
+        reply = said.text
+        prompt = None if said.asks else self.table.prompt(turn)
+        if prompt:
+            reply = f"{reply}\n\n{prompt}"
+        slots = {**keep, delivery.FORGET_ASKED: True} if said.asks else keep
+        state = ctx.state if self.table.is_known(ctx.state) else WAIT_QUERY
+        unread = ctx.slots.get(PAGES)
+        pages = list(unread) if unread else None
+        return _Aside(Text(reply), state, slots=slots, counts=False, pages=pages)
+
     def _set_language(self, turn: Turn, ctx: ContextRow, choice: str, keep: dict) -> Outcome:  # type: ignore[type-arg]
         """「语言 xx」 in any state: answer in the new language and, mid-flow, ask again."""
         if not choice:
@@ -379,7 +408,7 @@ class Dialogue:
         reply = delivery.compose(ctx, reply, slots, settings.reply_max_bytes, shown, pages, lang)
         if notice and silent:
             ctx.slots[delivery.NOTICE] = notice
-        if remember:
+        if remember and not isinstance(outcome, _Aside):
             delivery.remember(ctx, msg, reply, self.history_window(ctx))
         return reply
 

@@ -17,6 +17,21 @@ HELP_WORDS = frozenset(
     {"帮助", "菜单", "使用帮助", "怎么用", "help", "menu", "ช่วยเหลือ", "เมนู", "tulong", "ヘルプ"}
     | {"メニュー", "使い方"}
 )
+# What the bot remembers of the conversation (the history window the LLM sees), by chat:
+# the whole message, in every reply language and any state (wxbot/dialog/forgetting.py).
+# Clearing it is asked to be confirmed with a YES_WORD first.
+FORGET_WORDS = frozenset(
+    {"清除记忆", "清空记忆", "删除记忆", "忘记我们的对话", "忘掉我们的对话", "删除对话记录"}
+    | {"clear memory", "clear my memory", "forget our conversation", "delete my history"}
+    | {"ล้างความจำ", "ลืมบทสนทนาของเรา", "ลบประวัติการสนทนา"}
+    | {"burahin ang alaala", "kalimutan ang usapan natin", "burahin ang usapan"}
+    | {"記憶を消去", "記憶を消して", "会話を忘れて", "履歴を削除"}
+)
+MEMORY_WORDS = frozenset(
+    {"我的记忆", "查看记忆", "你记得什么", "my memory", "what do you remember"}
+    | {"ความจำของฉัน", "ดูความจำ", "alaala ko", "ano ang naaalala mo"}
+    | {"記憶を確認", "覚えていること"}
+)
 # 是 / 否 in every reply language (confirmations in flows and teaching)
 YES_WORDS = frozenset(
     {"是", "是的", "对", "对的", "好", "好的", "确认", "确定", "yes", "y", "ok", "okay", "correct"}

@@ -61,14 +61,17 @@ def _engine_states() -> set[str]:
 
 def _reserved() -> set[str]:
     """The whole messages the engine answers itself in every reply language (取消, 退出,
-    キャンセル, 转人工, agent, 继续, 次へ, 学习, 调教 …): a trigger equal to one never starts
+    キャンセル, 转人工, agent, 继续, 次へ, 学习, 调教, 清除记忆, my memory …): a trigger equal to one never starts
     its flow. Taken from the engine's own word lists, so a word added there is refused here."""
     from wxbot.dialog import words
     from wxbot.dialog.handlers.learn import TEACH_WORDS
     from wxbot.dialog.language import COMMAND_WORDS
     from wxbot.dialog.paging import MORE_WORDS
 
-    every = (words.CANCEL_WORDS, words.HUMAN_WORDS, MORE_WORDS, TEACH_WORDS, COMMAND_WORDS)
+    every = (
+        *(words.CANCEL_WORDS, words.HUMAN_WORDS, words.FORGET_WORDS, words.MEMORY_WORDS),
+        *(MORE_WORDS, TEACH_WORDS, COMMAND_WORDS),
+    )
     return {phrase_key(w) for group in (*every, _RESEND) for w in group}
 
 

@@ -114,6 +114,11 @@ class MemoryStore:
             stored = stored.where(memories.c.updated_at >= now - keep_days * 86_400)
         return func.coalesce(stored.scalar_subquery(), literal("[]"))
 
+    def clear_history(self, conn: Connection, openid: str, now: float) -> None:
+        """The user asked to be forgotten (「清除记忆」): both copies of the history go, as
+        with the admin API's DELETE …/history; their window, usage and language stay."""
+        clear_history(conn, openid, now)
+
     def forget_user(self, conn: Connection, openid: str) -> None:
         conn.execute(delete(memories).where(memories.c.openid == openid))
         conn.execute(delete(answers).where(answers.c.openid == openid))
