@@ -20,7 +20,6 @@ of a filtered answer is shown. Answers are turned from Markdown into plain text 
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
 import re
 import threading
@@ -33,7 +32,7 @@ import requests
 
 from wxbot.llm.plaintext import to_plain_text
 from wxbot.messages.replies import UNSENDABLE
-from wxbot.services.http import make_session
+from wxbot.services.http import NOT_JSON, json_or_not, make_session
 
 log = logging.getLogger(__name__)
 
@@ -173,10 +172,10 @@ class ChatClient:
                 response.headers.get("Retry-After"), response.headers.get("Date")
             )
             raise LlmError(f"rate limited (HTTP 429), pausing {wait:.0f}s", retry_after=wait)
-        data = _json(response.content)
+        data = json_or_not(response.content)
         if response.status_code != 200:
             return _not_ok(response.status_code, data)
-        if data is _NOT_JSON:
+        if data is NOT_JSON:
             raise LlmError("answered with something that is not JSON")
         if (
             isinstance(data, dict)
@@ -215,18 +214,6 @@ def _http_date(value: str) -> float | None:
     """Epoch seconds of an HTTP date, in UTC whatever zone it names (None if malformed)."""
     parts = email.utils.parsedate_tz(value)
     return None if parts is None else float(email.utils.mktime_tz(parts))
-
-
-_NOT_JSON = object()
-
-
-def _json(raw: bytes) -> Any:
-    """The body as JSON (UTF-8, -16 or -32, as RFC 8259 allows), else _NOT_JSON. JSON nested
-    thousands deep raised RecursionError, which no caller caught."""
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
-        return _NOT_JSON
 
 
 def _not_ok(status: int, body: Any) -> Refused:

@@ -169,6 +169,8 @@ class KnowledgeBase(FreshIndex):
         learned from did-you-mean picks answers its entry when asked exactly, before any
         ranking (which never sees it: freshness.LearnedKeys).
         """
+        if self.semantic is not None:  # questions left without a vector by a failed job
+            self.semantic.retry_missing()
         learned = self._learned_match(text)
         if learned is not None:
             return Lookup(learned)

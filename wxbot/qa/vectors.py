@@ -75,6 +75,12 @@ class VectorIndex:
         return self._size - self._free
 
     @property
+    def dim(self) -> int | None:
+        """The dimension of the vectors held (None before the first)."""
+        matrix = self._matrix
+        return None if matrix is None else int(matrix.shape[1])
+
+    @property
     def nbytes(self) -> int:
         """Memory held by the matrix and the owners (capacity included)."""
         held = self._owners.nbytes

@@ -332,6 +332,19 @@ def request_json(
     return parse_json(response, service)
 
 
+NOT_JSON = object()  # what json_or_not gives for a body that is not JSON
+
+
+def json_or_not(raw: bytes) -> Any:
+    """A body as JSON (UTF-8, -16 or -32, as RFC 8259 allows), else NOT_JSON. JSON nested
+    thousands deep raises RecursionError, which callers catching ValueError missed (the
+    user got the system-error apology)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return NOT_JSON
+
+
 def parse_json(response: requests.Response, service: str) -> Any:
     """The JSON of an answer, decoded strictly: in the charset its Content-Type names, else
     UTF-8 (JSON's own). ``response.json()`` turns undecodable bytes into U+FFFD, and a user
