@@ -16,10 +16,11 @@ seconds, not minutes).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
@@ -36,13 +37,12 @@ from wxbot.qa.formats import (
     read_file,
 )
 from wxbot.qa.formats.encoding import head_text
-from wxbot.qa.text import question_key
 from wxbot.qa.writer import (
     MAX_QUESTIONS,
     KnowledgeError,
     check_answer,
     check_language,
-    check_questions,
+    checked_questions,
 )
 
 BATCH = 2_000
@@ -88,7 +88,7 @@ class BasisChanged(ImportAborted):
     """The entries the rows touch are not as they were when the import was checked."""
 
 
-@dataclass
+@dataclass(slots=True)  # one per row of the file: 200k rows, 200k of them
 class _Row:
     record: Record
     questions: list[str]
@@ -169,7 +169,7 @@ def check_parsed(
     rows: list[_Row] = []
     count = 0
     errors: list[str] = []
-    first_seen: dict[str, str] = {}
+    first_seen: dict[str, Record] = {}  # question key -> the row it was first seen in
     for parsed in files:
         errors.extend(parsed.errors)
         if not parsed.records and not parsed.errors:
@@ -181,7 +181,7 @@ def check_parsed(
             if checked is not None and count % BATCH == 0:
                 checked(BATCH)
             try:
-                qs = check_questions(rec.questions)
+                keyed = checked_questions(rec.questions)  # each key computed once
                 answer = check_answer(rec.answer)
                 language = rec.language
                 if language is not MISSING:
@@ -189,14 +189,14 @@ def check_parsed(
             except KnowledgeError as exc:
                 errors.append(f"{rec.where}: {exc.reason}")
                 continue
-            keys = [question_key(q) for q in qs]
-            clash = next((k for k in keys if k in first_seen), None)
+            clash = next((k for k in keyed if k in first_seen), None)
             if clash is not None:
-                q = qs[keys.index(clash)]
-                errors.append(f"{rec.where}: the question {q!r} is already at {first_seen[clash]}")
+                q = keyed[clash]
+                where = first_seen[clash].where
+                errors.append(f"{rec.where}: the question {q!r} is already at {where}")
                 continue
-            first_seen.update(dict.fromkeys(keys, rec.where))
-            rows.append(_Row(rec, qs, keys, answer, language))
+            first_seen.update(dict.fromkeys(keyed, rec))
+            rows.append(_Row(rec, list(keyed.values()), list(keyed), answer, language))
     if checked is not None and count % BATCH:
         checked(count % BATCH)
     return rows, errors
@@ -282,6 +282,18 @@ def import_parsed(
     return report
 
 
+@dataclass(slots=True)
+class _Update:
+    """A row that changes a stored entry, as planned."""
+
+    index: int  # the row's place in the import (updates are written in the rows' order)
+    row: _Row
+    entry_id: int
+    language: object
+    adds: list[tuple[str, str]]  # (question, key) the entry does not have yet
+    first: int  # the position of the first of them
+
+
 def _upsert(
     conn: Connection,
     rows: list[_Row],
@@ -291,117 +303,167 @@ def _upsert(
     planned: Callable[[int], object] | None = None,
     basis: str | None = None,
 ) -> None:
+    """Plan every row against the stored entries (read ``BATCH`` entries at a time), then
+    write. The database rows are built a batch at a time as they are written: all of them
+    at once (200k entries, 500k questions as dicts) were most of a large import's memory.
+    All in the caller's transaction: a refusal anywhere leaves nothing written."""
     version = versions.bump_version(conn, now)  # the knowledge write lock
-    owners_by_key = store.entry_ids_by_keys(conn, [k for r in rows for k in r.keys])
-    current = store.load_entries(conn, set(owners_by_key.values()))
-    languages = store.load_languages(conn, current)
-    report.basis = _basis(owners_by_key, current, languages)
-    current_keys = {e: {question_key(q) for q in qs} for e, (_, qs) in current.items()}
-    sizes = {e: len(qs) for e, (_, qs) in current.items()}  # with the rows planned so far
-    new_rows: list[_Row] = []
-    updates: list[dict[str, object]] = []
-    extra_questions: list[dict[str, object]] = []
-    for row in rows:
+    owners_by_key = store.entry_ids_by_keys(conn, (k for r in rows for k in r.keys))
+    refused: list[tuple[int, str]] = []  # (row index, reason): reported in the rows' order
+    targets: list[int] = []  # per row: the entry it updates, 0 a new entry, -1 refused
+    for i, row in enumerate(rows):
         owners = {owners_by_key[k] for k in row.keys if k in owners_by_key}
         if len(owners) > 1:
             ids = ", ".join(str(e) for e in sorted(owners))
-            report.errors.append(
-                f"{row.record.where}: its questions belong to different entries ({ids})"
+            refused.append(
+                (i, f"{row.record.where}: its questions belong to different entries ({ids})")
             )
-            report.rejected += 1
+            targets.append(-1)
             continue
-        if not owners:
-            new_rows.append(row)
-            continue
-        entry_id = owners.pop()
-        answer, _ = current[entry_id]
-        language = languages.get(entry_id) if row.language is MISSING else row.language
-        missing = [(q, k) for q, k in zip(row.questions, row.keys, strict=True)]
-        missing = [(q, k) for q, k in missing if k not in current_keys[entry_id]]
-        if missing and sizes[entry_id] + len(missing) > MAX_QUESTIONS:
-            report.errors.append(
-                f"{row.record.where}: entry {entry_id} has {sizes[entry_id]} questions; "
-                f"adding {len(missing)} would pass the limit of {MAX_QUESTIONS} per entry"
-            )
-            report.rejected += 1
-            continue
-        if answer == row.answer and not missing and language == languages.get(entry_id):
-            report.unchanged += 1
-            continue
-        report.updated += 1
-        updates.append({"eid": entry_id, "answer": row.answer, "now": now, "lang": language})
-        extra_questions.extend(
-            {"entry_id": entry_id, "question": q, "qkey": k, "position": sizes[entry_id] + i}
-            for i, (q, k) in enumerate(missing)
-        )
-        sizes[entry_id] += len(missing)
+        targets.append(owners.pop() if owners else 0)
+    digest = _basis_digest(owners_by_key)
+    # The rows that update entries, grouped by entry (in the rows' order within one), are
+    # planned as their entries are read, in order of id.
+    order = sorted((i for i, t in enumerate(targets) if t > 0), key=targets.__getitem__)
+    entry_ids = sorted(set(owners_by_key.values()))
+    updates: list[_Update] = []
+    at = 0
+    for start in range(0, len(entry_ids), BATCH):
+        chunk = entry_ids[start : start + BATCH]
+        current = store.load_entries(conn, chunk)
+        languages = store.load_languages(conn, current)
+        _basis_update(digest, current, languages)
+        sizes = {e: len(qs) for e, (_, qs) in current.items()}  # with the rows planned so far
+        while at < len(order) and targets[order[at]] <= chunk[-1]:
+            i = order[at]
+            at += 1
+            row = rows[i]
+            entry_id = targets[i]
+            answer, _ = current[entry_id]
+            stored_language = languages.get(entry_id)
+            language = stored_language if row.language is MISSING else row.language
+            # A stored question key belongs to the entry that holds the question (qkey is
+            # unique): the keys of this row's entry are those found, the rest are new to it.
+            adds = [(q, k) for q, k in zip(row.questions, row.keys, strict=True)]
+            adds = [(q, k) for q, k in adds if k not in owners_by_key]
+            if adds and sizes[entry_id] + len(adds) > MAX_QUESTIONS:
+                refused.append(
+                    (
+                        i,
+                        f"{row.record.where}: entry {entry_id} has {sizes[entry_id]} questions; "
+                        f"adding {len(adds)} would pass the limit of {MAX_QUESTIONS} per entry",
+                    )
+                )
+                continue
+            if answer == row.answer and not adds and language == stored_language:
+                report.unchanged += 1
+                continue
+            updates.append(_Update(i, row, entry_id, language, adds, sizes[entry_id]))
+            sizes[entry_id] += len(adds)
+        del current, languages, sizes
+    report.basis = digest.hexdigest()[:24]
+    refused.sort(key=lambda item: item[0])
+    report.errors.extend(reason for _, reason in refused)
+    report.rejected += len(refused)
+    updates.sort(key=lambda u: u.index)
+    new_rows = [row for row, target in zip(rows, targets, strict=True) if target == 0]
+    del targets, order, entry_ids, owners_by_key
     report.added = len(new_rows)
+    report.updated = len(updates)
     first_id = int(conn.execute(select(func.max(store.entries.c.id))).scalar() or 0) + 1
-    entry_rows: list[dict[str, object]] = []
-    question_rows: list[dict[str, object]] = list(extra_questions)
-    for offset, row in enumerate(new_rows):
-        entry_id = first_id + offset
-        entry_rows.append(
-            {
-                "id": entry_id,
-                "answer": row.answer,
-                "source": "import",
-                "source_ref": os.path.basename(row.record.file)[:255],
-                "taught_by": None,
-                "created_at": now,
-                "updated_at": now,
-                "hits": 0,
-                "language": None if row.language is MISSING else row.language,
-            }
-        )
-        question_rows.extend(
-            {"entry_id": entry_id, "question": q, "qkey": k, "position": i}
-            for i, (q, k) in enumerate(zip(row.questions, row.keys, strict=True))
-        )
     if basis is not None and basis != report.basis:
         report.stale = True  # the counts above say what it would do now
         raise BasisChanged
+    questions = sum(len(u.adds) for u in updates) + sum(len(r.keys) for r in new_rows)
     if planned is not None:
-        planned(len(entry_rows) + len(question_rows) + len(updates))
+        planned(len(new_rows) + questions + len(updates))
+    source_refs: dict[str, str] = {}
+
+    def source_ref(path: str) -> str:
+        if path not in source_refs:
+            source_refs[path] = os.path.basename(path)[:255]
+        return source_refs[path]
+
+    entry_rows = (
+        {
+            "id": first_id + offset,
+            "answer": row.answer,
+            "source": "import",
+            "source_ref": source_ref(row.record.file),
+            "taught_by": None,
+            "created_at": now,
+            "updated_at": now,
+            "hits": 0,
+            "language": None if row.language is MISSING else row.language,
+        }
+        for offset, row in enumerate(new_rows)
+    )
+    # the questions added to stored entries, then those of the new entries
+    extra_questions = (
+        {"entry_id": u.entry_id, "question": q, "qkey": k, "position": u.first + i}
+        for u in updates
+        for i, (q, k) in enumerate(u.adds)
+    )
+    new_questions = (
+        {"entry_id": first_id + offset, "question": q, "qkey": k, "position": i}
+        for offset, row in enumerate(new_rows)
+        for i, (q, k) in enumerate(zip(row.questions, row.keys, strict=True))
+    )
+
+    def forget(chunk: list[dict[str, object]]) -> None:
+        unanswered.forget_unanswered(conn, [r["qkey"] for r in chunk])  # type: ignore[misc]
+
     _executemany(conn, insert(store.entries), entry_rows, "entries", progress)
-    _executemany(conn, insert(store.questions), question_rows, "questions", progress)
+    question_rows = itertools.chain(extra_questions, new_questions)
+    _executemany(conn, insert(store.questions), question_rows, "questions", progress, forget)
     stmt = (
         update(store.entries)
         .where(store.entries.c.id == bindparam("eid"))
         .values(answer=bindparam("answer"), updated_at=bindparam("now"), language=bindparam("lang"))
     )
-    _executemany(conn, stmt, updates, "updates", progress)
-    unanswered.forget_unanswered(conn, [r["qkey"] for r in question_rows])  # type: ignore[misc]
-    touched = [r["id"] for r in entry_rows] + [u["eid"] for u in updates]
-    if touched:
-        many = len(touched) > LOG_EACH_LIMIT
-        versions.log_changes(conn, version, None if many else touched, now)  # type: ignore[arg-type]
+    update_rows = (
+        {"eid": u.entry_id, "answer": u.row.answer, "now": now, "lang": u.language} for u in updates
+    )
+    _executemany(conn, stmt, update_rows, "updates", progress)
+    if new_rows or updates:
+        many = len(new_rows) + len(updates) > LOG_EACH_LIMIT
+        touched = [first_id + offset for offset in range(len(new_rows))]
+        touched += [u.entry_id for u in updates]
+        versions.log_changes(conn, version, None if many else touched, now)
 
 
-def _basis(
-    owners: dict[str, int], current: dict[int, tuple[str, list[str]]], languages: dict[int, str]
-) -> str:
+def _basis_digest(owners: dict[str, int]) -> hashlib._Hash:
     """A hash of what the plan rests on: which of the rows' questions exist and whose, and
-    the answer, questions and language of those entries."""
+    (_basis_update, in order of id) the answer, questions and language of those entries."""
     digest = hashlib.sha256()
     for key in sorted(owners):
         digest.update(f"{key}\x00{owners[key]}\x01".encode())
+    return digest
+
+
+def _basis_update(
+    digest: hashlib._Hash, current: dict[int, tuple[str, list[str]]], languages: dict[int, str]
+) -> None:
     for entry_id in sorted(current):
         answer, questions = current[entry_id]
         item = [entry_id, answer, questions, languages.get(entry_id)]
         digest.update(json.dumps(item, ensure_ascii=False).encode() + b"\x02")
-    return digest.hexdigest()[:24]
 
 
 def _executemany(
     conn: Connection,
     stmt: object,
-    rows: list[dict[str, object]],
+    rows: Iterable[dict[str, object]],
     what: str,
     progress: Callable[[int, str], object] | None,
+    after: Callable[[list[dict[str, object]]], object] | None = None,
 ) -> None:
-    for i in range(0, len(rows), BATCH):
-        chunk = rows[i : i + BATCH]
+    """``rows`` written ``BATCH`` at a time (built as they are taken); ``after(chunk)`` once
+    each is written."""
+    rows = iter(rows)
+    while chunk := list(itertools.islice(rows, BATCH)):
         conn.execute(stmt, chunk)  # type: ignore[call-overload]
+        if after is not None:
+            after(chunk)
         if progress is not None:
             progress(len(chunk), what)

@@ -55,6 +55,12 @@ def _visible(text: str) -> bool:
 
 
 def check_question(question: object) -> str:
+    return checked_question(question)[0]
+
+
+def checked_question(question: object) -> tuple[str, str]:
+    """check_question's question and its key, computed once (the key is the costly part of
+    a check: an import of 200k rows computed each three times)."""
     if not isinstance(question, str):
         raise KnowledgeError("a question must be a string")
     _check_unicode(question, "a question")
@@ -63,9 +69,10 @@ def check_question(question: object) -> str:
         raise KnowledgeError("the question is empty")
     if len(question) > MAX_QUESTION_CHARS:
         raise KnowledgeError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
-    if not question_key(question):
+    key = question_key(question)
+    if not key:
         raise KnowledgeError(f"the question {question!r} has no letters or digits")
-    return question
+    return question, key
 
 
 def check_answer(answer: object) -> str:
@@ -95,6 +102,12 @@ def check_language(language: object) -> str | None:
 
 def check_questions(raw: object) -> list[str]:
     """Validated questions, duplicates (same normalised form) dropped, order kept."""
+    return list(checked_questions(raw).values())
+
+
+def checked_questions(raw: object) -> dict[str, str]:
+    """check_questions' questions by their keys (key -> question, in order), each key
+    computed once."""
     if isinstance(raw, str):
         raw = [raw]
     if not isinstance(raw, list) or not raw:
@@ -103,9 +116,9 @@ def check_questions(raw: object) -> list[str]:
         raise KnowledgeError(f"at most {MAX_QUESTIONS} questions per entry")
     seen: dict[str, str] = {}
     for item in raw:
-        q = check_question(item)
-        seen.setdefault(question_key(q), q)
-    return list(seen.values())
+        q, key = checked_question(item)
+        seen.setdefault(key, q)
+    return seen
 
 
 def _conflicts(conn: Connection, keys: dict[str, str], own_id: int | None) -> None:
@@ -182,10 +195,10 @@ def create_entry(
     language: object = None,
     origin: str = "",
 ) -> int:
-    qs = check_questions(questions)
+    keys = checked_questions(questions)
+    qs = list(keys.values())
     text = check_answer(answer)
     lang = check_language(language)
-    keys = {question_key(q): q for q in qs}
     version = versions.bump_version(conn, now)  # the knowledge write lock, before any check
     _conflicts(conn, keys, None)
     result = conn.execute(
@@ -220,7 +233,8 @@ def update_entry(
 ) -> None:
     """Replace the answer, the whole question list and/or the language of an entry;
     ``expected``: the versions the caller's view may have (None: last write wins)."""
-    qs = None if questions is None else check_questions(questions)
+    keys = None if questions is None else checked_questions(questions)
+    qs = None if keys is None else list(keys.values())
     text = None if answer is None else check_answer(answer)
     values: dict[str, object] = {"updated_at": now}
     if language is not MISSING:
@@ -241,8 +255,7 @@ def update_entry(
     done = conn.execute(update(store.entries).where(store.entries.c.id == entry_id).values(values))
     if done.rowcount == 0:
         raise KnowledgeError(f"no entry {entry_id}", status=404)
-    if qs is not None:
-        keys = {question_key(q): q for q in qs}
+    if qs is not None and keys is not None:
         _conflicts(conn, keys, entry_id)
         q = store.questions
         old = dict(conn.execute(select(q.c.qkey, q.c.origin).where(q.c.entry_id == entry_id)).all())
@@ -265,9 +278,8 @@ def add_questions(
     """Add similar questions to an entry (those it has already are skipped). Returns the
     questions added. ``expected``: the versions the caller's view may have (None: last
     write wins); adding only questions the entry has already changes nothing, so it passes."""
-    qs = check_questions(questions)
+    keys = checked_questions(questions)
     version = versions.bump_version(conn, now)  # the write lock: no change between check and write
-    keys = {question_key(q): q for q in qs}
     current = _current(conn, entry_id)  # as update_entry: 404, then 412, then the rest
     have = {question_key(q) for q in current.questions}
     if expected is not None:  # adding only questions it has already is a no-op: no conflict
