@@ -251,19 +251,29 @@ def serve(
             app.debug = False
         _check_schema_before_serving(app)
         load_knowledge(app)  # in gunicorn's master, before the workers fork: shared pages
+        # Said once nothing stands in the way: before, it came first, ahead of a port in
+        # use, a host that is not this machine's or a schema error.
+        click.echo(f"wxbot listening on http://{url_host(host)}:{port}/wechat")
         return app
 
-    click.echo(f"wxbot listening on http://{host}:{port}/wechat")
-    if dev:
-        from werkzeug.serving import run_simple
-
-        # Flask refuses app.run() inside its CLI; run werkzeug's threaded server directly.
-        run_simple(host, port, load_app(), threaded=True)
-        return
     from wxbot import serving
+    from wxbot.serving import url_host
 
-    stop = {} if graceful_timeout is None else {"graceful_timeout": graceful_timeout}
-    serving.run(load_app, host, port, workers, threads, **stop)
+    try:
+        if dev:
+            from werkzeug.serving import run_simple
+
+            serving.check_listen(host, port)
+            # Flask refuses app.run() inside its CLI; run werkzeug's threaded server directly.
+            run_simple(host.strip("[]"), port, load_app(), threaded=True)
+            return
+        stop = {} if graceful_timeout is None else {"graceful_timeout": graceful_timeout}
+        serving.run(load_app, host, port, workers, threads, **stop)
+    except serving.CannotServe as exc:
+        # One line at once, not the app loaded first and then gunicorn's five retries, five
+        # seconds of ERROR lines and "Can't connect" (or "'' is not a valid port number"
+        # for an IPv6 address).
+        raise click.ClickException(str(exc)) from None
 
 
 @cli.group("sessions")

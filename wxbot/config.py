@@ -232,7 +232,7 @@ def load_settings(
             values[name] = _convert(var, raw, kind)
         elif raw is not None:
             empty.append(var)
-    if "WXBOT_DATABASE_URL" in empty:
+    if "WXBOT_DATABASE_URL" in empty and "database_url" not in (overrides or {}):
         # `WXBOT_DATABASE_URL=${DB_URL}` with DB_URL unset: each container then served from
         # a SQLite file of its own (init-db created it), every check green, users' state split
         raise ConfigError(
@@ -301,6 +301,14 @@ def validate(settings: Settings) -> None:
             f"deployment has (at most {MAX_PROXIES}): count the proxies in front of the bot"
         )
     _validate_llm(settings)
+    embedding = (settings.embedding_url or "").strip()
+    if embedding and embedding.lower() != "local" and not re.match(r"^https?://[^/\s]+", embedding):
+        # accepted before, then every embedding call failed (InvalidSchema), every minute
+        raise ConfigError(
+            "WXBOT_EMBEDDING_URL must be `local` (the bundled model) or the http(s) base URL "
+            "of an OpenAI-compatible API, e.g. http://127.0.0.1:8001/v1 (requests go to "
+            "{url}/embeddings)"
+        )
     if settings.embedding_fusion:
         from wxbot.qa.fusion import parse_fusion
 

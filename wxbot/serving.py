@@ -17,12 +17,14 @@ find the bot in the worker's app, so a gunicorn config of your own can import th
 from __future__ import annotations
 
 import atexit
+import errno
 import gc
 import logging
 import math
 import os
 import shutil
 import signal
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -100,13 +102,88 @@ def cgroup_cpu_quota(root: str = "/sys/fs/cgroup") -> float | None:
         return None
 
 
+def url_host(host: str) -> str:
+    """``host`` as a URL and gunicorn's ``bind`` write it: an IPv6 address in brackets
+    (``::1:8000`` was read by gunicorn as host ``::1:8000`` and no port)."""
+    bare = host.strip("[]")
+    return f"[{bare}]" if ":" in bare else bare
+
+
+class CannotServe(Exception):
+    """``wxbot serve`` cannot start as told (an address, a directory); the message says why."""
+
+
+class CannotListen(CannotServe):
+    """``wxbot serve`` cannot listen where it was told to."""
+
+
+def check_listen(host: str, port: int) -> None:
+    """Refuse (CannotListen) an address that cannot be listened on, before the app loads:
+    gunicorn found out only after it, then retried five times over five seconds."""
+    if os.environ.get("GUNICORN_FD") or os.environ.get("LISTEN_FDS"):
+        # gunicorn's USR2 upgrade or systemd's socket activation: the socket is inherited,
+        # and the port is in use by design (by the old master, or by systemd)
+        return
+    refused = listen_error(host, port)
+    if refused is not None:
+        raise CannotListen(refused)
+
+
+def listen_error(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (None: it can)."""
+    bare = host.strip("[]") or None  # "": every address, as gunicorn reads it
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            bare, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (OSError, UnicodeError) as exc:  # gaierror is an OSError
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return f"--host {host!r} is not an address this machine has ({reason})"
+    where = f"{url_host(host)}:{port}"
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"cannot listen on {where}: the port is in use (another wxbot serve?);"
+                    " stop that process or choose another --port"
+                )
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return (
+                    f"cannot listen on {where}: --host {host!r} is not an address of this machine"
+                )
+            if exc.errno == errno.EACCES:
+                return f"cannot listen on {where}: ports below 1024 need root; use e.g. --port 8000"
+            return f"cannot listen on {where}: {exc.strerror or exc}"
+    return None
+
+
 def prepare_metrics_dir() -> None:
     """Give the workers a shared, empty multiprocess directory (before any metric is made)."""
-    if os.environ.get(metrics.MULTIPROC_ENV):
+    given = os.environ.get(metrics.MULTIPROC_ENV)
+    if given:
+        # The operator's own (prometheus-client's docs): one that does not exist made every
+        # scrape of /metrics a 500 with a FileNotFoundError traceback in the log.
+        if not os.path.isdir(given) or not os.access(given, os.W_OK | os.X_OK):
+            raise CannotServe(
+                f"{metrics.MULTIPROC_ENV}={given!r} is not a directory wxbot can write: "
+                "create it (empty it before each start) or unset it, and `wxbot serve` "
+                "makes one of its own"
+            )
         return
     path = tempfile.mkdtemp(prefix="wxbot-metrics-")
     os.environ[metrics.MULTIPROC_ENV] = path
-    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    atexit.register(_remove_metrics_dir, path, os.getpid())
+
+
+def _remove_metrics_dir(path: str, owner: int) -> None:
+    """At the master's exit only. The workers inherit the atexit handler with the fork, and
+    one that exits on its own (SIGHUP's reload, a recycled worker) removed the directory
+    every other worker still writes to: /metrics then answered 500 until the next restart."""
+    if os.getpid() == owner:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def drain_seconds(cfg: Any) -> float:
@@ -202,6 +279,7 @@ def run(
 ) -> None:
     from gunicorn.app.base import BaseApplication
 
+    check_listen(host, port)
     prepare_metrics_dir()
     app = load_app()
     kb = app.extensions["wxbot.bot"].deps.kb
@@ -216,7 +294,7 @@ def run(
     gc.freeze()
 
     options = {
-        "bind": f"{host}:{port}",
+        "bind": f"{url_host(host)}:{port}",
         "workers": workers or default_workers(),
         "threads": threads or DEFAULT_THREADS,
         "worker_class": "gthread",
@@ -227,13 +305,19 @@ def run(
         "timeout": 60,
         "graceful_timeout": graceful_timeout,
         "keepalive": 5,
+        # gunicorn 25.1+ opens a control socket (for its `gunicornc`, which wxbot does not
+        # use) at one path per user: two `wxbot serve` on one host (two bots, or
+        # two ports) took it from each other, and with an unwritable $HOME (a container's
+        # user) the master logged "[ERROR] Control server error" at start and at every fork.
+        "control_socket_disable": True,
         **HOOKS,
     }
 
     class Application(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             for key, value in options.items():
-                self.cfg.set(key, value)
+                if key in self.cfg.settings:  # an older gunicorn lacks some settings
+                    self.cfg.set(key, value)
 
         def load(self) -> Flask:
             return app
