@@ -179,6 +179,17 @@ def test_free_text_fills_several_slots_and_confirmation(abot) -> None:  # type: 
     ]
 
 
+@pytest.mark.parametrize(
+    ("yes", "no"), [("ＹＥＳ", "ＮＯ"), ("好的👍", "否～"), ("「是的」", "no!")]
+)
+def test_a_confirmation_is_read_as_the_engine_reads_commands(abot, yes: str, no: str) -> None:  # type: ignore[no-untyped-def]
+    """Full-width letters (a Chinese IME), emoji and quotes around 是 / 否, as 取消 is read."""
+    _say_all(abot, "u1", "我要改地址，公司的，会员号 XY2024，把手机号改成13800138000")
+    assert _say_all(abot, "u1", no) == ["请发会员号（两个大写字母加四位数字）。"]
+    _say_all(abot, "u1", "XY2025")
+    assert _say_all(abot, "u1", yes) == ["新地址是？"]
+
+
 def test_choice_by_number_menu_and_bands(abot) -> None:  # type: ignore[no-untyped-def]
     first = content(say(abot, "u1", "改地址"))
     assert first == "改哪个地址？\n请回复序号或选项名称：\n1. 家庭\n2. 公司"

@@ -18,7 +18,8 @@ from wxbot.messages.inbound import Inbound
 # Why a message has no words to read (``non_text``)
 VOICE = "voice"  # a voice message WeChat's speech recognition left empty (or switched off)
 STICKER = "sticker"  # a sticker sent as text: 「/::)」, 「[Smile]」, 「[微笑]」, or emoji only
-OTHER = "other"  # image, video, file, link, location, unknown types, an empty text
+OTHER = "other"  # image, video, file, link, location, unknown types
+BLANK = "blank"  # a text message of blanks only (WeChat delivers 「\t」 or 「 」): typed, but empty
 
 # Events the dialogue answers. Every other one (LOCATION reports every 5 s, a template or mass
 # message delivered, a menu link opened, customer-service sessions, future types) is answered
@@ -41,7 +42,7 @@ def answers_event(msg: Inbound) -> bool:
     return msg.event in ANSWERED_EVENTS
 
 
-def _is_emoji(ch: str) -> bool:
+def is_emoji(ch: str) -> bool:
     # "So": pictographs and symbols; "Sk": skin-tone modifiers; joiners glue sequences together
     return ch in _EMOJI_JOINERS or unicodedata.category(ch) in ("So", "Sk")
 
@@ -55,15 +56,17 @@ def is_sticker(text: str) -> bool:
     """A message of stickers and emoji only, with no words: 「/::)」, 「[Smile][Smile]」, 「👍」."""
     rest = without_stickers(text)
     if rest.strip() == text.strip():  # no sticker code: emoji alone may still make a sticker
-        return bool(text.strip()) and all(ch.isspace() or _is_emoji(ch) for ch in text)
-    return all(ch.isspace() or _is_emoji(ch) for ch in rest)
+        return bool(text.strip()) and all(ch.isspace() or is_emoji(ch) for ch in text)
+    return all(ch.isspace() or is_emoji(ch) for ch in rest)
 
 
 def non_text(msg: Inbound) -> str | None:
-    """Why ``msg`` has no words a step could read (VOICE, STICKER, OTHER), or None when it has:
+    """Why ``msg`` has no words a step could read (VOICE, STICKER, BLANK, OTHER), or None when it has:
     a text message, or a voice message with WeChat's recognition (read exactly as if typed)."""
     if msg.kind in ("text", "voice") and msg.text.strip():
         return STICKER if is_sticker(msg.text) else None
+    if msg.kind == "text":  # a text of blanks: the user typed, and sent before writing
+        return BLANK
     return VOICE if msg.kind == "voice" else OTHER
 
 

@@ -438,5 +438,6 @@ def _kept(reply: Text, ctx: ContextRow, keep: dict) -> Outcome:  # type: ignore[
 _QUERY_NO_WORDS = {
     kinds.VOICE: words.VOICE_UNHEARD,
     kinds.STICKER: words.STICKER,
+    kinds.BLANK: words.BLANK,
     kinds.OTHER: words.NON_TEXT,
 }

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import unicodedata
+
+from wxbot.dialog import kinds
 from wxbot.i18n import N_
 
 CANCEL_WORDS = frozenset(
@@ -54,6 +57,8 @@ NON_TEXT = N_("我目前只能看懂文字消息，请用文字描述你的问�
 # A voice message WeChat's speech recognition could not turn into words (or did not try)
 VOICE_UNHEARD = N_("抱歉，这条语音我没听清，请用文字把问题发给我。")
 STICKER = N_("收到你的表情啦！有什么问题可以直接用文字问我。")
+# A text of blanks only (「 」, 「\t」): no picture nor sticker, just nothing written yet
+BLANK = N_("请输入你想问的问题，我来帮你解答。")
 # The same mid-step, followed by what the step still waits for (never a wrong answer)
 NEEDS_TEXT = N_("这一步需要你用文字回复。")
 VOICE_STEP = N_("抱歉，这条语音我没听清，请用文字回复。")
@@ -61,5 +66,26 @@ NO_MORE_PAGES = N_("没有更多内容了。")
 
 
 def normalise_command(text: str) -> str:
-    """Lower-case and strip surrounding blanks/punctuation so 「取消。」 and ' Cancel ' match."""
-    return text.strip().strip("。.!！?？ 　").lower()
+    """Lower-case and strip surrounding blanks, punctuation, emoji and sticker codes so
+    「取消。」, ' Cancel ', 「是的～」, 「好的👍」 and 「对[OK]」 match; full-width letters and
+    digits count as their ASCII selves (「ＹＥＳ」, 「ｃａｎｃｅｌ」, typed with a Chinese IME). Not
+    NFKC: it rewrites Thai 「ำ」 (ล้างความจำ) into two characters no word list holds."""
+    text = kinds.without_stickers(text).translate(_FULL_WIDTH)
+    start, end = 0, len(text)
+    while start < end and _edge(text[start]):
+        start += 1
+    while end > start and _edge(text[end - 1]):
+        end -= 1
+    return text[start:end].lower()
+
+
+_FULL_WIDTH = {0xFF01 + i: 0x21 + i for i in range(0x5E)} | {0x3000: 0x20}
+
+
+def _edge(ch: str) -> bool:
+    """A character a command word may be wrapped in: a blank, a punctuation mark, a tilde
+    (「好的～」), an emoji or what joins one."""
+    category = unicodedata.category(ch)  # not any mark (Mn): Thai vowels and tones are marks
+    return (
+        ch.isspace() or ch == "~" or category[0] in "PZ" or category == "Cf" or kinds.is_emoji(ch)
+    )

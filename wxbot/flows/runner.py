@@ -14,6 +14,7 @@ from typing import Any
 
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Outcome, Turn
 from wxbot.dialog.handlers import query
+from wxbot.dialog.words import normalise_command
 from wxbot.flows import guidance, phone, stats
 from wxbot.flows import messages as say
 from wxbot.flows.slots import SmsCodeSlot, TextSlot
@@ -186,7 +187,7 @@ class FlowRunner(SmsCodeSteps):
         turn, flow = work.turn, work.flow
         slot = waiting[0]
         step = flow.steps[flow.step_index(slot)]
-        word = turn.text.strip().strip("。.!！").lower()
+        word = normalise_command(turn.text)  # 「ＹＥＳ」, 「好的👍」 as the engine reads them
         if word in say.YES_WORDS:
             work.event(slot, "filled", turn.attempts)
             rest = waiting[1:]

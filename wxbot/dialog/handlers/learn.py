@@ -118,6 +118,8 @@ def confirm(turn: Turn) -> Outcome:
     word = normalise_command(turn.text)
     if word in NO_WORDS:
         return Outcome(Text(turn.t(KEPT)), WAIT_QUERY)
+    if word in TEACH_WORDS:  # 「学习」 again: the question again, not a wrong answer
+        return Outcome(Text(turn.t(ASK_YES_NO)), WAIT_CONFIRM, slots=turn.slots, counts=False)
     if word not in YES_WORDS:
         return Outcome(Text(turn.t(ASK_YES_NO)), WAIT_CONFIRM, slots=turn.slots, failed=True)
     question = str(turn.slots.get("question", ""))

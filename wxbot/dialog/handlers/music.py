@@ -12,6 +12,7 @@ import unicodedata
 from typing import Any
 
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Handler, Outcome, Router, Turn
+from wxbot.dialog.kinds import is_emoji, without_stickers
 from wxbot.i18n import N_
 from wxbot.messages.replies import Music, Silent, Text
 from wxbot.services.music import Song
@@ -35,8 +36,24 @@ def parse_request(text: str) -> str | None:
     match = _REQUEST.match(unicodedata.normalize("NFKC", text).strip())
     if match is None:
         return None
-    term = match.group(1).strip(_PUNCT)
+    term = _trimmed(match.group(1))
     return "" if term in _EMPTY else term
+
+
+def _trimmed(text: str) -> str:
+    """A song title without the quotes, punctuation and emoji around it: 「《晴天》🎵」 → 晴天
+    (the emoji kept the closing 》 on, and nothing matched 「晴天》🎵」)."""
+    text = without_stickers(text)
+    start, end = 0, len(text)
+    while start < end and _around(text[start]):
+        start += 1
+    while end > start and _around(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
+def _around(ch: str) -> bool:
+    return ch in _PUNCT or ch.isspace() or is_emoji(ch)
 
 
 def _song_reply(song: Song) -> Music:
@@ -86,8 +103,10 @@ def wait_song(turn: Turn) -> Outcome:
     if turn.msg.is_event:  # a LOCATION report is not a song title
         return Outcome(Silent(), WAIT_MUSIC_INFO, slots=turn.slots, counts=False)
     term = parse_request(turn.text)
+    if term == "":  # 「点歌」 again, without a song: the question again, not a wrong answer
+        return Outcome(Text(turn.t(ASK_SONG)), WAIT_MUSIC_INFO, counts=False)
     if term is None:
-        term = unicodedata.normalize("NFKC", turn.text).strip(_PUNCT)
+        term = _trimmed(unicodedata.normalize("NFKC", turn.text))
     if not term:
         return Outcome(Text(turn.t(ASK_SONG)), WAIT_MUSIC_INFO, failed=True)
     return _search(turn, term[:MAX_TERM_CHARS], WAIT_MUSIC_INFO)

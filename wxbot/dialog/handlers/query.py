@@ -27,6 +27,9 @@ DONT_KNOW = N_("这个问题我还不会回答，已经记下来了，会尽快�
 TEACH_HINT = N_("\n\n（你有教学权限：发送「学习」，先发问题、再发答案，就能教会我。）")
 DID_YOU_MEAN = N_("我不太确定你想问的是哪一个：\n{choices}\n回复序号查看答案，或者换个说法再问。")
 GONE = N_("这条答案刚刚被删除了，请换个说法再问一次。")
+BAD_PICK = N_("请回复 1 到 {n} 之间的序号查看答案，或者换个说法再问。")
+ONLY_PICK = N_("请回复 1 查看答案，或者换个说法再问。")
+NO_LIST = N_("现在没有待选的问题列表了，请直接发送你想问的问题。")
 SUGGEST = "suggest"  # slot: entry ids offered as "did you mean" choices
 ASKED = "asked"  # slot: the wording that led to them (learned when users pick)
 TITLES = "titles"  # slot: the questions shown for them, in the same order
@@ -40,13 +43,33 @@ ANSWERED, SUGGESTED, UNKNOWN = "answered", "suggested", "unknown"
 _PICK = re.compile(r"[\W_]*(?:选择?\s*)?(?:第\s*(\d{1,4})\s*[个条项]?|(\d{1,4})\s*号?)[\W_]*")
 
 
+def _number(text: str) -> int | None:
+    """The number of a reply that is only a pick (「2」, 「第二个」), whatever its range, or None."""
+    match = _PICK.fullmatch(numerals.spoken_pick(unicodedata.normalize("NFKC", text)))
+    return int(match.group(1) or match.group(2)) if match is not None else None
+
+
 def _choice(text: str, count: int) -> int | None:
     """The number the user picked, or None."""
-    match = _PICK.fullmatch(numerals.spoken_pick(unicodedata.normalize("NFKC", text)))
-    if match is None:
+    n = _number(text)
+    return n if n is not None and 1 <= n <= count else None
+
+
+def _stray_pick(turn: Turn, offered: list) -> Outcome | None:  # type: ignore[type-arg]
+    """A reply that is only a number the knowledge base does not answer: a pick outside the
+    list shown (「3」 to two choices), or a pick where no list is waiting (it expired with the
+    context, or an answer came since). Said so, with the list kept, rather than 「这个问题我还
+    不会回答」 and 「3」 logged as an unanswered question. Small numbers only without a list:
+    「110」 or 「2024」 are not picks."""
+    n = _number(turn.text)
+    if n is None:
         return None
-    n = int(match.group(1) or match.group(2))
-    return n if 1 <= n <= count else None
+    if offered:
+        reply = turn.t(BAD_PICK, n=len(offered)) if len(offered) > 1 else turn.t(ONLY_PICK)
+        return Outcome(Text(reply), WAIT_QUERY, slots=turn.slots, counts=False)
+    if n > 9:
+        return None
+    return Outcome(Text(turn.t(NO_LIST)), WAIT_QUERY)
 
 
 def _count_hit(turn: Turn, entry_id: int) -> None:
@@ -74,7 +97,7 @@ def answer(turn: Turn) -> Outcome:
     if found.best is not None:
         _count_hit(turn, found.best.entry_id)
         return Outcome(Text(found.best.answer), WAIT_QUERY, stat=ANSWERED)
-    return dont_know(turn, found)
+    return _stray_pick(turn, offered) or dont_know(turn, found)
 
 
 def _picked(turn: Turn, entry_id: int, shown: object = None) -> Outcome:

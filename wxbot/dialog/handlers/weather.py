@@ -19,6 +19,7 @@ from typing import Any
 
 from wxbot.dialog import numerals
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Handler, Outcome, Router, Turn
+from wxbot.dialog.handlers import query
 from wxbot.i18n import N_
 from wxbot.messages.replies import Silent, Text
 from wxbot.services.weather import Forecast, Place, pick_place
@@ -115,6 +116,13 @@ def _resume_lookup(turn: Turn, result: Any) -> Outcome:
     if result.forecast is not None:
         return Outcome(Text(result.forecast.to_text(turn.language)), WAIT_QUERY)
     if not result.choices:
+        # No such place, but asked where a city was waited for: perhaps a question for the
+        # knowledge base (「营业时间」), answered as a business flow's step answers one: the
+        # answer and the city question again, not a failed attempt towards a human.
+        answer = query.knowledge_answer(turn) if turn.state == WAIT_WEATHER_CITY else None
+        if answer is not None:
+            reply = Text(f"{answer}\n\n{turn.t(ASK_CITY)}")
+            return Outcome(reply, WAIT_WEATHER_CITY, counts=False)
         reply = Text(turn.t(UNKNOWN_CITY, city=result.city))
         return Outcome(reply, WAIT_WEATHER_CITY, failed=True)
     labels = [Place.from_dict(d).label for d in result.choices]
@@ -191,7 +199,10 @@ def wait_city(turn: Turn) -> Outcome:
         return _forecast_at(turn, *where, WAIT_WEATHER_CITY)
     if turn.msg.is_event:
         return Outcome(Silent(), WAIT_WEATHER_CITY, slots=turn.slots, counts=False)
-    city = parse_request(turn.text) or clean_city(turn.text)
+    city = parse_request(turn.text)
+    if city == "":  # 「天气」 again, without a city: the question again, not a city called 天气
+        return Outcome(Text(turn.t(ASK_CITY)), WAIT_WEATHER_CITY, counts=False)
+    city = city or clean_city(turn.text)
     if not city or len(city) > MAX_CITY_CHARS:
         return Outcome(Text(turn.t(ASK_CITY)), WAIT_WEATHER_CITY, failed=True)
     return _lookup(turn, city, WAIT_WEATHER_CITY)
@@ -206,6 +217,10 @@ def wait_choice(turn: Turn) -> Outcome:
         return _forecast_at(turn, *where, WAIT_WEATHER_CHOICE)
     if turn.msg.is_event:
         return Outcome(Silent(), WAIT_WEATHER_CHOICE, slots=turn.slots, counts=False)
+    if parse_request(turn.text) == "":  # 「天气」 again: the choices again, not a wrong answer
+        return Outcome(
+            Text(_choices_prompt(turn)), WAIT_WEATHER_CHOICE, slots=turn.slots, counts=False
+        )
     text = _normal(turn.text)
     number = numerals.spoken_pick(text).strip("第个号项 ")  # 「2」, 「第2个」, 「第二个」 (voice)
     if number.isdigit() and number.isascii():
