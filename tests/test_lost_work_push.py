@@ -14,11 +14,10 @@ from sqlalchemy import select
 from tests.fakeapis import APPSECRET, FakeApis, fake_apis_fixture  # noqa: F401
 from tests.helpers import content, say, text
 from tests.test_slow_path import wait_for
+from tests.test_work_lost import _slow_bot
 from wxbot.dialog import lost_work, words
-from wxbot.dialog.flow import WAIT_QUERY, Deferred, Outcome, Turn
 from wxbot.dialog.slow import Pending
 from wxbot.i18n import translate
-from wxbot.messages.replies import Text
 from wxbot.models import SeenMessage
 
 LOST = translate(words.WORK_LOST, "zh")
@@ -31,20 +30,6 @@ def push_app(make_app, fake_apis: FakeApis):  # type: ignore[no-untyped-def]
         return make_app(**fake_apis.settings(reply_deadline=0.3, **settings))
 
     return build
-
-
-def _slow_bot(app: Any) -> Any:
-    """「慢」 starts slow work (the work itself never matters here: its worker dies)."""
-    bot = app.extensions["wxbot.bot"]
-
-    def slow(turn: Turn) -> Outcome | None:
-        if turn.text != "慢":
-            return None
-        resume = lambda _turn, result: Outcome(Text(str(result)))  # noqa: E731
-        return Outcome(Text("稍等"), WAIT_QUERY, deferred=Deferred(lambda: "结果", resume))
-
-    bot.table.routers.insert(0, slow)
-    return bot
 
 
 def _worker_dies(bot: Any, monkeypatch: Any, openid: str = "u1", language: str = "zh") -> Any:
@@ -158,7 +143,7 @@ def test_work_lost_long_ago_is_left_to_the_next_message(
 
 def test_work_that_came_back_is_not_pushed(push_app, fake_apis, clock) -> None:  # type: ignore[no-untyped-def]
     bot = _slow_bot(push_app())
-    assert content(bot.handle(text("u1", "慢"))) == "结果"
+    assert content(bot.handle(text("u1", "慢"))) == "慢的结果"
     clock.advance(bot.lost_work.lost_after + 1)
     assert bot.lost_work.look() == 0
     assert fake_apis.pushed == []

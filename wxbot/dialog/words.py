@@ -70,6 +70,8 @@ def normalise_command(text: str) -> str:
     「取消。」, ' Cancel ', 「是的～」, 「好的👍」 and 「对[OK]」 match; full-width letters and
     digits count as their ASCII selves (「ＹＥＳ」, 「ｃａｎｃｅｌ」, typed with a Chinese IME). Not
     NFKC: it rewrites Thai 「ำ」 (ล้างความจำ) into two characters no word list holds."""
+    if text.isalnum():  # the usual message: nothing around its words (called per message)
+        return (text if max(text) < "\uff01" else text.translate(_FULL_WIDTH)).lower()
     text = kinds.without_stickers(text).translate(_FULL_WIDTH)
     start, end = 0, len(text)
     while start < end and _edge(text[start]):
