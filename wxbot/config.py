@@ -31,6 +31,7 @@ DEFAULT_SYSTEM_PROMPT = (
 LLM_MODES = ("off", "fallback")
 TIMEOUT_SERVICES = ("weather", "music", "sms", "webhook", "wechat_api", "llm")  # WXBOT_TIMEOUTS
 MAX_HISTORY_ROUNDS = 50
+MAX_KEEP_DAYS = 36_500  # WXBOT_MEMORY_DAYS, WXBOT_UNANSWERED_DAYS: a century is for ever
 MAX_PROXIES = 5  # WXBOT_TRUSTED_PROXIES: more is a typo, and would trust forged addresses
 # Seconds of any one timeout: past an hour it is a typo, and past ~9e9 no socket takes it
 # (WXBOT_HTTP_TIMEOUT=1e308 was accepted, and every outbound call then raised OverflowError).
@@ -77,6 +78,7 @@ class Settings:
     reply_deadline: float = 4.0  # seconds a request may spend before WeChat's 5 s limit bites
     seen_ttl: int = 86_400
     memory_days: int = 90  # a stored history not written for this long is emptied (0: never)
+    unanswered_days: int = 90  # an unanswered question not asked for this long goes (0: never)
     default_language: str = "zh"  # replies to users whose language is not known yet
     flows_dir: str | None = None  # None: knowledge/flows (see wxbot.flows.default_dir)
     # LLM answers (wxbot/llm): an OpenAI-compatible chat endpoint asked when the knowledge base
@@ -132,6 +134,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "WXBOT_MAX_ATTEMPTS": ("max_attempts", int),
     "WXBOT_HISTORY_ROUNDS": ("history_rounds", int),
     "WXBOT_MEMORY_DAYS": ("memory_days", int),
+    "WXBOT_UNANSWERED_DAYS": ("unanswered_days", int),
     "WXBOT_TIMESTAMP_SKEW": ("timestamp_skew", int),
     "WXBOT_WELCOME": ("welcome", str),
     "WXBOT_WEATHER_URL": ("weather_url", str),
@@ -291,6 +294,11 @@ def validate(settings: Settings) -> None:
     for name in (*names, "alias_min_users"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"WXBOT_{name.upper()} must be at least 1")
+    for name in ("memory_days", "unanswered_days"):
+        if not 0 <= getattr(settings, name) <= MAX_KEEP_DAYS:
+            raise ConfigError(
+                f"WXBOT_{name.upper()} must be 0 (keep for ever) to {MAX_KEEP_DAYS} days"
+            )
     if settings.default_language not in LANGUAGES:
         raise ConfigError(f"WXBOT_DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}")
     if settings.history_rounds > MAX_HISTORY_ROUNDS:

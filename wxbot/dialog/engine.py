@@ -353,6 +353,10 @@ class Bot:
         """Empty stored histories older than WXBOT_MEMORY_DAYS (0: keep them), in batches."""
         return self.housekeeping.forget_old_histories(batch)
 
+    def forget_stale_unanswered(self, batch: int = 1000) -> int:
+        """Delete unanswered questions not asked for WXBOT_UNANSWERED_DAYS, in batches."""
+        return self.housekeeping.forget_stale_unanswered(batch)
+
     def _maybe_clean_up(self) -> None:
         """Opportunistic: about one message in 500 prunes a batch, so no cron is required."""
         # The roll stays here: the other 499 messages make no call into housekeeping.py.

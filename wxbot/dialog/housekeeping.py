@@ -1,4 +1,5 @@
-"""Housekeeping of stored conversations: expired contexts, old dedup records, old histories."""
+"""Housekeeping of stored conversations: expired contexts, old dedup records, old histories,
+unanswered questions nobody asks any more."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from wxbot.database_clock import synced_now
 from wxbot.db import transaction
 from wxbot.dialog import context as store
 from wxbot.dialog.flow import Deps
+from wxbot.qa import unanswered
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,25 @@ class Housekeeping:
             if n < batch:
                 return emptied
 
+    def forget_stale_unanswered(self, batch: int = 1000) -> int:
+        """Delete unanswered questions not asked for WXBOT_UNANSWERED_DAYS (0: keep them),
+        in batches."""
+        now = self._now()
+        forgotten = 0
+        while True:
+            with transaction(self.engine) as conn:
+                n = self.forget_unanswered(conn, now, batch)
+            forgotten += n
+            if n == 0:
+                return forgotten
+
+    def forget_unanswered(self, conn: Connection, now: float, limit: int) -> int:
+        """One batch of forget_stale_unanswered, in ``conn``'s transaction."""
+        days = self.settings.unanswered_days
+        if days <= 0:
+            return 0
+        return unanswered.prune_unanswered(conn, now - days * 86_400, limit)
+
     def _now(self) -> float:
         """The clock, measured against the database's first when it keeps that time (a
         ``wxbot sessions cleanup`` process has served no message that would have)."""
@@ -76,5 +97,6 @@ class Housekeeping:
                 store.delete_expired(conn, now, 200)
                 store.prune_seen(conn, now - self.settings.seen_ttl, 500)
                 self.forget_histories(conn, now, 200)
+                self.forget_unanswered(conn, now, 200)
         except Exception:
             log.warning("opportunistic clean-up failed", exc_info=True)

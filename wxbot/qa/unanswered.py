@@ -70,6 +70,24 @@ def list_unanswered(
     return int(total), [_unanswered_dict(r) for r in rows]
 
 
+def prune_unanswered(conn: Connection, older_than: float, limit: int) -> int:
+    """Delete up to ``limit`` unanswered questions last asked before ``older_than``; how many
+    went (a flood of distinct questions no longer grows the table for ever)."""
+    ids = (
+        conn.execute(
+            select(unanswered.c.id).where(unanswered.c.last_asked_at < older_than).limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    if not ids:
+        return 0
+    done = conn.execute(
+        delete(unanswered).where(unanswered.c.id.in_(ids), unanswered.c.last_asked_at < older_than)
+    )
+    return int(done.rowcount)
+
+
 def count_unanswered(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(unanswered)).scalar_one())
 
