@@ -95,9 +95,15 @@ class Bot:
                 else None
             ),
             on_create=language.first_language_statement(engine),
+            known_before=language.known_statement(),
         )
-        # Slow work resumes under the user's lock there (resume.py), reading what this lock reads.
-        self.resumer = DialogueResumer(engine, settings, self.statements, self.dialogue, self.clock)
+        # Messages and their outcomes per day, for the console's dashboard: summed in memory.
+        self.stats = DailyCounters(engine, self.clock, zone(settings.timezone))
+        # Slow work resumes under the user's lock there (resume.py), reading what this lock
+        # reads, and counts what its outcome adds to the day's statistics.
+        self.resumer = DialogueResumer(
+            engine, settings, self.statements, self.dialogue, self.clock, count=self.stats.add
+        )
         push = getattr(self.deps.services, "push", None)
         self.slow = SlowPath(engine, settings, self.resumer, push=push)
         self._work_lost_after = work_lost_after(settings)
@@ -106,8 +112,6 @@ class Bot:
         self.lost_work = LostWork(
             engine, settings, self.clock, self._work_lost_after, push if can_push else None
         )
-        # Messages and their outcomes per day, for the console's dashboard: summed in memory.
-        self.stats = DailyCounters(engine, self.clock, zone(settings.timezone))
         self._room_known: tuple[float, int] | None = None  # (when, stored contexts) when far below
         self.housekeeping = Housekeeping(engine, settings, self.deps, self.clock)
 
@@ -252,8 +256,8 @@ class Bot:
                 locked = self._create(conn, msg, now)
                 if locked.seen is not None:  # the creator we waited for answered it already
                     return self._answer_retry(conn, msg, locked.seen)
-                if locked.ctx is not None and locked.ctx.version == 0:  # created it: a newcomer
-                    counted.append("new_users")
+                if locked.ctx is not None and locked.ctx.version == 0 and not locked.known:
+                    counted.append("new_users")  # created it, for someone never seen: a newcomer
             ctx = locked.ctx
             assert ctx is not None
             if "kb_version" in ctx.extras:

@@ -52,6 +52,21 @@ def without_stickers(text: str) -> str:
     return _STICKER.sub(" ", text)
 
 
+def without_leading_emoji(text: str) -> str:
+    """``text`` without the emoji and sticker codes it starts with (「🌤天气」 → 「天气」,
+    「[Smile]点歌」 → 「点歌」): a task's word read as typed, as the engine's own words are."""
+    rest = text.lstrip()
+    while rest:
+        sticker = _STICKER.match(rest)
+        if sticker is not None:
+            rest = rest[sticker.end() :].lstrip()
+        elif is_emoji(rest[0]):
+            rest = rest[1:].lstrip()
+        else:
+            break
+    return rest
+
+
 def is_sticker(text: str) -> bool:
     """A message of stickers and emoji only, with no words: 「/::)」, 「[Smile][Smile]」, 「👍」."""
     rest = without_stickers(text)

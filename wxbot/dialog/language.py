@@ -14,7 +14,7 @@ import re
 import unicodedata
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, exists, insert, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -88,6 +88,13 @@ def first_language_statement(engine: Engine) -> Any:
         stmt = mysql_insert(languages).values(values)
         return stmt.on_duplicate_key_update(language=languages.c.language)
     return sqlite_insert(languages).values(values).on_conflict_do_nothing()
+
+
+def known_statement() -> Any:
+    """Whether the user has a language stored (parameter ``openid``): one row, 1 or 0. Every
+    user who ever wrote words has one, and it outlives their context (evicted after its
+    expiry), so a context created for them is no new user; unsubscribing deletes it."""
+    return select(exists().where(languages.c.openid == bindparam("openid")))
 
 
 def parse_command(text: str) -> str | None:

@@ -5,11 +5,13 @@ Known user:  1. lock the context row, *then* read the dedup record and the extra
                 (the knowledge version, the user's language and history window) — one round
                 trip on MySQL (a multi-statement query);
              2. insert the dedup record, save the context and COMMIT — one round trip.
-New user:    the lock finds no row: one more round trip creates the row (an upsert that
-             takes the row lock, waiting for a concurrent creator to commit; its history is
-             the user's stored memory, read inside the INSERT), runs the statement that
-             stores what the first message tells (its language), and reads the same values
-             again, plus the number of stored contexts (for the session cap).
+New user:    the lock finds no row: one more round trip reads whether the user was known
+             before (a context evicted after its expiry leaves their language stored),
+             creates the row (an upsert that takes the row lock, waiting for a concurrent
+             creator to commit; its history is the user's stored memory, read inside the
+             INSERT), runs the statement that stores what the first message tells (its
+             language), and reads the same values again, plus the number of stored
+             contexts (for the session cap).
 
 Everything the decision depends on is read by a statement that runs *after* the lock is
 held, so a delivery that waited for the lock sees what the lock holder committed (issue 13:
@@ -53,6 +55,7 @@ class Locked:
     ctx: ContextRow | None  # None: no context row (and none was created)
     seen: SeenRecord | None  # read after the lock was held
     stored_contexts: int | None = None  # counted after creating a context (new users only)
+    known: bool = False  # creating it: the user was known before (see ``known_before``)
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,10 @@ class MessageStatements:
     - ``history``: the expression a new context's history starts from (the stored memory;
       its parameters: ``openid`` and ``now``);
     - ``on_create``: a statement run right after a new context is created, when
-      ``create_and_lock`` is given values for it (storing the first message's language).
+      ``create_and_lock`` is given values for it (storing the first message's language);
+    - ``known_before``: a SELECT run before a context is created (parameter ``openid``),
+      whose one row's first value says whether the user was known before: a user whose
+      context was evicted is no new user for the statistics.
     """
 
     def __init__(
@@ -118,6 +124,7 @@ class MessageStatements:
         extra_columns: Sequence[Any] = (),
         history: ClauseElement | None = None,
         on_create: ClauseElement | None = None,
+        known_before: ClauseElement | None = None,
     ) -> None:
         dialect = engine.dialect
         self.mysql = is_mysql(engine)
@@ -152,6 +159,7 @@ class MessageStatements:
                 f"INSERT INTO {ctx_table} ({cols}) VALUES ({marks}) ON CONFLICT DO NOTHING"
             )
         self._on_create = _Compiled.of(on_create, dialect) if on_create is not None else None
+        self._known = _Compiled.of(known_before, dialect) if known_before is not None else None
         seen_cols = ["dedup_key", "openid", "reply", "status", "attempts", "created_at"]
         self._record = (
             f"INSERT INTO {seen_table} ({', '.join(quote(c) for c in seen_cols)})"
@@ -195,29 +203,40 @@ class MessageStatements:
                 values.extend(self._history.params({"openid": openid, "now": now}))
             else:
                 values.append(fresh[c])
-        statements = [(self._create, tuple(values))]
+        statements = []
+        if self._known is not None:  # before the INSERT: what it stores must not count
+            statements.append((self._known.sql, self._known.params({"openid": openid})))
+        statements.append((self._create, tuple(values)))
         if on_create is not None and self._on_create is not None:
             statements.append((self._on_create.sql, self._on_create.params(on_create)))
         statements += [(self._select_context, (openid,)), self._seen_read(openid, dedup_key)]
         if count:
             statements.append((self._count, ()))
-        return self._locked(conn, statements, counted=count)
+        return self._locked(conn, statements, counted=count, asked=self._known is not None)
 
     def _locked(
-        self, conn: Connection, statements: list[tuple[str, tuple[Any, ...]]], counted: bool = False
+        self,
+        conn: Connection,
+        statements: list[tuple[str, tuple[Any, ...]]],
+        counted: bool = False,
+        asked: bool = False,
     ) -> Locked:
         row_sets = [r for r in self._run(conn, statements) if r is not None]
+        known = False
+        if asked:  # the known_before read came first
+            known_rows, *row_sets = row_sets
+            known = bool(known_rows[1] and known_rows[1][0][0])
         ctx_rows, seen_rows, *rest = row_sets
         reply, status, attempts, *extra_values = self._values(seen_rows[1][0])
         extras = dict(zip(self._extra_names, extra_values, strict=True))
         stored = rest[0][1][0][0] if counted else None
         record = SeenRecord(reply, status, attempts) if status is not None else None
         if not ctx_rows[1]:
-            return Locked(None, record, stored)
+            return Locked(None, record, stored, known)
         values = self._values(ctx_rows[1][0])
         ctx = row_to_context(SimpleNamespace(**dict(zip(self.columns, values, strict=True))))
         ctx.extras = extras
-        return Locked(ctx, record, stored)
+        return Locked(ctx, record, stored, known)
 
     def _values(self, row: tuple[Any, ...]) -> Sequence[Any]:
         """A row's values: MySQL's come packed in one JSON array (see __init__)."""

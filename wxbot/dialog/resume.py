@@ -19,7 +19,7 @@ from wxbot.dialog.slow import dump_reply
 from wxbot.dialog.steps import Dialogue
 from wxbot.i18n import Message, translate
 from wxbot.messages.inbound import Inbound
-from wxbot.messages.replies import Reply, Silent
+from wxbot.messages.replies import Reply, Silent, TransferToHuman
 
 
 class DialogueResumer:
@@ -32,12 +32,16 @@ class DialogueResumer:
         statements: MessageStatements,
         dialogue: Dialogue,
         clock: Callable[[], float],
+        count: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.statements = statements
         self.dialogue = dialogue
         self.clock = clock
+        # The daily statistics (the engine's DailyCounters.add): what the resumed outcome adds
+        # to them (a hand-off after a third unknown city, ...), once its transaction commits.
+        self.count = count
 
     def resume_deferred(
         self, msg: Inbound, deferred: Deferred, result: object, saved_version: int
@@ -75,6 +79,8 @@ class DialogueResumer:
             delivery.set_working(ctx, under_way)
             store.save_context(conn, ctx, now, self.settings.session_ttl, bump=current)
             store.update_seen(conn, msg.dedup_key, reply=dump_reply(reply), status="done")
+        if self.count is not None:  # committed: a retried resume counts once
+            self.count(resumed_counts(outcome.stat, reply))
         run_after_commit(
             self.engine, later
         )  # shared statistics rows, after the user's lock is gone
@@ -115,3 +121,12 @@ class DialogueResumer:
             ctx, _ = store.lock_context(conn, openid)
             if ctx is not None and change(ctx):  # None: the user unsubscribed meanwhile
                 store.save_context(conn, ctx, self.clock(), self.settings.session_ttl, bump=False)
+
+
+def resumed_counts(stat: str, reply: Reply) -> list[str]:
+    """The daily statistics a resumed outcome adds (the message itself was counted when it
+    started the work): its own statistic, and a hand-off (the step's last failed attempt)."""
+    names = [stat] if stat else []
+    if isinstance(reply, TransferToHuman):
+        names.append("handoffs")
+    return names

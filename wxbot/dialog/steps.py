@@ -299,6 +299,8 @@ class Dialogue:
         comes. A reply that cannot carry text (a transfer to a human agent, a song) goes
         alone. A tracking code's scene: the welcome alone."""
         scene = msg.event_key.strip()
+        if ctx.state != WAIT_QUERY:  # the step is left: a flow's funnel counts it cancelled
+            self.table.exited(self.turn(conn, msg, ctx, now, later), "cancelled")
         if not self.understands(scene, lang):
             return Outcome(Text(translate(self.settings.welcome, lang)), WAIT_QUERY)
         _start_over(ctx)

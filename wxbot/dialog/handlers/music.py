@@ -12,7 +12,7 @@ import unicodedata
 from typing import Any
 
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Handler, Outcome, Router, Turn
-from wxbot.dialog.kinds import is_emoji, without_stickers
+from wxbot.dialog.kinds import is_emoji, without_leading_emoji, without_stickers
 from wxbot.i18n import N_
 from wxbot.messages.replies import Music, Silent, Text
 from wxbot.services.music import Song
@@ -33,7 +33,7 @@ _PUNCT = " \t\r\n。.!！?？,，、~～《》「」“”\"'"
 
 def parse_request(text: str) -> str | None:
     """The song of a music request ("" = none given), or None when it is not one."""
-    match = _REQUEST.match(unicodedata.normalize("NFKC", text).strip())
+    match = _REQUEST.match(without_leading_emoji(unicodedata.normalize("NFKC", text).strip()))
     if match is None:
         return None
     term = _trimmed(match.group(1))

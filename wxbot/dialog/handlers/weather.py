@@ -17,7 +17,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from wxbot.dialog import numerals
+from wxbot.dialog import kinds, numerals
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Handler, Outcome, Router, Turn
 from wxbot.dialog.handlers import query
 from wxbot.i18n import N_
@@ -72,7 +72,7 @@ def clean_city(text: str) -> str:
 
 def parse_request(text: str) -> str | None:
     """The city of a weather request ("" = none given), or None when it is not one."""
-    text = _TRAILING.sub("", _normal(text))
+    text = _TRAILING.sub("", _normal(kinds.without_leading_emoji(text)))
     prefixed = _PREFIX.match(text)
     if prefixed is not None and _CHATTING.match(text[prefixed.end("word") :]):
         return None
@@ -249,7 +249,7 @@ def starts_weather(turn: Turn) -> bool:
     first (「北京天气」 could be what that state asked for)."""
     if turn.state in STATES or turn.msg.is_event:
         return False
-    text = _TRAILING.sub("", _normal(turn.text))
+    text = _TRAILING.sub("", _normal(kinds.without_leading_emoji(turn.text)))
     return _PREFIX.match(text) is not None and parse_request(turn.text) is not None
 
 
