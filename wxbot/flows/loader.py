@@ -17,6 +17,7 @@ from wxbot.config import ConfigError
 from wxbot.flows import slots, webhook_url
 from wxbot.flows.messages import CONFIRM
 from wxbot.flows.spec import FACTS, Action, Bands, Flow, Step, Texts
+from wxbot.flows.triggers import phrase_key
 from wxbot.flows.yamlcheck import (
     MAX_BYTES,
     Checker,
@@ -145,6 +146,8 @@ def _flow(check: Checker, data: MarkedDict) -> Flow | None:
     keywords = _phrases(check, data, "keywords")
     if not triggers and not keywords:
         check.error(data.line, "the flow has no `triggers:` (nor `keywords:`)")
+    _repeated_phrases(check, triggers, "trigger")
+    _repeated_phrases(check, keywords, "keyword")
     bands = _bands(check, data.get("attempts"), line_of(data, "attempts"))
     raw_steps = data.get("steps")
     if not isinstance(raw_steps, MarkedList) or not raw_steps:
@@ -199,6 +202,22 @@ def _phrases(check: Checker, data: MarkedDict, key: str) -> list[tuple[str, int]
         else:
             check.error(line_of(raw, i), f"each of `{key}` must be a phrase (text)")
     return phrases
+
+
+def _repeated_phrases(check: Checker, phrases: list[tuple[str, int]], what: str) -> None:
+    """A trigger (or keyword) the flow lists twice (「查充值」 and 「查 充值！」 read alike): a
+    warning, the flow works the same; likely a slip where another phrase was meant."""
+    seen: dict[str, tuple[str, int]] = {}
+    for phrase, line in phrases:
+        key = phrase_key(phrase)
+        if key and key in seen:
+            first, first_line = seen[key]
+            check.warn(
+                line,
+                f"the {what} {phrase!r} repeats {first!r} (line {first_line}) of the same "
+                "flow; remove one (was another phrase meant?)",
+            )
+        seen.setdefault(key, (phrase, line))
 
 
 def _bands(check: Checker, raw: Any, line: int) -> Bands:

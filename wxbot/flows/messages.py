@@ -43,6 +43,14 @@ NUMBER_BUSY = NP_(
     "验证码发送太频繁，请 {seconds} 秒后再发「重发」。",
     "seconds",
 )
+# a new number typed at the code step (before what happens to the code: sent, or the wait)
+NUMBER_CHANGED = N_("手机号已改为 {phone}，之前的验证码不再有效。")
+# a `text` step's answer over its `max_length` (before the step's `invalid` text or prompt)
+TOO_LONG = NP_(
+    "这段文字有 {length} 个字，请控制在 {most} 个字以内。",
+    "这段文字有 {length} 个字，请控制在 {most} 个字以内。",
+    "most",
+)
 SMS_DEFAULTS = {
     "sent": SENT,
     "send_failed": SEND_FAILED,

@@ -84,9 +84,16 @@ def compile_pattern(source: str) -> Compiled:
         parsed = sre_parse.parse(source)
     except (re.error, OverflowError, RecursionError, ValueError) as exc:
         raise PatternError(f"bad regex {source!r}: {exc}") from None
-    problem = _Analysis(parsed).problem()
+    analysis = _Analysis(parsed)
+    problem = analysis.problem()
     if problem:
         raise PatternError(f"the regex {source!r} {problem}")
+    never = "matches only empty text" if parsed.getwidth()[1] == 0 else analysis.never()
+    if never:
+        raise PatternError(
+            f"the regex {source!r} can never match an answer (it {never}); "
+            "every answer the user sends would be refused"
+        )
     stripped = _unanchored(parsed)
     search = sre_compile.compile(stripped, regex.flags) if stripped.data else None
     return Compiled(regex, search, min(parsed.getwidth()[1], MAX_ANSWER))
@@ -139,6 +146,67 @@ class _Analysis:
 
     def problem(self) -> str | None:
         return self._sequence(self.parsed.data, self.state.flags)
+
+    # --- a pattern that matches nothing ----------------------------------------------------
+
+    def never(self) -> str | None:
+        """Why no text at all can match (a part that must match cannot), if that is plain
+        from the parts: ``(?!)`` (a negative lookaround that always fails), ``[^\\s\\S]`` (a
+        class of no character), ``a^`` / ``\\Z a`` (the start after a character, the end
+        before one). Conservative: None when in doubt."""
+        return self._never(self.parsed.data, self.state.flags)
+
+    def _never(self, data: Any, flags: int) -> str | None:
+        items = self._flat(data, flags)
+        before = 0  # characters the parts so far must match
+        for i, (op, av, f) in enumerate(items):
+            if op in _ONE_CHAR and not self._some_char(op, av, f):
+                return "has a character class that matches no character"
+            if op in _REPEATS and av[0] > 0:
+                reason = self._never(av[2].data, f)
+                if reason:
+                    return reason
+            if op is sre.BRANCH:
+                reasons = [self._never(b.data, f) for b in av[1]]
+                if all(reasons):
+                    return reasons[0]
+            if op is sre.ASSERT_NOT and self._always_empty(av[1].data, f):
+                return "has a negative lookaround such as (?!) that never lets it match"
+            if op is sre.ASSERT:
+                reason = self._never(av[1].data, f)
+                if reason:
+                    return reason
+            if op is sre.AT and before > 0 and _starts_text(av, f):
+                return "asks for the start of the text (^, \\A) after a character"
+            after = items[i + 1 :]
+            if op is sre.AT and av is sre.AT_END_STRING and any(self._part(*x).low for x in after):
+                return "asks for the end of the text (\\Z) before a character"
+            before += self._part(op, av, f).low
+        return None
+
+    def _always_empty(self, data: Any, flags: int) -> bool:
+        """Whether the sequence matches the empty text wherever it is tried: (?!) never lets
+        anything through."""
+        for op, av, f in self._flat(data, flags):
+            if op in _REPEATS and av[0] == 0:
+                continue
+            if op is sre.BRANCH and any(self._always_empty(b.data, f) for b in av[1]):
+                continue
+            return False
+        return True
+
+    def _some_char(self, op: Any, av: Any, flags: int) -> bool:
+        """Whether a one-character part matches any character: the samples, and the
+        characters either side of each of its ranges and literals ([^\\x00-\\x40\\x42-…])."""
+        if op is not sre.IN:  # a literal, any character but one, any but a newline
+            return True
+        near: set[str] = set()
+        for item_op, item_av in av:
+            ends = item_av if item_op is sre.RANGE else (item_av, item_av)
+            if item_op in (sre.RANGE, sre.LITERAL):
+                near.update(chr(c) for c in (ends[0] - 1, ends[1] + 1) if 0 <= c <= 0x10FFFF)
+        one = sre_compile.compile(sre_parse.SubPattern(self.state, [(op, av)]), flags)
+        return any(one.fullmatch(c) for c in (*self.universe, *near))
 
     # characters of the pattern itself (literals and range ends) are sampled too
     def _collect(self, data: Any, out: set[str]) -> None:
@@ -329,6 +397,13 @@ def _shared_run(parts: list[_Part], starts: range, wide: bool) -> str | None:
             if not shared:
                 break
     return None
+
+
+def _starts_text(at: Any, flags: int) -> bool:
+    """Whether an anchor matches only at the start of the text: \\A, or ^ without MULTILINE."""
+    if at is sre.AT_BEGINNING_STRING:
+        return True
+    return at is sre.AT_BEGINNING and not flags & sre.SRE_FLAG_MULTILINE
 
 
 def _body(op: Any, av: Any) -> Any:

@@ -65,19 +65,40 @@ class FlowRunner(SmsCodeSteps):
 
     def starts_flow(self, turn: Turn) -> bool:
         """A flow's keyword or trigger phrase first, in a waiting state of another flow or
-        task (see COMMANDS)."""
+        task (see COMMANDS). In a step of that same flow it starts the flow again (a
+        restart, see ``_restarts``): the engine then leaves the step as for another task (the
+        run so far counts as cancelled, attempts and rounds start afresh, a pending SMS code
+        is kept and still throttles the next one) and the router starts the flow with only
+        the values the message itself carries (「绑定手机 13900139000」)."""
         if turn.msg.is_event or not turn.text:
             return False
         flow = self.matcher.command_flow(turn.text, turn.deps.kb)
+        if flow is None:
+            return False
         current = self.by_state.get(turn.state)
-        return flow is not None and (current is None or current[0] is not flow)
+        return current is None or current[0] is not flow or self._restarts(turn, *current)
+
+    def _restarts(self, turn: Turn, flow: Flow, index: int) -> bool:
+        """Whether the flow's own keyword or trigger, typed at step ``index``, starts it again
+        rather than answer the step: unless the step takes the whole message as its answer
+        (a code in 「绑定手机 123456」). A text step takes any text, so there only the bare
+        keyword or trigger restarts (「改地址」, not 「改地址到朝阳区」)."""
+        step = flow.steps[index]
+        if isinstance(step.kind, TextSlot):
+            return self.matcher.bare_phrase(turn.text) is flow
+        return step.kind.parse(turn.text) is None
 
     def handle(self, turn: Turn) -> Outcome:
         flow, index = self.by_state[turn.state]
         work = StepWork(turn, flow)
         if turn.msg.is_event:  # LOCATION reports and the like are no answer
             return work.outcome(Silent(), turn.state, slots=turn.slots, counts=False)
-        outcome = self._answer(work, index)
+        if turn.state in self.TAKES_ANY_TEXT and self._restarts(turn, flow, index):
+            # the engine does not look for commands where any text is an answer (see
+            # starts_flow): the bare keyword or trigger restarts the flow here
+            outcome = self._restart(work, index)
+        else:
+            outcome = self._answer(work, index)
         if outcome.state != WAIT_QUERY and outcome.counts and turn.rounds + 1 >= flow.max_rounds:
             # the last message the flow allows did not finish it (one that does, finishes it)
             if outcome.deferred is not None:  # the SMS it would send never leaves
@@ -111,6 +132,18 @@ class FlowRunner(SmsCodeSteps):
 
     # --- one message ---------------------------------------------------------------------
 
+    def _restart(self, work: StepWork, index: int) -> Outcome:
+        """The flow's bare keyword or trigger at a text step: the flow starts again, as the
+        engine restarts it elsewhere (the run so far counted as cancelled, a new one entered,
+        only the values the message carries). Never a failed attempt."""
+        turn, flow = work.turn, work.flow
+        work.event(stats.FLOW, "cancelled")
+        work.event(flow.steps[index].slot, "cancelled", turn.attempts)
+        work.values = {}
+        work.event(stats.FLOW, "entered")
+        filled = self._find(work, turn.text, current=None)
+        return self._advance(work, filled, came_from=None)
+
     def _answer(self, work: StepWork, index: int) -> Outcome:
         turn, flow = work.turn, work.flow
         waiting = _waiting(turn, flow)
@@ -124,6 +157,14 @@ class FlowRunner(SmsCodeSteps):
         filled = self._find(work, turn.text, current=step)
         if filled:
             return self._advance(work, filled, came_from=index)
+        if isinstance(step.kind, TextSlot) and len(turn.text) > step.kind.max_length:
+            # any text answers a text step: what was wrong is the length, so say the limit
+            # (and what was sent), then the step's own words
+            most, length = step.kind.max_length, len(turn.text)
+            limit = turn.t(say.TOO_LONG, most=most, length=length)
+            return self._failure(
+                work, index, text=f"{limit}\n{guidance.invalid(turn, step, work.shown())}"
+            )
         answer = query.knowledge_answer(turn)
         if answer is not None:
             reply = f"{answer}\n\n{guidance.ask(turn, step, work.shown())}"

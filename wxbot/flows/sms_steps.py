@@ -27,7 +27,9 @@ class SmsCodeSteps:
     def _failure(self, work: StepWork, index: int, text: str | None = None) -> Outcome:
         raise NotImplementedError
 
-    def _send_code(self, work: StepWork, index: int, resend: bool) -> Outcome:
+    def _send_code(self, work: StepWork, index: int, resend: bool, note: str = "") -> Outcome:
+        """Text a code to the step's number, within the limits; ``note`` goes before what the
+        user is told (the number they changed to)."""
         turn, step = work.turn, work.flow.steps[index]
         assert isinstance(step.kind, SmsCodeSlot)
         sms = getattr(turn.deps.services, "sms", None)
@@ -42,7 +44,7 @@ class SmsCodeSteps:
             if pending.phone != number:  # no code was sent to this number: 「重发」 sends one
                 phone.readdress_code(turn.db, openid, number)
             text = turn.t(say.WAIT_RESEND, seconds=math.ceil(wait))
-            return work.outcome(Text(text), step.state)
+            return work.outcome(Text(_noted(note, text)), step.state)
         if turn.state in self.by_state and turn.rounds + 1 >= work.flow.max_rounds:
             # the flow's last message: handle() hands off instead, so no code is made, sent or
             # counted (were it ever not to, the user would be asked for 「重发」, which counts)
@@ -51,7 +53,7 @@ class SmsCodeSteps:
         day = phone.day_number(turn.now, turn.deps.settings.timezone)
         claim = phone.claim_send(turn.db, openid, number, turn.now, day)
         if isinstance(claim, phone.Refusal):
-            return self._held_back(work, index, claim, resend)
+            return self._held_back(work, index, claim, resend, note)
         for _ in range(2):  # rows of earlier days go as sends add rows: the table stays small
             turn.after_commit.append(lambda conn, now=turn.now: phone.prune_one(conn, now, day))
         code = phone.fresh_code(turn.db, openid, number, turn.now, resend)
@@ -66,7 +68,7 @@ class SmsCodeSteps:
                 text = guidance.message(later, step, "send_failed")
             else:
                 text = guidance.message(later, step, "sent", phone=phone.mask(number))
-            return work.outcome(Text(text), step.state, slots=values, counts=False)
+            return work.outcome(Text(_noted(note, text)), step.state, slots=values, counts=False)
 
         def send() -> None:
             sms.send(number, code, language=language)
@@ -74,7 +76,7 @@ class SmsCodeSteps:
         return work.outcome(None, step.state, deferred=Deferred(send, resume))
 
     def _held_back(
-        self, work: StepWork, index: int, refusal: phone.Refusal, resend: bool
+        self, work: StepWork, index: int, refusal: phone.Refusal, resend: bool, note: str = ""
     ) -> Outcome:
         """A limit on texting codes refused this one: say why, and what the user can do."""
         turn, step = work.turn, work.flow.steps[index]
@@ -95,7 +97,23 @@ class SmsCodeSteps:
             last_sent = 0.0
         if not resend:  # waiting at the code step for 「重发」 (the code's row may be gone)
             phone.hold_code(turn.db, turn.msg.openid, work.values[step.kind.phone_slot], last_sent)
-        return work.outcome(Text(text), step.state)
+        return work.outcome(Text(_noted(note, text)), step.state)
+
+    def _change_number(self, work: StepWork, index: int, number: str) -> Outcome:
+        """A mobile number typed at the code step: the number changes (a code typed for the
+        old one no longer verifies it) and a code goes to the new one, within the same limits
+        as any other (within the minute: 「重发」 sends it once the wait is over). Never a
+        wrong code. A phone step with `confirm:` asks to confirm the new number first."""
+        turn, flow = work.turn, work.flow
+        step = flow.steps[index]
+        assert isinstance(step.kind, SmsCodeSlot)
+        slot = step.kind.phone_slot
+        changed = number != work.values.get(slot)
+        work.values[slot] = number
+        if flow.steps[flow.step_index(slot)].confirm is not None:
+            return self._advance(work, [slot], came_from=index)
+        note = turn.t(say.NUMBER_CHANGED, phone=phone.mask(number)) if changed else ""
+        return self._send_code(work, index, resend=False, note=note)
 
     def _code(self, work: StepWork, index: int) -> Outcome | None:
         """The answer at an sms_code step; None when it is not a code (nor 重发)."""
@@ -104,6 +122,12 @@ class SmsCodeSteps:
         assert isinstance(step.kind, SmsCodeSlot)
         openid, now = turn.msg.openid, turn.now
         row = phone.pending_code(turn.db, openid)
+        number = None if step.kind.parse(turn.text) else _typed_number(flow, step, turn.text)
+        if number is not None and (row is None or number != work.values.get(step.kind.phone_slot)):
+            return self._change_number(work, index, number)
+        if number is not None:  # the number the code went to: not a wrong code
+            text = guidance.ask(turn, step, work.shown())
+            return work.outcome(Text(text), step.state, slots=turn.slots)
         if row is None:  # gone (an admin, a clean-up): ask for the number again
             work.values.pop(step.kind.phone_slot, None)
             back = flow.steps[flow.step_index(step.kind.phone_slot)]
@@ -135,3 +159,13 @@ class SmsCodeSteps:
         phone.count_wrong(turn.db, openid, tries)
         wrong = guidance.message(turn, step, "wrong", left=phone.MAX_TRIES - tries)
         return self._failure(work, index, text=wrong)
+
+
+def _typed_number(flow: Any, step: Any, text: str) -> str | None:
+    """A mobile number typed at the code step (alone, or in a sentence: 「换成 139…」)."""
+    number_step = flow.steps[flow.step_index(step.kind.phone_slot)]
+    return number_step.kind.parse(text) or number_step.kind.find(text)
+
+
+def _noted(note: str, text: str) -> str:
+    return f"{note}\n{text}" if note else text

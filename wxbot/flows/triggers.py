@@ -8,7 +8,8 @@ index, overlap as the confidence). A fuzzy match must be confident *and* at leas
 the best knowledge-base question, so a question the knowledge base answers well is not stolen
 by a similar-looking trigger; a keyword or phrase match gives way only when the message is
 word for word a stored question (「绑定手机有什么用」). Longest phrases win ties (「充值没到账」
-before 「充值」).
+before 「充值」). A phrase that begins or ends with a digit is never cut out of a longer run of
+digits: the trigger 「12」 is not in 「2012」, the keyword 「12」 does not start 「123」.
 """
 
 from __future__ import annotations
@@ -39,13 +40,24 @@ def _starts(text: str, phrase: str) -> bool:
     if not text.startswith(phrase):
         return False
     rest = text[len(phrase) : len(phrase) + 1]
+    if _digit(phrase[-1:]) and _digit(rest):  # 「12」 does not start 「123」
+        return False
     return not (phrase[-1:].isascii() and rest.isascii() and rest.isalpha())
 
 
 def _contains(text: str, phrase: str) -> bool:
+    # a number is matched whole: 「12」 (or 「查12」) is not found in 「2012」 (「查123」)
+    before = "(?<![0-9])" if _digit(phrase[:1]) else ""
+    after = "(?![0-9])" if _digit(phrase[-1:]) else ""
     if phrase.isascii():  # Latin phrases match whole words only: 「bind phone」, not 「rebind」
-        return re.search(rf"(?<![a-z]){re.escape(phrase)}(?![a-z])", text) is not None
-    return phrase in text
+        before, after = f"(?<![a-z]){before}", f"(?![a-z]){after}"
+    if not before and not after:
+        return phrase in text
+    return re.search(f"{before}{re.escape(phrase)}{after}", text) is not None
+
+
+def _digit(ch: str) -> bool:
+    return ch.isascii() and ch.isdigit()
 
 
 class TriggerMatcher:
@@ -102,6 +114,14 @@ class TriggerMatcher:
             if _starts(key, phrase):
                 return None if _asks_the_knowledge_base(kb, text, key, phrase) else flow
         return None
+
+    def bare_phrase(self, text: str) -> Flow | None:
+        """The flow one of whose keywords or trigger phrases ``text`` is, and nothing more
+        (punctuation, case and spaces between Chinese words aside): 「改地址」, 「改地址！」."""
+        key = phrase_key(text)
+        return next(
+            (flow for phrase, flow in (*self.keywords, *self.phrases) if phrase == key), None
+        )
 
     def _match(self, text: str, kb: Any) -> Flow | None:
         key = phrase_key(text)
