@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import Response, current_app, g, request
 from sqlalchemy import delete, insert, select, update
@@ -191,5 +191,8 @@ def safe_next(target: str | None) -> str:
     if parts.scheme or parts.netloc or not parts.path.startswith("/admin/"):
         return default
     if target.startswith("//") or parts.path.startswith("/admin/login"):
+        return default
+    # a browser resolves dot segments, "%2e" spelled as well: /admin/%2e%2e/x is /x
+    if any(unquote(seg) in (".", "..") for seg in parts.path.split("/")):
         return default
     return target

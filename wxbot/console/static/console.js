@@ -47,14 +47,16 @@
         const response = await fetch("/admin/knowledge/search.json?q=" + encodeURIComponent(q), {
           credentials: "same-origin",
         });
-        if (!response.ok || q !== asked) return;
-        const { items } = await response.json();
-        if (!items.length) {
-          const none = document.createElement("p");
-          none.className = "muted small";
-          none.textContent = "没有找到。";
-          results.append(none);
+        if (q !== asked) return;
+        // a session that ended (logged out in another tab, expired, the token changed) is
+        // sent to the login page: HTML, not the JSON asked for. Say so; do not stay silent.
+        const json = (response.headers.get("Content-Type") || "").startsWith("application/json");
+        if (!response.ok || response.redirected || !json) {
+          results.append(note(response.redirected ? "登录已过期：请刷新页面，重新登录。" : "搜索失败，请稍后再试。"));
+          return;
         }
+        const { items } = await response.json();
+        if (!items.length) results.append(note("没有找到。"));
         for (const item of items) {
           results.append(form.dataset.into ? groupButton(attachUrl, item) : attachButton(attachUrl, item));
         }
@@ -62,11 +64,22 @@
     });
   });
 
+  function note(text) {
+    const p = document.createElement("p");
+    p.className = "muted small";
+    p.textContent = text;
+    return p;
+  }
+
   function choiceButton(item) {
     const button = document.createElement("button");
     button.type = "submit";
     button.className = "choice";
-    button.textContent = `归入 #${item.id}「${item.question}」`; // text, never HTML
+    // text, never HTML; the question isolated (<bdi>), as the page's own buttons have it:
+    // bidi controls in it must not reorder the 」 after it
+    const question = document.createElement("bdi");
+    question.textContent = item.question;
+    button.append(`归入 #${item.id}「`, question, "」");
     return button;
   }
 
