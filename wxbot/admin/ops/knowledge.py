@@ -117,17 +117,21 @@ class KnowledgeOps(AdminBase):
         self.write(lambda conn: writer.delete_entry(conn, entry_id, now=now, expected=expected))
 
     def similar_entries(self, question: str, limit: int = 3) -> list[tuple[int, str, float]]:
-        """(entry id, main question, confidence) of the entries the matcher ranks highest for
-        ``question``, however unsure: the likely homes of an unanswered question."""
+        """(entry id, main question, similarity 0..1) of the entries the matcher ranks highest
+        for ``question``, however unsure: the likely homes of an unanswered question."""
         kb = self.bot.deps.kb
         if kb is None:
             return []
+
+        # A hit's confidence sums its rankers' evidence, each 0..1, by their weights (1.93 at
+        # most): shown as a share of that sum, or the console read 「相似度 146%」.
+        most = sum(getattr(kb, "weights", ())) or 1.0
 
         def work(conn: Connection) -> list[tuple[int, str, float]]:
             kb.refresh_if_stale(conn)
             best: dict[int, float] = {}
             for hit in kb.search(question, limit=limit * 2):  # one hit per question: dedupe
-                best.setdefault(hit.entry_id, hit.confidence)
+                best.setdefault(hit.entry_id, min(hit.confidence / most, 1.0))
             ids = list(best)[:limit]
             titles = store.main_questions(conn, ids) if ids else {}
             return [(e, titles[e], best[e]) for e in ids if e in titles]
