@@ -117,3 +117,18 @@ def test_a_task_word_after_an_emoji_starts_the_task_typed_or_clicked(bot, words_
     assert content(say(bot, "u3", "查充值")) == ORDER_ASK
     bot.handle(event("u3", "click", word))  # mid-step: another task's command starts it
     assert state_of(bot, "u3") == (waits, 0)
+
+
+def test_an_unsubscribe_that_leaves_a_flow_counts_it_as_cancelled(app, bot) -> None:  # type: ignore[no-untyped-def]
+    assert content(say(bot, "u1", "查充值")) == ORDER_ASK
+    assert isinstance(bot.handle(event("u1", "unsubscribe")), Silent)
+    figures = funnel(app, later=bot.settings.session_ttl + 1)
+    assert (figures["entered"], figures["cancelled"], figures["timed_out"]) == (1, 1, 0)
+
+
+def test_an_unsubscribe_after_the_step_expired_leaves_it_timed_out(app, bot, clock) -> None:  # type: ignore[no-untyped-def]
+    assert content(say(bot, "u1", "查充值")) == ORDER_ASK
+    clock.advance(bot.settings.session_ttl + 1)
+    bot.handle(event("u1", "unsubscribe"))
+    figures = funnel(app)
+    assert (figures["entered"], figures["cancelled"], figures["timed_out"]) == (1, 0, 1)

@@ -24,7 +24,7 @@ from wxbot.db import is_transient, run_after_commit, transaction, with_retries
 from wxbot.dialog import context as store
 from wxbot.dialog import delivery, language, words
 from wxbot.dialog.context import ContextRow, SeenRecord
-from wxbot.dialog.flow import Deferred, Deps, Outcome
+from wxbot.dialog.flow import WAIT_QUERY, Deferred, Deps, Outcome
 from wxbot.dialog.housekeeping import Housekeeping
 from wxbot.dialog.locked import AlreadyProcessed, Locked, MessageStatements
 from wxbot.dialog.lost_work import LostWork
@@ -250,6 +250,11 @@ class Bot:
             if locked.seen is not None:
                 return self._answer_retry(conn, msg, locked.seen)
             if msg.is_event and msg.event == "unsubscribe":
+                ctx = locked.ctx
+                if ctx is not None and ctx.state != WAIT_QUERY and ctx.expires_at > now:
+                    # leaving a step, not letting it time out: a flow's funnel says cancelled
+                    turn = self.dialogue.turn(conn, msg, ctx, now, later)
+                    self.table.exited(turn, "cancelled")
                 self.forget_user(conn, msg.openid)
                 return Silent(), "replied"
             if locked.ctx is None:
