@@ -230,6 +230,7 @@ class FreshIndex:
         self._spellings = spellings
         self._languages, self._synonyms = snap.languages, snap.synonyms
         self._questions, self._learned = snap.questions, snap.learned
+        # last (see _apply): a lookup that read the previous entries fills the previous cache
         self._texts = TextCache(stats.idf, group_marks(snap.synonyms))
         if self.semantic is not None:
             questions = {e: row.questions for e, row in snap.rows.items()}
@@ -310,7 +311,6 @@ class FreshIndex:
             if row is not None:
                 new = "\n".join(row.questions), row.answer
                 stats.add(entry_id, _sampled_text(stats, entry_id, *new, syn))
-        self._texts = TextCache(stats.idf, group_marks(self._synonyms))  # idf moved
         for entry_id in changed_ids:
             row = rows.get(entry_id)
             if row is None:  # deleted
@@ -330,6 +330,10 @@ class FreshIndex:
                 self._languages[entry_id] = languages[entry_id]
             else:
                 self._languages.pop(entry_id, None)
+        # idf moved, and the changed entries' texts with it. Last: a lookup running while
+        # the entries were re-indexed fills the cache it read (with their old texts, maybe),
+        # never this one (kb.evidence reads the cache before the entries).
+        self._texts = TextCache(stats.idf, group_marks(self._synonyms))
         if self.semantic is not None:
             for entry_id in changed - rows.keys():
                 self.semantic.index.remove_entry(entry_id)

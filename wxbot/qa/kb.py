@@ -22,6 +22,7 @@ from wxbot.qa.embeddings import Semantic
 from wxbot.qa.freshness import FreshIndex
 from wxbot.qa.hits import HitCounter
 from wxbot.qa.index import Hit
+from wxbot.qa.models import MAX_QUESTION_CHARS
 from wxbot.qa.rerank import Evidence, Reranker, group_marks
 from wxbot.qa.text import (
     STOPWORD_WEIGHT,
@@ -61,6 +62,12 @@ RUNNER_UP_FLOOR = 0.38
 SUGGEST = 0.3  # "did you mean" at or above this
 # With semantic retrieval (embeddings.py), fusion.py decides from both rankings.
 OTHER_LANGUAGE = 0.5  # score factor for an entry in another language than the user's
+# A question is matched by its first MAX_QUERY_CHARS characters: the longest a stored question
+# can be. Matching costs time in proportion to the text (normalising, cutting, a character
+# ranker over its every gram and candidate): a 64 KiB message (~21,000 characters) took
+# 0.3-0.5 s of the worker's CPU, the GIL held, against 7 ms for a p99 question at 100k
+# entries; and a text that long is no question of the base anyway.
+MAX_QUERY_CHARS = MAX_QUESTION_CHARS
 
 
 @dataclass(frozen=True)
@@ -130,8 +137,13 @@ class KnowledgeBase(FreshIndex):
     ) -> list[tuple[Hit, Evidence]]:
         """The candidates of the word index, each with the character rankers' evidence
         (unfused: search() adds it up; benchmarks/calibrate.py fits the weights on it)."""
+        # The text cache first: an update assigns it last (freshness.py), so a cache read
+        # here was made for the entries read below. Read after them, it could be a new
+        # cache filled with an entry's text from before the update, kept until the next one.
+        texts = self._texts
         index, languages = self._index, self._languages
         answers, questions, syn = self._answers, self._questions, self._synonyms
+        text = text[:MAX_QUERY_CHARS]
         normalized = normalize(text)
         # kana that spell a kanji word of the base (「へんぴん」): that word's terms come along,
         # and the character ranker compares the kana as that word (返品)
@@ -140,7 +152,6 @@ class KnowledgeBase(FreshIndex):
         hits = index.search(q.terms, max(limit + 1, RERANK_POOL), soft=q.soft)
         if not hits:
             return []
-        texts = self._texts
         function = self.analyzer.function_grams(normalized)
         rerank = Reranker(
             text if spelled.text is normalized else spelled.text,
@@ -171,6 +182,7 @@ class KnowledgeBase(FreshIndex):
         """
         if self.semantic is not None:  # questions left without a vector by a failed job
             self.semantic.retry_missing()
+        text = text[:MAX_QUERY_CHARS]
         learned = self._learned_match(text)
         if learned is not None:
             return Lookup(learned)
@@ -191,6 +203,7 @@ class KnowledgeBase(FreshIndex):
         the questions stored for its best hit? Lets a caller with its own routing (flow
         keywords) give way to the knowledge base when a user asks exactly what an entry
         answers."""
+        text = text[:MAX_QUERY_CHARS]
         if self._learned_match(text) is not None:
             return True
         hits = self.search(text, limit=1)
@@ -277,7 +290,7 @@ class KnowledgeBase(FreshIndex):
         """Words and synonym groups of a text, function words and words a group stands for
         left out (grouping questions)."""
         syn = self._synonyms
-        normalized = normalize(text)
+        normalized = normalize(text[:MAX_QUERY_CHARS])
         spelled = self._spellings.spelled(normalized)
         words = self.analyzer.query(normalized, syn, spelled).words
         return {w for w in words if w not in STOPWORDS and w not in syn}

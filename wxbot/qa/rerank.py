@@ -59,10 +59,30 @@ def group_marks(synonyms: Synonyms) -> Marks:
 
     def marks(text: str) -> str:
         return "".join(
-            chr(0xE000 + int(token[1:])) for _, groups in synonyms.split(text) for token in groups
+            group_mark(int(token[1:])) for _, groups in synonyms.split(text) for token in groups
         )
 
     return marks
+
+
+# Private-use code points: normalised text never holds one (text.normalize keeps letters,
+# numbers and marks), so a group's mark meets only the same group's mark.
+_PRIVATE_USE = ((0xE000, 0xF8FF), (0xF0000, 0xFFFFD), (0x100000, 0x10FFFD))
+_PRIVATE_USE_SIZE = sum(end - start + 1 for start, end in _PRIVATE_USE)
+
+
+def group_mark(group_id: int) -> str:
+    """The character that stands for a synonym group (its id) in the character ranker. Past
+    the first 6,400 ids, the other private-use planes (0xE000 + id reached CJK compatibility
+    ideographs and letters of real scripts at id 6,400, and raised ValueError past id
+    1,056,767: no lookup or index build with that group's words went through); ids past all
+    137,468 of them share marks, a little evidence rather than a failure."""
+    n = group_id % _PRIVATE_USE_SIZE
+    for start, end in _PRIVATE_USE:
+        if n <= end - start:
+            return chr(start + n)
+        n -= end - start + 1
+    raise AssertionError("unreachable")  # n < _PRIVATE_USE_SIZE
 
 
 def grams(compact: str) -> Counter[str]:
