@@ -14,6 +14,7 @@ from tests.helpers import say
 from wxbot.cli import cli
 from wxbot.config import ConfigError, load_settings
 from wxbot.db import is_mysql
+from wxbot.qa import writer
 from wxbot.qa.models import KbUnanswered
 
 DAY = 86_400.0
@@ -95,3 +96,16 @@ def test_both_listing_orders_read_an_index(make_app) -> None:  # type: ignore[no
                 .one()
             )
             assert "filesort" not in (plan["Extra"] or ""), (order, plan)
+
+
+def test_a_long_question_taught_as_kept_leaves_the_list(make_app) -> None:  # type: ignore[no-untyped-def]
+    """Kept as its first 500 characters, and keyed by them: a question taught from what the
+    list shows (its longest) takes it off the list, as for any question."""
+    bot = make_app().extensions["wxbot.bot"]
+    long_question = "我想问一下关于火星开户的事情" * 50  # 700 characters
+    say(bot, "u1", long_question)
+    (kept,) = _asked(bot)
+    assert kept == long_question[:500]
+    with bot.engine.begin() as conn:
+        writer.create_entry(conn, [kept], "不能。", now=2.0, source="api")
+    assert _asked(bot) == []

@@ -10,19 +10,22 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from wxbot.db import is_mysql
-from wxbot.qa.models import CHUNK
+from wxbot.qa.models import CHUNK, MAX_QUESTION_CHARS
 from wxbot.qa.store import unanswered
 from wxbot.qa.text import question_key
 
 
 def record_unanswered(conn: Connection, question: str, now: float) -> None:
-    """Count a question nobody has answered yet (one upsert, whichever database)."""
+    """Count a question nobody has answered yet (one upsert, whichever database). What is
+    kept is its first 500 characters, a question's longest, and its key is that text's: the
+    whole text's key matched no question taught from it, so it stayed listed once answered."""
+    question = question[:MAX_QUESTION_CHARS]
     key = question_key(question)
     if not key:
         return
     values = {
         "qkey": key,
-        "question": question[:500],
+        "question": question,
         "count": 1,
         "first_asked_at": now,
         "last_asked_at": now,
