@@ -14,6 +14,8 @@ addressing is wrong raises ``SimulatorError``.
 from __future__ import annotations
 
 import itertools
+import math
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -46,6 +48,7 @@ from wxbot.wechat.security import aes_key as decode_aes_key
 MODES = ("plain", "compat", "safe")
 DEFAULT_OPENID = "o_chat_user"
 DEFAULT_ACCOUNT = "gh_wxbot_sim"
+_AES_KEY_RE = re.compile(r"^[A-Za-z0-9]{43}$")  # as the settings check WXBOT_ENCODING_AES_KEY
 
 
 class SimulatorError(Exception):
@@ -76,6 +79,16 @@ class WeChatSimulator:
         path: str = "/wechat",
         timeout: float = 10.0,
     ) -> None:
+        # Said here, not as a TypeError deep in signing or binascii.Error from base64
+        for name, value in (("token", token), ("appid", appid)):
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name} must be a non-empty string, not {value!r}")
+        if aes_key and not _AES_KEY_RE.match(str(aes_key)):  # (empty: none, as before)
+            raise ValueError(
+                "aes_key must be the 43-character EncodingAESKey (letters and digits), or None"
+            )
+        if not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         mode = mode or ("safe" if aes_key else "plain")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -109,6 +122,8 @@ class WeChatSimulator:
         return msg
 
     def text(self, content: str, openid: str = DEFAULT_OPENID, **extra: Any) -> dict[str, Any]:
+        if not isinstance(content, str):  # None went out as the text "None"
+            raise TypeError(f"content must be a str, not {type(content).__name__}")
         return self.message("text", openid, Content=content, **extra)
 
     def image(self, openid: str = DEFAULT_OPENID, media_id: str = "sim-image") -> dict[str, Any]:
@@ -126,6 +141,12 @@ class WeChatSimulator:
     def location(
         self, lat: float, lon: float, label: str = "", openid: str = DEFAULT_OPENID
     ) -> dict[str, Any]:
+        # WeChat sends a place on Earth: nan went out and met a 400, "39.9" and True as text
+        for name, value, limit in (("lat", lat, 90), ("lon", lon, 180)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+            if not -limit <= value <= limit:
+                raise ValueError(f"{name} must be within ±{limit}, not {value!r}")
         return self.message(
             "location", openid, Location_X=lat, Location_Y=lon, Scale=15, Label=label
         )
@@ -175,6 +196,11 @@ class WeChatSimulator:
 
     def post(self, target: Any, message: Mapping[str, Any]) -> Reply:
         """Send one message and return the verified, decrypted reply as a reply value."""
+        if not isinstance(message, Mapping):  # post(client, "你好"): an AttributeError before
+            raise TypeError(
+                "post() takes a message such as sim.text('你好'); send() takes text,"
+                f" not {type(message).__name__}"
+            )
         params, body = self.sign(message)
         raw = self.request(target, "POST", params, body)
         if raw.status != 200:
@@ -202,6 +228,15 @@ class WeChatSimulator:
     ) -> RawResponse:
         """One raw HTTP exchange (also for tests that send deliberately broken requests)."""
         data = body.encode("utf-8") if isinstance(body, str) else body
+        if isinstance(target, str) and not target.lower().startswith(("http://", "https://")):
+            raise ValueError(f"target must be an http:// or https:// URL, not {target!r}")
+        if not isinstance(target, str) and not hasattr(target, "open"):
+            if not hasattr(target, "test_client"):  # the Flask app itself is fine too
+                raise TypeError(
+                    "target must be an http:// URL or a Flask test client,"
+                    f" not {type(target).__name__}"
+                )
+            target = target.test_client()
         if isinstance(target, str):
             import requests
 
@@ -215,7 +250,9 @@ class WeChatSimulator:
                 headers={"Content-Type": "text/xml; charset=utf-8"},
                 timeout=self.timeout,
             )
-            return RawResponse(resp.status_code, resp.text)
+            # WeChat reads replies as UTF-8; requests guesses ISO-8859-1 for a text/xml
+            # without charset (a proxy's), which garbled every Chinese reply
+            return RawResponse(resp.status_code, resp.content.decode("utf-8", "replace"))
         resp = target.open(
             self.path, method=method, query_string=dict(params), data=data, content_type="text/xml"
         )
