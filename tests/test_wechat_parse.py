@@ -95,10 +95,28 @@ def test_location_message() -> None:
     assert (m.kind, m.latitude, m.longitude, m.label) == ("location", 39.9042, 116.4074, "北京市")
 
 
-@pytest.mark.parametrize("lat", ["north", "nan", "1e9", ""])
+@pytest.mark.parametrize("lat", ["north", "nan", "1e9", "", "91", "-90.5", "inf"])
 def test_location_with_bad_coordinates(lat: str) -> None:
     with pytest.raises(BadMessage):
         inbound({**SIM.location(1, 2), "Location_X": lat})
+
+
+@pytest.mark.parametrize(("field", "value"), [("Location_Y", "180.5"), ("Location_Y", "-181")])
+def test_location_with_a_longitude_off_the_earth(field: str, value: str) -> None:
+    with pytest.raises(BadMessage, match="out of range"):
+        inbound({**SIM.location(1, 2), field: value})
+
+
+@pytest.mark.parametrize(("name", "value"), [("Latitude", "95"), ("Longitude", "200")])
+def test_a_location_report_off_the_earth(name: str, value: str) -> None:
+    fields = {"Latitude": "23.1", "Longitude": "113.3", "Precision": "1", name: value}
+    with pytest.raises(BadMessage, match="out of range"):
+        inbound(SIM.event("LOCATION", "", "u1", **fields))
+
+
+def test_the_poles_and_the_date_line_are_places() -> None:
+    m = inbound({**SIM.location(1, 2), "Location_X": "-90", "Location_Y": "180"})
+    assert (m.latitude, m.longitude) == (-90.0, 180.0)
 
 
 def test_events() -> None:

@@ -100,13 +100,14 @@ def dedup_key(fields: dict[str, Any]) -> str:
     return key
 
 
-def _float(value: Any, name: str) -> float:
+def _float(value: Any, name: str, limit: float) -> float:
+    """A coordinate: a number within ±``limit`` (90 for a latitude, 180 for a longitude)."""
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise BadMessage(f"<{name}> is not a number") from None
-    if number != number or abs(number) > 1e6:  # NaN / absurd coordinates
-        raise BadMessage(f"<{name}> is out of range")
+    if not -limit <= number <= limit:  # NaN too: no place on Earth (weather asked for it)
+        raise BadMessage(f"<{name}> is out of range (±{limit:g})")
     return number
 
 
@@ -148,8 +149,8 @@ def to_inbound(fields: dict[str, Any]) -> Inbound:
     if kind == "location":
         return Inbound(
             kind=kind,
-            latitude=_float(fields.get("Location_X"), "Location_X"),
-            longitude=_float(fields.get("Location_Y"), "Location_Y"),
+            latitude=_float(fields.get("Location_X"), "Location_X", 90),
+            longitude=_float(fields.get("Location_Y"), "Location_Y", 180),
             label=_text(fields, "Label"),
             **common,
         )
@@ -168,8 +169,8 @@ def _event(msg: BaseMessage, fields: dict[str, Any], common: dict[str, Any]) -> 
         return Inbound(
             kind="event",
             event=event,
-            latitude=_float(fields.get("Latitude"), "Latitude"),
-            longitude=_float(fields.get("Longitude"), "Longitude"),
+            latitude=_float(fields.get("Latitude"), "Latitude", 90),
+            longitude=_float(fields.get("Longitude"), "Longitude", 180),
             **common,
         )
     if event == "view":
