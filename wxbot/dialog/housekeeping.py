@@ -47,26 +47,24 @@ class Housekeeping:
 
     def forget_old_histories(self, batch: int = 1000) -> int:
         """Empty stored histories older than WXBOT_MEMORY_DAYS (0: keep them), in batches."""
-        now = self._now()
-        emptied = 0
-        while True:
-            with transaction(self.engine) as conn:
-                n = self.forget_histories(conn, now, batch)
-            emptied += n
-            if n < batch:
-                return emptied
+        return self._in_batches(self.forget_histories, batch)
 
     def forget_stale_unanswered(self, batch: int = 1000) -> int:
         """Delete unanswered questions not asked for WXBOT_UNANSWERED_DAYS (0: keep them),
         in batches."""
+        return self._in_batches(self.forget_unanswered, batch)
+
+    def _in_batches(self, one: Callable[[Connection, float, int], int], batch: int) -> int:
+        """Run ``one`` (conn, now, limit) a transaction at a time until a batch does less than
+        a batch; how many rows it did in all."""
         now = self._now()
-        forgotten = 0
+        done = 0
         while True:
             with transaction(self.engine) as conn:
-                n = self.forget_unanswered(conn, now, batch)
-            forgotten += n
-            if n == 0:
-                return forgotten
+                n = one(conn, now, batch)
+            done += n
+            if n < batch:
+                return done
 
     def forget_unanswered(self, conn: Connection, now: float, limit: int) -> int:
         """One batch of forget_stale_unanswered, in ``conn``'s transaction."""
