@@ -23,7 +23,7 @@ from tests.console_helpers import (
 from wxbot.qa import store, writer
 from wxbot.qa import synonyms as synonym_store
 from wxbot.qa.formats import MISSING, Item, parse, parse_bytes, write
-from wxbot.qa.synonyms import parse_text, write_text
+from wxbot.qa.synonyms import SynonymError, parse_text, write_text
 
 NOW = 1.0e9
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -278,11 +278,14 @@ def test_synonym_groups_with_separators_export_and_import_back(app, tmp_path) ->
     engine = app.extensions["wxbot.engine"]
     # typed as one string (the separators split words, as spaces do)
     given: list[object] = [f"甲{i}{sep}乙{i} 丙{i}{sep}丁{i}" for i, sep in enumerate(SEPARATORS)]
-    given.append(["戊\u2028己", "庚\x85辛"])  # a list: the separator inside a word
     with engine.begin() as conn:
         conn.execute(delete(synonym_store.synonyms))
         for words in given:
             synonym_store.create(conn, words, now=NOW)
+        # a list whose item holds a separator is refused: it was stored as one word no text
+        # holds (「戊己」 for 「戊\u2028己」), where the sender meant two
+        with pytest.raises(SynonymError, match="separator"):
+            synonym_store.create(conn, ["戊\u2028己", "庚\x85辛"], now=NOW)
         groups = [g.words for g in synonym_store.load(conn)]
     out = io.StringIO()
     assert write_text(groups, out) == len(groups)  # type: ignore[arg-type]
