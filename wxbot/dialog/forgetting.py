@@ -4,8 +4,9 @@
   many at most, and for how long (WXBOT_MEMORY_DAYS).
 - 「清除记忆」 / ``clear memory`` (words.FORGET_WORDS) asks first. 「是」 (any YES_WORDS) as the
   very next message clears both copies of the history: the context row's live window (the
-  engine saves the context with it emptied) and the memories row's durable copy, through
-  ``Deps.memory.clear_history`` (what the admin API's ``DELETE …/history`` does). The
+  engine saves the context with it emptied), the memories row's durable copy and the LLM
+  answers kept with the user's questions, through ``Deps.memory.clear_history`` (what the
+  admin API's ``DELETE …/history`` does). The
   user's language, window setting and usage stay. 「否」 or 「取消」 says it was kept; any
   other message keeps it too and is answered as usual (the question lapses with it).
 

@@ -49,6 +49,11 @@ class Housekeeping:
         """Empty stored histories older than WXBOT_MEMORY_DAYS (0: keep them), in batches."""
         return self._in_batches(self.forget_histories, batch)
 
+    def forget_old_answers(self, batch: int = 1000) -> int:
+        """Delete LLM answers kept for promotion older than WXBOT_MEMORY_DAYS (0: keep them),
+        in batches."""
+        return self._in_batches(self.forget_answers, batch)
+
     def forget_stale_unanswered(self, batch: int = 1000) -> int:
         """Delete unanswered questions not asked for WXBOT_UNANSWERED_DAYS (0: keep them),
         in batches."""
@@ -87,6 +92,14 @@ class Housekeeping:
             return 0
         return int(forget(conn, now - days * 86_400, limit))
 
+    def forget_answers(self, conn: Connection, now: float, limit: int) -> int:
+        """One batch of forget_old_answers, in ``conn``'s transaction."""
+        forget = getattr(self.deps.memory, "forget_old_answers", None)
+        days = self.settings.memory_days
+        if forget is None or days <= 0:
+            return 0
+        return int(forget(conn, now - days * 86_400, limit))
+
     def clean_up_a_batch(self) -> None:
         """One small batch of each clean-up, in one transaction; a failure is only logged."""
         try:
@@ -95,6 +108,7 @@ class Housekeeping:
                 store.delete_expired(conn, now, 200)
                 store.prune_seen(conn, now - self.settings.seen_ttl, 500)
                 self.forget_histories(conn, now, 200)
+                self.forget_answers(conn, now, 200)
                 self.forget_unanswered(conn, now, 200)
         except Exception:
             log.warning("opportunistic clean-up failed", exc_info=True)

@@ -115,8 +115,9 @@ class MemoryStore:
         return func.coalesce(stored.scalar_subquery(), literal("[]"))
 
     def clear_history(self, conn: Connection, openid: str, now: float) -> None:
-        """The user asked to be forgotten (「清除记忆」): both copies of the history go, as
-        with the admin API's DELETE …/history; their window, usage and language stay."""
+        """The user asked to be forgotten (「清除记忆」): both copies of the history and their
+        kept LLM answers go, as with the admin API's DELETE …/history; their window, usage
+        and language stay."""
         clear_history(conn, openid, now)
 
     def forget_user(self, conn: Connection, openid: str) -> None:
@@ -134,6 +135,17 @@ class MemoryStore:
                 update(memories).where(memories.c.openid.in_(victims), stale).values(history="[]")
             )
         return len(victims)
+
+    def forget_old_answers(self, conn: Connection, older_than: float, limit: int) -> int:
+        """Delete up to ``limit`` kept LLM answers given before ``older_than`` (promoted or
+        not: a promoted one's entry lives on in the knowledge base); how many went."""
+        old = conn.execute(
+            select(answers.c.id).where(answers.c.created_at < older_than).limit(limit)
+        )
+        ids = old.scalars().all()
+        if ids:
+            conn.execute(delete(answers).where(answers.c.id.in_(ids)))
+        return len(ids)
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -260,11 +272,13 @@ def record_call(
 
 
 def clear_history(conn: Connection, openid: str, now: float) -> None:
-    """Empty the live and the stored history; the user, window and usage stay."""
+    """Empty the live and the stored history and delete the user's kept LLM answers (their
+    questions, word for word); the user, window and usage stay."""
     conn.execute(update(contexts).where(contexts.c.openid == openid).values(history="[]"))
     conn.execute(
         update(memories).where(memories.c.openid == openid).values(history="[]", updated_at=now)
     )
+    conn.execute(delete(answers).where(answers.c.openid == openid))
 
 
 def set_window(
