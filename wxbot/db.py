@@ -11,7 +11,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    select,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -248,6 +257,19 @@ def is_duplicate_key(exc: BaseException) -> bool:
 
 def is_mysql(conn: Connection | Engine) -> bool:
     return conn.dialect.name in ("mysql", "mariadb")
+
+
+def delete_some(conn: Connection, key: Column[Any], where: ColumnElement[bool], limit: int) -> int:
+    """Delete up to ``limit`` rows of ``key``'s table matching ``where``; how many went.
+
+    The keys are picked first and the delete names them, because neither a LIMIT inside
+    ``IN (subquery)`` (MariaDB) nor ``DELETE … LIMIT`` (SQLite, as usually built) is portable.
+    The delete checks ``where`` again: a row changed between the two statements (a context
+    revived by its user's message) stays and is not counted."""
+    keys = conn.execute(select(key).where(where).limit(limit)).scalars().all()
+    if not keys:
+        return 0
+    return int(conn.execute(delete(key.table).where(key.in_(keys), where)).rowcount)
 
 
 @contextmanager

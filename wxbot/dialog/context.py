@@ -24,6 +24,7 @@ from sqlalchemy import (
     update,
 )
 
+from wxbot.db import delete_some
 from wxbot.dialog.flow import WAIT_QUERY
 from wxbot.models import Context, SeenMessage
 
@@ -265,13 +266,7 @@ def delete_expired(conn: Connection, now: float, limit: int = 1000) -> int:
     """Delete up to ``limit`` expired contexts; returns how many went. A context picked but
     revived by its user's message before the delete stays, and is not counted: the session
     cap subtracts this count from the contexts it counted."""
-    victims = (
-        conn.execute(select(contexts.c.openid).where(_evictable(now)).limit(limit)).scalars().all()
-    )
-    if not victims:
-        return 0
-    gone = conn.execute(delete(contexts).where(contexts.c.openid.in_(victims), _evictable(now)))
-    return int(gone.rowcount)
+    return delete_some(conn, contexts.c.openid, _evictable(now), limit)
 
 
 # A seen record's status: answered (``reply`` holds the answer), its slow work under way,
@@ -283,11 +278,7 @@ SEEN_STATUSES = (DONE, PENDING, LATE)
 def prune_seen(conn: Connection, older_than: float, limit: int = 5000) -> int:
     # Every status named: the index is (status, created_at), read one status's range at a time.
     old = and_(seen.c.status.in_(SEEN_STATUSES), seen.c.created_at < older_than)
-    keys = conn.execute(select(seen.c.dedup_key).where(old).limit(limit)).scalars().all()
-    if not keys:
-        return 0
-    gone = conn.execute(delete(seen).where(seen.c.dedup_key.in_(keys)))
-    return int(gone.rowcount)
+    return delete_some(conn, seen.c.dedup_key, old, limit)
 
 
 def forget_user(conn: Connection, openid: str) -> None:

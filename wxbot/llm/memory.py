@@ -24,7 +24,7 @@ from sqlalchemy import Connection, bindparam, delete, func, literal, select, upd
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from wxbot.db import is_mysql
+from wxbot.db import delete_some, is_mysql
 from wxbot.dialog.context import contexts
 from wxbot.dialog.flow import WINDOW_COLUMN
 from wxbot.llm.models import LlmAnswer, Memory
@@ -139,13 +139,7 @@ class MemoryStore:
     def forget_old_answers(self, conn: Connection, older_than: float, limit: int) -> int:
         """Delete up to ``limit`` kept LLM answers given before ``older_than`` (promoted or
         not: a promoted one's entry lives on in the knowledge base); how many went."""
-        old = conn.execute(
-            select(answers.c.id).where(answers.c.created_at < older_than).limit(limit)
-        )
-        ids = old.scalars().all()
-        if ids:
-            conn.execute(delete(answers).where(answers.c.id.in_(ids)))
-        return len(ids)
+        return delete_some(conn, answers.c.id, answers.c.created_at < older_than, limit)
 
 
 # --- reading ----------------------------------------------------------------------------------

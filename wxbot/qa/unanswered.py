@@ -9,7 +9,7 @@ from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from wxbot.db import is_mysql
+from wxbot.db import delete_some, is_mysql
 from wxbot.qa.models import CHUNK, MAX_QUESTION_CHARS
 from wxbot.qa.store import unanswered
 from wxbot.qa.text import question_key
@@ -76,19 +76,7 @@ def list_unanswered(
 def prune_unanswered(conn: Connection, older_than: float, limit: int) -> int:
     """Delete up to ``limit`` unanswered questions last asked before ``older_than``; how many
     went (a flood of distinct questions no longer grows the table for ever)."""
-    ids = (
-        conn.execute(
-            select(unanswered.c.id).where(unanswered.c.last_asked_at < older_than).limit(limit)
-        )
-        .scalars()
-        .all()
-    )
-    if not ids:
-        return 0
-    done = conn.execute(
-        delete(unanswered).where(unanswered.c.id.in_(ids), unanswered.c.last_asked_at < older_than)
-    )
-    return int(done.rowcount)
+    return delete_some(conn, unanswered.c.id, unanswered.c.last_asked_at < older_than, limit)
 
 
 def count_unanswered(conn: Connection) -> int:
