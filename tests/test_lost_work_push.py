@@ -178,3 +178,33 @@ def test_a_stopping_process_does_not_look(push_app, monkeypatch) -> None:  # typ
     say(bot, "u2", "你好")
     assert bot.lost_work._next_look == 0.0  # no look was due-checked, none started
     assert looks == []
+
+
+def test_lost_work_the_next_message_owned_up_to_is_not_pushed_too(
+    push_app, fake_apis, clock, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The user writes after the work counts as lost but before a look found it: their reply
+    carried the notice; the look that follows (perhaps prompted by that very message) pushed it
+    again."""
+    bot = _slow_bot(push_app())
+    msg = _worker_dies(bot, monkeypatch)
+    clock.advance(bot.lost_work.lost_after + 1)
+    bot.lost_work._next_look = clock() + 30  # this process's look is not due yet
+    assert content(say(bot, "u1", "你好")).startswith(LOST)
+    assert bot.lost_work.look() == 0
+    assert fake_apis.pushed == [] and fake_apis.hits["send"] == 0
+    assert _status(bot, msg.dedup_key) == "done"  # settled: no later look considers it
+
+
+def test_lost_work_of_a_context_evicted_and_created_again_is_still_pushed(
+    push_app, fake_apis, clock, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The new context never knew of the work, so the user's message said nothing of it."""
+    bot = _slow_bot(push_app())
+    _worker_dies(bot, monkeypatch)
+    clock.advance(bot.settings.session_ttl + 1)
+    bot.clean_up()  # expired and evicted
+    bot.lost_work._next_look = clock() + 30
+    assert not content(say(bot, "u1", "你好")).startswith(LOST)
+    assert bot.lost_work.look() == 1
+    assert fake_apis.pushed[0]["touser"] == "u1"

@@ -49,7 +49,8 @@ class SeenMessage(Base):
     dedup_key: Mapped[str] = mapped_column(String(191), primary_key=True)
     openid: Mapped[str] = mapped_column(String(OPENID_LEN))
     reply: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON of Reply.to_dict
-    status: Mapped[str] = mapped_column(String(16), default="done")  # done | pending | late
+    # done | pending | late | to_push (wxbot/dialog/context.py)
+    status: Mapped[str] = mapped_column(String(16), default="done")
     attempts: Mapped[int] = mapped_column(Integer, default=1)  # deliveries seen (WeChat retries)
     created_at: Mapped[float] = mapped_column(Double)
 

@@ -35,7 +35,7 @@ seen = SeenMessage.__table__
 @dataclass
 class SeenRecord:
     reply: str | None
-    status: str  # done | pending | late
+    status: str  # done | pending | late | to_push
     attempts: int
 
 
@@ -272,7 +272,11 @@ def delete_expired(conn: Connection, now: float, limit: int = 1000) -> int:
 # A seen record's status: answered (``reply`` holds the answer), its slow work under way,
 # or under way and its user told 「还在处理中」 (the result is then pushed or kept).
 DONE, PENDING, LATE = "done", "pending", "late"
-SEEN_STATUSES = (DONE, PENDING, LATE)
+# Its slow work given up on by a stopping process after its user was told 「还在处理中」:
+# ``reply`` holds the apology, which a staying process's lost-work look pushes (slow.py).
+TO_PUSH = "to_push"
+SEEN_STATUSES = (DONE, PENDING, LATE, TO_PUSH)
+ANSWERED = (DONE, TO_PUSH)  # a record whose reply another delivery of its message gets
 
 
 def prune_seen(conn: Connection, older_than: float, limit: int = 5000) -> int:

@@ -232,7 +232,7 @@ class Bot:
     ) -> tuple[Reply, str] | Pending:
         """Another delivery of a message already recorded: count it, answer from the record."""
         store.bump_seen_attempts(conn, msg.dedup_key)
-        if record.status == "done" and record.reply is not None:
+        if record.status in store.ANSWERED and record.reply is not None:
             return reply_from_dict(json.loads(record.reply)), "duplicate"
         return Pending(future=None, attempts=record.attempts + 1)
 

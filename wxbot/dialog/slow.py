@@ -14,7 +14,11 @@ language).
 Stopping (a deploy's SIGTERM, a reload, a recycled worker): ``begin_drain`` starts the stop
 clock, requests stop holding on at its deadline, and ``close`` lets the work under way finish
 until then, gives up on the rest (their users get the apology, as for a failed resume, instead
-of nothing and a lost-work notice minutes later) and logs what it gave up on.
+of nothing and a lost-work notice minutes later) and logs what it gave up on. A stopping process
+pushes nothing (gunicorn's SIGKILL comes seconds after the drain; a push may take 12 s): where
+the customer-service API is configured, a user told 「还在处理中」 gets the apology by push from
+a process that stays (or this one after its restart), whose lost-work look (lost_work.py) finds
+the record marked TO_PUSH; else, or if that push is refused, with their next message.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from wxbot import errors, metrics
 from wxbot.config import Settings
 from wxbot.db import transaction, with_retries
 from wxbot.dialog import context as store
-from wxbot.dialog import words
+from wxbot.dialog import delivery, words
 from wxbot.dialog.daemon_pool import DaemonThreads
 from wxbot.dialog.flow import Deferred
 from wxbot.i18n import Message
@@ -61,6 +65,10 @@ DRAIN_SECONDS = 20.0
 RESUME_GRACE = 2.0  # past the drain: work already writing its result gets this much longer
 HOLD_SLICE = 0.25  # a held request looks at the stop clock this often
 RUNNING, RESUMING, ABANDONED = "running", "resuming", "abandoned"
+# A record marked TO_PUSH also has its apology in the user's outbox for their next message.
+# The lost-work look of any process claims it (then done) and pushes the apology instead,
+# unless the next message carried it first.
+TO_PUSH, ANSWERED = store.TO_PUSH, store.ANSWERED
 # Slow work under way or queued, per worker thread, before new work is refused (answered at
 # once as if its service had failed). Without a bound, a service that hangs while messages
 # keep asking it queues their work (message, closure, future) without end. 16 per thread:
@@ -135,6 +143,10 @@ class SlowPath:
         self.settings = settings
         self.resumer = resumer
         self.push = push
+        # Whether the lost-work look pushes (an AppSecret gives every process the customer-
+        # service API: wxbot/services/build_services): work this process gives up on when it
+        # stops is then left for that look, marked TO_PUSH, rather than for the next message.
+        self.pushed_later = bool(settings.appsecret)
         self._pool = DaemonThreads(workers, "wxbot-deferred")
         self._jobs: set[_Job] = set()
         self._max_jobs = max_jobs if max_jobs is not None else workers * BACKLOG_PER_WORKER
@@ -231,9 +243,40 @@ class SlowPath:
         )
         for job in given_up:
             metrics.deferred("abandoned")
-            # kept for the next message, not pushed: a push may take its whole 12 s budget,
-            # and the process has seconds left before gunicorn's SIGKILL
-            _settle(job.future, self._apologise(job.msg, push=False))
+            _settle(job.future, self._give_up(job.msg))
+
+    def _give_up(self, msg: Inbound) -> Reply:
+        """The apology for work given up on: the message's answer (for WeChat's retry, at a
+        container that stays), and for a user told 「还在处理中」 kept for their next message
+        and, where pushes go, marked TO_PUSH for a staying process's lost-work look. Not
+        pushed from here: a push may take its whole 12 s budget, and the process has seconds
+        left before gunicorn's SIGKILL."""
+        reply = Text(self.resumer.localised(msg, words.APOLOGY))
+        try:
+            with_retries(lambda: self._record_given_up(msg, reply))
+        except Exception:  # the database is down: the lost-work notice will say it later
+            log.exception("recording the apology for %s failed", msg.dedup_key)
+        return reply
+
+    def _record_given_up(self, msg: Inbound, reply: Reply) -> None:
+        """One transaction under the user's lock (taken first, as every step takes it), so a
+        look never finds the TO_PUSH mark without the apology in the outbox it removes."""
+        with transaction(self.engine) as conn:
+            ctx, _ = store.lock_context(conn, msg.openid)
+            record = store.find_seen(conn, msg.dedup_key, lock=True)
+            if record is None or record.status not in (store.PENDING, store.LATE):
+                return  # the user unsubscribed, or the message was answered already
+            late = record.status == store.LATE
+            status = TO_PUSH if late and self.pushed_later else store.DONE
+            store.update_seen(conn, msg.dedup_key, reply=dump_reply(reply), status=status)
+            if ctx is None:  # expired and evicted: only a push can tell them
+                return
+            under_way = delivery.working(ctx)
+            under_way.pop(msg.dedup_key, None)  # answered: no lost-work notice later
+            delivery.set_working(ctx, under_way)
+            if late:
+                delivery.queue_late(ctx, reply)
+            store.save_slots(conn, ctx)
 
     def _claim(self, job: _Job) -> bool:
         """The work came back: resume it, unless a stop gave up on it meanwhile."""
@@ -286,7 +329,7 @@ class SlowPath:
             self._deliver_late(msg, reply)
         return reply
 
-    def _apologise(self, msg: Inbound, push: bool = True) -> Reply:
+    def _apologise(self, msg: Inbound) -> Reply:
         """A resume that failed: the apology is the message's answer, delivered like a result
         (to the delivery waiting, or pushed or kept when the user was told we are still
         working), and the work is no longer under way, so the user's next message does not
@@ -298,7 +341,7 @@ class SlowPath:
             log.exception("recording the apology for %s failed", msg.dedup_key)
             return reply
         if late:
-            self._deliver_late(msg, reply, push)
+            self._deliver_late(msg, reply)
         try:
             with_retries(lambda: self.resumer.forget_work(msg))
         except Exception:
@@ -312,9 +355,9 @@ class SlowPath:
             store.update_seen(conn, dedup_key, reply=dump_reply(reply), status="done")
         return record is not None and record.status == "late"
 
-    def _deliver_late(self, msg: Inbound, reply: Reply, push: bool = True) -> None:
+    def _deliver_late(self, msg: Inbound, reply: Reply) -> None:
         """A result for a user told 「还在处理中」: pushed, or kept for their next message."""
-        if push and self._push(msg.openid, reply):
+        if self._push(msg.openid, reply):
             return
         try:
             with_retries(lambda: self.resumer.queue_late(msg.openid, reply))
@@ -381,7 +424,7 @@ class SlowPath:
             except Exception as exc:  # a database blip while polling: poll again
                 log.info("polling %s failed: %s", dedup_key, exc)
                 record = None
-            if record is not None and record.status == "done" and record.reply:
+            if record is not None and record.status in ANSWERED and record.reply:
                 return reply_from_dict(json.loads(record.reply))
             if time.monotonic() >= self._until(until):
                 return None
@@ -390,7 +433,7 @@ class SlowPath:
     def _mark_late(self, msg: Inbound) -> tuple[Reply, str]:
         with transaction(self.engine) as conn:
             record = store.find_seen(conn, msg.dedup_key, lock=True)
-            if record is not None and record.status == "done" and record.reply:
+            if record is not None and record.status in ANSWERED and record.reply:
                 return reply_from_dict(json.loads(record.reply)), DONE
             store.update_seen(conn, msg.dedup_key, status="late")
         return Text(self.resumer.localised(msg, words.STILL_WORKING)), STILL_WORKING
