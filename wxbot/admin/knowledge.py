@@ -63,6 +63,18 @@ def create_knowledge() -> tuple[Response, dict[str, str]]:
     return entry_json(ops.entry(entry_id), 201), {"Location": location}
 
 
+@bp.get("/knowledge/match")
+def match_knowledge() -> Response:
+    """Why a question gets the answer it does: ``?q=...&language=xx`` (language: the user's;
+    left out, the one the bot gives a new user sending q). The decision (answer / suggest /
+    unknown, and by what), the ranked candidates with their scores, the thresholds in force
+    (wxbot.qa.explain). 422 for a missing, blank or over-long q or an unknown language."""
+    if "q" not in request.args:
+        raise ApiError(422, "missing q: /admin/api/knowledge/match?q=<the question>")
+    explained = admin().match_question(request.args["q"], request.args.get("language"))
+    return jsonify(explained.to_dict())
+
+
 @bp.get("/knowledge/<int:entry_id>")
 def get_knowledge(entry_id: int) -> Response:
     return entry_json(admin().entry(entry_id))

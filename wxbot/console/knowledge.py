@@ -63,6 +63,45 @@ def knowledge() -> str:
     )
 
 
+# how KnowledgeBase.explain's decision was made (wxbot.qa.explain), in words
+MATCH_BY = {
+    "learned": "学到的问法（用户在「你是不是想问」里选过，完全一致时直接回答）",
+    "words": "只按词语匹配",
+    "fusion": "词语 + 语义融合",
+}
+MATCH_MEANING = {
+    "off": "未开启（没有设置 WXBOT_EMBEDDING_URL）",
+    "skipped": "没有用到：按词语已经足够确定",
+    "unavailable": "没有结果（问题还没有向量，或语义服务慢、不可用）",
+    "used": "已使用（参与融合）",
+}
+
+
+@bp.get("/knowledge/match")
+def knowledge_match() -> tuple[str, int]:
+    """试一试: what the bot answers a question, and what from (KnowledgeBase.explain)."""
+    asked = request.args.get("q")
+    language = request.args.get("language", "")
+    explained, error, status = None, "", 200
+    if asked is not None:
+        try:
+            explained = admin().match_question(asked, language)
+        except AdminError as exc:
+            error, status = labels.reason(exc.reason), exc.status
+    html = render_template(
+        "console/knowledge_match.html",
+        nav="knowledge",
+        tab="entries",
+        q=asked or "",
+        language=language,
+        x=explained,
+        error=error,
+        by=MATCH_BY,
+        meaning=MATCH_MEANING,
+    )
+    return html, status
+
+
 @bp.get("/knowledge/search.json")
 def knowledge_search() -> Response:
     """Entries whose questions or answer contain ``q`` (the attach box's suggestions)."""

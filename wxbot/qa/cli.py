@@ -17,6 +17,7 @@ from flask.cli import with_appcontext
 from sqlalchemy.exc import DBAPIError
 
 from wxbot.qa import synonyms as synonym_store
+from wxbot.qa.cli_match import match_command
 from wxbot.qa.formats import ALL_FORMATS, FormatError, detect_format, export_items, write
 from wxbot.qa.importer import import_files, named_synonyms
 
@@ -25,7 +26,7 @@ MAX_ERRORS_SHOWN = 200
 
 @click.group("kb")
 def kb() -> None:
-    """The knowledge base: import and export question/answer files."""
+    """The knowledge base: import and export question/answer files, explain a match."""
 
 
 @kb.command("import")
@@ -291,3 +292,6 @@ def _write_file(file: str, write_all: Callable[[IO[Any]], int], binary: bool = F
         return count
     except OSError as exc:
         raise click.ClickException(f"cannot write {file}: {exc.strerror}") from None
+
+
+kb.add_command(match_command)  # `wxbot kb match`, in its own module

@@ -19,6 +19,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection, Engine
 
 from wxbot.qa.embeddings import Semantic
+from wxbot.qa.explain import LEARNED, WORDS, Explanation, Trace, explanation
 from wxbot.qa.freshness import FreshIndex
 from wxbot.qa.hits import HitCounter
 from wxbot.qa.index import Hit
@@ -123,13 +124,23 @@ class KnowledgeBase(FreshIndex):
         The word index proposes RERANK_POOL candidates; each is scored by both rankers and
         the evidence fused (WEIGHTS) into ``confidence``. With ``language``, entries in another
         language score OTHER_LANGUAGE x their score (entries without one are for everyone)."""
+        return self._search(text, limit, language, None)
+
+    def _search(
+        self, text: str, limit: int, language: str | None, trace: Trace | None
+    ) -> list[Hit]:
+        """search(); with a ``trace`` (explain), every candidate scored is noted in it with
+        its evidence, the ones past ``limit`` too."""
         w = self.weights
         rescored = []
-        for h, ev in self.evidence(text, limit, language):
+        scored = self.evidence(text, limit, language)
+        for h, ev in scored:
             score = w.overlap * h.overlap + w.text * ev.text + w.question * ev.question
             score += w.share * ev.share
             rescored.append(replace(h, confidence=score * ev.language))
         rescored.sort(key=lambda h: (h.confidence, h.bm25), reverse=True)
+        if trace is not None:
+            trace.words(rescored, scored)
         return rescored[:limit]
 
     def evidence(
@@ -180,20 +191,43 @@ class KnowledgeBase(FreshIndex):
         learned from did-you-mean picks answers its entry when asked exactly, before any
         ranking (which never sees it: freshness.LearnedKeys).
         """
+        return self._lookup(text, suggestions, language, None)
+
+    def explain(self, text: str, language: str | None = None, suggestions: int = 3) -> Explanation:
+        """The decision ``lookup`` makes for ``text`` (the very same: one code path), with
+        what it was made from: the ranked candidates and their evidence, the semantic
+        similarities where meaning was asked, the thresholds (explain.py). In memory; no hit
+        is counted."""
+        trace = Trace()
+        found = self._lookup(text, suggestions, language, trace)
+        return explanation(self, text[:MAX_QUERY_CHARS], language, found, trace)
+
+    def _lookup(
+        self, text: str, suggestions: int, language: str | None, trace: Trace | None
+    ) -> Lookup:
+        """lookup(); with a ``trace`` (explain), what the decision was made from is noted in
+        it on the way (the decision itself does not look at it)."""
         if self.semantic is not None:  # questions left without a vector by a failed job
             self.semantic.retry_missing()
         text = text[:MAX_QUERY_CHARS]
         learned = self._learned_match(text)
         if learned is not None:
+            if trace is not None:
+                trace.by = LEARNED
             return Lookup(learned)
         pool = RERANK_POOL if self.semantic is not None else max(suggestions, 2)
-        hits = self.search(text, limit=pool, language=language)
+        hits = self._search(text, pool, language, trace)
         sure = bool(hits) and self._sure(hits)
         near = self._semantic(text, language) if self.semantic is not None and not sure else None
+        if trace is not None:
+            trace.meaning(self.semantic is not None, sure, near)
         if near:
-            return self._fused(hits, near, suggestions)
+            return self._fused(hits, near, suggestions, trace)
         hits = hits[: max(suggestions, 2)]
         matches = [m for m in map(self._match, hits) if m is not None]
+        if trace is not None:
+            trace.by = WORDS
+            trace.lead = self._lead(hits) if hits else None
         if hits and self.answers(hits) and matches and matches[0].entry_id == hits[0].entry_id:
             return Lookup(matches[0])
         return Lookup(None, tuple(m for m in matches if m.confidence >= self.suggest)[:suggestions])
@@ -232,10 +266,14 @@ class KnowledgeBase(FreshIndex):
     def answers(self, hits: list[Hit]) -> bool:
         """Is the best of these ranked hits confident enough to answer? (See CONFIDENT.)"""
         top = hits[0].confidence
-        lead = top - max(hits[1].confidence if len(hits) > 1 else 0.0, self.floor)
+        lead = self._lead(hits)
         if lead < self.tie:
             return False
         return top >= self.sure or (top >= self.confident and lead >= self.margin)
+
+    def _lead(self, hits: list[Hit]) -> float:
+        """How far the best hit leads the runner-up, or RUNNER_UP_FLOOR if that is higher."""
+        return hits[0].confidence - max(hits[1].confidence if len(hits) > 1 else 0.0, self.floor)
 
     def _sure(self, hits: list[Hit]) -> bool:
         return hits[0].confidence >= self.sure and self.answers(hits)
@@ -251,10 +289,18 @@ class KnowledgeBase(FreshIndex):
             near.sort(key=lambda item: -item[1])
         return near
 
-    def _fused(self, hits: list[Hit], near: list[tuple[int, float]], suggestions: int) -> Lookup:
+    def _fused(
+        self,
+        hits: list[Hit],
+        near: list[tuple[int, float]],
+        suggestions: int,
+        trace: Trace | None = None,
+    ) -> Lookup:
         assert self.semantic is not None
         lexical_answers = bool(hits) and self.answers(hits)
         decision = self.semantic.fusion.decide(hits, near, lexical_answers, self.suggest)
+        if trace is not None:
+            trace.fused(self.semantic.fusion, hits, near, lexical_answers, decision)
         chosen = (
             None if decision.answer is None else self._entry(decision.answer, decision.confidence)
         )
@@ -268,6 +314,23 @@ class KnowledgeBase(FreshIndex):
 
     def entry(self, entry_id: int) -> Match | None:
         return self._entry(entry_id, 1.0)
+
+    def title(self, entry_id: int) -> str:
+        """The entry's main question ("" if it has none now)."""
+        return self._questions.get(entry_id, "").partition("\n")[0]
+
+    def thresholds(self) -> dict[str, object]:
+        """The decision's values in force (explain)."""
+        return {
+            "confident": self.confident,
+            "suggest": self.suggest,
+            "margin": self.margin,
+            "sure": self.sure,
+            "tie": self.tie,
+            "floor": self.floor,
+            "other_language": OTHER_LANGUAGE,
+            "weights": self.weights._asdict(),
+        }
 
     def _entry(self, entry_id: int, confidence: float) -> Match | None:
         answer = self._answers.get(entry_id)

@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 from wxbot.admin.ops.base import AdminBase, AdminError, T
 from wxbot.qa import formats, store, writer
 from wxbot.qa import synonyms as synonym_store
+from wxbot.qa.explain import Explanation, QueryError, check_query, user_language
 from wxbot.qa.formats import MISSING
 from wxbot.qa.models import MAX_ANSWER_CHARS
 
@@ -137,6 +138,23 @@ class KnowledgeOps(AdminBase):
             return [(e, titles[e], best[e]) for e in ids if e in titles]
 
         return self.read(work)
+
+    def match_question(self, text: object, language: object = None) -> Explanation:
+        """What the bot decides for ``text`` sent by a user of ``language`` (none given: a new
+        user sending it, whose language is detected from it, else the default language), and
+        what from (KnowledgeBase.explain). 422 for a blank or over-long question or an unknown
+        language. Nothing is counted (hits, metrics) or stored."""
+        kb = self.bot.deps.kb
+        if kb is None or not hasattr(kb, "explain"):
+            raise AdminError(503, "this process has no knowledge base to match against")
+        try:
+            question = check_query(text)
+            language = user_language(question, language, self.settings.default_language)
+        except QueryError as exc:
+            raise AdminError(422, str(exc)) from None
+        self.read(kb.refresh_if_stale)
+        explained: Explanation = kb.explain(question, language)
+        return explained
 
     def export_items(self) -> list[formats.Item]:
         """Every entry, oldest first: what `wxbot kb export` writes."""
