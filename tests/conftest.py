@@ -8,6 +8,7 @@ When CI=true an unreachable MySQL is an error, not a skip.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy.engine import make_url
 from tests.mysql_schema import replay
 from wxbot import create_app
 from wxbot.migrations.schema import upgrade
+from wxbot.stats import DailyCounters
 
 MYSQL_SERVER_URL = os.environ.get(
     "WXBOT_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4"
@@ -134,3 +136,34 @@ def bot(app):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def client(app):  # type: ignore[no-untyped-def]
     return app.test_client()
+
+
+@pytest.fixture(autouse=True)
+def counts_written_by_the_end() -> Iterator[None]:
+    """Every DailyCounters a test makes (each Bot has one) has written its counts once the
+    test and its fixtures are done. A Bot a test built and never closed kept its counts for
+    the counters' atexit hook, which wrote them when pytest exited, into a database dropped
+    long before: "writing N daily counters failed; kept for later" at the end of the suite."""
+    made: list[DailyCounters] = []
+    real_init = DailyCounters.__init__
+
+    def init(self: DailyCounters, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        made.append(self)
+
+    DailyCounters.__init__ = init  # type: ignore[method-assign]
+    try:
+        yield  # (autouse: set up before, so torn down after, the test's other fixtures)
+    finally:
+        DailyCounters.__init__ = real_init  # type: ignore[method-assign]
+    deadline = time.monotonic() + 2.0  # a write under way in the counters' own thread
+    while any(c.waiting() for c in made) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    left = [c for c in made if c.waiting()]
+    made.clear()
+    if left:
+        pytest.fail(
+            f"{len(left)} daily counters still hold counts at the end of the test: close the"
+            " Bot it built (bot.close() writes them) before its database goes",
+            pytrace=False,
+        )

@@ -9,12 +9,15 @@ and in-process `chat` still load it before the first message.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from flask import Flask
 
+import wxbot
 import wxbot.serving
 from wxbot import create_app
 from wxbot.cli import cli
@@ -25,9 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def builds(monkeypatch, tmp_path) -> list[int]:  # type: ignore[no-untyped-def]
+def builds(monkeypatch, tmp_path) -> Iterator[list[int]]:  # type: ignore[no-untyped-def]
     """A database with the starter knowledge, the CLI pointed at it, and a list that gets
-    one item per full index build."""
+    one item per full index build. The apps the commands build are closed afterwards (the
+    command line leaves its bot to the process's exit: an in-process chat's counts would
+    wait for pytest's)."""
     url = f"sqlite:///{tmp_path / 'wxbot.sqlite3'}"
     app = create_app({"database_url": url})
     try:
@@ -48,7 +53,17 @@ def builds(monkeypatch, tmp_path) -> list[int]:  # type: ignore[no-untyped-def]
         return build(self, snap)
 
     monkeypatch.setattr(FreshIndex, "_build", counted)
-    return calls
+    built: list[Flask] = []
+
+    def recorded(*args: Any, **kwargs: Any) -> Flask:
+        built.append(create_app(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(wxbot, "create_app", recorded)  # (the command line's, looked up per call)
+    yield calls
+    for cli_app in built:
+        cli_app.extensions["wxbot.bot"].close()
+        cli_app.extensions["wxbot.engine"].dispose()
 
 
 @pytest.mark.parametrize(

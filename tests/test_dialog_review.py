@@ -34,7 +34,9 @@ def rbot(make_app, clock):  # type: ignore[no-untyped-def]
     table = build_table()
     table.routers.insert(0, _long_answer)
     base = app.extensions["wxbot.bot"]
-    return Bot(base.engine, base.settings, base.deps, table=table, clock=clock)
+    bot = Bot(base.engine, base.settings, base.deps, table=table, clock=clock)
+    yield bot
+    bot.close()  # (its counts are written while its database is still there)
 
 
 def _row(bot: Bot, openid: str):  # type: ignore[no-untyped-def]

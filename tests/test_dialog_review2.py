@@ -38,7 +38,9 @@ def rbot(make_app, clock, fake_apis: FakeApis):  # type: ignore[no-untyped-def]
     table = build_table()
     table.routers.insert(0, _long_answer)
     base = app.extensions["wxbot.bot"]
-    return Bot(base.engine, base.settings, base.deps, table=table, clock=clock)
+    bot = Bot(base.engine, base.settings, base.deps, table=table, clock=clock)
+    yield bot
+    bot.close()  # (its counts are written while its database is still there)
 
 
 @pytest.fixture

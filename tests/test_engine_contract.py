@@ -52,6 +52,8 @@ def _step(turn: Turn) -> Outcome:
 
 @pytest.fixture
 def make_bot(make_app, clock):  # type: ignore[no-untyped-def]
+    bots: list[Bot] = []
+
     def build(**overrides):  # type: ignore[no-untyped-def]
         app = make_app(**overrides)
         table = build_table()
@@ -60,9 +62,12 @@ def make_bot(make_app, clock):  # type: ignore[no-untyped-def]
         base = app.extensions["wxbot.bot"]
         bot = Bot(base.engine, base.settings, base.deps, table=table, clock=clock)
         bot.deps.services = {}
+        bots.append(bot)
         return bot
 
-    return build
+    yield build
+    for bot in bots:  # before make_app's teardown drops the database: their counts are written
+        bot.close()
 
 
 @pytest.fixture
