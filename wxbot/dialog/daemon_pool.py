@@ -44,4 +44,7 @@ class DaemonThreads:
                 task()
             except BaseException:  # a task's bug must not cost the pool a thread
                 log.exception("slow work crashed")
+            # An idle thread must not keep its last task (the message, the bot it ran for)
+            # alive until the next one arrives, maybe never.
+            del task
             self._idle.release()
