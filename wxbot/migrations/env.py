@@ -1,6 +1,8 @@
 """Alembic environment: runs against the engine the app hands over (see
 wxbot.migrations.schema.upgrade)."""
 
+from contextlib import nullcontext
+
 from alembic import context
 from sqlalchemy import create_engine
 
@@ -9,7 +11,9 @@ engine = config.attributes.get("engine")
 if engine is None:  # plain `alembic` command line: needs sqlalchemy.url in the config
     engine = create_engine(config.get_main_option("sqlalchemy.url"))
 
-with engine.connect() as connection:
+# MySQL: the connection holding the upgrade lock (wxbot.migrations.guard.upgrade_lock)
+locked = config.attributes.get("connection")
+with nullcontext(locked) if locked is not None else engine.connect() as connection:
     sqlite = connection.dialect.name == "sqlite"
     # SQLite: our engine emits BEGIN IMMEDIATE on begin, and SQLite's DDL is transactional,
     # but Alembic assumes it is not and commits after each revision: a second process

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, inspect, text
+from sqlalchemy import Connection, Engine, MetaData, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from wxbot.redaction import display_url, hide_sql_parameters, redact
@@ -52,6 +52,7 @@ MODEL_MODULES = (
 CORE_TABLES = frozenset({"contexts", "seen_messages"})
 LOCK_POLL = 5  # seconds per GET_LOCK call: the wait is logged between calls
 MISSING, BEHIND, CURRENT, NEWER, FOREIGN = "missing", "behind", "current", "newer", "foreign"
+INCOMPLETE = "incomplete"  # at this release's revision, but some of its tables are gone
 
 
 class SchemaError(Exception):
@@ -60,7 +61,7 @@ class SchemaError(Exception):
 
 @dataclass(frozen=True)
 class SchemaStatus:
-    state: str  # MISSING, BEHIND, CURRENT, NEWER or FOREIGN
+    state: str  # MISSING, BEHIND, CURRENT, NEWER, FOREIGN or INCOMPLETE
     revision: str | None  # the database's revision(s), comma-separated
     message: str  # one line for the operator
 
@@ -143,6 +144,15 @@ def schema_status(engine: Engine) -> SchemaStatus:
             " revision: it belongs to another application; give wxbot a database of its own",
         )
     if heads == need:
+        gone = owned_tables() - tables
+        if gone:  # served, every message touching them got the apology ("no such table")
+            return SchemaStatus(
+                INCOMPLETE,
+                revision,
+                f"the schema is at {revision} but tables {_names(gone)} are missing (dropped"
+                " by hand, or a partial restore): restore them from a backup; migrations"
+                " do not make again what their version says is there",
+            )
         return SchemaStatus(CURRENT, revision, f"the schema is at {revision}")
     return SchemaStatus(
         BEHIND,
@@ -161,11 +171,17 @@ def _lock_name(conn: Any) -> str:
 
 
 @contextmanager
-def upgrade_lock(engine: Engine, wait: float) -> Iterator[None]:
+def upgrade_lock(engine: Engine, wait: float) -> Iterator[Connection | None]:
     """Hold the database's upgrade lock (MySQL/MariaDB) for the block; wait up to ``wait``
-    seconds for another process's upgrade to finish, then give up with a SchemaError."""
+    seconds for another process's upgrade to finish, then give up with a SchemaError.
+
+    Yields the connection holding the lock, for the migrations to run on (None on SQLite):
+    a statement whose process was killed keeps running on the server (a long ALTER does not
+    notice the closed socket until it answers), and the lock must last as long. Held by an
+    idle connection of its own, it died with the process, and the next container migrated
+    alongside the dead one's ALTER ("Duplicate key name")."""
     if engine.dialect.name not in ("mysql", "mariadb"):
-        yield  # SQLite: BEGIN IMMEDIATE serialises the whole upgrade
+        yield None  # SQLite: BEGIN IMMEDIATE serialises the whole upgrade
         return
     with engine.connect() as conn:
         name = _lock_name(conn)
@@ -186,7 +202,7 @@ def upgrade_lock(engine: Engine, wait: float) -> Iterator[None]:
                 )
             log.info("waiting for another process's schema upgrade (lock %r)", name)
         try:
-            yield
+            yield conn
         finally:
             try:
                 conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})

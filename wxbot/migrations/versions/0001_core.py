@@ -7,6 +7,8 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
+from wxbot.migrations import resumable
+
 revision = "0001_core"
 down_revision = None
 branch_labels = None
@@ -16,7 +18,7 @@ MYSQL = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engi
 
 
 def upgrade() -> None:
-    op.create_table(
+    resumable.create_table(
         "contexts",
         sa.Column("openid", sa.String(64), primary_key=True),
         sa.Column("state", sa.String(32), nullable=False, server_default="WAIT_QUERY"),
@@ -30,8 +32,8 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer, nullable=False, server_default="0"),
         **MYSQL,
     )
-    op.create_index("ix_contexts_expires_at", "contexts", ["expires_at"])
-    op.create_table(
+    resumable.create_index("ix_contexts_expires_at", "contexts", ["expires_at"])
+    resumable.create_table(
         "seen_messages",
         sa.Column("dedup_key", sa.String(191), primary_key=True),
         sa.Column("openid", sa.String(64), nullable=False),
@@ -41,8 +43,8 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Double, nullable=False),
         **MYSQL,
     )
-    op.create_index("ix_seen_messages_created_at", "seen_messages", ["created_at"])
-    op.create_index("ix_seen_messages_openid", "seen_messages", ["openid"])
+    resumable.create_index("ix_seen_messages_created_at", "seen_messages", ["created_at"])
+    resumable.create_index("ix_seen_messages_openid", "seen_messages", ["openid"])
 
 
 def downgrade() -> None:

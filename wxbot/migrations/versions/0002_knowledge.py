@@ -7,6 +7,8 @@ Revises: 0001_core
 import sqlalchemy as sa
 from alembic import op
 
+from wxbot.migrations import resumable
+
 revision = "0002_knowledge"
 down_revision = "0001_core"
 branch_labels = None
@@ -16,7 +18,7 @@ MYSQL = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engi
 
 
 def upgrade() -> None:
-    op.create_table(
+    resumable.create_table(
         "kb_entries",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("answer", sa.Text, nullable=False),
@@ -30,8 +32,8 @@ def upgrade() -> None:
         **MYSQL,
     )
     # unsubscribe clears taught_by: without an index that would scan every entry
-    op.create_index("ix_kb_entries_taught_by", "kb_entries", ["taught_by"])
-    op.create_table(
+    resumable.create_index("ix_kb_entries_taught_by", "kb_entries", ["taught_by"])
+    resumable.create_table(
         "kb_questions",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column(
@@ -45,9 +47,9 @@ def upgrade() -> None:
         sa.Column("position", sa.Integer, nullable=False, server_default="0"),
         **MYSQL,
     )
-    op.create_index("ix_kb_questions_entry_id", "kb_questions", ["entry_id"])
-    op.create_index("uq_kb_questions_qkey", "kb_questions", ["qkey"], unique=True)
-    op.create_table(
+    resumable.create_index("ix_kb_questions_entry_id", "kb_questions", ["entry_id"])
+    resumable.create_index("uq_kb_questions_qkey", "kb_questions", ["qkey"], unique=True)
+    resumable.create_table(
         "kb_unanswered",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("qkey", sa.String(40), nullable=False),
@@ -57,25 +59,25 @@ def upgrade() -> None:
         sa.Column("last_asked_at", sa.Double, nullable=False),
         **MYSQL,
     )
-    op.create_index("uq_kb_unanswered_qkey", "kb_unanswered", ["qkey"], unique=True)
-    op.create_index("ix_kb_unanswered_count", "kb_unanswered", ["count"])
-    op.create_table(
+    resumable.create_index("uq_kb_unanswered_qkey", "kb_unanswered", ["qkey"], unique=True)
+    resumable.create_index("ix_kb_unanswered_count", "kb_unanswered", ["count"])
+    resumable.create_table(
         "kb_meta",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("updated_at", sa.Double, nullable=False, server_default="0"),
         **MYSQL,
     )
-    op.bulk_insert(
-        sa.table(
-            "kb_meta",
-            sa.column("id", sa.Integer),
-            sa.column("version", sa.BigInteger),
-            sa.column("updated_at", sa.Double),
-        ),
-        [{"id": 1, "version": 0, "updated_at": 0.0}],
+    meta = sa.table(
+        "kb_meta",
+        sa.column("id", sa.Integer),
+        sa.column("version", sa.BigInteger),
+        sa.column("updated_at", sa.Double),
     )
-    op.create_table(
+    # MySQL committed the row with the next CREATE TABLE: a run that died after it left it
+    if op.get_bind().execute(sa.select(meta.c.id).where(meta.c.id == 1)).first() is None:
+        op.bulk_insert(meta, [{"id": 1, "version": 0, "updated_at": 0.0}])
+    resumable.create_table(
         "kb_changes",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("version", sa.BigInteger, nullable=False),
@@ -83,7 +85,7 @@ def upgrade() -> None:
         sa.Column("changed_at", sa.Double, nullable=False),
         **MYSQL,
     )
-    op.create_index("ix_kb_changes_version", "kb_changes", ["version"])
+    resumable.create_index("ix_kb_changes_version", "kb_changes", ["version"])
 
 
 def downgrade() -> None:

@@ -7,6 +7,8 @@ Revises: 0001_core
 import sqlalchemy as sa
 from alembic import op
 
+from wxbot.migrations import resumable
+
 revision = "0003_services"
 down_revision = "0001_core"
 branch_labels = None
@@ -16,14 +18,14 @@ MYSQL = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engi
 
 
 def upgrade() -> None:
-    op.create_table(
+    resumable.create_table(
         "phone_bindings",
         sa.Column("openid", sa.String(64), primary_key=True),
         sa.Column("phone", sa.String(20), nullable=False),
         sa.Column("verified_at", sa.Double, nullable=False),
         **MYSQL,
     )
-    op.create_table(
+    resumable.create_table(
         "sms_codes",
         sa.Column("openid", sa.String(64), primary_key=True),
         sa.Column("phone", sa.String(20), nullable=False),
@@ -35,7 +37,7 @@ def upgrade() -> None:
         sa.Column("sends", sa.Integer, nullable=False, server_default="1"),
         **MYSQL,
     )
-    op.create_table(
+    resumable.create_table(
         "wechat_tokens",
         sa.Column("appid", sa.String(64), primary_key=True),
         sa.Column("access_token", sa.String(512), nullable=False, server_default=""),

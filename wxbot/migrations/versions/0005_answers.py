@@ -11,6 +11,8 @@ from importlib import resources
 import sqlalchemy as sa
 from alembic import op
 
+from wxbot.migrations import resumable
+
 revision = "0005_answers"
 down_revision = "0004_merge"
 branch_labels = None
@@ -41,11 +43,11 @@ def _starter_groups() -> list[str]:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("kb_entries") as batch:
-        batch.add_column(sa.Column("language", sa.String(8), nullable=True))
-    with op.batch_alter_table("kb_questions") as batch:
-        batch.add_column(sa.Column("origin", sa.String(16), nullable=False, server_default=""))
-    synonyms = op.create_table(
+    resumable.add_column("kb_entries", sa.Column("language", sa.String(8), nullable=True))
+    resumable.add_column(
+        "kb_questions", sa.Column("origin", sa.String(16), nullable=False, server_default="")
+    )
+    synonyms = resumable.create_table(
         "kb_synonyms",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("words", sa.Text, nullable=False),
@@ -54,7 +56,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.Double, nullable=False),
         **MYSQL,
     )
-    op.create_table(
+    resumable.create_table(
         "kb_alias_votes",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("qkey", sa.String(40), nullable=False),
@@ -69,12 +71,12 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Double, nullable=False),
         **MYSQL,
     )
-    op.create_index("ix_kb_alias_votes_entry_id", "kb_alias_votes", ["entry_id"])
-    op.create_index("ix_kb_alias_votes_openid", "kb_alias_votes", ["openid"])
-    op.create_index(
+    resumable.create_index("ix_kb_alias_votes_entry_id", "kb_alias_votes", ["entry_id"])
+    resumable.create_index("ix_kb_alias_votes_openid", "kb_alias_votes", ["openid"])
+    resumable.create_index(
         "uq_kb_alias_votes_pick", "kb_alias_votes", ["qkey", "entry_id", "openid"], unique=True
     )
-    op.create_table(
+    resumable.create_table(
         "kb_embeddings",
         sa.Column("qkey", sa.String(40), primary_key=True),
         sa.Column("model", sa.String(100), primary_key=True),

@@ -8,6 +8,8 @@ Revises: 0004_merge
 import sqlalchemy as sa
 from alembic import op
 
+from wxbot.migrations import resumable
+
 revision = "0006_llm"
 down_revision = "0004_merge"
 branch_labels = None
@@ -17,7 +19,7 @@ MYSQL = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engi
 
 
 def upgrade() -> None:
-    op.create_table(
+    resumable.create_table(
         "memories",
         sa.Column("openid", sa.String(64), primary_key=True),
         sa.Column("history", sa.Text, nullable=False),
@@ -34,7 +36,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.Double, nullable=False),
         **MYSQL,
     )
-    op.create_table(
+    resumable.create_table(
         "llm_usage",
         sa.Column("day", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("calls", sa.Integer, nullable=False, server_default="0"),
@@ -44,7 +46,7 @@ def upgrade() -> None:
         sa.Column("cost", sa.Double, nullable=False, server_default="0"),
         **MYSQL,
     )
-    op.create_table(
+    resumable.create_table(
         "llm_answers",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("openid", sa.String(64), nullable=False),
@@ -57,8 +59,8 @@ def upgrade() -> None:
         sa.Column("entry_id", sa.Integer, nullable=True),
         **MYSQL,
     )
-    op.create_index("ix_llm_answers_openid", "llm_answers", ["openid"])
-    op.create_index("ix_llm_answers_created_at", "llm_answers", ["created_at"])
+    resumable.create_index("ix_llm_answers_openid", "llm_answers", ["openid"])
+    resumable.create_index("ix_llm_answers_created_at", "llm_answers", ["created_at"])
 
 
 def downgrade() -> None:

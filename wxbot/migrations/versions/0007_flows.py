@@ -7,6 +7,8 @@ Revises: 0004_merge
 import sqlalchemy as sa
 from alembic import op
 
+from wxbot.migrations import resumable
+
 revision = "0007_flows"
 down_revision = "0004_merge"
 branch_labels = None
@@ -16,7 +18,7 @@ MYSQL = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engi
 
 
 def upgrade() -> None:
-    op.create_table(
+    resumable.create_table(
         "user_languages",
         sa.Column("openid", sa.String(64), primary_key=True),
         sa.Column("language", sa.String(8), nullable=False),
@@ -24,7 +26,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.Double, nullable=False),
         **MYSQL,
     )
-    op.create_table(
+    resumable.create_table(
         "flow_stats",
         sa.Column("flow", sa.String(64), primary_key=True),
         sa.Column("step", sa.String(64), primary_key=True),

@@ -8,6 +8,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
+from wxbot.migrations import resumable
+
 revision = "0009_console"
 down_revision = "0004_merge"
 branch_labels = None
@@ -17,14 +19,14 @@ MYSQL = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engi
 
 
 def upgrade() -> None:
-    op.create_table(
+    resumable.create_table(
         "daily_counts",
         sa.Column("day", sa.String(10), primary_key=True),
         sa.Column("name", sa.String(32), primary_key=True),
         sa.Column("count", sa.BigInteger, nullable=False),
         **MYSQL,
     )
-    op.create_table(
+    resumable.create_table(
         "console_sessions",
         sa.Column("id_hash", sa.String(64), primary_key=True),
         sa.Column("token_hash", sa.String(64), nullable=False),
@@ -34,15 +36,15 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.Double, nullable=False),
         **MYSQL,
     )
-    op.create_index("ix_console_sessions_expires_at", "console_sessions", ["expires_at"])
-    op.create_table(
+    resumable.create_index("ix_console_sessions_expires_at", "console_sessions", ["expires_at"])
+    resumable.create_table(
         "console_login_failures",
         sa.Column("client", sa.String(64), primary_key=True),
         sa.Column("failures", sa.Integer, nullable=False),
         sa.Column("window_start", sa.Double, nullable=False),
         **MYSQL,
     )
-    op.create_table(
+    resumable.create_table(
         "console_imports",
         sa.Column("id", sa.String(32), primary_key=True),
         sa.Column("filename", sa.String(255), nullable=False),
@@ -61,7 +63,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.Double, nullable=False),
         **MYSQL,
     )
-    op.create_index("ix_console_imports_created_at", "console_imports", ["created_at"])
+    resumable.create_index("ix_console_imports_created_at", "console_imports", ["created_at"])
 
 
 def downgrade() -> None:

@@ -20,7 +20,7 @@ COLUMNS = [("contexts", "slots"), ("contexts", "history"), ("memories", "history
 
 
 def upgrade() -> None:
-    _retype(to=mysql.MEDIUMTEXT(), was=sa.Text())
+    _retype(to=mysql.MEDIUMTEXT())
 
 
 TEXT_BYTES = 65535  # what MySQL's TEXT holds
@@ -39,11 +39,19 @@ def downgrade() -> None:
                     f"cannot downgrade 0012_long_text: {table}.{column} holds {longest} bytes,"
                     f" more than TEXT's {TEXT_BYTES}; shorten or delete those rows first"
                 )
-    _retype(to=sa.Text(), was=mysql.MEDIUMTEXT())
+    _retype(to=sa.Text())
 
 
-def _retype(to: sa.types.TypeEngine, was: sa.types.TypeEngine) -> None:
-    if op.get_bind().dialect.name not in ("mysql", "mariadb"):
+def _retype(to: sa.types.TypeEngine) -> None:
+    """One ALTER per table: MariaDB/MySQL cannot change a TEXT column's type in place, so
+    each ALTER copies the whole table while writes to it wait (about 6 s per 200k contexts).
+    One column at a time, contexts went through that twice. Re-running it is harmless (a
+    column already of the type stays as it is), so a run that died half-way resumes."""
+    bind = op.get_bind()
+    if bind.dialect.name not in ("mysql", "mariadb"):
         return
-    for table, column in COLUMNS:
-        op.alter_column(table, column, type_=to, existing_type=was, existing_nullable=False)
+    kind = to.compile(dialect=bind.dialect)
+    for table in dict.fromkeys(table for table, _ in COLUMNS):
+        columns = [column for name, column in COLUMNS if name == table]
+        changes = ", ".join(f"MODIFY `{column}` {kind} NOT NULL" for column in columns)
+        op.execute(f"ALTER TABLE `{table}` {changes}")

@@ -9,6 +9,8 @@ Revises: 0012_long_text
 import sqlalchemy as sa
 from alembic import op
 
+from wxbot.migrations import resumable
+
 revision = "0013_sms_quotas"
 down_revision = "0012_long_text"
 branch_labels = None
@@ -18,7 +20,7 @@ MYSQL = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engi
 
 
 def upgrade() -> None:
-    op.create_table(
+    resumable.create_table(
         "sms_quotas",
         sa.Column("scope", sa.String(8), primary_key=True),
         sa.Column("subject", sa.String(64), primary_key=True),
@@ -28,7 +30,7 @@ def upgrade() -> None:
         sa.Column("earlier_at", sa.Double, nullable=False),
         **MYSQL,
     )
-    op.create_index("ix_sms_quotas_day", "sms_quotas", ["day"])  # finds rows to prune
+    resumable.create_index("ix_sms_quotas_day", "sms_quotas", ["day"])  # finds rows to prune
 
 
 def downgrade() -> None:

@@ -9,6 +9,8 @@ Revises: 0013_sms_quotas
 import sqlalchemy as sa
 from alembic import op
 
+from wxbot.migrations import resumable
+
 revision = "0014_count_batches"
 down_revision = "0013_sms_quotas"
 branch_labels = None
@@ -18,13 +20,15 @@ MYSQL = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engi
 
 
 def upgrade() -> None:
-    op.create_table(
+    resumable.create_table(
         "daily_count_batches",
         sa.Column("batch_id", sa.String(32), primary_key=True),
         sa.Column("written_at", sa.Double, nullable=False),
         **MYSQL,
     )
-    op.create_index("ix_daily_count_batches_written_at", "daily_count_batches", ["written_at"])
+    resumable.create_index(
+        "ix_daily_count_batches_written_at", "daily_count_batches", ["written_at"]
+    )
 
 
 def downgrade() -> None:

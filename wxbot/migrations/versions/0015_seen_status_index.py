@@ -10,6 +10,8 @@ Revises: 0014_count_batches
 
 from alembic import op
 
+from wxbot.migrations import resumable
+
 revision = "0015_seen_status_index"
 down_revision = "0014_count_batches"
 branch_labels = None
@@ -17,8 +19,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_seen_messages_status_created_at", "seen_messages", ["status", "created_at"])
-    op.drop_index("ix_seen_messages_created_at", table_name="seen_messages")
+    resumable.create_index(
+        "ix_seen_messages_status_created_at", "seen_messages", ["status", "created_at"]
+    )
+    resumable.drop_index("ix_seen_messages_created_at", "seen_messages")
 
 
 def downgrade() -> None:

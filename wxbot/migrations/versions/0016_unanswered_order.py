@@ -9,6 +9,8 @@ Revises: 0015_seen_status_index
 
 from alembic import op
 
+from wxbot.migrations import resumable
+
 revision = "0016_unanswered_order"
 down_revision = "0015_seen_status_index"
 branch_labels = None
@@ -18,9 +20,9 @@ TABLE = "kb_unanswered"
 
 
 def upgrade() -> None:
-    op.create_index("ix_kb_unanswered_count_last", TABLE, ["count", "last_asked_at"])
-    op.create_index("ix_kb_unanswered_last_count", TABLE, ["last_asked_at", "count"])
-    op.drop_index("ix_kb_unanswered_count", table_name=TABLE)
+    resumable.create_index("ix_kb_unanswered_count_last", TABLE, ["count", "last_asked_at"])
+    resumable.create_index("ix_kb_unanswered_last_count", TABLE, ["last_asked_at", "count"])
+    resumable.drop_index("ix_kb_unanswered_count", TABLE)
 
 
 def downgrade() -> None:
