@@ -19,11 +19,13 @@ backend, into a fresh database (SQLite: a new file; MariaDB/MySQL: a database
 - ``answers``: the file with every answer changed (every row updated).
 
 Each import runs in a child process of its own (what ``wxbot kb import`` or a console
-worker does: parse the file, then importer.import_parsed), which reports its wall time,
+worker does: open the file, then importer.import_parsed), which reports its wall time,
 the phases (parse; check = check_parsed, until the last ``checked`` call; plan = matching
 the rows to stored entries, until ``planned``; write = the inserts/updates and the
 commit), its memory before parsing and its peak (VmHWM, the high-water mark of its
-resident set). ``--peer DIR``: a folder holding another copy of the ``wxbot`` package
+resident set). Code that streams the file (``formats.open_file``: it is read as its rows
+are checked) has no parse phase of its own: its reading is in "check", and its "parsed"
+column is "-". Older code (a ``--peer`` without open_file) parses the whole file first. ``--peer DIR``: a folder holding another copy of the ``wxbot`` package
 (a git worktree of HEAD, say) runs the same imports on databases of its own in the same
 run, so the figures sit side by side on the same machine.
 """
@@ -75,11 +77,18 @@ def child_import(code: str, url: str, path: str) -> None:
     sys.path.insert(0, code)
     import wxbot
     from wxbot.db import make_engine
-    from wxbot.qa.formats import parse_file
     from wxbot.qa.importer import import_parsed
     from wxbot.qa.text import question_key
 
     assert os.path.dirname(os.path.dirname(wxbot.__file__)) == code, wxbot.__file__
+    try:
+        from wxbot.qa.formats import open_file as read  # streamed: read as it is checked
+
+        streamed = True
+    except ImportError:
+        from wxbot.qa.formats import parse_file as read  # read whole, then checked
+
+        streamed = False
     question_key("预热")  # the normaliser's tables, loaded once per process in any case
     engine = make_engine(url)
     with engine.connect() as conn:  # the pool's connection made, as a worker has it
@@ -96,7 +105,7 @@ def child_import(code: str, url: str, path: str) -> None:
 
     base = status_kb("VmRSS")
     started = time.perf_counter()
-    parsed = parse_file(path)
+    parsed = read(path)
     marks["parsed"] = time.perf_counter()
     peaks["parsed"] = status_kb("VmHWM")
     report = import_parsed(engine, [parsed], now=time.time(), checked=checked, planned=planned)
@@ -108,6 +117,7 @@ def child_import(code: str, url: str, path: str) -> None:
         json.dumps(
             {
                 "summary": report.summary(),
+                "streamed": streamed,
                 "written": report.written,
                 "errors": report.errors[:3],
                 "wall": ended - started,
@@ -274,10 +284,13 @@ def main() -> None:
                 for run, name in RUNS:
                     m = run_child("--import", code, db.url, os.path.join(folder, name))
                     results.append((backend, side, run, m))
+                    streamed = m.get("streamed", False)
+                    parse = f"{'-':>6}" if streamed else f"{m['parse']:6.1f}"
+                    parsed = f"{'-':>7}" if streamed else f"{m['peak_parsed_mb']:7.0f}"
                     print(
-                        f"{backend:7} {side:9} {run:8} {m['wall']:7.1f} {m['parse']:6.1f} "
+                        f"{backend:7} {side:9} {run:8} {m['wall']:7.1f} {parse} "
                         f"{m['check']:6.1f} {m['plan']:6.1f} {m['write']:6.1f} "
-                        f"{m['base_mb']:8.0f} {m['peak_parsed_mb']:7.0f} {m['peak_mb']:8.0f}  {m['summary']}"
+                        f"{m['base_mb']:8.0f} {parsed} {m['peak_mb']:8.0f}  {m['summary']}"
                         + ("" if m["written"] or run == "same" else " NOT WRITTEN")
                         + (f" {m['errors']}" if m["errors"] else ""),
                         flush=True,
@@ -292,13 +305,14 @@ def main() -> None:
             p = next(r for b, s, n, r in results if (b, s, n) == (backend, "peer", run))
             print(
                 f"  {backend:7} {run:8} peak {p['peak_mb']:.0f} -> {m['peak_mb']:.0f} MB, "
-                f"wall {p['wall']:.1f} -> {m['wall']:.1f} s, check {p['check']:.1f} -> "
-                f"{m['check']:.1f} s, plan+write {p['plan'] + p['write']:.1f} -> "
-                f"{m['plan'] + m['write']:.1f} s"
+                f"wall {p['wall']:.1f} -> {m['wall']:.1f} s, parse+check "
+                f"{p['parse'] + p['check']:.1f} -> {m['parse'] + m['check']:.1f} s, plan+write "
+                f"{p['plan'] + p['write']:.1f} -> {m['plan'] + m['write']:.1f} s"
             )
     print(
         f"(files in {folder}; peak = VmHWM of the importing process, base = its RSS before "
-        "parsing, parsed = its VmHWM once the file is parsed)"
+        "parsing, parsed = its VmHWM once the file is parsed; '-': the file is read as it is "
+        "checked)"
     )
 
 

@@ -4,7 +4,9 @@ goes through the same reader as ``wxbot kb import`` (any of its encodings; .xlsx
 
 from __future__ import annotations
 
+import io
 import os
+from typing import IO
 
 from flask import Response, abort, jsonify, redirect, render_template, request, url_for
 
@@ -50,15 +52,19 @@ def upload() -> Response | tuple[str, int]:
             422,
             f"无法识别「{name}」的格式：请用 .csv、.jsonl、.txt 或 .xlsx 文件，或选择格式。",
         )
-    data = file.read(MAX_UPLOAD_BYTES + 1)
-    if len(data) > MAX_UPLOAD_BYTES:
+    # Werkzeug spools an upload of more than 500 KB to a temporary file: it is looked at and
+    # stored from there a block at a time (jobs.create), never read whole into memory.
+    upload = file.stream
+    upload.seek(0, io.SEEK_END)
+    size = upload.tell()
+    if size > MAX_UPLOAD_BYTES:
         abort(
             413,
             f"文件超过 {MAX_UPLOAD_BYTES // (1024 * 1024)} MB：请拆开，或在服务器上用 wxbot kb import。",
         )
-    if not data.strip():
+    if _blank(upload):
         return _upload_page(422, f"「{name}」是空文件。")
-    if fmt == "xlsx" and not data.startswith(b"PK"):
+    if fmt == "xlsx" and upload.read(2) != b"PK":
         # Said at once, not after a check: an .xlsx is a zip, and this is none (a CSV or an
         # old .xls renamed); the reader would refuse it with the same reason.
         return _upload_page(
@@ -66,10 +72,22 @@ def upload() -> Response | tuple[str, int]:
             f"无法识别「{name}」的内容：它不是 Excel .xlsx 工作簿。旧版 .xls 请另存为 .xlsx；"
             "CSV 或文本文件请使用对应的扩展名。",
         )
+    upload.seek(0)
     ops = admin()
-    job_id = jobs.create(ops.engine, name, fmt, data, ops.now())
+    job_id = jobs.create(ops.engine, name, fmt, upload, ops.now())
     jobs.start(ops.engine, job_id, ops.clock, dry_run=True)
     return redirect(url_for("console.import_job", job_id=job_id), code=303)
+
+
+def _blank(upload: IO[bytes]) -> bool:
+    """Nothing in the upload but spaces and line breaks (read a block at a time, from its
+    start, until something else); leaves it at its start."""
+    upload.seek(0)
+    blank = True
+    while blank and (block := upload.read(jobs.BLOCK)):
+        blank = not block.strip()
+    upload.seek(0)
+    return blank
 
 
 def _job_or_404(job_id: str) -> dict:  # type: ignore[type-arg]

@@ -5,23 +5,28 @@ The upload and the outcome live in ``console_imports``, so any process can show 
 row count as it goes is kept in this process's memory and, on MySQL, written to the row after
 each batch too (on SQLite the import's transaction holds the database's only write lock, so
 other processes see the progress at the end of each phase).
+
+The upload is written to its row and read back a block (``BLOCK``) at a time: never held
+whole, and no statement carries more than a block (pymysql sends a blob as hex, twice its
+size: a 9 MB upload in one INSERT was past MariaDB's default max_allowed_packet of 16 MiB).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
-from sqlalchemy import Engine, and_, delete, insert, or_, select, update
+from sqlalchemy import Engine, LargeBinary, and_, cast, delete, func, insert, or_, select, update
 
 from wxbot.console.models import ConsoleImport
 from wxbot.db import is_mysql, transaction, with_retries
-from wxbot.qa.formats import Parsed, parse_bytes
+from wxbot.qa.formats import Parsed, open_stream
 from wxbot.qa.importer import ImportReport, import_parsed
 
 log = logging.getLogger(__name__)
@@ -32,6 +37,7 @@ MAX_ERRORS_KEPT = 1000  # bad rows listed on the page; the count is always exact
 KEEP_SECONDS = 86_400  # finished jobs (and their uploads) older than this are deleted
 STALLED_AFTER = 600  # a running job not heard of for this long died with its process
 RUNNING = ("checking", "importing")
+BLOCK = 1 << 20  # bytes of an upload written or read by one statement
 
 
 @dataclass
@@ -44,10 +50,15 @@ _LIVE: dict[str, Progress] = {}  # jobs running in this process
 _LIVE_LOCK = threading.Lock()
 
 
-def create(engine: Engine, filename: str, fmt: str, data: bytes, now: float) -> str:
+def create(engine: Engine, filename: str, fmt: str, data: bytes | IO[bytes], now: float) -> str:
+    """A job for an upload: ``data``, its bytes or a seekable file holding them (read from
+    where it stands, a block at a time)."""
     job_id = secrets.token_hex(16)
+    upload = io.BytesIO(data) if isinstance(data, bytes) else data
+    start = upload.tell()
 
     def run() -> None:
+        upload.seek(start)  # (again when the transaction is retried)
         with transaction(engine) as conn:
             # finished jobs after a day; running ones once not heard of for a day (their
             # process died: nothing else would ever delete them and their upload)
@@ -64,7 +75,7 @@ def create(engine: Engine, filename: str, fmt: str, data: bytes, now: float) -> 
                     id=job_id,
                     filename=filename[:255],
                     fmt=fmt,
-                    data=data,
+                    data=b"",
                     status="checking",
                     skip_bad=False,
                     done_rows=0,
@@ -74,9 +85,59 @@ def create(engine: Engine, filename: str, fmt: str, data: bytes, now: float) -> 
                     updated_at=now,
                 )
             )
+            stored = imports.c.data
+            while block := upload.read(BLOCK):  # appended in the job's own transaction
+                appended = (
+                    func.concat(stored, block)
+                    if is_mysql(engine)
+                    else cast(stored.op("||")(block), LargeBinary)  # SQLite: || joins blobs
+                )
+                conn.execute(update(imports).where(imports.c.id == job_id).values(data=appended))
 
     with_retries(run)
     return job_id
+
+
+class StoredUpload(io.RawIOBase):
+    """A job's upload as a file, read from its row a block at a time (SUBSTR, one query
+    each); seekable, so that a file whose encoding is told late is read again."""
+
+    def __init__(self, engine: Engine, job_id: str) -> None:
+        super().__init__()
+        self._engine = engine
+        self._where = imports.c.id == job_id
+        self._at = 0
+        with engine.connect() as conn:
+            self.size = int(
+                conn.execute(select(func.length(imports.c.data)).where(self._where)).scalar() or 0
+            )
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._at
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: self.size}[whence]
+        self._at = max(0, base + offset)
+        return self._at
+
+    def readinto(self, buffer: Any) -> int:
+        size = min(len(buffer), self.size - self._at)
+        if size <= 0:
+            return 0
+        with self._engine.connect() as conn:
+            block = conn.execute(
+                select(func.substr(imports.c.data, self._at + 1, size)).where(self._where)
+            ).scalar()
+        block = bytes(block or b"")
+        buffer[: len(block)] = block
+        self._at += len(block)
+        return len(block)
 
 
 def get(engine: Engine, job_id: str, now: float) -> dict[str, Any] | None:
@@ -154,9 +215,10 @@ def start(engine: Engine, job_id: str, clock: Callable[[], float], dry_run: bool
 def _run(engine: Engine, job_id: str, clock: Callable[[], float], dry_run: bool) -> None:
     progress = _LIVE[job_id]
     try:
+        columns = [c for c in imports.c if c.name != "data"]  # read as it is checked
         with engine.connect() as conn:
-            job = conn.execute(select(imports).where(imports.c.id == job_id)).one()
-        parsed = parse_bytes(job.data, job.filename, job.fmt)
+            job = conn.execute(select(*columns).where(imports.c.id == job_id)).one()
+        parsed = open_stream(StoredUpload(engine, job_id), job.filename, job.fmt)
 
         def planned(total: int) -> None:
             progress.total = total

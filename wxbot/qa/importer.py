@@ -29,11 +29,12 @@ from wxbot.qa import store, unanswered, versions
 from wxbot.qa import synonyms as synonym_store
 from wxbot.qa.formats import (
     MISSING,
+    RESTART,
     FormatError,
     Parsed,
     Record,
     decode_text,
-    parse_file,
+    open_file,
     read_file,
 )
 from wxbot.qa.formats.encoding import head_text
@@ -90,11 +91,16 @@ class BasisChanged(ImportAborted):
 
 @dataclass(slots=True)  # one per row of the file: 200k rows, 200k of them
 class _Row:
-    record: Record
+    file: str  # where the row is (not its Record: the rows read are not kept, see check_parsed)
+    line: int
     questions: list[str]
     keys: list[str]
     answer: str
     language: object  # a code, None (any), or MISSING (keep the entry's)
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
 
 
 def named_synonyms(path: str) -> bool:
@@ -156,7 +162,7 @@ def _parse_paths(
             if encoding and read_as is not None:
                 read_as.append((path, f"{encoding} (synonym groups)"))
             continue
-        files.append(parse_file(path, fmt))
+        files.append(open_file(path, fmt))  # read as it is checked
     return files, errors
 
 
@@ -165,18 +171,32 @@ def check_parsed(
 ) -> tuple[list[_Row], list[str]]:
     """Validate parsed files; duplicates across the whole import are errors too.
     ``checked(n)`` is told of every ``BATCH`` rows checked (the check is most of an import's
-    time: 200k rows were 30 s of a progress bar standing at 0)."""
+    time: 200k rows were 30 s of a progress bar standing at 0).
+
+    A streamed file (formats.open_file) is read as its rows are checked, and each row read
+    is let go of once checked: only the checked rows are kept. Its errors (which come before
+    the rows' own, as the file's) are known once it is read to its end; when it is read
+    again from its start (RESTART: its encoding proved other than its start said) or
+    refused as a whole, the rows checked from it so far are forgotten."""
     rows: list[_Row] = []
     count = 0
     errors: list[str] = []
-    first_seen: dict[str, Record] = {}  # question key -> the row it was first seen in
+    first_seen: dict[str, _Row] = {}  # question key -> the row it was first seen in
     for parsed in files:
-        errors.extend(parsed.errors)
-        if not parsed.records and not parsed.errors:
-            # a header and nothing under it, only comments: "imported: added 0", exit 0,
-            # as if the file had been read (an empty file is refused the same way)
-            errors.append(f"{parsed.name}: no entries in the file (only a header or comments)")
-        for rec in parsed.records:
+        mark = len(rows)  # this file's rows start here
+        found = 0  # its records
+        bad: list[str] = []  # its rows' errors
+        for rec in parsed.entries():
+            if rec is RESTART:
+                for row in rows[mark:]:
+                    for key in row.keys:
+                        del first_seen[key]
+                del rows[mark:]
+                found = 0
+                bad.clear()
+                continue
+            assert isinstance(rec, Record)
+            found += 1
             count += 1
             if checked is not None and count % BATCH == 0:
                 checked(BATCH)
@@ -187,16 +207,23 @@ def check_parsed(
                 if language is not MISSING:
                     language = check_language(language)
             except KnowledgeError as exc:
-                errors.append(f"{rec.where}: {exc.reason}")
+                bad.append(f"{rec.where}: {exc.reason}")
                 continue
             clash = next((k for k in keyed if k in first_seen), None)
             if clash is not None:
                 q = keyed[clash]
                 where = first_seen[clash].where
-                errors.append(f"{rec.where}: the question {q!r} is already at {where}")
+                bad.append(f"{rec.where}: the question {q!r} is already at {where}")
                 continue
-            first_seen.update(dict.fromkeys(keyed, rec))
-            rows.append(_Row(rec, list(keyed.values()), list(keyed), answer, language))
+            row = _Row(rec.file, rec.line, list(keyed.values()), list(keyed), answer, language)
+            first_seen.update(dict.fromkeys(keyed, row))
+            rows.append(row)
+        errors.extend(parsed.errors)
+        if not found and not parsed.errors:
+            # a header and nothing under it, only comments: "imported: added 0", exit 0,
+            # as if the file had been read (an empty file is refused the same way)
+            errors.append(f"{parsed.name}: no entries in the file (only a header or comments)")
+        errors.extend(bad)
     if checked is not None and count % BATCH:
         checked(count % BATCH)
     return rows, errors
@@ -315,9 +342,7 @@ def _upsert(
         owners = {owners_by_key[k] for k in row.keys if k in owners_by_key}
         if len(owners) > 1:
             ids = ", ".join(str(e) for e in sorted(owners))
-            refused.append(
-                (i, f"{row.record.where}: its questions belong to different entries ({ids})")
-            )
+            refused.append((i, f"{row.where}: its questions belong to different entries ({ids})"))
             targets.append(-1)
             continue
         targets.append(owners.pop() if owners else 0)
@@ -350,7 +375,7 @@ def _upsert(
                 refused.append(
                     (
                         i,
-                        f"{row.record.where}: entry {entry_id} has {sizes[entry_id]} questions; "
+                        f"{row.where}: entry {entry_id} has {sizes[entry_id]} questions; "
                         f"adding {len(adds)} would pass the limit of {MAX_QUESTIONS} per entry",
                     )
                 )
@@ -389,7 +414,7 @@ def _upsert(
             "id": first_id + offset,
             "answer": row.answer,
             "source": "import",
-            "source_ref": source_ref(row.record.file),
+            "source_ref": source_ref(row.file),
             "taught_by": None,
             "created_at": now,
             "updated_at": now,

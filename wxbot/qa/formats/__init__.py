@@ -16,6 +16,11 @@ The text formats are read in UTF-8 (with or without a BOM), UTF-16 with a BOM, o
 the extension (.csv, .jsonl/.json, .txt/.md, .xlsx) unless given; .xls is refused with a
 hint. Every writer's output reads back to the same entries. ``FORMATS`` are the text formats
 (``parse`` and ``write`` take text); ``ALL_FORMATS`` adds .xlsx, which is bytes.
+
+An import streams its files (``open_file``, ``open_stream``): their records are read as the
+import takes them (``Parsed.entries``), a block of bytes at a time (``stream``), so neither
+the file, its text nor its records are ever all held. ``parse_file`` and ``parse_bytes``
+read the same way into a list of records.
 """
 
 from __future__ import annotations
@@ -23,12 +28,22 @@ from __future__ import annotations
 import io
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import IO, TYPE_CHECKING
 
 from wxbot.qa.formats import csv_file, jsonl_file, txt_file
 from wxbot.qa.formats.encoding import UTF16_BE, UTF16_LE, decode_text
-from wxbot.qa.formats.records import MISSING, FormatError, Item, Parsed, Record, split_lines
+from wxbot.qa.formats.records import (
+    MISSING,
+    RESTART,
+    FormatError,
+    Item,
+    Lookahead,
+    Parsed,
+    Record,
+    split_lines,
+)
+from wxbot.qa.formats.stream import ByteSource, Redecode, TextReader
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -37,6 +52,7 @@ __all__ = [
     "ALL_FORMATS",
     "FORMATS",
     "MISSING",
+    "RESTART",
     "FormatError",
     "Item",
     "Parsed",
@@ -45,6 +61,8 @@ __all__ = [
     "decode_text",
     "detect_format",
     "export_items",
+    "open_file",
+    "open_stream",
     "parse",
     "parse_bytes",
     "parse_file",
@@ -133,13 +151,126 @@ def read_file(path: str) -> bytes:
 
 
 def parse_file(path: str, fmt: str | None = None) -> Parsed:
+    """A file's records, all read (``open_file`` reads them as they are taken)."""
+    return open_file(path, fmt).collect()
+
+
+def open_file(path: str, fmt: str | None = None) -> Parsed:
+    """A file to import, read as its records are taken (``Parsed.entries``): opened then,
+    and read a block at a time. What ``read_file`` refuses is refused the same (an empty
+    file; more than MAX_STREAM_BYTES of a pipe), and so is what ``parse_bytes`` refuses."""
+    parsed = Parsed(name=path)
+
+    def records() -> Iterator[object]:
+        parsed.name = path
+        try:
+            with open(path, "rb") as fh:
+                regular = stat.S_ISREG(os.fstat(fh.fileno()).st_mode)
+                source = ByteSource(
+                    fh, path, cap=None if regular else MAX_STREAM_BYTES, check_empty=True
+                )
+                try:
+                    yield from _records(parsed, source, fmt)
+                finally:
+                    source.close()
+        except OSError as exc:
+            yield RESTART
+            _refused(parsed, f"{path}: cannot read ({exc.strerror})")
+            parsed.name = ""
+
+    parsed.stream = records
+    return parsed
+
+
+def open_stream(fh: IO[bytes], name: str, fmt: str | None = None) -> Parsed:
+    """Content read from a binary file object as its records are taken (an upload, spooled
+    to a file); ``name`` gives the format and the error prefix, as for ``parse_bytes``. A
+    file object that cannot seek is copied to a temporary file as it is read (a file
+    whose encoding is told late is read again from its start); one that can is read from
+    where it stood, on every Parsed.entries."""
+    parsed = Parsed(name=name)
+    start = fh.tell() if fh.seekable() else None
+
+    def records() -> Iterator[object]:
+        if start is not None:
+            fh.seek(start)
+        source = ByteSource(fh, name)
+        try:
+            yield from _records(parsed, source, fmt)
+        finally:
+            source.close()
+
+    parsed.stream = records
+    return parsed
+
+
+def _refused(parsed: Parsed, error: str) -> None:
+    """The file refused as a whole: that error alone, and no encoding to name."""
+    parsed.errors = [error]
+    parsed.encoding = parsed.delimiter = ""
+
+
+def _records(parsed: Parsed, source: ByteSource, fmt: str | None) -> Iterator[object]:
+    """The records of ``source`` into ``parsed`` (see Parsed.entries)."""
+    name = parsed.name
+    parsed.errors, parsed.encoding, parsed.delimiter, parsed.sheet = [], "", "", ""
     try:
-        data = read_file(path)
-    except OSError as exc:
-        return Parsed(errors=[f"{path}: cannot read ({exc.strerror})"])
+        try:
+            fmt = detect_format(name, fmt)
+        except FormatError:
+            source.drain()  # an empty file (or a pipe past its cap) says so first
+            raise
+        if fmt == "xlsx":
+            from wxbot.qa.formats import xlsx_file  # openpyxl: imported when needed
+
+            # openpyxl reads a workbook's sheet as a stream, from the whole zip in memory
+            book = xlsx_file.parse(source.read_all(), name)
+            parsed.errors, parsed.sheet, parsed.sheets = book.errors, book.sheet, book.sheets
+            yield from book.records
+            return
+        utf8_failed: Redecode | None = None
+        while True:
+            reader = TextReader(source, name, utf8_failed)
+            parsed.encoding = reader.open()
+            lines = reader.lines()
+            try:
+                yield from _text_records(parsed, lines, fmt)
+                for _ in lines:
+                    pass  # the rest decoded too: a file that does not decode is refused
+                return
+            except Redecode as exc:
+                utf8_failed = exc  # not UTF-8: read again from the start, as GB18030
+                yield RESTART
+                parsed.errors, parsed.delimiter = [], ""
     except FormatError as exc:
-        return Parsed(errors=[str(exc)], name=path)
-    return parse_bytes(data, path, fmt)
+        error = str(exc)
+        try:
+            source.drain()  # a pipe past its cap is refused for that, whatever it held
+        except FormatError as past_cap:
+            error = str(past_cap)
+        yield RESTART
+        _refused(parsed, error)
+
+
+def _text_records(parsed: Parsed, lines: Iterator[str], fmt: str) -> Iterator[Record]:
+    name = parsed.name
+    utf16 = parsed.encoding in (UTF16_LE, UTF16_BE)
+    if fmt == "txt":
+        # Excel's Unicode text export is named .txt: a tab-separated table. Its first line
+        # could not start a Q:/A: file (that reader would refuse it), so nothing that reads
+        # as Q:/A: text is ever taken for a table.
+        ahead = Lookahead(lines)
+        if csv_file.is_tab_table(ahead, utf16):
+            yield from csv_file.read(ahead, name, parsed, prefer_tab=utf16)
+            return
+        lines = iter(ahead)
+    if fmt == "csv":
+        prefer_tab = utf16 or name.lower().endswith(".tsv")
+        yield from csv_file.read(lines, name, parsed, prefer_tab=prefer_tab)
+    elif fmt == "txt":
+        yield from txt_file.read(lines, name, parsed)
+    else:
+        yield from jsonl_file.read(lines, name, parsed)
 
 
 def _read_stream(fh: IO[bytes], limit: int) -> bytes:
@@ -153,22 +284,7 @@ def _read_stream(fh: IO[bytes], limit: int) -> bytes:
 
 def parse_bytes(data: bytes, name: str, fmt: str | None = None) -> Parsed:
     """Parse a file's content (an upload); ``name`` gives the format and the error prefix."""
-    try:
-        fmt = detect_format(name, fmt)
-        if fmt == "xlsx":
-            from wxbot.qa.formats import xlsx_file  # openpyxl: imported when needed (see write)
-
-            return xlsx_file.parse(data, name)
-        decoded = decode_text(data, name)
-        utf16 = decoded.encoding in (UTF16_LE, UTF16_BE)
-        # Excel's Unicode text export is named .txt: a tab-separated table. Its first line
-        # could not start a Q:/A: file (that reader would refuse it), so nothing that reads
-        # as Q:/A: text is ever taken for a table.
-        if fmt == "txt" and csv_file.is_tab_table(decoded.text, utf16):
-            fmt = "csv"
-        return parse(decoded.text, name, fmt, decoded.encoding)
-    except FormatError as exc:
-        return Parsed(errors=[str(exc)], name=name)
+    return open_stream(io.BytesIO(data), name, fmt).collect()
 
 
 def export_items(conn: Connection) -> list[Item]:

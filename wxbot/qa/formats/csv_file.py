@@ -35,9 +35,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
-from wxbot.qa.formats.records import MISSING, Item, Parsed, Record
+from wxbot.qa.formats.records import MISSING, Item, Lookahead, Parsed, Record
 
 _COLUMNS = {
     "question": "question",
@@ -95,10 +95,12 @@ def header_problem(row: list[str]) -> str | None:
     return "the header names more than one answer column"
 
 
-def _first_row(text: str, delimiter: str) -> list[str]:
-    """The first row with anything in it, read with ``delimiter`` ([] if none or broken)."""
+def _first_row(text: str | Lookahead, delimiter: str) -> list[str]:
+    """The first row with anything in it, read with ``delimiter`` ([] if none or broken).
+    ``text``: a file's text, or its lines read ahead (only as far as that row)."""
+    lines = io.StringIO(text, newline="") if isinstance(text, str) else text.again()
     try:
-        for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+        for row in csv.reader(lines, delimiter=delimiter):
             if any(cell.strip() for cell in row):
                 return row
     except csv.Error:
@@ -106,7 +108,7 @@ def _first_row(text: str, delimiter: str) -> list[str]:
     return []
 
 
-def sniff_delimiter(text: str, prefer_tab: bool = False) -> str:
+def sniff_delimiter(text: str | Lookahead, prefer_tab: bool = False) -> str:
     """The delimiter, "," or a tab (see the module docstring)."""
     commas = _first_row(text, ",")
     if not commas or header_roles(commas) is not None:
@@ -119,7 +121,7 @@ def sniff_delimiter(text: str, prefer_tab: bool = False) -> str:
     return ","
 
 
-def is_tab_table(text: str, utf16: bool) -> bool:
+def is_tab_table(text: str | Lookahead, utf16: bool) -> bool:
     """A .txt file that is really a tab-separated table: Excel's 「Unicode 文本」 export is
     named .txt. True when its first row is a header read with tabs, or the file is UTF-16
     and that row holds a tab (and does not start as a Q:/A: file's first line does)."""
@@ -133,15 +135,28 @@ def is_tab_table(text: str, utf16: bool) -> bool:
 def parse(text: str, name: str, prefer_tab: bool = False) -> Parsed:
     """``prefer_tab``: the file was UTF-16 or named .tsv (a tab in its first row then means
     tab-separated, whatever else the row holds)."""
-    delimiter = sniff_delimiter(text, prefer_tab)
-    out = Parsed(delimiter=delimiter)
+    out = Parsed()
+    out.records = list(read(io.StringIO(text, newline=""), name, out, prefer_tab))
+    return out
+
+
+def read(
+    lines: Iterable[str], name: str, out: Parsed, prefer_tab: bool = False
+) -> Iterator[Record]:
+    """The records of a CSV file's ``lines`` (each with its line break, as a file opened with
+    ``newline=""`` gives them), as they are read: the file is never held whole (only its
+    first row is read ahead, to tell the delimiter). Its errors are added to ``out.errors``
+    (a file refused as a whole has no records, and one error), its delimiter set."""
+    ahead = Lookahead(lines)
+    delimiter = out.delimiter = sniff_delimiter(ahead, prefer_tab)
     # Excel quotes a cell holding a comma only in a comma-separated file: the hint would
     # mislead in a tab-separated one.
     hint = "; quote answers that contain commas" if delimiter == "," else ""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(ahead, delimiter=delimiter)
     start = 1
     roles: list[str] | None = None
     first = True
+    given = 0  # records given so far
     try:
         for row in reader:
             line, start = start, reader.line_num + 1
@@ -155,16 +170,16 @@ def parse(text: str, name: str, prefer_tab: bool = False) -> Parsed:
                 problem = header_problem(row)
                 if problem is not None:
                     out.errors.append(f"{name}:{line}: {problem}; {_HEADER_HELP}")
-                    return out  # every row would be read against the wrong columns
+                    return  # every row would be read against the wrong columns
             elif header_roles(row) is not None:
-                if not out.records:
+                if not given:
                     # a title row above the header (「常见问题列表」): every line so far
                     # was an error that did not say so
-                    out.errors = [
+                    out.errors[:] = [
                         f"{name}:{line}: this is the header row, but the header must be the"
                         " first row: delete the line(s) above it (a title?)"
                     ]
-                    return out
+                    return
                 # (two files pasted together): it was read as an entry 「问题」 -> 「答案」
                 out.errors.append(f"{name}:{line}: a header row below the first row; delete it")
                 continue
@@ -176,7 +191,8 @@ def parse(text: str, name: str, prefer_tab: bool = False) -> Parsed:
                     )
                     continue
                 questions = [_csv_unescape(q) for q in row[0].split("|")]
-                out.records.append(Record(questions, _csv_unescape(row[1]), name, line))
+                given += 1
+                yield Record(questions, _csv_unescape(row[1]), name, line)
                 continue
             while len(row) > len(roles) and not row[-1].strip():
                 row = row[:-1]
@@ -203,10 +219,10 @@ def parse(text: str, name: str, prefer_tab: bool = False) -> Parsed:
                     language = _csv_unescape(cell).strip() or None
                 elif role == "answer":
                     answer = _csv_unescape(cell)
-            out.records.append(Record(questions, answer, name, line, language))
+            given += 1
+            yield Record(questions, answer, name, line, language)
     except csv.Error as exc:
         out.errors.append(f"{name}:{reader.line_num}: broken CSV ({exc})")
-    return out
 
 
 def write(items: Iterable[Item], out: io.TextIOBase) -> int:

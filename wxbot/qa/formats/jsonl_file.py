@@ -7,14 +7,22 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from wxbot.qa.formats.records import MISSING, Item, Parsed, Record, split_lines
 
 
 def parse(text: str, name: str) -> Parsed:
     out = Parsed()
-    for number, raw in enumerate(split_lines(text), 1):
+    out.records = list(read(split_lines(text), name, out))
+    return out
+
+
+def read(lines: Iterable[str], name: str, out: Parsed) -> Iterator[Record]:
+    """The records of a file's ``lines`` (with or without their line breaks), as they are
+    read; errors are added to ``out.errors``."""
+    for number, raw in enumerate(lines, 1):
+        raw = raw.rstrip("\r\n")  # (a line holds one line break, at its end)
         if not raw.strip():
             continue
         try:
@@ -48,8 +56,7 @@ def parse(text: str, name: str) -> Parsed:
             out.errors.append(f'{name}:{number}: "questions" must be a list of strings')
             continue
         language = obj.get("language", MISSING)
-        out.records.append(Record([*qs, *similar], obj["answer"], name, number, language))
-    return out
+        yield Record([*qs, *similar], obj["answer"], name, number, language)
 
 
 def write(items: Iterable[Item], out: io.TextIOBase) -> int:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from wxbot.qa.formats.records import MISSING, Item, Parsed, Record, split_lines
 
@@ -37,30 +37,40 @@ _BREAKS = re.compile(r"\r\n|\r|\n")  # (records.split_lines cuts a file at these
 
 def parse(text: str, name: str) -> Parsed:
     out = Parsed()
+    out.records = list(read(split_lines(text), name, out))
+    return out
+
+
+def read(lines: Iterable[str], name: str, out: Parsed) -> Iterator[Record]:
+    """The records of a file's ``lines`` (with or without their line breaks), as they are
+    read; errors are added to ``out.errors``."""
     questions: list[object] = []
     answer: list[str] | None = None
     escaped = False
     language: object = MISSING
     start = 0
 
-    def finish() -> None:
+    def finish() -> Record | None:
         nonlocal questions, answer, language
+        record = None
         if questions and answer is None:
             out.errors.append(f"{name}:{start}: question(s) without an A: line")
         elif questions and answer is not None:
             text = "\n".join(answer).strip()
             if escaped:
                 text = _UNESCAPE.sub(lambda m: "\r" if m.group(1) == "r" else "\\", text)
-            out.records.append(Record(questions, text, name, start, language))
+            record = Record(questions, text, name, start, language)
         questions, answer, language = [], None, MISSING
+        return record
 
-    for number, raw in enumerate(split_lines(text), 1):
+    for number, raw in enumerate(lines, 1):
+        raw = raw.rstrip("\r\n")  # (a line holds one line break, at its end)
         if raw.startswith("#"):
             continue
         q = _Q_RE.match(raw)
         if q:
-            if answer is not None:
-                finish()
+            if answer is not None and (record := finish()) is not None:
+                yield record
             if not questions:
                 start = number
             questions.append(q.group(1))
@@ -83,8 +93,8 @@ def parse(text: str, name: str) -> Parsed:
         elif raw.strip():
             where = "between Q: and A:" if questions else "outside a Q:/A: block"
             out.errors.append(f"{name}:{number}: unexpected text {where}: {raw.strip()[:40]!r}")
-    finish()
-    return out
+    if (record := finish()) is not None:
+        yield record
 
 
 def write(items: Iterable[Item], out: io.TextIOBase) -> int:
