@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from click.testing import CliRunner
 
 from tests.helpers import say
@@ -57,3 +59,17 @@ def test_settings_from_environment() -> None:
     )
     assert settings.admin_openids == frozenset({"a", "b", "c"})
     assert settings.session_ttl == 60 and settings.token == "t"
+
+
+def test_init_db_logs_the_migrations_not_alembics_preamble(tmp_path, monkeypatch, caplog):  # type: ignore[no-untyped-def]
+    """Each migration run is logged; Alembic's per-connection "Context impl SQLiteImpl." and
+    "Will assume non-transactional DDL." (wrong here: SQLite's upgrade is one transaction)
+    are not, on the first run or the next."""
+    monkeypatch.setenv("WXBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
+    caplog.set_level(logging.INFO)
+    for _ in range(2):
+        result = CliRunner().invoke(cli, ["init-db"])
+        assert result.exit_code == 0, result.output
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("alembic")]
+    assert any(m.startswith("Running upgrade 0015_seen_status_index") for m in said)
+    assert not [m for m in said if m.startswith(("Context impl", "Will assume"))]

@@ -139,6 +139,18 @@ class WxbotGroup(FlaskGroup):
             raise click.ClickException(f"database error: {database_error(exc)}") from None
 
 
+class _AlembicPreamble(logging.Filter):
+    """Drops the two lines Alembic logs at INFO on every connection it migrates on:
+    "Context impl SQLiteImpl." and "Will assume non-transactional DDL.", the latter wrong
+    for SQLite here (wxbot/migrations/env.py runs its whole upgrade in one transaction)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Context impl ", "Will assume "))
+
+
+_ALEMBIC_PREAMBLE = _AlembicPreamble()
+
+
 @click.group(
     cls=WxbotGroup,
     create_app=_create_app,
@@ -152,6 +164,10 @@ def cli() -> None:
     # Alembic announces each of its plugins at INFO whenever it starts: noise in every
     # `wxbot init-db` and start-up; the migrations it runs are still logged.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.migration").addFilter(_ALEMBIC_PREAMBLE)
+    # init-db's drift check compares the models with the database through Alembic's
+    # autogenerate, which logs each difference at INFO; init-db reports them itself.
+    logging.getLogger("alembic.autogenerate").setLevel(logging.WARNING)
 
 
 @cli.command("init-db")
