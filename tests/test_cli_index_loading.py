@@ -141,6 +141,9 @@ def test_serve_under_gunicorn_turns_flasks_debug_mode_off(builds, monkeypatch) -
         app.extensions["wxbot.bot"].close()
 
     monkeypatch.setattr(wxbot.serving, "run", fake_run)
+    # Flask's --debug sets os.environ["FLASK_DEBUG"]: recorded as unset first, so it is unset
+    # again after this test (it leaked into later `serve` tests, which then said so too)
+    monkeypatch.delenv("FLASK_DEBUG", raising=False)
     result = CliRunner().invoke(cli, ["--debug", "serve"])
     assert result.exit_code == 0, result.output
     assert debug == [False]
