@@ -276,7 +276,12 @@ class Bot:
                 notice = words.WORK_LOST
             state_before = ctx.state
             ctx.extras["language"] = language.resolve(
-                conn, msg, ctx.extras, now, self.settings.default_language
+                conn,
+                msg,
+                ctx.extras,
+                now,
+                self.settings.default_language,
+                waiting=ctx.state != WAIT_QUERY,  # (after expiry: a lapsed step waits no more)
             )
             outcome = self.dialogue.dispatch(conn, msg, ctx, now, later)
             deferred = outcome.deferred

@@ -3,8 +3,10 @@ write, set with 「语言 xx」 / 「language xx」, kept in ``user_languages`` 
 
 Policy: an explicit choice always wins. Otherwise the first message with letters sets the
 language, and only a *strong* detection (one script clearly dominating a message of a few
-words) changes it later, so 「OK」 from a Thai user or a city name typed by an English user
-does not flip it. Writing costs one statement, only when the language changes (a new
+words) changes it later, so 「OK」 from a Thai user does not flip it; never an answer to a step
+that waits for one (a city, a song, an order number: names, typed in whatever script they are
+written in); and a switch to a language whose script names and brands borrow (Latin letters,
+katakana; kanji from a Japanese user) takes a word of a sentence too (``switches``). Writing costs one statement, only when the language changes (a new
 user's first language costs none: it rides with the statement creating their context).
 """
 
@@ -132,20 +134,35 @@ def resolve(
     extras: dict[str, Any],
     now: float,
     default: str = DEFAULT_LANGUAGE,
+    waiting: bool = False,
 ) -> str:
     """The language to answer ``msg`` in, updating the stored one when the message says so.
-    ``extras`` are the lock statement's extra columns (see lock_columns)."""
+    ``extras`` are the lock statement's extra columns (see lock_columns); ``waiting``: the
+    message answers a step that asked for something (its state is not WAIT_QUERY)."""
     current = extras.get(LANGUAGE_COLUMN)
     if current is not None and extras.get(EXPLICIT_COLUMN):
         return current
     found = detected(msg)
     if found is None or found.language == current:
         return current or default
-    if current is None or found.strong:
+    if current is None or (not waiting and switches(found, current)):
         save(conn, msg.openid, found.language, explicit=False, now=now, exists=current is not None)
         extras[LANGUAGE_COLUMN] = found.language  # the row exists now
         return found.language
     return current
+
+
+def switches(found: Detection, current: str) -> bool:
+    """Does ``found`` change a user's language from ``current``? A strong detection does; one
+    of English, Tagalog or Japanese, or of Chinese for a Japanese user, only with a word of a
+    sentence: 「iPhone 15 Pro Max」, 「New York City」 or 「アトランティス」 from a Chinese user and
+    「会員登録」 or 「天気 朝阳」 from a Japanese one are names, and a Chinese user's noun-only
+    question (「营业时间」 after a first 「hi」) still brings them back to Chinese."""
+    if not found.strong:
+        return False
+    if found.language in ("en", "tl", "ja") or (found.language == "zh" and current == "ja"):
+        return found.sentence
+    return True
 
 
 def save(

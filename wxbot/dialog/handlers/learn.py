@@ -22,7 +22,7 @@ from wxbot.qa.text import question_key
 WAIT_LEARN = "WAIT_LEARN"
 WAIT_CONFIRM = "WAIT_CONFIRM"
 
-TEACH_WORDS = frozenset({"学习", "teach", "调教", "教你"})
+TEACH_WORDS = frozenset({"学习", "teach", "learn", "调教", "教你"})
 YES_WORDS = words.YES_WORDS | {"覆盖"}
 NO_WORDS = words.NO_WORDS | {"不要", "不用", "算了", "保留"}
 
