@@ -44,6 +44,7 @@ REVISIONS = [
     "0013_sms_quotas",
     "0014_count_batches",
     "0015_seen_status_index",
+    "0016_unanswered_order",
 ]
 ANSWER = "请拨打 95568 挂失，24 小时有人接听 😀🎉\n第二行：带“引号”和 'quotes' 与 \\ 反斜杠"
 QUESTIONS = ["银行卡丢了怎么办", "卡不见了怎么挂失", "信用卡被偷了😱"]
@@ -270,7 +271,7 @@ def _parents(revision: str) -> list[str]:
     return [] if down is None else [down] if isinstance(down, str) else list(down)
 
 
-@pytest.mark.parametrize("revision", [*REVISIONS, "0016_unanswered_order"])
+@pytest.mark.parametrize("revision", [*REVISIONS, "0017_alias_vote_age"])
 def test_an_upgrade_killed_after_any_statement_resumes(engine: Engine, revision: str) -> None:
     """MariaDB/MySQL commit each DDL statement: a process killed inside a migration left its
     first tables or indexes without the version saying so, and every later `wxbot init-db`
@@ -512,6 +513,7 @@ def test_tables_missing_under_a_current_version_are_refused_in_one_line(
         conn.execute(text("DROP TABLE kb_questions"))
         conn.execute(text("DROP TABLE contexts"))
     monkeypatch.setenv("WXBOT_DATABASE_URL", db_url)
+    monkeypatch.delenv("FLASK_DEBUG", raising=False)  # `serve` would say it turned debug off
     served: list[Any] = []  # `wxbot serve` up to where gunicorn would start
     monkeypatch.setattr("wxbot.serving.run", lambda load_app, *args: served.append(load_app()))
     for args in (["init-db"], ["serve"]):

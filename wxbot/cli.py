@@ -306,18 +306,19 @@ MAX_CLEANUP_BATCH = 1_000_000
 @click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, MAX_CLEANUP_BATCH))
 @with_appcontext
 def sessions_cleanup(batch: int) -> None:
-    """Delete expired contexts and day-old dedup records, empty histories and delete kept LLM
-    answers older than WXBOT_MEMORY_DAYS and delete unanswered questions not asked for
-    WXBOT_UNANSWERED_DAYS, in batches."""
+    """Delete expired contexts, day-old dedup records and ended SMS verifications, empty
+    histories and delete kept LLM answers and did-you-mean votes older than WXBOT_MEMORY_DAYS,
+    and delete unanswered questions not asked for WXBOT_UNANSWERED_DAYS, in batches."""
     bot = current_app.extensions["wxbot.bot"]
     contexts, seen = bot.clean_up(batch)
     histories = bot.forget_old_histories(batch)
     answers = bot.forget_old_answers(batch)
+    votes = bot.forget_old_votes(batch)
     questions = bot.forget_stale_unanswered(batch)
     click.echo(
         f"deleted {contexts} expired contexts and {seen} old dedup records;"
-        f" emptied {histories} stored histories and deleted {answers} kept LLM answers"
-        " older than the retention;"
+        f" emptied {histories} stored histories and deleted {answers} kept LLM answers and"
+        f" {votes} did-you-mean votes older than the retention;"
         f" deleted {questions} unanswered questions nobody asked within the retention"
     )
 

@@ -371,6 +371,10 @@ class Bot:
         """Delete kept LLM answers older than WXBOT_MEMORY_DAYS (0: keep them), in batches."""
         return self.housekeeping.forget_old_answers(batch)
 
+    def forget_old_votes(self, batch: int = 1000) -> int:
+        """Delete did-you-mean votes older than WXBOT_MEMORY_DAYS (0: keep them), in batches."""
+        return self.housekeeping.forget_old_votes(batch)
+
     def forget_stale_unanswered(self, batch: int = 1000) -> int:
         """Delete unanswered questions not asked for WXBOT_UNANSWERED_DAYS, in batches."""
         return self.housekeeping.forget_stale_unanswered(batch)

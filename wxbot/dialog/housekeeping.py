@@ -1,5 +1,5 @@
 """Housekeeping of stored conversations: expired contexts, old dedup records, old histories,
-unanswered questions nobody asks any more."""
+unanswered questions nobody asks any more, did-you-mean votes, SMS verifications that ended."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from wxbot.database_clock import synced_now
 from wxbot.db import transaction
 from wxbot.dialog import context as store
 from wxbot.dialog.flow import Deps
-from wxbot.qa import unanswered
+from wxbot.flows import phone
+from wxbot.qa import learning, unanswered
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,9 @@ class Housekeeping:
         self.clock = clock
 
     def clean_up(self, batch: int = 1000) -> tuple[int, int]:
-        """Delete expired contexts and day-old seen records, in batches; returns the counts."""
+        """Delete expired contexts and day-old seen records, in batches; returns the counts.
+        Then the SMS verifications that ended and the texting limits of earlier days
+        (forget_ended_verifications), which hold phone numbers."""
         now = self._now()
         contexts_deleted = seen_deleted = 0
         while True:
@@ -43,7 +46,30 @@ class Housekeeping:
             # 0, not "less than a batch": a batch whose contexts were revived meanwhile
             # deletes fewer than it picked, and more may be waiting behind it
             if n == 0 and m == 0:
-                return contexts_deleted, seen_deleted
+                break
+        self.forget_ended_verifications(now, batch)
+        return contexts_deleted, seen_deleted
+
+    def forget_ended_verifications(self, now: float, batch: int = 1000) -> int:
+        """Delete pending SMS codes whose verification ended (phone.prune_codes) and the
+        counts of codes texted on earlier days (sms_quotas: keyed by the phone number and
+        the OpenID; the sends of new codes pruned them, two per send, so the last ones stayed
+        for ever once sends stopped); how many rows went. A quota row goes in a transaction
+        of its own, as the sends prune them: it never waits while holding another."""
+        done = 0
+        while True:
+            with transaction(self.engine) as conn:
+                n = phone.prune_codes(conn, now, batch)
+            done += n
+            if n < batch:
+                break
+        day = phone.day_number(now, self.settings.timezone)
+        while True:
+            with transaction(self.engine) as conn:
+                n = phone.prune_one(conn, now, day)
+            if n == 0:
+                return done
+            done += n
 
     def forget_old_histories(self, batch: int = 1000) -> int:
         """Empty stored histories older than WXBOT_MEMORY_DAYS (0: keep them), in batches."""
@@ -53,6 +79,11 @@ class Housekeeping:
         """Delete LLM answers kept for promotion older than WXBOT_MEMORY_DAYS (0: keep them),
         in batches."""
         return self._in_batches(self.forget_answers, batch)
+
+    def forget_old_votes(self, batch: int = 1000) -> int:
+        """Delete did-you-mean votes (a user's OpenID and wording) cast more than
+        WXBOT_MEMORY_DAYS ago (0: keep them), in batches."""
+        return self._in_batches(self.forget_votes, batch)
 
     def forget_stale_unanswered(self, batch: int = 1000) -> int:
         """Delete unanswered questions not asked for WXBOT_UNANSWERED_DAYS (0: keep them),
@@ -100,8 +131,16 @@ class Housekeeping:
             return 0
         return int(forget(conn, now - days * 86_400, limit))
 
+    def forget_votes(self, conn: Connection, now: float, limit: int) -> int:
+        """One batch of forget_old_votes, in ``conn``'s transaction."""
+        days = self.settings.memory_days
+        if days <= 0:
+            return 0
+        return learning.prune_votes(conn, now - days * 86_400, limit)
+
     def clean_up_a_batch(self) -> None:
-        """One small batch of each clean-up, in one transaction; a failure is only logged."""
+        """One small batch of each clean-up, in one transaction (SMS verifications in their
+        own: see forget_ended_verifications); a failure is only logged."""
         try:
             with transaction(self.engine) as conn:
                 now = synced_now(self.clock, conn)
@@ -109,6 +148,13 @@ class Housekeeping:
                 store.prune_seen(conn, now - self.settings.seen_ttl, 500)
                 self.forget_histories(conn, now, 200)
                 self.forget_answers(conn, now, 200)
+                self.forget_votes(conn, now, 200)
                 self.forget_unanswered(conn, now, 200)
+            with transaction(self.engine) as conn:
+                phone.prune_codes(conn, now, 200)
+            day = phone.day_number(now, self.settings.timezone)
+            for _ in range(2):  # as many as a send prunes
+                with transaction(self.engine) as conn:
+                    phone.prune_one(conn, now, day)
         except Exception:
             log.warning("opportunistic clean-up failed", exc_info=True)

@@ -18,7 +18,8 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from wxbot.db import is_mysql
-from wxbot.dialog.numerals import spoken_digits
+from wxbot.i18n.numerals import spoken_digits
+from wxbot.models import Context
 from wxbot.services.models import PhoneBinding, SmsCode, SmsQuota
 
 CODE_TTL = 300.0
@@ -45,6 +46,7 @@ _PUNCT = " \t\r\n。.!！?？,，、~～"
 _bindings = PhoneBinding.__table__
 _codes = SmsCode.__table__
 _quotas = SmsQuota.__table__
+_contexts = Context.__table__
 
 
 def normalise_phone(text: str) -> str | None:
@@ -150,6 +152,25 @@ def drop_code(conn: Connection, openid: str) -> None:
 def forget_user(conn: Connection, openid: str) -> None:
     drop_code(conn, openid)
     conn.execute(delete(_bindings).where(_bindings.c.openid == openid))
+
+
+def prune_codes(conn: Connection, now: float, limit: int) -> int:
+    """Delete up to ``limit`` pending verifications that ended without a right code (「取消」,
+    a step that timed out, a user who walked away): the code expired, its resend interval is
+    over and its user has no live context, so no step can ask for it again. Each held the
+    number typed, for ever (until the user bound a number or unsubscribed). How many went.
+
+    The keys are picked first; the delete checks only this table's columns again (a user
+    who starts over meanwhile has a new code, sent now), so it waits on no user's context."""
+    c = _codes.c
+    over = and_(c.expires_at <= now, c.sent_at <= now - RESEND_AFTER)
+    live = select(_contexts.c.openid).where(
+        _contexts.c.openid == c.openid, _contexts.c.expires_at > now
+    )
+    keys = conn.execute(select(c.openid).where(over, ~live.exists()).limit(limit)).scalars().all()
+    if not keys:
+        return 0
+    return int(conn.execute(delete(_codes).where(c.openid.in_(keys), over)).rowcount)
 
 
 # --- limits on texting codes ----------------------------------------------------------------

@@ -13,10 +13,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from wxbot.dialog.numerals import spoken_digits, spoken_pick
 from wxbot.flows import patterns
 from wxbot.flows.phone import CODE_LENGTH, find_phone, normalise_phone
 from wxbot.i18n import LANGUAGES
+from wxbot.i18n.numerals import spoken_digits, spoken_pick
 
 TYPES = ("pattern", "phone", "digits", "choice", "text", "sms_code")
 _PUNCT = " \t\r\n。.!！?？,，、~～"

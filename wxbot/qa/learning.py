@@ -18,10 +18,11 @@ from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from wxbot.db import is_mysql
+from wxbot.db import delete_some, is_mysql
 from wxbot.qa import store, writer
 from wxbot.qa.models import KbAliasVote
 from wxbot.qa.text import question_key
+from wxbot.redaction import mask_identifiers
 
 votes = KbAliasVote.__table__
 LEARNED = store.LEARNED  # exact keys of their entry, outside the ranking (freshness.py)
@@ -31,9 +32,13 @@ ATTACHED = "unanswered"
 def record_pick(
     conn: Connection, openid: str, question: str, entry_id: int, *, now: float, min_users: int
 ) -> bool:
-    """Count a did-you-mean pick; True when it made ``question`` a similar question."""
+    """Count a did-you-mean pick; True when it made ``question`` a similar question. A
+    wording with a phone, ID-card or order number in it is nobody else's wording: no vote
+    (the vote would keep the number with the user's OpenID)."""
     key = question_key(question)
     if not key or len(question) > writer.MAX_QUESTION_CHARS:
+        return False
+    if mask_identifiers(question) != question:
         return False
     values = {
         "qkey": key,
@@ -113,6 +118,14 @@ def undo_learned(conn: Connection, question_id: int, *, now: float) -> dict[str,
 
 def forget_user(conn: Connection, openid: str) -> None:
     conn.execute(delete(votes).where(votes.c.openid == openid))
+
+
+def prune_votes(conn: Connection, older_than: float, limit: int) -> int:
+    """Delete up to ``limit`` did-you-mean votes cast before ``older_than``; how many went.
+    A vote keeps the user's OpenID with their wording: kept as long as their history
+    (WXBOT_MEMORY_DAYS), not for ever. A wording learned meanwhile stays learned (it is the
+    account's now); one that did not reach ``min_users`` in that time starts over."""
+    return delete_some(conn, votes.c.id, votes.c.created_at < older_than, limit)
 
 
 # -- unanswered questions -------------------------------------------------------------------------

@@ -136,7 +136,11 @@ class KbAliasVote(Base):
     question: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Double)
 
-    __table_args__ = (Index("uq_kb_alias_votes_pick", "qkey", "entry_id", "openid", unique=True),)
+    __table_args__ = (
+        Index("uq_kb_alias_votes_pick", "qkey", "entry_id", "openid", unique=True),
+        # votes older than WXBOT_MEMORY_DAYS are deleted (learning.prune_votes): a range
+        Index("ix_kb_alias_votes_created_at", "created_at"),
+    )
 
 
 class KbEmbedding(Base):

@@ -13,13 +13,23 @@ from wxbot.db import delete_some, is_mysql
 from wxbot.qa.models import CHUNK, MAX_QUESTION_CHARS
 from wxbot.qa.store import unanswered
 from wxbot.qa.text import question_key
+from wxbot.redaction import mask_identifiers
 
 
 def record_unanswered(conn: Connection, question: str, now: float) -> None:
     """Count a question nobody has answered yet (one upsert, whichever database). What is
     kept is its first 500 characters, a question's longest, and its key is that text's: the
-    whole text's key matched no question taught from it, so it stayed listed once answered."""
-    question = question[:MAX_QUESTION_CHARS]
+    whole text's key matched no question taught from it, so it stayed listed once answered.
+
+    Admins read these for WXBOT_UNANSWERED_DAYS and no user can delete them (nor can an
+    unsubscribe: they name nobody), so the identifiers in them are masked first: 「我的手机号
+    13800138000换号了怎么办」 is kept as 「我的手机号***换号了怎么办」, one question however
+    many users ask it. A text without a letter (a number, an SMS code typed after its step
+    ended, a masked phone number) is no question anyone could answer: it is not kept."""
+    # masked before the cut (a number across it is masked whole), not the whole pasted text
+    question = mask_identifiers(question[: MAX_QUESTION_CHARS + 40])[:MAX_QUESTION_CHARS]
+    if not any(ch.isalpha() for ch in question):
+        return
     key = question_key(question)
     if not key:
         return

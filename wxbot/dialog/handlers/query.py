@@ -17,9 +17,8 @@ import re
 import unicodedata
 from typing import Any
 
-from wxbot.dialog import numerals
 from wxbot.dialog.flow import WAIT_QUERY, Outcome, Turn
-from wxbot.i18n import N_
+from wxbot.i18n import N_, numerals
 from wxbot.messages.replies import Text
 from wxbot.qa import Lookup, learning, unanswered
 

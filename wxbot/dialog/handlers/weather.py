@@ -17,10 +17,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from wxbot.dialog import kinds, numerals
+from wxbot.dialog import kinds
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Handler, Outcome, Router, Turn
 from wxbot.dialog.handlers import query
-from wxbot.i18n import N_
+from wxbot.i18n import N_, numerals
 from wxbot.messages.replies import Silent, Text
 from wxbot.services.weather import Forecast, Place, pick_place
 
