@@ -14,6 +14,7 @@ from wxbot.dialog.paging import footed, page_bodies
 from wxbot.i18n import DEFAULT_LANGUAGE, translate
 from wxbot.messages.inbound import Inbound
 from wxbot.messages.replies import Reply, Silent, Text, reply_from_dict
+from wxbot.redaction import MASK, mask_identifiers
 
 PAGES = "_pages"  # the unread pages of a long answer: [body, index, total] each
 OUTBOX = "_outbox"  # late results (Reply.to_dict) to deliver with the next message
@@ -112,17 +113,27 @@ def read_page(page: Any, language: str) -> str:
 REMEMBERED_CHARS = 2000
 
 
-def remember(ctx: ContextRow, msg: Inbound, reply: Reply, rounds: int) -> None:
-    """Append one exchange to the history, keeping the last ``rounds`` exchanges."""
+def remember(
+    ctx: ContextRow, msg: Inbound, reply: Reply, rounds: int, secret: bool = False
+) -> None:
+    """Append one exchange to the history, keeping the last ``rounds`` exchanges.
+
+    The history is kept for WXBOT_MEMORY_DAYS, shown to admins and sent with every LLM
+    prompt to the model's provider, so it keeps no secret (``secret``: the message was an SMS
+    code, kept as ***) and no identifier either side typed: phone, ID-card, bank-card and order
+    numbers and e-mail addresses are masked (wxbot.redaction.mask_identifiers); the flow that
+    needed one holds it in its own slots."""
     if msg.is_event and isinstance(reply, Silent):
         return  # an event nobody answered is not part of the conversation
-    said = msg.text or f"[{msg.event or msg.kind}]"
+    said = (
+        MASK if secret else mask_identifiers(msg.text) if msg.text else f"[{msg.event or msg.kind}]"
+    )
     if isinstance(reply, Text):
         answered = reply.content
     else:
         note = getattr(reply, "note", "")
         answered = f"[{reply.kind}] {note}" if note else f"[{reply.kind}]"
-    exchange = [["user", _clipped(said)], ["bot", _clipped(answered)]]
+    exchange = [["user", _clipped(said)], ["bot", _clipped(mask_identifiers(answered))]]
     ctx.history = [*ctx.history, *exchange][-rounds * 2 :]
 
 

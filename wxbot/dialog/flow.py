@@ -89,6 +89,7 @@ class Outcome:
     counts: bool = True  # False: this message does not count as a round of the flow
     limits: Limits | None = None  # None: the settings' limits apply to the next state
     stat: str = ""  # what the message counts as in the daily statistics (answered, unknown...)
+    secret: bool = False  # the message was a secret (an SMS code): the history keeps no copy
 
 
 Handler = Callable[[Turn], Outcome]

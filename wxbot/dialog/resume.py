@@ -72,7 +72,9 @@ class DialogueResumer:
                 reply = delivery.page_overtaken(
                     ctx, outcome.reply or Silent(), self.settings.reply_max_bytes, turn.language
                 )
-                delivery.remember(ctx, msg, reply, self.dialogue.history_window(ctx))
+                delivery.remember(
+                    ctx, msg, reply, self.dialogue.history_window(ctx), outcome.secret
+                )
             # Overtaken: the dialogue stays where the newer message put it, so the version
             # stays too. Bumping it made that newer message's own slow work look overtaken
             # in turn, and its outcome (e.g. the numbered list's WAIT_WEATHER_CHOICE) lost.

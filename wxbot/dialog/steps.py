@@ -411,7 +411,7 @@ class Dialogue:
         if notice and silent:
             ctx.slots[delivery.NOTICE] = notice
         if remember and not isinstance(outcome, _Aside):
-            delivery.remember(ctx, msg, reply, self.history_window(ctx))
+            delivery.remember(ctx, msg, reply, self.history_window(ctx), outcome.secret)
         return reply
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import math
+from dataclasses import replace
 from typing import Any
 
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Outcome, Turn
@@ -142,6 +143,13 @@ class SmsCodeSteps:
         code = step.kind.parse(turn.text)
         if code is None:
             return None
+        return _secret(self._checked(work, index, row, code))
+
+    def _checked(self, work: StepWork, index: int, row: Any, code: str) -> Outcome:
+        """The outcome of ``code`` typed at the sms_code step ``index`` (its pending ``row``)."""
+        turn, flow = work.turn, work.flow
+        step = flow.steps[index]
+        openid, now = turn.msg.openid, turn.now
         if now > row.expires_at:
             text = guidance.message(turn, step, "expired")
             return work.outcome(Text(text), step.state, slots=turn.slots)
@@ -159,6 +167,16 @@ class SmsCodeSteps:
         phone.count_wrong(turn.db, openid, tries)
         wrong = guidance.message(turn, step, "wrong", left=phone.MAX_TRIES - tries)
         return self._failure(work, index, text=wrong)
+
+
+def _secret(outcome: Outcome) -> Outcome:
+    """``outcome`` of a message that was a code: no history keeps the message, nor does the
+    outcome of slow work it started (a webhook step after the verification) when it resumes."""
+    deferred = outcome.deferred
+    if deferred is not None:
+        resume = deferred.resume
+        deferred = replace(deferred, resume=lambda turn, result: _secret(resume(turn, result)))
+    return replace(outcome, secret=True, deferred=deferred)
 
 
 def _typed_number(flow: Any, step: Any, text: str) -> str | None:

@@ -12,6 +12,7 @@ _DIGITS = {
     "零": "0", "〇": "0", "○": "0", "一": "1", "幺": "1", "二": "2", "三": "3", "四": "4",
     "五": "5", "六": "6", "七": "7", "八": "8", "九": "9",
 }  # fmt: skip
+DIGIT_WORDS = frozenset(_DIGITS)  # the characters read as digits
 # A run of digits read one by one, Chinese or mixed with Arabic ones (「138零零138零零零零」),
 # perhaps in groups (recognition puts commas between them), long enough to be a number
 # rather than words (「一一」, 「三五成群」 stay as they are).
