@@ -138,6 +138,16 @@ def test_votes_older_than_the_memory_retention_go(picking, clock) -> None:  # ty
     assert _votes(bot) == []
 
 
+def test_clearing_the_memory_takes_the_users_votes(picking) -> None:  # type: ignore[no-untyped-def]
+    """「清除记忆」: a vote keeps the user's wording with their OpenID, part of what they said."""
+    _, bot = picking()
+    _pick(bot, "o_a", "我要申请")
+    _pick(bot, "o_b", "申请一下")
+    say(bot, "o_a", "清除记忆")
+    say(bot, "o_a", "是")
+    assert _votes(bot) == [("o_b", "申请一下")]
+
+
 def test_zero_keeps_votes(picking, clock) -> None:  # type: ignore[no-untyped-def]
     _, bot = picking(memory_days=0)
     _pick(bot, "o_a", "我要申请")

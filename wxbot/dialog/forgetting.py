@@ -6,7 +6,7 @@
   very next message clears both copies of the history: the context row's live window (the
   engine saves the context with it emptied), the memories row's durable copy and the LLM
   answers kept with the user's questions, through ``Deps.memory.clear_history`` (what the
-  admin API's ``DELETE …/history`` does). The
+  admin API's ``DELETE …/history`` does), and the user's did-you-mean votes. The
   user's language, window setting and usage stay. 「否」 or 「取消」 says it was kept; any
   other message keeps it too and is answered as usual (the question lapses with it).
 
@@ -28,6 +28,7 @@ from wxbot.dialog.context import ContextRow
 from wxbot.dialog.delivery import FORGET_ASKED
 from wxbot.dialog.flow import Deps, Turn
 from wxbot.i18n import N_, NP_
+from wxbot.qa import learning
 
 ASK = N_("确定要清除我记住的我们的对话吗？清除后无法恢复。回复「是」确认，回复其他内容则保留。")
 FORGOTTEN = N_("已清除我记住的我们的对话。你的语言等设置保持不变。")
@@ -74,8 +75,11 @@ def answer(turn: Turn, ctx: ContextRow, command: str, window: int, deps: Deps) -
 
 def forget(turn: Turn, ctx: ContextRow, store: Any) -> None:
     """Empty the user's history: the live window here (saved by the engine with the
-    context) and both stored copies (the store's statement, in this transaction)."""
+    context) and both stored copies (the store's statement, in this transaction); their
+    did-you-mean votes go too (each keeps a wording of theirs with their OpenID; a wording
+    already learned stays the account's)."""
     ctx.history = []
+    learning.forget_user(turn.db, ctx.openid)
     if store is not None:
         store.clear_history(turn.db, ctx.openid, turn.now)
 
