@@ -104,10 +104,7 @@ class Housekeeping:
 
     def forget_unanswered(self, conn: Connection, now: float, limit: int) -> int:
         """One batch of forget_stale_unanswered, in ``conn``'s transaction."""
-        days = self.settings.unanswered_days
-        if days <= 0:
-            return 0
-        return unanswered.prune_unanswered(conn, now - days * 86_400, limit)
+        return _past(unanswered.prune_unanswered, self.settings.unanswered_days, conn, now, limit)
 
     def _now(self) -> float:
         """The clock, measured against the database's first when it keeps that time (a
@@ -118,25 +115,16 @@ class Housekeeping:
     def forget_histories(self, conn: Connection, now: float, limit: int) -> int:
         """One batch of forget_old_histories, in ``conn``'s transaction."""
         forget = getattr(self.deps.memory, "forget_old_histories", None)
-        days = self.settings.memory_days
-        if forget is None or days <= 0:
-            return 0
-        return int(forget(conn, now - days * 86_400, limit))
+        return _past(forget, self.settings.memory_days, conn, now, limit)
 
     def forget_answers(self, conn: Connection, now: float, limit: int) -> int:
         """One batch of forget_old_answers, in ``conn``'s transaction."""
         forget = getattr(self.deps.memory, "forget_old_answers", None)
-        days = self.settings.memory_days
-        if forget is None or days <= 0:
-            return 0
-        return int(forget(conn, now - days * 86_400, limit))
+        return _past(forget, self.settings.memory_days, conn, now, limit)
 
     def forget_votes(self, conn: Connection, now: float, limit: int) -> int:
         """One batch of forget_old_votes, in ``conn``'s transaction."""
-        days = self.settings.memory_days
-        if days <= 0:
-            return 0
-        return learning.prune_votes(conn, now - days * 86_400, limit)
+        return _past(learning.prune_votes, self.settings.memory_days, conn, now, limit)
 
     def clean_up_a_batch(self) -> None:
         """One small batch of each clean-up, in one transaction (SMS verifications in their
@@ -158,3 +146,17 @@ class Housekeeping:
                     phone.prune_one(conn, now, day)
         except Exception:
             log.warning("opportunistic clean-up failed", exc_info=True)
+
+
+def _past(
+    prune: Callable[[Connection, float, int], int] | None,
+    days: int,
+    conn: Connection,
+    now: float,
+    limit: int,
+) -> int:
+    """One batch of ``prune`` (conn, older_than, limit) for a retention of ``days`` (0 keeps
+    everything; None: no such store, as a bot without an LLM memory has none)."""
+    if prune is None or days <= 0:
+        return 0
+    return int(prune(conn, now - days * 86_400, limit))
