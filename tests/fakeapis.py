@@ -9,6 +9,7 @@ Knobs, all per route name (``geocoding``, ``forecast``, ``music``, ``sms``, ``to
 - ``delay``: seconds to sleep before answering (for demos and benchmarks only);
 - ``drop_next[route] = n``: close the next n connections without answering;
 - ``places`` / ``songs``: what geocoding and music search find (empty list = no results);
+  geocoding names them in the ``language`` asked for, as the real API does (NAMES);
 - WeChat's API (``token``, ``send``): ``errcodes[route]``: the next answers are these errcodes,
   oldest first; ``errcode_always[route]``: every answer is this errcode; ``text_limit``: the
   longest pushed text content in UTF-8 bytes (longer: 45002); ``force_interval``: seconds
@@ -75,6 +76,56 @@ PLACES: dict[str, list[dict[str, Any]]] = {
         },
     ],
 }
+
+# The real API's ``language`` parameter (open-meteo/geocoding-api): each name in that language
+# where GeoNames has one, else the place's main name (for these places the English one); a
+# language it does not know, or none given, is English. PLACES hold the ``language=zh``
+# answers; a name missing here (a test's own place) is answered as it is stored.
+NAMES: dict[str, dict[str, str]] = {
+    "en": {
+        "北京市": "Beijing",
+        "北京": "Beijing",
+        "中国": "China",
+        "广西": "Guangxi",
+        "上海市": "Shanghai",
+        "朝阳区": "Chaoyang",
+        "朝阳市": "Chaoyang",
+        "辽宁省": "Liaoning",
+    },
+    "ja": {
+        "北京市": "北京市",
+        "中国": "中国",
+        "广西": "広西チワン族自治区",
+        "上海市": "上海市",
+        "朝阳区": "朝陽区",
+        "朝阳市": "朝陽市",
+        "辽宁省": "遼寧省",
+    },
+    "th": {
+        "北京市": "ปักกิ่ง",
+        "中国": "จีน",
+        "广西": "กวางสี",
+        "上海市": "เซี่ยงไฮ้",
+        "朝阳区": "เขตเฉาหยาง",
+        "朝阳市": "เฉาหยาง",
+        "辽宁省": "มณฑลเหลียวหนิง",
+    },
+}
+PLACE_FIELDS = ("name", "country", "admin1", "admin2")
+
+
+def in_language(place: dict[str, Any], language: str) -> dict[str, Any]:
+    """A PLACES entry as the real API names it for ``language``."""
+    if language == "zh":
+        return place
+    names, main = NAMES.get(language, NAMES["en"]), NAMES["en"]
+    named = {
+        k: names.get(v) or main.get(v, v)
+        for k, v in place.items()
+        if k in PLACE_FIELDS and isinstance(v, str)
+    }
+    return {**place, **named}
+
 
 SONGS: dict[str, list[dict[str, Any]]] = {
     "晴天": [
@@ -202,7 +253,9 @@ class FakeApis:
 
     def answer(self, route: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         if route == "geocoding":
-            results = self.places.get(query.get("name", ""), [])
+            language = query.get("language", "en")
+            found = self.places.get(query.get("name", ""), [])
+            results = [in_language(p, language) for p in found]
             return 200, ({"results": results} if results else {"generationtime_ms": 0.1})
         if route == "forecast":
             return 200, {

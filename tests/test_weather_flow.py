@@ -157,7 +157,8 @@ def test_parse_request() -> None:
 def test_asked_in_japanese_or_thai_answered_in_it(wbot, fake_apis, ask: str, language: str) -> None:  # type: ignore[no-untyped-def]
     say(wbot, "u1", f"language {language}")
     reply = content(say(wbot, "u1", ask))
-    assert reply.startswith(translate(HEADER, language, place="北京市") + "\n"), reply
+    beijing = {"ja": "北京市", "th": "ปักกิ่ง"}[language]  # geocoding asked in their language
+    assert reply.startswith(translate(HEADER, language, place=beijing) + "\n"), reply
     assert [q["name"] for r, q, _ in fake_apis.requests if r == "geocoding"] == ["北京"]
 
 

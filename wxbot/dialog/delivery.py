@@ -11,7 +11,7 @@ from typing import Any
 from wxbot.dialog import words
 from wxbot.dialog.context import ContextRow
 from wxbot.dialog.paging import footed, page_bodies
-from wxbot.i18n import DEFAULT_LANGUAGE, translate
+from wxbot.i18n import DEFAULT_LANGUAGE, N_, translate
 from wxbot.messages.inbound import Inbound
 from wxbot.messages.replies import Reply, Silent, Text, reply_from_dict
 from wxbot.redaction import MASK, mask_identifiers
@@ -24,6 +24,8 @@ WORKING = "_working"  # slow work under way: {dedup key: when phase one committe
 # next message whatever it is (wxbot/dialog/forgetting.py)
 FORGET_ASKED = "_forget"
 PRIVATE_SLOTS = (PAGES, OUTBOX, NOTICE, WORKING, FORGET_ASKED)
+# The line between late results and the reply to the message just sent.
+LATE_SEPARATOR = N_("——")
 
 
 def public_slots(slots: dict) -> dict:  # type: ignore[type-arg]
@@ -59,7 +61,8 @@ def compose(
             late_texts = [r.content for r in outbox if isinstance(r, Text)]
             if late_texts:
                 late = translate(words.LATE_RESULT, language)
-                text = "\n\n".join([late, *late_texts, "——", text])
+                separator = translate(LATE_SEPARATOR, language)
+                text = "\n\n".join([late, *late_texts, separator, text])
             outbox = [r for r in outbox if not isinstance(r, Text)]
             text, pages = _first_page(text, max_bytes, language)
         reply = Text(text)

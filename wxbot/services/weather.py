@@ -63,7 +63,24 @@ HEADER = N_("{place}天气")
 DAYS = (N_("今天"), N_("明天"))
 DAY_LINE = N_("{day}（{date}）：{details}")
 RAIN = N_("降水概率 {chance}%")
+TEMPERATURES = N_("{low}～{high}°C")  # the day's lowest and highest, rounded
+# A place in a list of choices, and its regions joined from the largest one down: the order
+# (「中国 北京市」, "Beijing, China") and the brackets are the language's.
+PLACE_LABEL = N_("{name}（{where}）")
+PLACE_REGIONS = N_("{larger} {smaller}")
 _SEPARATORS = {"zh": "，", "ja": "、"}
+
+# The reply languages as Open-Meteo's geocoding takes them (GeoNames' language codes): names in
+# that language where GeoNames has one, else each place's main name; a code it does not know
+# is answered in English. It takes "tl", but GeoNames has Tagalog names for few places (the
+# countries, some cities), so a list would mix them with main names: Tagalog users get the
+# English names, which Philippine maps and weather reports use.
+GEOCODING_LANGUAGES = {"zh": "zh", "en": "en", "ja": "ja", "th": "th", "tl": "en"}
+
+
+def geocoding_language(language: str | None) -> str:
+    """The ``language`` to ask Open-Meteo's geocoding for, for a reply language."""
+    return GEOCODING_LANGUAGES.get(language or DEFAULT_LANGUAGE, "en")
 
 
 def describe_code(code: Any) -> str:
@@ -87,12 +104,24 @@ class Place:
     population: int = 0
 
     @property
+    def regions(self) -> tuple[str, ...]:
+        """The country and regions it lies in, largest first (none repeating its name)."""
+        return tuple(p for p in (self.country, self.admin1, self.admin2) if p and p != self.name)
+
+    def label_in(self, language: str) -> str:
+        """What the user reads in a list of choices: 朝阳区（中国 北京市）, Chaoyang (Beijing, China)."""
+        regions = self.regions
+        if not regions:
+            return self.name
+        where = regions[0]
+        for smaller in regions[1:]:
+            where = translate(PLACE_REGIONS, language, larger=where, smaller=smaller)
+        return translate(PLACE_LABEL, language, name=self.name, where=where)
+
+    @property
     def label(self) -> str:
-        """What the user reads in a list of choices: 朝阳区（中国 北京市）."""
-        where = " ".join(
-            p for p in (self.country, self.admin1, self.admin2) if p and p != self.name
-        )
-        return f"{self.name}（{where}）" if where else self.name
+        """The Chinese label (``label_in`` for another language)."""
+        return self.label_in(DEFAULT_LANGUAGE)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,7 +152,8 @@ class Forecast:
         for title, day in zip(DAYS, self.days, strict=False):
             parts = [translate(day.weather, language)]
             if day.t_min is not None and day.t_max is not None:
-                parts.append(f"{round(day.t_min)}～{round(day.t_max)}°C")
+                low, high = round(day.t_min), round(day.t_max)
+                parts.append(translate(TEMPERATURES, language, low=low, high=high))
             if day.rain_chance is not None:
                 parts.append(translate(RAIN, language, chance=day.rain_chance))
             details = separator.join(parts)
@@ -169,21 +199,26 @@ class WeatherClient:
         """A handle for one lookup: its calls share one deadline (see WeatherLookup)."""
         return WeatherLookup(self)
 
-    def geocode(self, name: str, deadline: Deadline | None = None) -> list[Place]:
-        """Places called ``name``, most relevant first (empty when there is none).
-        ``deadline``: the lookup's, when this call is one of several (else the budget)."""
+    def geocode(
+        self, name: str, deadline: Deadline | None = None, language: str = DEFAULT_LANGUAGE
+    ) -> list[Place]:
+        """Places called ``name``, most relevant first (empty when there is none), named in
+        the reply ``language`` (cached per language: a Chinese user's 「北京市」 is no answer
+        for an English one). ``deadline``: the lookup's, when this call is one of several
+        (else the budget)."""
         name = name.strip()
         if not name:
             return []
         deadline = deadline or Deadline(SERVICE, self.budget)
-        return self.places.get_or_fetch(name, lambda: self._geocode(name, deadline))
+        asked = geocoding_language(language)
+        return self.places.get_or_fetch((asked, name), lambda: self._geocode(name, asked, deadline))
 
-    def _geocode(self, name: str, deadline: Deadline) -> list[Place]:
+    def _geocode(self, name: str, language: str, deadline: Deadline) -> list[Place]:
         data = get_json(
             self.session,
             SERVICE,
             f"{self.geocoding_url}/v1/search",
-            {"name": name, "count": 10, "language": "zh", "format": "json"},
+            {"name": name, "count": 10, "language": language, "format": "json"},
             deadline.timeout(),
         )
         if not isinstance(data, dict):
@@ -192,7 +227,7 @@ class WeatherClient:
         if not isinstance(results, list):
             raise ServiceError(SERVICE, "geocoding results are not a list")
         places: list[Place] = []
-        seen: set[str] = set()
+        seen: set[tuple[str, tuple[str, ...]]] = set()
         for item in results:
             try:
                 place = Place(
@@ -206,8 +241,9 @@ class WeatherClient:
                 )
             except (KeyError, TypeError, ValueError, OverflowError):  # population 1e999
                 continue  # one malformed entry should not hide the good ones
-            if place.label not in seen:  # same name and region twice is no real choice
-                seen.add(place.label)
+            key = (place.name, place.regions)
+            if key not in seen:  # same name and region twice is no real choice
+                seen.add(key)
                 places.append(place)
         return places[:MAX_CHOICES]
 
@@ -271,8 +307,8 @@ class WeatherLookup:
         self.client = client
         self.deadline = Deadline(SERVICE, client.budget)
 
-    def geocode(self, name: str) -> list[Place]:
-        return self.client.geocode(name, self.deadline)
+    def geocode(self, name: str, language: str = DEFAULT_LANGUAGE) -> list[Place]:
+        return self.client.geocode(name, self.deadline, language)
 
     def forecast(self, latitude: float, longitude: float, place_name: str) -> Forecast:
         return self.client.forecast(latitude, longitude, place_name, self.deadline)

@@ -20,7 +20,7 @@ from typing import Any
 from wxbot.dialog import kinds
 from wxbot.dialog.flow import WAIT_QUERY, Deferred, Handler, Outcome, Router, Turn
 from wxbot.dialog.handlers import query
-from wxbot.i18n import N_, numerals
+from wxbot.i18n import DEFAULT_LANGUAGE, N_, numerals
 from wxbot.messages.replies import Silent, Text
 from wxbot.services.weather import Forecast, Place, pick_place
 
@@ -96,14 +96,15 @@ class Lookup:
     choices: list[dict[str, Any]] = field(default_factory=list)
 
 
-def find_weather(services: Any, city: str) -> Lookup:
+def find_weather(services: Any, city: str, language: str = DEFAULT_LANGUAGE) -> Lookup:
+    """The forecast for ``city``, or the places to choose from, named in ``language``."""
     # one deadline for the whole chain (geocode, maybe again, forecast): slow answers must
     # not add up past WeChat's window; a stand-in client without lookup() is used as it is
     start = getattr(services.weather, "lookup", None)
     weather = start() if start is not None else services.weather
-    places = weather.geocode(city)
+    places = weather.geocode(city, language=language)
     if not places and len(city) > 2 and city[-1] in "市县区省":
-        places = weather.geocode(city[:-1])  # 「杭州市」 is indexed as 杭州
+        places = weather.geocode(city[:-1], language=language)  # 「杭州市」 is indexed as 杭州
     place = pick_place(places)
     if place is not None:
         return Lookup(city, forecast=weather.forecast(place.latitude, place.longitude, place.name))
@@ -125,7 +126,7 @@ def _resume_lookup(turn: Turn, result: Any) -> Outcome:
             return Outcome(reply, WAIT_WEATHER_CITY, counts=False)
         reply = Text(turn.t(UNKNOWN_CITY, city=result.city))
         return Outcome(reply, WAIT_WEATHER_CITY, failed=True)
-    labels = [Place.from_dict(d).label for d in result.choices]
+    labels = [Place.from_dict(d).label_in(turn.language) for d in result.choices]
     choices = "\n".join(f"{i}. {label}" for i, label in enumerate(labels, 1))
     return Outcome(
         Text(turn.t(CHOOSE, city=result.city, choices=choices)),
@@ -150,13 +151,15 @@ def _unavailable(turn: Turn) -> Outcome | None:
 
 
 def _lookup(turn: Turn, city: str, state: str) -> Outcome:
-    services = turn.deps.services
+    services, language = turn.deps.services, turn.language
     return _unavailable(turn) or Outcome(
         None,
         state,
         slots=turn.slots if state != WAIT_QUERY else None,
         counts=False,
-        deferred=Deferred(work=lambda: find_weather(services, city), resume=_resume_lookup),
+        deferred=Deferred(
+            work=lambda: find_weather(services, city, language), resume=_resume_lookup
+        ),
     )
 
 
@@ -236,8 +239,8 @@ def wait_choice(turn: Turn) -> Outcome:
             slots=turn.slots,
             failed=True,
         )
-    for place in places:  # the user typed the name of one of the choices
-        if text in (place.name, place.label):
+    for place in places:  # the user typed the name of one of the choices (or its label)
+        if text in (place.name, _normal(place.label_in(turn.language))):
             return _forecast_at(
                 turn, place.latitude, place.longitude, place.name, WAIT_WEATHER_CHOICE
             )
@@ -262,7 +265,7 @@ def _choices_prompt(turn: Turn) -> str:
     places = [Place.from_dict(d) for d in turn.slots.get("places", [])]
     if not places:
         return turn.t(ASK_CITY)
-    choices = "\n".join(f"{i}. {p.label}" for i, p in enumerate(places, 1))
+    choices = "\n".join(f"{i}. {p.label_in(turn.language)}" for i, p in enumerate(places, 1))
     return turn.t(CHOOSE, city=str(turn.slots.get("city", "")), choices=choices)
 
 
