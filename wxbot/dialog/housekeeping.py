@@ -56,13 +56,7 @@ class Housekeeping:
         the OpenID; the sends of new codes pruned them, two per send, so the last ones stayed
         for ever once sends stopped); how many rows went. A quota row goes in a transaction
         of its own, as the sends prune them: it never waits while holding another."""
-        done = 0
-        while True:
-            with transaction(self.engine) as conn:
-                n = phone.prune_codes(conn, now, batch)
-            done += n
-            if n < batch:
-                break
+        done = self._in_batches(phone.prune_codes, batch, now)
         day = phone.day_number(now, self.settings.timezone)
         while True:
             with transaction(self.engine) as conn:
@@ -90,10 +84,12 @@ class Housekeeping:
         in batches."""
         return self._in_batches(self.forget_unanswered, batch)
 
-    def _in_batches(self, one: Callable[[Connection, float, int], int], batch: int) -> int:
+    def _in_batches(
+        self, one: Callable[[Connection, float, int], int], batch: int, now: float | None = None
+    ) -> int:
         """Run ``one`` (conn, now, limit) a transaction at a time until a batch does less than
-        a batch; how many rows it did in all."""
-        now = self._now()
+        a batch; how many rows it did in all. ``now``: the clean-up's clock if it has read it."""
+        now = self._now() if now is None else now
         done = 0
         while True:
             with transaction(self.engine) as conn:
