@@ -37,6 +37,20 @@ def queue_late(ctx: ContextRow, reply: Reply) -> None:
     ctx.slots.setdefault(OUTBOX, []).append(reply.to_dict())
 
 
+def unqueue_late(ctx: ContextRow, queued: dict[str, Any]) -> bool:
+    """Take back a result ``queue_late`` kept (``queued``: its Reply.to_dict), to deliver it
+    another way; False when it is no longer there (the next message carried it)."""
+    outbox = list(ctx.slots.get(OUTBOX) or [])
+    if queued not in outbox:
+        return False
+    outbox.remove(queued)
+    if outbox:
+        ctx.slots[OUTBOX] = outbox
+    else:
+        ctx.slots.pop(OUTBOX, None)
+    return True
+
+
 def compose(
     ctx: ContextRow,
     reply: Reply,

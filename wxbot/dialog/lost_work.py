@@ -166,14 +166,8 @@ class LostWork:
                 return None
             apology = json.loads(record.reply)
             if ctx is not None:  # None: expired and evicted, so no next message would say it
-                outbox = list(ctx.slots.get(delivery.OUTBOX) or [])
-                if apology not in outbox:
+                if not delivery.unqueue_late(ctx, apology):
                     return None  # their next message carried it already
-                outbox.remove(apology)
-                if outbox:
-                    ctx.slots[delivery.OUTBOX] = outbox
-                else:
-                    ctx.slots.pop(delivery.OUTBOX, None)
                 store.save_slots(conn, ctx)
         return reply_from_dict(apology)
 
